@@ -1,0 +1,183 @@
+"""The daily archive as Dagster assets: one partition per business-local day, all businesses per run."""
+
+
+import datetime as dt
+
+
+import dagster as dg
+from pydantic import Field
+
+from pos_exports import config as settings
+from pos_exports.archive.extract import BusinessDayResult, archive_business_day, partition_prefix
+from pos_exports.archive.tables import DATASETS
+from pos_exports.periods import PeriodError, parse_date
+from pos_exports.source.database import Business, PosSourceError, list_businesses
+from pos_exports.source.resource import PosDatabase, StorageResource
+
+# Keys are business-local dates. A key appears once its day has ended in the westernmost zone
+# (UTC-12), i.e. once it has ended for every business of the fleet.
+archive_partitions = dg.DailyPartitionsDefinition(
+    start_date=settings.archive_start_date(), timezone="Etc/GMT+12", end_offset=0
+)
+
+ARCHIVE_GROUP = "archive"
+RECONCILED = "reconciled_with_source"
+
+
+def asset_key(dataset: str) -> dg.AssetKey:
+    return dg.AssetKey(f"{dataset}_archive")
+
+
+DATASET_BY_KEY = {asset_key(name): ds for name, ds in DATASETS.items()}
+
+
+class ArchiveConfig(dg.Config):
+    business_ids: list[int] = Field(
+        default_factory=list, description="Archive only these businesses (default: every active business)."
+    )
+    allow_shrink: bool = Field(
+        default=False,
+        description="Overwrite an archived day even if the source now holds fewer rows (e.g. after a fix).",
+    )
+
+
+def select_businesses(businesses: list[Business], wanted: list[int]) -> list[Business]:
+    """The businesses a run covers, or a clear error naming ids that do not exist."""
+    if not wanted:
+        return [b for b in businesses if b.is_active]
+    by_id = {b.id: b for b in businesses}
+    unknown = [i for i in wanted if i not in by_id]
+    if unknown:
+        known = ", ".join(str(b.id) for b in businesses[:50])
+        raise dg.Failure(
+            description=f"business_ids: no business with id {', '.join(map(str, unknown))} in the POS database "
+            f"(known ids: {known})"
+        )
+    return [by_id[i] for i in sorted(set(wanted))]
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            asset_key(name),
+            description=f"Lossless Parquet archive ({ds.kind}). {ds.description} "
+            f"Files: archive/{name}/date=YYYY-MM-DD/business_id=N/{{{','.join(t.name for t in ds.tables)}}}.parquet",
+            group_name=ARCHIVE_GROUP,
+            kinds={"parquet"},
+            skippable=True,
+            tags={"dataset_kind": ds.kind},
+        )
+        for name, ds in DATASETS.items()
+    ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            RECONCILED,
+            asset=asset_key(name),
+            description="Per business: archived row counts and money sums equal the source's at extraction time.",
+        )
+        for name in DATASETS
+    ],
+    partitions_def=archive_partitions,
+    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=31),
+    can_subset=True,
+    name="daily_archive",
+)
+def daily_archive(
+    context: dg.AssetExecutionContext, config: ArchiveConfig, pos_database: PosDatabase, storage: StorageResource
+):
+    """Extract every selected dataset for every day of the run and every business in scope."""
+    try:
+        days = [parse_date(k) for k in context.partition_keys]
+    except PeriodError as exc:
+        raise dg.Failure(description=str(exc)) from None
+    store = storage.get()
+    selected = [DATASET_BY_KEY[k] for k in DATASET_BY_KEY if k in context.selected_asset_keys]
+    failures: list[str] = []
+    results: dict[str, list[BusinessDayResult]] = {ds.name: [] for ds in selected}
+    failed_datasets: dict[str, list[str]] = {ds.name: [] for ds in selected}
+    try:
+        with pos_database.open() as reader:
+            businesses = select_businesses(list_businesses(reader), config.business_ids)
+            context.log.info(
+                f"archiving {', '.join(ds.name for ds in selected)} for {len(days)} day(s) "
+                f"{days[0]}..{days[-1]} and {len(businesses)} business(es) from {reader.description}"
+            )
+            for day in days:
+                for ds in selected:
+                    for business in businesses:
+                        now = dt.datetime.now(dt.timezone.utc)
+                        try:
+                            r = archive_business_day(
+                                reader, store, ds, business, day, now=now, allow_shrink=config.allow_shrink
+                            )
+                        except Exception as exc:  # isolate: one business never costs the others their archive
+                            message = f"{ds.name} {day} business {business.id} ({business.name}): {exc}"
+                            context.log.error(message)
+                            failures.append(message)
+                            failed_datasets[ds.name].append(message)
+                            continue
+                        results[ds.name].append(r)
+                        context.log.info(
+                            f"{ds.name} {day} business {business.id}: {r.rows} rows, {r.bytes} bytes"
+                            + (" (kept the earlier capture)" if r.kept_existing else "")
+                        )
+    except PosSourceError as exc:
+        raise dg.Failure(description=str(exc)) from None
+
+    for ds in selected:
+        key = asset_key(ds.name)
+        done, failed = results[ds.name], failed_datasets[ds.name]
+        if dg.AssetCheckKey(key, RECONCILED) in context.selected_asset_check_keys:
+            yield dg.AssetCheckResult(
+                asset_key=key,
+                check_name=RECONCILED,
+                passed=not failed,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={
+                    "reconciled_business_days": len(done),
+                    "failed_business_days": len(failed),
+                    "failures": dg.MetadataValue.md("\n".join(f"- {f}" for f in failed) or "none"),
+                },
+            )
+        if not failed:
+            yield dg.MaterializeResult(asset_key=key, metadata=_metadata(ds.name, done, store.root))
+    if failures:
+        raise dg.Failure(
+            description=f"{len(failures)} business-day(s) failed; the others were archived:\n" + "\n".join(failures),
+            metadata={"failures": dg.MetadataValue.md("\n".join(f"- {f}" for f in failures))},
+        )
+
+
+def _metadata(dataset: str, done: list[BusinessDayResult], root: str) -> dict:
+    by_table: dict[str, int] = {}
+    by_business: dict[str, dict[str, int]] = {}
+    for r in done:
+        per = by_business.setdefault(str(r.business_id), {})
+        for t in r.tables:
+            by_table[t.table] = by_table.get(t.table, 0) + t.rows
+            per[t.table] = per.get(t.table, 0) + t.rows
+    paths = sorted({f"{root}/{partition_prefix(dataset, r.day, r.business_id)}" for r in done})
+    rows_md = "| business | " + " | ".join(by_table) + " |\n|---|" + "---|" * len(by_table) + "\n" + "\n".join(
+        f"| {b} | " + " | ".join(str(per.get(t, 0)) for t in by_table) + " |" for b, per in by_business.items()
+    )
+    return {
+        "rows": sum(r.rows for r in done),
+        "bytes": sum(r.bytes for r in done),
+        "businesses": len(by_business),
+        **{f"rows_{t}": n for t, n in by_table.items()},
+        "rows_by_business": dg.MetadataValue.md(rows_md),
+        "rows_by_business_json": dg.MetadataValue.json(by_business),
+        "kept_earlier_snapshots": sum(r.kept_existing for r in done),
+        "storage": dg.MetadataValue.path(f"{root}/archive/{dataset}"),
+        "paths": dg.MetadataValue.json(paths[:200]),
+    }
+
+
+archive_job = dg.define_asset_job(
+    "daily_archive_job",
+    selection=dg.AssetSelection.groups(ARCHIVE_GROUP),
+    partitions_def=archive_partitions,
+    description="Archive every dataset of every active business for one business-local day.",
+)
+
+

@@ -1,0 +1,85 @@
+"""Deterministic, streaming Parquet files for the archive.
+
+Row groups have a fixed number of rows whatever the size of the batches the source hands us, so
+the same rows always give the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pos_exports.archive.tables import MONEY, Table
+
+ROW_GROUP_ROWS = 128 * 1024
+_CENT = pa.scalar(Decimal("0.01"), pa.decimal128(3, 2))
+
+
+class ArchiveDataError(ValueError):
+    """Source rows that do not fit the archive's declared types."""
+
+
+def cents_to_money(column: pa.Array) -> pa.Array:
+    """Integer cents as exact `decimal128(18, 2)` (never through a float)."""
+    as_int = pc.cast(column, pa.int64())
+    return pc.cast(pc.multiply(pc.cast(as_int, pa.decimal128(19, 0)), _CENT), MONEY)
+
+
+def conform(batch: pa.RecordBatch, table: Table) -> pa.RecordBatch:
+    """Cast a source batch to the table's declared schema (by column name, in declared order)."""
+    arrays = []
+    for name, type_ in table.fields:
+        try:
+            column = batch.column(name)
+        except KeyError:
+            raise ArchiveDataError(f"{table.name}: the source query returned no column {name!r}") from None
+        try:
+            if type_ == MONEY:
+                column = cents_to_money(column)
+            else:
+                if isinstance(column.type, pa.ExtensionType):  # PostgreSQL json(b) arrives as arrow.json
+                    column = column.storage
+                column = pc.cast(column, type_)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            raise ArchiveDataError(f"{table.name}.{name}: value does not fit {type_}: {exc}") from None
+        arrays.append(column)
+    return pa.RecordBatch.from_arrays(arrays, schema=table.schema)
+
+
+def write_parquet(path: Path, table: Table, batches: Iterable[pa.RecordBatch]) -> int:
+    """Write conformed batches to `path` in fixed-size row groups; return the row count."""
+    rows = 0
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    with pq.ParquetWriter(path, table.schema, compression="zstd", write_statistics=True) as writer:
+        for batch in batches:
+            batch = conform(batch, table)
+            pending.append(batch)
+            pending_rows += batch.num_rows
+            rows += batch.num_rows
+            while pending_rows >= ROW_GROUP_ROWS:
+                block = pa.Table.from_batches(pending, schema=table.schema)
+                writer.write_table(block.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
+                rest = block.slice(ROW_GROUP_ROWS)
+                pending, pending_rows = rest.to_batches(), rest.num_rows
+        if pending_rows or rows == 0:
+            writer.write_table(pa.Table.from_batches(pending, schema=table.schema), row_group_size=ROW_GROUP_ROWS)
+    return rows
+
+
+def parquet_totals(path: Path, money: tuple[str, ...]) -> tuple[int, dict[str, Decimal]]:
+    """Row count and money sums of a Parquet file, read back batch by batch."""
+    file = pq.ParquetFile(path)
+    sums = {name: Decimal("0.00") for name in money}
+    if money:
+        for batch in file.iter_batches(columns=list(money), batch_size=ROW_GROUP_ROWS):
+            for name in money:
+                value = pc.sum(batch.column(name)).as_py()
+                if value is not None:
+                    sums[name] += value
+    return file.metadata.num_rows, sums

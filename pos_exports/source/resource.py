@@ -1,0 +1,35 @@
+"""The Dagster resources that wrap the POS source and the storage."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import dagster as dg
+
+from pos_exports.source.database import PosReader, connect, redact
+from pos_exports.storage import Storage, open_storage
+
+
+class PosDatabase(dg.ConfigurableResource):
+    """The POS database, read-only (`POS_DATABASE_URL`: postgresql://... or sqlite:///...)."""
+
+    url: str
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[PosReader]:
+        with connect(self.url) as reader:
+            yield reader
+
+    @property
+    def display_url(self) -> str:
+        return redact(self.url)
+
+
+class StorageResource(dg.ConfigurableResource):
+    """Where the archive and exports are written (`POS_EXPORTS_STORAGE`: a folder or s3://bucket/prefix)."""
+
+    root: str
+
+    def get(self) -> Storage:
+        return open_storage(self.root)

