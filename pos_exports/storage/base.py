@@ -26,6 +26,11 @@ class Storage:
     def read_bytes(self, key: str) -> bytes:
         raise NotImplementedError
 
+    @contextlib.contextmanager
+    def local_copy(self, key: str) -> Iterator[Path]:
+        """A local path holding the file at `key` (the file itself locally, a temporary download on S3)."""
+        raise NotImplementedError
+
     def exists(self, key: str) -> bool:
         raise NotImplementedError
 
@@ -70,6 +75,13 @@ class LocalStorage(Storage):
 
     def read_bytes(self, key: str) -> bytes:
         return self.path(key).read_bytes()
+
+    @contextlib.contextmanager
+    def local_copy(self, key: str) -> Iterator[Path]:
+        path = self.path(key)
+        if not path.is_file():
+            raise FileNotFoundError(f"not in storage: {self.uri(key)}")
+        yield path
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()

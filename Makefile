@@ -1,0 +1,41 @@
+# Two commands set everything up on a fresh machine (Python 3.11 and make): `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME := $(CURDIR)/var/dagster_home
+
+.PHONY: demo test dev bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade --quiet pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+demo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml  ## build the demo POS database, archive recent days
+	$(BIN)/pos-exports demo
+
+dev: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml  ## the Dagster UI on the demo (http://127.0.0.1:3000)
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+test: $(VENV)/.installed-test  ## the whole test suite
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.installed-test  ## archive benchmark against its ADBC floor (PostgreSQL, 1M line items)
+	$(BIN)/python benchmarks/archive_benchmark.py
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check pos_exports pos_exports_tests benchmarks
+
+clean:
+	rm -rf var

@@ -1,0 +1,91 @@
+"""S3 (or any S3-compatible server) storage through dagster-aws's `S3Resource`.
+
+A file is written locally first and uploaded in one `upload_file` call: S3 shows an object only
+once its (multipart) upload has completed, so a half-written file never appears at its key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from pos_exports.storage.base import Storage
+
+
+class S3Storage(Storage):
+    def __init__(self, bucket: str, prefix: str, client: object) -> None:
+        self.bucket, self.prefix, self.client = bucket, prefix.strip("/"), client
+        self.root = f"s3://{bucket}/{self.prefix}".rstrip("/")
+
+    @classmethod
+    def from_url(cls, url: str) -> S3Storage:
+        """`s3://bucket/prefix`; `AWS_ENDPOINT_URL` points at an S3-compatible server."""
+        from dagster_aws.s3 import S3Resource
+
+        bucket, _, prefix = url[len("s3://"):].partition("/")
+        if not bucket:
+            raise ValueError(f"POS_EXPORTS_STORAGE {url!r} names no bucket (expected s3://bucket/prefix)")
+        resource = S3Resource(endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+        return cls(bucket, prefix, resource.get_client())
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    @contextlib.contextmanager
+    def staged(self, key: str) -> Iterator[Path]:
+        with tempfile.TemporaryDirectory(prefix="pos-s3-") as tmp_dir:
+            tmp = Path(tmp_dir) / Path(key).name
+            tmp.touch()
+            yield tmp
+            self.client.upload_file(str(tmp), self.bucket, self._key(key))
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+
+    @contextlib.contextmanager
+    def local_copy(self, key: str) -> Iterator[Path]:
+        with tempfile.TemporaryDirectory(prefix="pos-s3-") as tmp_dir:
+            path = Path(tmp_dir) / Path(key).name
+            self.client.download_file(self.bucket, self._key(key), str(path))
+            yield path
+
+    def _head(self, key: str) -> dict | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def exists(self, key: str) -> bool:
+        return self._head(key) is not None
+
+    def size(self, key: str) -> int:
+        head = self._head(key)
+        if head is None:
+            raise FileNotFoundError(self.uri(key))
+        return int(head["ContentLength"])
+
+    def list(self, prefix: str) -> list[str]:
+        full = self._key(prefix)
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        keys: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
+            keys.extend(obj["Key"][strip:] for obj in page.get("Contents", []))
+        return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def presigned_url(self, key: str, expires_seconds: int = 7 * 24 * 3600) -> str:
+        return self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=expires_seconds
+        )

@@ -1,0 +1,57 @@
+"""Local and S3 storage (moto's standalone server over HTTP) behave the same."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from pos_exports.archive.extract import archive_business_day, table_key
+from pos_exports.archive.tables import DATASETS
+from pos_exports.periods import day_window
+from pos_exports.source.database import connect, list_businesses
+from pos_exports.storage import open_storage
+from pos_exports.storage.base import LocalStorage
+from pos_exports_tests.fixtures import load_sqlite
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage(request, tmp_path):
+    if request.param == "local":
+        return LocalStorage(tmp_path / "store")
+    return open_storage(request.getfixturevalue("s3_storage_url"))
+
+
+def test_put_read_list_delete(storage):
+    storage.write_bytes("a/b/one.txt", b"1")
+    storage.write_bytes("a/two.txt", b"22")
+    assert storage.read_bytes("a/b/one.txt") == b"1"
+    assert storage.exists("a/two.txt") and not storage.exists("a/three.txt")
+    assert storage.size("a/two.txt") == 2
+    assert storage.list("a") == ["a/b/one.txt", "a/two.txt"]
+    with storage.local_copy("a/two.txt") as path:
+        assert path.read_bytes() == b"22"
+    storage.delete("a/two.txt")
+    assert storage.list("a") == ["a/b/one.txt"]
+
+
+def test_failed_write_publishes_nothing(storage):
+    with pytest.raises(RuntimeError):
+        with storage.staged("x/half.bin") as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("crash mid-write")
+    assert not storage.exists("x/half.bin") and storage.list("x") == []
+
+
+def test_archive_on_s3_equals_local(tmp_path, s3_storage_url):
+    url = load_sqlite(tmp_path / "pos.sqlite")
+    local, s3 = LocalStorage(tmp_path / "store"), open_storage(s3_storage_url)
+    day = dt.date(2025, 3, 9)
+    with connect(url) as reader:
+        business = list_businesses(reader)[0]
+        now = day_window(day, business.timezone).end + dt.timedelta(hours=1)
+        for store in (local, s3):
+            archive_business_day(reader, store, DATASETS["sales"], business, day, now=now)
+    key = table_key("sales", day, business.id, "sale_items")
+    assert s3.read_bytes(key) == local.read_bytes(key)
+    assert s3.uri(key).startswith("s3://") and s3.list("archive") == local.list("archive")
