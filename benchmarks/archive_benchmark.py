@@ -68,20 +68,38 @@ def archive(url: str, first: dt.date, days: int, out: Path) -> dict:
         [daily_archive],
         selection=[dg.AssetKey("sales_archive")],
         resources={"pos_database": PosDatabase(url=url), "storage": StorageResource(root=str(out))},
-        tags={"dagster/asset_partition_range_start": first.isoformat(),
-              "dagster/asset_partition_range_end": last.isoformat()},
+        tags={
+            "dagster/asset_partition_range_start": first.isoformat(),
+            "dagster/asset_partition_range_end": last.isoformat(),
+        },
         run_config={"ops": {"daily_archive": {"config": {"business_ids": [1]}}}},
     )
     seconds = time.perf_counter() - start
     meta = result.get_asset_materialization_events()[0].materialization.metadata
-    return {"rows": meta["rows"].value, "rows_sale_items": meta["rows_sale_items"].value,
-            "seconds": seconds, "peak_mb": _peak_mb()}
+    return {
+        "rows": meta["rows"].value,
+        "rows_sale_items": meta["rows_sale_items"].value,
+        "seconds": seconds,
+        "peak_mb": _peak_mb(),
+    }
 
 
 def _child(phase: str, url: str, first: dt.date, days: int) -> dict:
     with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, __file__, "--phase", phase, "--url", url, "--first", first.isoformat(),
-               "--days", str(days), "--out", out]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--phase",
+            phase,
+            "--url",
+            url,
+            "--first",
+            first.isoformat(),
+            "--days",
+            str(days),
+            "--out",
+            out,
+        ]
         done = subprocess.run(cmd, check=True, capture_output=True, text=True)
         return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -114,19 +132,27 @@ def main() -> None:
     spec = DemoSpec(end_date=end, days=args.days, sales_per_day=args.sales_per_day, only_business_ids=(1,))
     t = time.perf_counter()
     counts = build_postgres(url, spec, drop_existing=True)
-    print(f"loaded {counts.get('sale_items', 0):,} sale_items ({sum(counts.values()):,} rows) "
-          f"in {time.perf_counter() - t:.1f}s")
+    print(
+        f"loaded {counts.get('sale_items', 0):,} sale_items ({sum(counts.values()):,} rows) "
+        f"in {time.perf_counter() - t:.1f}s"
+    )
     first = end - dt.timedelta(days=args.days - 1)
 
     base = _child("floor", url, first, args.days)
     arch = _child("archive", url, first, args.days)
     floor_rate, arch_rate = base["rows"] / base["seconds"], arch["rows"] / arch["seconds"]
-    print(f"floor   ADBC -> Parquet : {base['rows']:>9,} rows {base['seconds']:6.1f}s {floor_rate:>10,.0f} rows/s "
-          f"peak {base['peak_mb']:.0f} MB")
-    print(f"archive Dagster run     : {arch['rows']:>9,} rows {arch['seconds']:6.1f}s {arch_rate:>10,.0f} rows/s "
-          f"peak {arch['peak_mb']:.0f} MB  ({arch['rows_sale_items']:,} line items)")
-    print(f"ratio archive/floor     : {arch_rate / floor_rate:.2f}x (target >= 0.70); "
-          f"archive peak RSS {arch['peak_mb']:.0f} MB (target < 600 MB)")
+    print(
+        f"floor   ADBC -> Parquet : {base['rows']:>9,} rows {base['seconds']:6.1f}s {floor_rate:>10,.0f} rows/s "
+        f"peak {base['peak_mb']:.0f} MB"
+    )
+    print(
+        f"archive Dagster run     : {arch['rows']:>9,} rows {arch['seconds']:6.1f}s {arch_rate:>10,.0f} rows/s "
+        f"peak {arch['peak_mb']:.0f} MB  ({arch['rows_sale_items']:,} line items)"
+    )
+    print(
+        f"ratio archive/floor     : {arch_rate / floor_rate:.2f}x (target >= 0.70); "
+        f"archive peak RSS {arch['peak_mb']:.0f} MB (target < 600 MB)"
+    )
 
 
 if __name__ == "__main__":

@@ -40,7 +40,9 @@ def run_archive(first: dt.date, last: dt.date, datasets: list[str], business_ids
         m = event.materialization
         if m.asset_key not in seen:  # a range run records the same totals on every partition
             seen.add(m.asset_key)
-            print(f"  {m.asset_key.to_user_string():20} rows={m.metadata['rows'].value:>8}  {m.metadata['storage'].value}")
+            print(
+                f"  {m.asset_key.to_user_string():20} rows={m.metadata['rows'].value:>8}  {m.metadata['storage'].value}"
+            )
     if not result.success:
         for failure in result.get_step_failure_events():
             print(f"FAILED: {failure.step_failure_data.error.message}", file=sys.stderr)

@@ -1,14 +1,13 @@
 """The daily archive as Dagster assets: one partition per business-local day, all businesses per run."""
 
-
 import datetime as dt
-
 
 import dagster as dg
 from pydantic import Field
 
 from pos_exports import config as settings
 from pos_exports.archive.extract import BusinessDayResult, archive_business_day, partition_prefix
+from pos_exports.archive.read import save_businesses
 from pos_exports.archive.tables import DATASETS
 from pos_exports.periods import PeriodError, parse_date
 from pos_exports.source.database import Business, PosSourceError, list_businesses
@@ -97,7 +96,9 @@ def daily_archive(
     failed_datasets: dict[str, list[str]] = {ds.name: [] for ds in selected}
     try:
         with pos_database.open() as reader:
-            businesses = select_businesses(list_businesses(reader), config.business_ids)
+            known = list_businesses(reader)
+            save_businesses(store, known)
+            businesses = select_businesses(known, config.business_ids)
             context.log.info(
                 f"archiving {', '.join(ds.name for ds in selected)} for {len(days)} day(s) "
                 f"{days[0]}..{days[-1]} and {len(businesses)} business(es) from {reader.description}"
@@ -105,7 +106,7 @@ def daily_archive(
             for day in days:
                 for ds in selected:
                     for business in businesses:
-                        now = dt.datetime.now(dt.timezone.utc)
+                        now = dt.datetime.now(dt.UTC)
                         try:
                             r = archive_business_day(
                                 reader, store, ds, business, day, now=now, allow_shrink=config.allow_shrink
@@ -157,8 +158,15 @@ def _metadata(dataset: str, done: list[BusinessDayResult], root: str) -> dict:
             by_table[t.table] = by_table.get(t.table, 0) + t.rows
             per[t.table] = per.get(t.table, 0) + t.rows
     paths = sorted({f"{root}/{partition_prefix(dataset, r.day, r.business_id)}" for r in done})
-    rows_md = "| business | " + " | ".join(by_table) + " |\n|---|" + "---|" * len(by_table) + "\n" + "\n".join(
-        f"| {b} | " + " | ".join(str(per.get(t, 0)) for t in by_table) + " |" for b, per in by_business.items()
+    rows_md = (
+        "| business | "
+        + " | ".join(by_table)
+        + " |\n|---|"
+        + "---|" * len(by_table)
+        + "\n"
+        + "\n".join(
+            f"| {b} | " + " | ".join(str(per.get(t, 0)) for t in by_table) + " |" for b, per in by_business.items()
+        )
     )
     return {
         "rows": sum(r.rows for r in done),
@@ -179,5 +187,3 @@ archive_job = dg.define_asset_job(
     partitions_def=archive_partitions,
     description="Archive every dataset of every active business for one business-local day.",
 )
-
-

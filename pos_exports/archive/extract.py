@@ -106,8 +106,7 @@ def archive_business_day(
     )
     if now < win.end:
         raise ArchiveError(
-            f"{day} has not ended yet in {business.timezone} (it ends {win.end.isoformat()}); "
-            "archive it after that"
+            f"{day} has not ended yet in {business.timezone} (it ends {win.end.isoformat()}); archive it after that"
         )
     marker = marker_key(dataset.name, day, business.id)
     previous = json.loads(storage.read_bytes(marker)) if storage.exists(marker) else None
@@ -149,7 +148,9 @@ def archive_business_day(
                     f"source {want_rows} rows {_fmt(want_sums)}"
                 )
             result.tables.append(
-                TableResult(table.name, key, rows, tmp.stat().st_size, _sha256(tmp), {k: str(v) for k, v in sums.items()})
+                TableResult(
+                    table.name, key, rows, tmp.stat().st_size, _sha256(tmp), {k: str(v) for k, v in sums.items()}
+                )
             )
 
     document = {
@@ -159,7 +160,7 @@ def archive_business_day(
         "business_id": business.id,
         "timezone": business.timezone,
         "window_utc": list(result.window),
-        "captured_at": now.astimezone(dt.timezone.utc).isoformat() if dataset.kind == "snapshot" else None,
+        "captured_at": now.astimezone(dt.UTC).isoformat() if dataset.kind == "snapshot" else None,
         "reconciled": True,
         "tables": [t.__dict__ for t in result.tables],
     }

@@ -11,9 +11,11 @@ import pyarrow.parquet as pq
 
 from pos_exports.archive.extract import marker_key, table_key
 from pos_exports.archive.tables import DATASETS
+from pos_exports.source.database import Business
 from pos_exports.storage import Storage
 
 BATCH_ROWS = 64 * 1024
+BUSINESSES_KEY = "archive/businesses.json"
 
 
 class ArchiveMissing(LookupError):
@@ -53,3 +55,18 @@ def read_table(
     if columns:
         schema = pa.schema([schema.field(c) for c in columns])
     return pa.Table.from_batches(list(read_batches(storage, dataset, table, business_id, days, columns)), schema)
+
+
+def save_businesses(storage: Storage, businesses: list[Business]) -> None:
+    """Keep the businesses' names, zones and currencies beside the archive, so exports never need the POS."""
+    document = [b.__dict__ for b in businesses]
+    data = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False).encode()
+    if not storage.exists(BUSINESSES_KEY) or storage.read_bytes(BUSINESSES_KEY) != data:
+        storage.write_bytes(BUSINESSES_KEY, data)
+
+
+def load_businesses(storage: Storage) -> list[Business]:
+    """The businesses as last seen by the archive (empty before the first archive run)."""
+    if not storage.exists(BUSINESSES_KEY):
+        return []
+    return [Business(**b) for b in json.loads(storage.read_bytes(BUSINESSES_KEY))]

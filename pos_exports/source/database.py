@@ -21,9 +21,22 @@ from pos_exports import config
 
 SQLITE_BATCH_ROWS = 50_000
 POS_TABLES = (
-    "businesses", "storefronts", "business_storefronts", "users", "business_memberships", "categories",
-    "products", "storefront_inventory", "stock_movements", "customers", "credit_transactions", "sales",
-    "sale_items", "payments", "refunds", "audit_logs",
+    "businesses",
+    "storefronts",
+    "business_storefronts",
+    "users",
+    "business_memberships",
+    "categories",
+    "products",
+    "storefront_inventory",
+    "stock_movements",
+    "customers",
+    "credit_transactions",
+    "sales",
+    "sale_items",
+    "payments",
+    "refunds",
+    "audit_logs",
 )
 
 
@@ -56,7 +69,7 @@ class Dialect:
         return f"julianday({column})" if self.name == "sqlite" else column
 
     def literal(self, instant: dt.datetime) -> str:
-        text = instant.astimezone(dt.timezone.utc).isoformat()
+        text = instant.astimezone(dt.UTC).isoformat()
         return f"julianday('{text}')" if self.name == "sqlite" else f"TIMESTAMPTZ '{text}'"
 
     def in_window(self, column: str, start: dt.datetime, end: dt.datetime) -> str:
@@ -135,7 +148,7 @@ def parse_url(url: str) -> tuple[str, str]:
     """Validate a `POS_DATABASE_URL`; return (dialect name, connection target)."""
     url = (url or "").strip()
     if url.startswith(_SQLITE_PREFIX):
-        path = url[len(_SQLITE_PREFIX):]
+        path = url[len(_SQLITE_PREFIX) :]
         if not path:
             raise PosSourceError(f"POS_DATABASE_URL {url!r} names no SQLite file (expected sqlite:///path/to/pos.db)")
         return "sqlite", path
@@ -211,9 +224,7 @@ def _check_tables(reader: PosReader) -> None:
         raise PosSourceError(f"cannot read the POS database {reader.description}: {exc}") from None
     missing = [t for t in POS_TABLES if t not in found]
     if missing:
-        raise PosSourceError(
-            f"{reader.description} is not a POS database: missing table(s) {', '.join(missing)}"
-        )
+        raise PosSourceError(f"{reader.description} is not a POS database: missing table(s) {', '.join(missing)}")
 
 
 @dataclass(frozen=True)
@@ -231,4 +242,3 @@ def list_businesses(reader: PosReader) -> list[Business]:
         Business(int(r["id"]), r["name"], r["timezone"], (r["currency"] or "").strip(), bool(r["is_active"]))
         for r in rows
     ]
-

@@ -25,7 +25,7 @@ class S3Storage(Storage):
         """`s3://bucket/prefix`; `AWS_ENDPOINT_URL` points at an S3-compatible server."""
         from dagster_aws.s3 import S3Resource
 
-        bucket, _, prefix = url[len("s3://"):].partition("/")
+        bucket, _, prefix = url[len("s3://") :].partition("/")
         if not bucket:
             raise ValueError(f"POS_EXPORTS_STORAGE {url!r} names no bucket (expected s3://bucket/prefix)")
         resource = S3Resource(endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)

@@ -75,8 +75,9 @@ def test_unknown_business_id_is_a_clear_error(tmp_path):
     from pos_exports_tests.fixtures import load_sqlite
 
     url = load_sqlite(tmp_path / "pos.sqlite")
-    result = _run(url, tmp_path / "store",
-                  run_config={"ops": {"daily_archive": {"config": {"business_ids": [1, 999]}}}})
+    result = _run(
+        url, tmp_path / "store", run_config={"ops": {"daily_archive": {"config": {"business_ids": [1, 999]}}}}
+    )
     assert not result.success
     message = result.get_step_failure_events()[0].step_failure_data.error.message
     assert "business_ids: no business with id 999" in message
@@ -122,10 +123,15 @@ def test_a_date_range_is_one_run(tmp_path):
     from pos_exports_tests.fixtures import load_sqlite
 
     url = load_sqlite(tmp_path / "pos.sqlite")
-    result = _run(url, tmp_path / "store", partition_key=None, tags={
-        "dagster/asset_partition_range_start": "2025-03-08",
-        "dagster/asset_partition_range_end": "2025-03-10",
-    })
+    result = _run(
+        url,
+        tmp_path / "store",
+        partition_key=None,
+        tags={
+            "dagster/asset_partition_range_start": "2025-03-08",
+            "dagster/asset_partition_range_end": "2025-03-10",
+        },
+    )
     assert result.success
     sales = _materializations(result, "sales_archive")
     assert sorted(m.partition for m in sales) == ["2025-03-08", "2025-03-09", "2025-03-10"]

@@ -34,8 +34,13 @@ def test_event_datasets_match_hand_worked_figures(fixture_db, tmp_path, business
     for dataset in ("sales", "audit_log"):
         _archive(fixture_db, storage, dataset, business_id)
     for table, (rows, sums) in EXPECTED[business_id].items():
-        dataset = {"audit_logs": "audit_log", "customers": None, "credit_transactions": None,
-                   "inventory": None, "stock_movements": None}.get(table, "sales")
+        dataset = {
+            "audit_logs": "audit_log",
+            "customers": None,
+            "credit_transactions": None,
+            "inventory": None,
+            "stock_movements": None,
+        }.get(table, "sales")
         if dataset is None:
             continue
         data = _read(storage, dataset, business_id, table)
@@ -52,8 +57,12 @@ def test_snapshot_datasets_match_hand_worked_figures(fixture_db, tmp_path, busin
     storage = LocalStorage(tmp_path / "store")
     _archive(fixture_db, storage, "customers", business_id)
     _archive(fixture_db, storage, "inventory", business_id)
-    for table, dataset in (("customers", "customers"), ("credit_transactions", "customers"),
-                           ("inventory", "inventory"), ("stock_movements", "inventory")):
+    for table, dataset in (
+        ("customers", "customers"),
+        ("credit_transactions", "customers"),
+        ("inventory", "inventory"),
+        ("stock_movements", "inventory"),
+    ):
         rows, sums = EXPECTED[business_id][table]
         data = _read(storage, dataset, business_id, table)
         assert data.num_rows == rows, table
@@ -69,7 +78,7 @@ def test_types_are_exact_and_instants_utc(fixture_db, tmp_path):
     assert str(sales.schema.field("completed_at").type) == "timestamp[us, tz=UTC]"
     first = sales.to_pylist()[0]
     # 2025-03-09T00:30+09:00 is 2025-03-08T15:30Z: the Tokyo day starts on the previous UTC date.
-    assert first["completed_at"] == dt.datetime(2025, 3, 8, 15, 30, tzinfo=dt.timezone.utc)
+    assert first["completed_at"] == dt.datetime(2025, 3, 8, 15, 30, tzinfo=dt.UTC)
     assert first["total"].as_tuple().exponent == -2
 
 
@@ -92,7 +101,7 @@ def test_shared_names_do_not_cross_businesses(fixture_db, tmp_path):
 def test_dst_day_is_23_hours_and_east_day_spans_two_utc_dates():
     ny = day_window(DAY_D, "America/New_York")
     assert ny.hours == 23
-    assert ny.start == dt.datetime(2025, 3, 9, 5, tzinfo=dt.timezone.utc)
+    assert ny.start == dt.datetime(2025, 3, 9, 5, tzinfo=dt.UTC)
     tokyo = day_window(DAY_D, "Asia/Tokyo")
     assert (tokyo.start.date(), tokyo.end.date()) == (dt.date(2025, 3, 8), dt.date(2025, 3, 9))
 
@@ -107,7 +116,7 @@ def test_rerun_gives_identical_parquet_bytes(fixture_db, tmp_path):
 
 def test_past_snapshot_never_captured_is_refused(fixture_db, tmp_path):
     storage = LocalStorage(tmp_path / "store")
-    late = dt.datetime(2025, 3, 20, tzinfo=dt.timezone.utc)
+    late = dt.datetime(2025, 3, 20, tzinfo=dt.UTC)
     with pytest.raises(ArchiveError, match="never captured"):
         _archive(fixture_db, storage, "customers", 1, now=late)
     assert not storage.exists(marker_key("customers", DAY_D, 1))
@@ -120,4 +129,4 @@ def test_past_snapshot_never_captured_is_refused(fixture_db, tmp_path):
 def test_day_not_ended_is_refused(fixture_db, tmp_path):
     storage = LocalStorage(tmp_path / "store")
     with pytest.raises(ArchiveError, match="has not ended"):
-        _archive(fixture_db, storage, "sales", 3, now=dt.datetime(2025, 3, 10, 3, tzinfo=dt.timezone.utc))
+        _archive(fixture_db, storage, "sales", 3, now=dt.datetime(2025, 3, 10, 3, tzinfo=dt.UTC))

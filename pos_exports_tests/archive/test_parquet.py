@@ -14,11 +14,17 @@ from pos_exports.storage.base import LocalStorage
 
 
 def _batch(ids, amounts):
-    return pa.RecordBatch.from_pydict({
-        "id": ids, "business_id": [1] * len(ids), "sale_id": ids, "receipt_number": ["R"] * len(ids),
-        "method": ["cash"] * len(ids), "amount": amounts,
-        "created_at": ["2025-03-09T10:00:00+02:00"] * len(ids),
-    })
+    return pa.RecordBatch.from_pydict(
+        {
+            "id": ids,
+            "business_id": [1] * len(ids),
+            "sale_id": ids,
+            "receipt_number": ["R"] * len(ids),
+            "method": ["cash"] * len(ids),
+            "amount": amounts,
+            "created_at": ["2025-03-09T10:00:00+02:00"] * len(ids),
+        }
+    )
 
 
 def test_cents_become_exact_decimals():
@@ -54,7 +60,9 @@ def test_existing_file_survives_a_failed_rewrite(tmp_path):
 def test_batching_does_not_change_the_bytes(tmp_path):
     rows = list(range(1, 1001))
     write_parquet(tmp_path / "a.parquet", PAYMENTS, [_batch(rows, rows)])
-    write_parquet(tmp_path / "b.parquet", PAYMENTS, [_batch(rows[i:i + 7], rows[i:i + 7]) for i in range(0, 1000, 7)])
+    write_parquet(
+        tmp_path / "b.parquet", PAYMENTS, [_batch(rows[i : i + 7], rows[i : i + 7]) for i in range(0, 1000, 7)]
+    )
     assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
     table = pq.read_table(tmp_path / "a.parquet")
     assert table.num_rows == 1000 and table.column("created_at").type == pa.timestamp("us", tz="UTC")
