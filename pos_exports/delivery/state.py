@@ -1,0 +1,101 @@
+"""The project's state database: subscriptions, notification settings and the delivery ledger.
+
+`POS_EXPORTS_STATE_URL` (SQLAlchemy URL): SQLite under the Dagster home by default
+(`$DAGSTER_HOME/pos_exports_state.db`), PostgreSQL in production (`postgresql://...`).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from pos_exports import config
+
+metadata = sa.MetaData()
+
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("business_id", sa.BigInteger, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("datasets", sa.JSON, nullable=False),  # ["sales", "customers"]
+    sa.Column("formats", sa.JSON, nullable=False),  # ["xlsx", "pdf"]
+    sa.Column("frequency", sa.Text, nullable=False),  # daily | weekly | monthly
+    sa.Column("hour", sa.Integer, nullable=False),
+    sa.Column("minute", sa.Integer, nullable=False),
+    sa.Column("day_of_week", sa.Integer),  # weekly: 0 = Monday .. 6 = Sunday
+    sa.Column("day_of_month", sa.Text),  # monthly: "1".."28" or "last"
+    sa.Column("nth_weekday", sa.Text),  # monthly alternative: "2nd tuesday", "last friday"
+    sa.Column("timezone", sa.Text),  # NULL: the business's own zone
+    sa.Column("recipients", sa.JSON, nullable=False),
+    sa.Column("subject_template", sa.Text, nullable=False),
+    sa.Column("message_template", sa.Text, nullable=False),
+    sa.Column("filters", sa.JSON, nullable=False),
+    sa.Column("only_if_data", sa.Boolean, nullable=False, default=False),
+    sa.Column("is_active", sa.Boolean, nullable=False, default=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("business_id", "name", name="subscriptions_business_name"),
+)
+
+notification_settings = sa.Table(
+    "notification_settings",
+    metadata,
+    sa.Column("business_id", sa.BigInteger, primary_key=True),
+    sa.Column("notify_success", sa.Boolean, nullable=False, default=False),
+    sa.Column("notify_failure", sa.Boolean, nullable=False, default=True),
+    sa.Column("default_recipients", sa.JSON, nullable=False),
+    sa.Column("failure_recipients", sa.JSON, nullable=False),
+    sa.Column("from_name", sa.Text, nullable=False),
+    sa.Column("reply_to", sa.Text),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# One row per (subscription, period, recipient): pending -> processing -> completed | failed -> emailed.
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("subscription_id", sa.Integer, nullable=False),
+    sa.Column("business_id", sa.BigInteger, nullable=False),
+    sa.Column("period_kind", sa.Text, nullable=False),
+    sa.Column("period_key", sa.Text, nullable=False),
+    sa.Column("recipient", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("smtp_response", sa.Text),
+    sa.Column("message_id", sa.Text),
+    sa.Column("files", sa.JSON),  # [{"name", "dataset", "format", "bytes", "sha256", "uri"}]
+    sa.Column("bytes", sa.BigInteger),
+    sa.Column("error", sa.Text),
+    sa.Column("traceback", sa.Text),
+    sa.Column("run_id", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("emailed_at", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("subscription_id", "period_key", "recipient", name="deliveries_once"),
+)
+
+
+def state_url() -> str:
+    if url := os.environ.get("POS_EXPORTS_STATE_URL"):
+        return url
+    home = Path(os.environ.get("DAGSTER_HOME") or config.project_home() / "var" / "dagster_home")
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home / 'pos_exports_state.db'}"
+
+
+@lru_cache(maxsize=8)
+def engine(url: str | None = None) -> sa.Engine:
+    """The state database engine, its tables created on first use."""
+    url = url or state_url()
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg2://" + url.split("://", 1)[1]
+    eng = sa.create_engine(url, future=True)
+    metadata.create_all(eng)
+    return eng
