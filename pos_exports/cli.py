@@ -11,6 +11,7 @@ import dagster as dg
 from pos_exports import config
 from pos_exports.archive.assets import archive_partitions, asset_key
 from pos_exports.archive.tables import DATASETS
+from pos_exports.delivery import subscriptions_cli
 from pos_exports.periods import PeriodError, parse_date
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
@@ -69,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     archive.add_argument("--dataset", action="append", choices=sorted(DATASETS), help="default: all four")
     archive.add_argument("--business-id", type=int, action="append", default=[], help="default: every active one")
 
+    subscriptions_cli.register(sub)
+
     args = parser.parse_args(argv)
+    if args.command == "subscriptions":
+        return subscriptions_cli.run(args)
     if args.command == "demo":
         return _demo(args.days)
     last = args.to or args.date

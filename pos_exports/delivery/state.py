@@ -40,6 +40,7 @@ subscriptions = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("business_id", "name", name="subscriptions_business_name"),
+    sqlite_autoincrement=True,  # never reuse a removed subscription's id (the ledger keys on it)
 )
 
 notification_settings = sa.Table(
@@ -79,6 +80,7 @@ deliveries = sa.Table(
     sa.Column("finished_at", sa.DateTime(timezone=True)),
     sa.Column("emailed_at", sa.DateTime(timezone=True)),
     sa.UniqueConstraint("subscription_id", "period_key", "recipient", name="deliveries_once"),
+    sqlite_autoincrement=True,
 )
 
 

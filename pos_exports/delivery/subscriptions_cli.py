@@ -1,0 +1,543 @@
+"""`subscriptions`: manage who receives which exports, when (a command group for the `pos-exports` CLI).
+
+    pos-exports subscriptions add --business-id 2 --name "Weekly" --dataset sales --dataset customers \\
+        --format xlsx --format pdf --frequency weekly --day-of-week monday --at 07:00 \\
+        --recipient owner@bodega.example
+    pos-exports subscriptions list [--business-id 2] [--active | --paused]
+    pos-exports subscriptions show ID | pause ID | resume ID | remove ID
+    pos-exports subscriptions update ID --at 08:30 --recipient a@shop.example --recipient b@shop.example
+    pos-exports subscriptions import subscriptions.yaml     (all or nothing; upsert by business and name)
+    pos-exports subscriptions export [--business-id 2]      (YAML that `import` reads back)
+    pos-exports subscriptions settings 2 --notify-success --failure-recipient it@bodega.example
+
+Wiring: `register(subparsers)` adds the group to an argparse parser; `run(args)` executes the parsed
+command and returns the exit code (0, or 2 after printing `error: <field>: <message>` to stderr).
+More subcommands (e.g. `trigger`) plug in with `register_command(...)` before `register` is called.
+
+The state database is `--state-url` or `POS_EXPORTS_STATE_URL` (SQLite under the Dagster home by
+default). Business time zones (for "next fire" and to refuse unknown business ids) come from the
+POS database: `--pos-url`, else `POS_DATABASE_URL`, else the demo database when it exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from pos_exports.delivery import schedule, state
+from pos_exports.delivery import subscriptions as subs
+from pos_exports.delivery.subscriptions import NotificationSettings, Subscription, SubscriptionError
+
+COMMAND = "subscriptions"
+UTC = dt.UTC
+
+Handler = Callable[[argparse.Namespace, "Context"], int]
+Configure = Callable[[argparse.ArgumentParser], None]
+# name -> (help, add the options, handler). Filled below; extend with register_command.
+_COMMANDS: dict[str, tuple[str, Configure, Handler]] = {}
+
+
+def register_command(name: str, help: str, configure: Configure, handler: Handler) -> None:
+    """Add (or replace) a subcommand of `subscriptions`; call before `register`.
+
+    The hook for `trigger` (manual delivery of a subscription's period), e.g.:
+
+        register_command("trigger", "deliver one period now", add_trigger_options, run_trigger)
+
+    `handler(args, ctx)` gets a Context (state engine, business time zones, output, now) and returns
+    an exit code; raising SubscriptionError prints `error: field: message` and exits 2.
+    """
+    _COMMANDS[name] = (help, configure, handler)
+
+
+class Context:
+    """What a handler needs, created lazily: the state engine, business time zones, now, output."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.out = sys.stdout
+        self._engine: sa.Engine | None = None
+        self._zones: dict[int, str] | None = None
+        self._zones_loaded = False
+
+    @property
+    def state_url(self) -> str:
+        return getattr(self.args, "state_url", None) or state.state_url()
+
+    @property
+    def engine(self) -> sa.Engine:
+        if self._engine is None:
+            self._engine = state.engine(self.state_url)
+        return self._engine
+
+    @property
+    def business_timezones(self) -> dict[int, str] | None:
+        if not self._zones_loaded:
+            self._zones = load_business_timezones(getattr(self.args, "pos_url", None))
+            self._zones_loaded = True
+        return self._zones
+
+    def zone_for(self, sub: Subscription) -> str | None:
+        if sub.timezone:
+            return sub.timezone
+        return (self.business_timezones or {}).get(sub.business_id)
+
+    @property
+    def now(self) -> dt.datetime:
+        return getattr(self.args, "now", None) or dt.datetime.now(UTC)
+
+    def print(self, text: str = "") -> None:
+        print(text, file=self.out)
+
+
+def load_business_timezones(pos_url: str | None = None) -> dict[int, str] | None:
+    """id -> IANA zone of every business in the POS database, or None when there is none to read.
+
+    An explicit `pos_url` that cannot be read is an error; otherwise `POS_DATABASE_URL` or the demo
+    database (only if it already exists: it is not built here) is tried, with a warning on failure.
+    """
+    from pos_exports import config
+
+    url = pos_url or os.environ.get("POS_DATABASE_URL")
+    if not url:
+        demo = config.demo_database_path()
+        if not demo.exists():
+            return None
+        url = f"sqlite:///{demo}"
+    try:
+        from pos_exports.source.database import connect, list_businesses
+
+        with connect(url) as reader:
+            return {b.id: b.timezone for b in list_businesses(reader)}
+    except Exception as exc:  # any failure of the POS database means "zones unknown"
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if pos_url:
+            raise SubscriptionError("pos_url", message) from None
+        print(f"warning: cannot read business time zones ({message}); business ids are not checked", file=sys.stderr)
+        return None
+
+
+# --- parsing helpers -----------------------------------------------------------------------------
+
+
+def _id(field: str, text: str) -> int:
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise SubscriptionError(field, f"{text!r} is not a number") from None
+    if value < 1:
+        raise SubscriptionError(field, f"{value} is not a valid id")
+    return value
+
+
+def _instant(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date-time") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _filters(pairs: list[str]) -> dict[str, str]:
+    filters: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SubscriptionError("filters", f"{pair!r} is not key=value (e.g. customer_type=wholesale)")
+        if key.strip() in filters:
+            raise SubscriptionError("filters", f"{key.strip()!r} is given twice")
+        filters[key.strip()] = value.strip()
+    return filters
+
+
+_OPTION_FIELDS = (  # (argparse dest, subscription field, "" means None)
+    ("business_id", "business_id", False),
+    ("name", "name", False),
+    ("dataset", "datasets", False),
+    ("format", "formats", False),
+    ("frequency", "frequency", False),
+    ("at", "at", False),
+    ("day_of_week", "day_of_week", True),
+    ("day_of_month", "day_of_month", True),
+    ("nth_weekday", "nth_weekday", True),
+    ("timezone", "timezone", True),
+    ("recipient", "recipients", False),
+    ("subject", "subject_template", True),
+    ("message", "message_template", True),
+    ("only_if_data", "only_if_data", False),
+)
+
+
+def _input_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for dest, field, empty_is_none in _OPTION_FIELDS:
+        value = getattr(args, dest, None)
+        if value is not None:
+            data[field] = (value or None) if empty_is_none and isinstance(value, str) else value
+    if args.filter:
+        if getattr(args, "no_filters", False):
+            raise SubscriptionError("filters", "give either --filter or --no-filters")
+        data["filters"] = _filters(args.filter)
+    elif getattr(args, "no_filters", False):
+        data["filters"] = {}
+    return data
+
+
+def _subscription_options(parser: argparse.ArgumentParser, *, update: bool) -> None:
+    keep = " (replaces the current list)" if update else ""
+    parser.add_argument("--business-id", help="the business (POS businesses.id)")
+    parser.add_argument("--name", help="a name, unique within the business")
+    parser.add_argument("--dataset", action="append", help=f"sales, customers, inventory, audit_log; repeatable{keep}")
+    parser.add_argument("--format", action="append", help=f"xlsx, csv, pdf; repeatable, one email{keep}")
+    parser.add_argument("--frequency", help="daily, weekly or monthly")
+    parser.add_argument("--at", metavar="HH:MM", help="local time of day to send")
+    parser.add_argument("--day-of-week", help="weekly: monday..sunday (or 0-6, 0 = Monday)")
+    parser.add_argument("--day-of-month", help="monthly: 1-28 or last")
+    parser.add_argument("--nth-weekday", help="monthly: e.g. '2nd tuesday', 'last friday'")
+    parser.add_argument("--timezone", help="IANA zone; default (or ''): the business's own")
+    parser.add_argument("--recipient", action="append", help=f"one email address; repeatable{keep}")
+    parser.add_argument("--subject", help="subject template ('' for the default); placeholders such as {period_label}")
+    parser.add_argument("--message", help="message template ('' for the default)")
+    parser.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help=f"repeatable{keep}")
+    if update:
+        parser.add_argument("--no-filters", action="store_true", help="remove every filter")
+    parser.add_argument(
+        "--only-if-data", action=argparse.BooleanOptionalAction, default=None, help="skip periods without data"
+    )
+
+
+# --- output ----------------------------------------------------------------------------------------
+
+
+def _local(instant: dt.datetime, zone: str) -> str:
+    local = instant.astimezone(ZoneInfo(zone))
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+
+
+def _next_fires(ctx: Context, sub: Subscription, count: int) -> list[dt.datetime] | None:
+    zone = ctx.zone_for(sub)
+    if zone is None:
+        return None
+    fires: list[dt.datetime] = []
+    after = ctx.now
+    for _ in range(count):
+        after = schedule.next_fire(sub, zone, after)
+        fires.append(after)
+    return fires
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def _short(text: str, width: int = 30) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _describe_zone(ctx: Context, sub: Subscription) -> str:
+    if sub.timezone:
+        return sub.timezone
+    zone = ctx.zone_for(sub)
+    return f"{zone} (business)" if zone else "business's own (unknown here)"
+
+
+def _show(ctx: Context, sub: Subscription) -> None:
+    p = ctx.print
+    zone = ctx.zone_for(sub)
+    p(f"subscription {sub.id}: {sub.name}")
+    p(f"  business:      {sub.business_id}")
+    p(f"  status:        {'active' if sub.is_active else 'paused'}")
+    p(f"  when:          {sub.when}")
+    p(f"  time zone:     {_describe_zone(ctx, sub)}")
+    p(f"  datasets:      {', '.join(sub.datasets)}")
+    p(f"  formats:       {', '.join(sub.formats)} (in one email)")
+    p(f"  recipients:    {', '.join(sub.recipients)}")
+    p(f"  filters:       {', '.join(f'{k}={v}' for k, v in sub.filters.items()) or 'none'}")
+    p(f"  only if data:  {'yes' if sub.only_if_data else 'no'}")
+    p(f"  subject:       {sub.subject_template}")
+    message = sub.message_template.rstrip("\n").splitlines() or [""]
+    p(f"  message:       {message[0]}")
+    for line in message[1:]:
+        p(f"                 {line}".rstrip())
+    if sub.created_at:
+        p(f"  created:       {sub.created_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC")
+    if sub.updated_at:
+        p(f"  updated:       {sub.updated_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC")
+    if not sub.is_active:
+        p("  next fires:    none (paused)")
+        return
+    fires = _next_fires(ctx, sub, 3)
+    if fires is None or zone is None:
+        p("  next fires:    unknown (the business's time zone is not known here; give --pos-url)")
+        return
+    for i, fire in enumerate(fires):
+        kind, key = schedule.period_at(sub, (ctx.business_timezones or {}).get(sub.business_id) or zone, fire)
+        label = "  next fires:    " if i == 0 else "                 "
+        p(f"{label}{_local(fire, zone)} ({fire:%Y-%m-%d %H:%M} UTC) -> {kind} {key}")
+
+
+def _show_settings(ctx: Context, settings: NotificationSettings, stored: bool) -> None:
+    p = ctx.print
+    origin = "stored" if stored else "defaults, nothing stored"
+    p(f"notification settings of business {settings.business_id} ({origin})")
+    p(f"  notify on success:   {'yes' if settings.notify_success else 'no'}")
+    p(f"  notify on failure:   {'yes' if settings.notify_failure else 'no'}")
+    p(f"  default recipients:  {', '.join(settings.default_recipients) or '(none)'}")
+    p(f"  failure recipients:  {', '.join(settings.failure_recipients) or '(none)'}")
+    p(f"  from name:           {settings.from_name}")
+    p(f"  reply-to:            {settings.reply_to or '(none)'}")
+
+
+def _one_line(sub: Subscription) -> str:
+    return f"subscription {sub.id} (business {sub.business_id}, {sub.name!r}, {sub.when})"
+
+
+# --- handlers --------------------------------------------------------------------------------------
+
+
+def _add(args: argparse.Namespace, ctx: Context) -> int:
+    sub = subs.add(ctx.engine, _input_from_args(args), business_timezones=ctx.business_timezones)
+    ctx.print(f"added {_one_line(sub)}")
+    _show(ctx, sub)
+    return 0
+
+
+def _update(args: argparse.Namespace, ctx: Context) -> int:
+    sub_id = _id("id", args.id)
+    changes = _input_from_args(args)
+    if not changes:
+        raise SubscriptionError("options", "nothing to change: give at least one option (see --help)")
+    sub = subs.update(ctx.engine, sub_id, changes, business_timezones=ctx.business_timezones)
+    ctx.print(f"updated {_one_line(sub)}")
+    _show(ctx, sub)
+    return 0
+
+
+def _list(args: argparse.Namespace, ctx: Context) -> int:
+    business_id = _id("business_id", args.business_id) if args.business_id is not None else None
+    active = True if args.active else False if args.paused else None
+    found = subs.find(ctx.engine, business_id=business_id, active=active)
+    if not found:
+        ctx.print("no subscriptions" + (" match" if business_id is not None or active is not None else " yet"))
+        return 0
+    rows = [["ID", "BUSINESS", "NAME", "WHEN", "TIME ZONE", "DATASETS", "FORMATS", "TO", "ACTIVE", "NEXT FIRE"]]
+    for sub in found:
+        zone = ctx.zone_for(sub)
+        if not sub.is_active:
+            next_text = "- (paused)"
+        elif zone is None:
+            next_text = "? (zone unknown)"
+        else:
+            next_text = _local(schedule.next_fire(sub, zone, ctx.now), zone)
+        rows.append(
+            [
+                str(sub.id),
+                str(sub.business_id),
+                _short(sub.name),
+                sub.when,
+                sub.timezone or (f"{zone}*" if zone else "*"),
+                ",".join(sub.datasets),
+                ",".join(sub.formats),
+                str(len(sub.recipients)),
+                "yes" if sub.is_active else "no",
+                next_text,
+            ]
+        )
+    for line in _table(rows):
+        ctx.print(line)
+    if any(not s.timezone for s in found):
+        ctx.print("* the business's own time zone")
+    return 0
+
+
+def _show_cmd(args: argparse.Namespace, ctx: Context) -> int:
+    sub_id = _id("id", args.id)
+    sub = subs.get(ctx.engine, sub_id)
+    if sub is None:
+        raise SubscriptionError("id", f"no subscription with id {sub_id}")
+    _show(ctx, sub)
+    return 0
+
+
+def _pause(args: argparse.Namespace, ctx: Context) -> int:
+    sub = subs.set_active(ctx.engine, _id("id", args.id), False)
+    ctx.print(f"paused {_one_line(sub)}")
+    return 0
+
+
+def _resume(args: argparse.Namespace, ctx: Context) -> int:
+    sub = subs.set_active(ctx.engine, _id("id", args.id), True)
+    ctx.print(f"resumed {_one_line(sub)}")
+    return 0
+
+
+def _remove(args: argparse.Namespace, ctx: Context) -> int:
+    sub = subs.remove(ctx.engine, _id("id", args.id))
+    ctx.print(f"removed {_one_line(sub)}")
+    return 0
+
+
+def _import(args: argparse.Namespace, ctx: Context) -> int:
+    from pathlib import Path
+
+    path = Path(args.file)
+    zones = ctx.business_timezones
+    _, settings = subs.parse_yaml(path, business_timezones=zones)  # validate first: a clean error, nothing written
+    before = {(s.business_id, s.name) for s in subs.find(ctx.engine)}
+    stored = subs.import_yaml(ctx.engine, path, business_timezones=zones)
+    added = {s.id for s in stored if (s.business_id, s.name) not in before}
+    ctx.print(
+        f"imported {path}: {len(stored)} subscription(s) ({len(added)} added, {len(stored) - len(added)} updated), "
+        f"{len(settings)} notification setting(s)"
+    )
+    for sub in stored:
+        verb = "added  " if sub.id in added else "updated"
+        ctx.print(f"  {verb} {_one_line(sub)}{'' if sub.is_active else ' [paused]'}")
+    return 0
+
+
+def _export(args: argparse.Namespace, ctx: Context) -> int:
+    business_id = _id("business_id", args.business_id) if args.business_id is not None else None
+    ctx.out.write(subs.export_yaml(ctx.engine, business_id))
+    return 0
+
+
+def _settings(args: argparse.Namespace, ctx: Context) -> int:
+    business_id = _id("business_id", args.business_id)
+    current = subs.get_settings(ctx.engine, business_id)
+    data = current.to_input()
+    changed = False
+    for dest, field in (("notify_success", "notify_success"), ("notify_failure", "notify_failure")):
+        if getattr(args, dest) is not None:
+            data[field], changed = getattr(args, dest), True
+    for dest, clear, field in (
+        ("recipient", "no_recipients", "default_recipients"),
+        ("failure_recipient", "no_failure_recipients", "failure_recipients"),
+    ):
+        values, cleared = getattr(args, dest), getattr(args, clear)
+        if values and cleared:
+            raise SubscriptionError(field, f"give either --{dest.replace('_', '-')} or --{clear.replace('_', '-')}")
+        if values or cleared:
+            data[field], changed = (values or []), True
+    if args.from_name is not None:
+        data["from_name"], changed = args.from_name, True
+    if args.reply_to is not None:
+        data["reply_to"], changed = (args.reply_to or None), True
+    if changed:
+        saved = subs.save_settings(ctx.engine, data, business_timezones=ctx.business_timezones)
+        ctx.print("saved")
+        _show_settings(ctx, saved, stored=True)
+    else:
+        _show_settings(ctx, current, stored=current.updated_at is not None)
+    return 0
+
+
+# --- options of each subcommand ---------------------------------------------------------------------
+
+
+def _id_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("id", metavar="ID", help="subscription id (see list)")
+
+
+def _update_options(parser: argparse.ArgumentParser) -> None:
+    _id_option(parser)
+    _subscription_options(parser, update=True)
+
+
+def _list_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--business-id", help="only this business")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--active", action="store_true", help="only active subscriptions")
+    which.add_argument("--paused", action="store_true", help="only paused subscriptions")
+
+
+def _import_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="YAML with subscriptions: and notification_settings: lists")
+
+
+def _export_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--business-id", help="only this business")
+
+
+def _settings_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("business_id", metavar="BUSINESS_ID")
+    bool_opt = argparse.BooleanOptionalAction
+    parser.add_argument("--notify-success", action=bool_opt, default=None, help="email when an export went out")
+    parser.add_argument("--notify-failure", action=bool_opt, default=None, help="email when an export failed")
+    parser.add_argument("--recipient", action="append", help="default recipient; repeatable (replaces the list)")
+    parser.add_argument("--no-recipients", action="store_true", help="clear the default recipients")
+    parser.add_argument("--failure-recipient", action="append", help="failure recipient; repeatable (replaces)")
+    parser.add_argument("--no-failure-recipients", action="store_true", help="clear the failure recipients")
+    parser.add_argument("--from-name", help="sender display name")
+    parser.add_argument("--reply-to", help="reply-to address ('' to clear)")
+
+
+register_command("add", "add a subscription", lambda p: _subscription_options(p, update=False), _add)
+register_command("list", "list subscriptions with their next fire time", _list_options, _list)
+register_command("show", "show one subscription and its next fires", _id_option, _show_cmd)
+register_command("update", "change a subscription (validated as a whole)", _update_options, _update)
+register_command("pause", "pause a subscription", _id_option, _pause)
+register_command("resume", "resume a paused subscription", _id_option, _resume)
+register_command("remove", "delete a subscription (its delivery history stays)", _id_option, _remove)
+register_command("import", "add or update subscriptions from YAML (all or nothing)", _import_options, _import)
+register_command("export", "print subscriptions as YAML that import reads back", _export_options, _export)
+register_command("settings", "show or change a business's notification settings", _settings_options, _settings)
+# `trigger` (deliver a subscription's period now) is added by the delivery runner: see register_command.
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the `subscriptions` command group to an argparse sub-parsers object; returns its parser."""
+    parser = subparsers.add_parser(
+        COMMAND,
+        help="manage emailed export subscriptions and notification settings",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--state-url", help="state database URL (default: POS_EXPORTS_STATE_URL or SQLite)")
+    common.add_argument("--pos-url", help="POS database for business time zones (default: POS_DATABASE_URL)")
+    common.add_argument("--now", type=_instant, help=argparse.SUPPRESS)  # tests: a fixed "now"
+    commands = parser.add_subparsers(dest="subscriptions_command", required=True, metavar="COMMAND")
+    for name, (help_text, configure, _) in _COMMANDS.items():
+        configure(commands.add_parser(name, help=help_text, parents=[common], description=help_text))
+    parser.set_defaults(run=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute a parsed `subscriptions` command; 0 on success, 2 after a clean `error: field: message`."""
+    _, _, handler = _COMMANDS[args.subscriptions_command]
+    ctx = Context(args)
+    try:
+        return handler(args, ctx) or 0
+    except SubscriptionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except schedule.ScheduleError as exc:
+        print(f"error: schedule: {exc}", file=sys.stderr)
+    except sa.exc.SQLAlchemyError as exc:
+        from pos_exports.source.database import redact
+
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        print(f"error: state_url: cannot use {redact(ctx.state_url)}: {detail[0] if detail else exc}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry point (`python -m pos_exports.delivery.subscriptions_cli subscriptions ...`)."""
+    parser = argparse.ArgumentParser(prog="pos-exports")
+    register(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

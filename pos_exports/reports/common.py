@@ -1,0 +1,135 @@
+"""What every report builder shares: archive checks, the report header, streamed sections."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pos_exports.archive.read import ArchiveMissing, archived, missing_days, read_table
+from pos_exports.reports.model import Column, Report, Section, table_section
+from pos_exports.reports.period import Period
+from pos_exports.source.database import Business
+from pos_exports.storage import Storage
+
+BATCH_ROWS = 64 * 1024
+
+
+def require_days(storage: Storage, dataset: str, business: Business, period: Period) -> None:
+    """Every day of an event period is archived, or ArchiveMissing naming the missing days."""
+    missing = missing_days(storage, dataset, business.id, period.days)
+    if missing:
+        shown = ", ".join(d.isoformat() for d in missing[:10]) + (" ..." if len(missing) > 10 else "")
+        raise ArchiveMissing(
+            f"the {dataset} archive of business {business.id} ({business.name}) lacks {len(missing)} of the "
+            f"{len(period.days)} day(s) of {period.label}: {shown}. Archive those days first "
+            f"({dataset}_archive partitions), then export again"
+        )
+
+
+def require_snapshot(storage: Storage, dataset: str, business: Business, period: Period) -> dict:
+    """The reconciliation record of the snapshot at the end of the period, or ArchiveMissing."""
+    day = period.last_day
+    record = archived(storage, dataset, business.id, day)
+    if record is None:
+        raise ArchiveMissing(
+            f"the {dataset} snapshot of {day.isoformat()} (the end of {period.label}) was never captured for "
+            f"business {business.id} ({business.name}): it is not in the archive, and the POS keeps no "
+            "history of this state, so this export cannot be produced for that period"
+        )
+    return record
+
+
+def new_report(dataset: str, title: str, business: Business, period: Period, filters: dict) -> Report:
+    win = period.window(business.timezone)
+    return Report(
+        dataset=dataset,
+        title=title,
+        business_id=business.id,
+        business_name=business.name,
+        currency=business.currency,
+        timezone=business.timezone,
+        period_kind=period.kind,
+        period_key=period.key,
+        period_label=period.label,
+        window_start=win.start,
+        window_end=win.end,
+        filters=dict(filters),
+    )
+
+
+def stream_section(
+    key: str,
+    title: str,
+    columns: tuple[Column, ...],
+    schema: pa.Schema,
+    tables: Callable[[], Iterable[pa.Table]],
+    row_count: int,
+    pdf_rows: int = 50,
+) -> Section:
+    """A section whose rows are produced lazily (one table per archive day, say) as record batches of
+    exactly `schema` (one empty batch when there are no rows); `tables` is called again per renderer."""
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        produced = False
+        for table in tables():
+            if table.num_rows:
+                table = table.select(schema.names).cast(schema)
+                for batch in table.combine_chunks().to_batches(max_chunksize=BATCH_ROWS):
+                    produced = True
+                    yield batch
+        if not produced:
+            yield pa.RecordBatch.from_pylist([], schema=schema)
+
+    return Section(key, title, columns, batches, row_count, pdf_rows)
+
+
+def schema_of(
+    columns: tuple[Column, ...], timezone: str, types: dict[str, pa.DataType] | None = None
+) -> pa.Schema:
+    """The Arrow schema of a section: each column's type from its kind (model.py conventions), unless
+    given in `types` (int32 quantities, say); datetimes in the business zone."""
+    kinds = {
+        "text": pa.string(),
+        "int": pa.int64(),
+        "money": pa.decimal128(18, 2),
+        "percent": pa.float64(),
+        "datetime": pa.timestamp("us", tz=timezone),
+        "date": pa.date32(),
+        "json": pa.string(),
+    }
+    types = types or {}
+    return pa.schema([(c.name, types.get(c.name) or kinds[c.kind]) for c in columns])
+
+
+def rows_section(
+    key: str, title: str, columns: tuple[Column, ...], schema: pa.Schema, rows: list[dict]
+) -> Section:
+    """A small in-memory section (breakdowns, counts) from Python rows of exact values."""
+    return memory_section(key, title, columns, pa.Table.from_pylist(rows, schema=schema))
+
+
+def memory_section(key: str, title: str, columns: tuple[Column, ...], table: pa.Table) -> Section:
+    """A section over an in-memory table; like `model.table_section`, but an empty table still gives
+    one (empty) batch, as streamed sections do."""
+    if table.num_rows:
+        return table_section(key, title, columns, table)
+    empty = pa.RecordBatch.from_pylist([], schema=table.schema)
+    return Section(key, title, columns, lambda: iter([empty]), 0)
+
+
+def local_time(values, timezone: str):
+    """UTC instants as tz-aware business time (same instant, the zone the renderers show)."""
+    return pc.cast(values, pa.timestamp("us", tz=timezone))
+
+
+def read_day(
+    storage: Storage, dataset: str, table: str, business: Business, day: dt.date, columns=None
+) -> pa.Table:
+    return read_table(storage, dataset, table, business.id, [day], columns)
+
+
+def in_set(values, allowed: pa.Array):
+    return pc.fill_null(pc.is_in(values, value_set=allowed), False)
