@@ -1,0 +1,372 @@
+"""The delivery ledger: one `deliveries` row per (subscription, period, recipient), so nothing is sent twice.
+
+Status flow: `pending -> processing -> completed | failed -> emailed`.
+
+- `pending`     the row exists, nothing done yet (`open_rows`)
+- `processing`  a run has claimed it and is rendering / sending (`mark_processing`, sets `started_at`)
+- `completed`   the files are rendered and stored, not yet sent (`mark_completed`, sets `finished_at`)
+- `failed`      rendering or sending failed; `error` says how:
+                  `temporary: ...`  4xx / connection / timeout: `retryable()` picks it up again
+                  `rejected: ...`   the server refused this recipient for good (5xx to RCPT): never
+                                    re-sent unless asked explicitly (`include_rejected=True`)
+                  anything else     a render error or a permanent server/configuration error: a
+                                    re-run tries again, the automatic retry does not
+- `emailed`     accepted by the SMTP server (or written to the outbox): final, never sent again.
+
+One delivery, as the caller runs it::
+
+    rows = open_rows(eng, sub_id, business_id, "monthly", "2025-03", recipients, run_id)
+    ids = mark_processing(eng, [r["id"] for r in rows if r["recipient"] in pending_recipients(rows)], run_id)
+    ... render files ...; mark_completed(eng, ids, files, total_bytes)
+    claimed = [r["recipient"] for r in rows if r["id"] in ids]
+    results = email.send(message, claimed, settings, outbox)
+    record_results(eng, sub_id, "2025-03", results)
+
+All timestamps are timezone-aware UTC (SQLite stores them naive; they are read back as UTC).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from pos_exports.delivery.email import RecipientResult
+from pos_exports.delivery.state import deliveries
+
+STATUSES = ("pending", "processing", "completed", "failed", "emailed")
+TEMPORARY = "temporary: "
+REJECTED = "rejected: "
+# A `processing` row older than this belongs to a run that died; it may be claimed again.
+STALE_PROCESSING = dt.timedelta(hours=1)
+
+_TIMESTAMPS = ("created_at", "started_at", "finished_at", "emailed_at")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    """Aware UTC; a naive value is taken as UTC already (that is how this module stores them)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+def _bind_time(eng: sa.Engine, value: dt.datetime) -> dt.datetime:
+    """SQLite drops the offset on write: hand it UTC wall time so comparisons stay right."""
+    value = _utc(value)
+    return value.replace(tzinfo=None) if eng.dialect.name == "sqlite" else value
+
+
+def _row(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    row = dict(mapping)
+    for name in _TIMESTAMPS:
+        row[name] = _utc(row.get(name))
+    return row
+
+
+def normalize_recipient(address: str) -> str:
+    """The ledger key of a recipient: trimmed and lower-cased, so `A@x.com` and `a@x.com` get one email."""
+    return address.strip().lower()
+
+
+def _unique(recipients: Iterable[str]) -> list[str]:
+    seen: list[str] = []
+    for r in recipients:
+        key = normalize_recipient(r)
+        if key and key not in seen:
+            seen.append(key)
+    return seen
+
+
+def open_rows(
+    eng: sa.Engine,
+    subscription_id: int,
+    business_id: int,
+    period_kind: str,
+    period_key: str,
+    recipients: Sequence[str],
+    run_id: str | None,
+) -> list[dict[str, Any]]:
+    """The ledger rows of `recipients` for this subscription and period, inserting missing ones as pending.
+
+    Idempotent, also when two runs race: an existing row (whatever its status) is kept as it is.
+    Returned in the order of `recipients` (normalized, duplicates dropped).
+    """
+    wanted = _unique(recipients)
+    if not wanted:
+        return []
+    now = _now()
+    values = [
+        {
+            "subscription_id": subscription_id,
+            "business_id": business_id,
+            "period_kind": period_kind,
+            "period_key": period_key,
+            "recipient": r,
+            "status": "pending",
+            "attempts": 0,
+            "run_id": run_id,
+            "created_at": _bind_time(eng, now),
+        }
+        for r in wanted
+    ]
+    dialect = eng.dialect.name
+    with eng.begin() as conn:
+        if dialect in ("postgresql", "sqlite"):
+            if dialect == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert
+            stmt = insert(deliveries).on_conflict_do_nothing(
+                index_elements=["subscription_id", "period_key", "recipient"]
+            )
+            conn.execute(stmt, values)
+        else:  # portable fallback: one savepoint per row
+            for v in values:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(deliveries.insert().values(**v))
+                except IntegrityError:
+                    pass
+        found = conn.execute(
+            sa.select(deliveries).where(
+                deliveries.c.subscription_id == subscription_id,
+                deliveries.c.period_key == period_key,
+                deliveries.c.recipient.in_(wanted),
+            )
+        ).mappings()
+        by_recipient = {r["recipient"]: _row(r) for r in found}
+    return [by_recipient[r] for r in wanted if r in by_recipient]
+
+
+def is_sendable(
+    row: Mapping[str, Any],
+    *,
+    include_rejected: bool = False,
+    now: dt.datetime | None = None,
+    stale_after: dt.timedelta = STALE_PROCESSING,
+) -> bool:
+    """Whether this row's recipient may be sent the export (see the module docstring)."""
+    status = row["status"]
+    if status == "emailed" or row.get("emailed_at") is not None:
+        return False
+    if status == "failed" and (row.get("error") or "").startswith(REJECTED):
+        return include_rejected
+    if status == "processing":
+        started = _utc(row.get("started_at"))
+        return started is None or started < (now or _now()) - stale_after
+    return True
+
+
+def pending_recipients(
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    include_rejected: bool = False,
+    now: dt.datetime | None = None,
+    stale_after: dt.timedelta = STALE_PROCESSING,
+) -> list[str]:
+    """The recipients still to email: never one already `emailed`, nor one another live run is processing,
+    nor (unless `include_rejected`) one the server refused for good."""
+    return [
+        r["recipient"]
+        for r in rows
+        if is_sendable(r, include_rejected=include_rejected, now=now, stale_after=stale_after)
+    ]
+
+
+def mark_processing(
+    eng: sa.Engine,
+    ids: Sequence[int],
+    run_id: str | None,
+    *,
+    include_rejected: bool = False,
+    stale_after: dt.timedelta = STALE_PROCESSING,
+) -> list[int]:
+    """Claim rows for this run (status processing, `started_at`, `run_id`); returns the ids claimed.
+
+    The claim is a conditional UPDATE, so two runs cannot both claim a row, and an `emailed` row
+    (or a live `processing` one) is never claimed. Send only to the claimed rows' recipients.
+    """
+    if not ids:
+        return []
+    now = _now()
+    stale = _bind_time(eng, now - stale_after)
+    claimable = sa.or_(
+        deliveries.c.status.in_(["pending", "completed"]),
+        sa.and_(
+            deliveries.c.status == "failed",
+            sa.true() if include_rejected else sa.not_(sa.func.coalesce(deliveries.c.error, "").startswith(REJECTED)),
+        ),
+        sa.and_(
+            deliveries.c.status == "processing",
+            sa.or_(deliveries.c.started_at.is_(None), deliveries.c.started_at < stale),
+        ),
+    )
+    claimed: list[int] = []
+    with eng.begin() as conn:
+        for row_id in ids:
+            result = conn.execute(
+                deliveries.update()
+                .where(deliveries.c.id == row_id, deliveries.c.emailed_at.is_(None), claimable)
+                .values(status="processing", started_at=_bind_time(eng, now), run_id=run_id, finished_at=None)
+            )
+            if result.rowcount == 1:
+                claimed.append(row_id)
+    return claimed
+
+
+def mark_completed(eng: sa.Engine, ids: Sequence[int], files: list[dict[str, Any]], bytes: int) -> int:
+    """The files are rendered and stored (not yet sent): status completed, `files`, `bytes`, `finished_at`."""
+    if not ids:
+        return 0
+    with eng.begin() as conn:
+        result = conn.execute(
+            deliveries.update()
+            .where(deliveries.c.id.in_(list(ids)), deliveries.c.status != "emailed")
+            .values(
+                status="completed",
+                files=files,
+                bytes=bytes,
+                error=None,
+                traceback=None,
+                finished_at=_bind_time(eng, _now()),
+            )
+        )
+        return result.rowcount
+
+
+def _error_for(result: RecipientResult) -> str:
+    text = result.response or "no response"
+    if result.status == "retry":
+        return TEMPORARY + text
+    if result.stage == "rcpt" and result.code is not None and 500 <= result.code <= 599:
+        return REJECTED + text
+    return "failed: " + text
+
+
+def record_results(
+    eng: sa.Engine, subscription_id: int, period_key: str, results: Mapping[str, RecipientResult]
+) -> int:
+    """Store what `email.send` returned, per recipient; an `emailed` row is never touched again.
+
+    emailed -> status emailed, `emailed_at`, `message_id`, `smtp_response`, attempts added;
+    retry   -> status failed, error `temporary: ...` (picked up by `retryable`), attempts added;
+    failed  -> status failed, error `rejected: ...` (5xx to RCPT) or `failed: ...`, `smtp_response`.
+    Returns the number of rows updated.
+    """
+    now = _bind_time(eng, _now())
+    updated = 0
+    with eng.begin() as conn:
+        for recipient, res in results.items():
+            values: dict[str, Any] = {
+                "attempts": deliveries.c.attempts + int(res.attempts),
+                "smtp_response": res.response,
+                "message_id": res.message_id or None,
+                "finished_at": sa.func.coalesce(deliveries.c.finished_at, now),
+            }
+            if res.status == "emailed":
+                values.update(status="emailed", emailed_at=now, error=None, traceback=None)
+            else:
+                values.update(status="failed", error=_error_for(res))
+            result = conn.execute(
+                deliveries.update()
+                .where(
+                    deliveries.c.subscription_id == subscription_id,
+                    deliveries.c.period_key == period_key,
+                    deliveries.c.recipient == normalize_recipient(recipient),
+                    deliveries.c.status != "emailed",
+                )
+                .values(**values)
+            )
+            updated += result.rowcount
+    return updated
+
+
+def mark_failed(
+    eng: sa.Engine,
+    ids_or_key: Sequence[int] | tuple[int, str],
+    error: str,
+    traceback: str | None = None,
+) -> int:
+    """Rendering or sending failed before any per-recipient result: status failed with the error and traceback.
+
+    `ids_or_key`: row ids, or `(subscription_id, period_key)` for every row of that delivery except
+    the ones the server rejected for good (their `rejected: ...` error is kept). Rows already
+    `emailed` keep their status either way.
+    """
+    if isinstance(ids_or_key, tuple) and len(ids_or_key) == 2 and isinstance(ids_or_key[1], str):
+        subscription_id, period_key = ids_or_key
+        where = sa.and_(
+            deliveries.c.subscription_id == subscription_id,
+            deliveries.c.period_key == period_key,
+            sa.not_(sa.func.coalesce(deliveries.c.error, "").startswith(REJECTED)),
+        )
+    else:
+        ids = list(ids_or_key)
+        if not ids:
+            return 0
+        where = deliveries.c.id.in_(ids)
+    with eng.begin() as conn:
+        result = conn.execute(
+            deliveries.update()
+            .where(where, deliveries.c.status != "emailed")
+            .values(status="failed", error=error, traceback=traceback, finished_at=_bind_time(eng, _now()))
+        )
+        return result.rowcount
+
+
+def history(
+    eng: sa.Engine,
+    business_id: int | None = None,
+    subscription_id: int | None = None,
+    status: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Ledger rows, newest first, filtered by business, subscription, status and `created_at` in [since, until)."""
+    query = sa.select(deliveries)
+    if business_id is not None:
+        query = query.where(deliveries.c.business_id == business_id)
+    if subscription_id is not None:
+        query = query.where(deliveries.c.subscription_id == subscription_id)
+    if status is not None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
+        query = query.where(deliveries.c.status == status)
+    if since is not None:
+        query = query.where(deliveries.c.created_at >= _bind_time(eng, _aware(since, "since")))
+    if until is not None:
+        query = query.where(deliveries.c.created_at < _bind_time(eng, _aware(until, "until")))
+    query = query.order_by(deliveries.c.created_at.desc(), deliveries.c.id.desc())
+    with eng.connect() as conn:
+        return [_row(r) for r in conn.execute(query).mappings()]
+
+
+def _aware(value: dt.datetime, name: str) -> dt.datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware")
+    return value
+
+
+def retryable(eng: sa.Engine, max_attempts: int) -> list[dict[str, Any]]:
+    """Failed rows with a temporary error and fewer than `max_attempts` attempts, oldest first."""
+    query = (
+        sa.select(deliveries)
+        .where(
+            deliveries.c.status == "failed",
+            deliveries.c.emailed_at.is_(None),
+            deliveries.c.error.startswith(TEMPORARY),
+            deliveries.c.attempts < max_attempts,
+        )
+        .order_by(deliveries.c.created_at, deliveries.c.id)
+    )
+    with eng.connect() as conn:
+        return [_row(r) for r in conn.execute(query).mappings()]

@@ -1,0 +1,128 @@
+"""The delivery ledger on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from pos_exports.delivery import ledger
+from pos_exports.delivery.email import RecipientResult
+
+SUB, BIZ, KEY = 3, 99, "2025-W10"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def eng(request):
+    return request.getfixturevalue("state_db" if request.param == "sqlite" else "state_pg")
+
+
+def result(status, code=None, response="", attempts=1, stage="data"):
+    return RecipientResult(status, code, response, attempts, "<m1@acme.example>", stage)
+
+
+def test_open_rows_is_idempotent(eng):
+    rows = ledger.open_rows(eng, SUB, BIZ, "weekly", KEY, ["B@x.com", "a@x.com", "b@x.com "], "run-1")
+    assert [r["recipient"] for r in rows] == ["b@x.com", "a@x.com"]
+    assert {r["status"] for r in rows} == {"pending"} and {r["attempts"] for r in rows} == {0}
+    assert all(r["created_at"].tzinfo == dt.UTC for r in rows)
+    again = ledger.open_rows(eng, SUB, BIZ, "weekly", KEY, ["a@x.com", "c@x.com"], "run-2")
+    assert [r["recipient"] for r in again] == ["a@x.com", "c@x.com"]
+    assert again[0]["id"] == rows[1]["id"] and again[0]["run_id"] == "run-1"
+    assert len(ledger.history(eng, subscription_id=SUB)) == 3
+    assert ledger.open_rows(eng, SUB, BIZ, "weekly", KEY, [], "run-3") == []
+
+
+def test_full_lifecycle_and_never_twice(eng):
+    rows = ledger.open_rows(eng, SUB, BIZ, "weekly", KEY, ["a@x.com", "b@x.com", "c@x.com"], "run-1")
+    ids = [r["id"] for r in rows]
+    assert ledger.mark_processing(eng, ids, "run-1") == ids
+    assert ledger.mark_processing(eng, ids, "run-other") == []  # a live claim is not taken twice
+    processing = ledger.open_rows(eng, SUB, BIZ, "weekly", KEY, ["a@x.com", "b@x.com", "c@x.com"], "run-2")
+    assert ledger.pending_recipients(processing) == []
+    files = [{"name": "sales.csv", "dataset": "sales", "format": "csv", "bytes": 10, "sha256": "ab", "uri": "u"}]
+    assert ledger.mark_completed(eng, ids, files, 10) == 3
+    assert (
+        ledger.record_results(
+            eng,
+            SUB,
+            KEY,
+            {
+                "a@x.com": result("emailed", 250, "250 OK", 1),
+                "B@x.com": result("retry", 451, "451 4.3.0 try later", 3),
+                "c@x.com": result("failed", 550, "550 5.1.1 no such user", 1, "rcpt"),
+            },
+        )
+        == 3
+    )
+    by = {r["recipient"]: r for r in ledger.history(eng, business_id=BIZ)}
+    a, b, c = by["a@x.com"], by["b@x.com"], by["c@x.com"]
+    assert (a["status"], a["smtp_response"], a["message_id"], a["attempts"]) == (
+        "emailed",
+        "250 OK",
+        "<m1@acme.example>",
+        1,
+    )
+    assert a["emailed_at"].tzinfo == dt.UTC and a["started_at"] <= a["finished_at"] <= a["emailed_at"]
+    assert a["files"] == files and a["bytes"] == 10
+    assert (b["status"], b["error"], b["attempts"]) == ("failed", "temporary: 451 4.3.0 try later", 3)
+    assert (c["status"], c["error"], c["smtp_response"]) == (
+        "failed",
+        "rejected: 550 5.1.1 no such user",
+        "550 5.1.1 no such user",
+    )
+
+    rows = ledger.open_rows(eng, SUB, BIZ, "weekly", KEY, ["a@x.com", "b@x.com", "c@x.com"], "run-2")
+    assert ledger.pending_recipients(rows) == ["b@x.com"]
+    assert ledger.pending_recipients(rows, include_rejected=True) == ["b@x.com", "c@x.com"]
+    assert [r["recipient"] for r in ledger.retryable(eng, max_attempts=4)] == ["b@x.com"]
+    assert ledger.retryable(eng, max_attempts=3) == []
+
+    # Nothing moves an emailed row: not a claim, a result, a completion or a failure.
+    assert ledger.mark_processing(eng, [a["id"]], "run-2", include_rejected=True) == []
+    assert ledger.mark_processing(eng, [c["id"]], "run-2") == []
+    assert ledger.record_results(eng, SUB, KEY, {"a@x.com": result("failed", 550, "550 late", 1, "rcpt")}) == 0
+    assert ledger.mark_completed(eng, [a["id"]], [], 0) == 0
+    assert ledger.mark_failed(eng, (SUB, KEY), "render exploded", "Traceback ...") == 1  # b only
+    after = {r["recipient"]: r for r in ledger.history(eng, subscription_id=SUB)}
+    assert after["a@x.com"] == a and after["c@x.com"] == c
+    assert (after["b@x.com"]["error"], after["b@x.com"]["traceback"]) == ("render exploded", "Traceback ...")
+    # a render failure is re-run by hand (pending again) but not retried automatically
+    rows = ledger.open_rows(eng, SUB, BIZ, "weekly", KEY, ["a@x.com", "b@x.com", "c@x.com"], "run-3")
+    assert ledger.pending_recipients(rows) == ["b@x.com"]
+    assert ledger.retryable(eng, max_attempts=10) == []
+    assert ledger.mark_failed(eng, [c["id"]], "operator gave up") == 1
+
+
+def test_stale_processing_can_be_claimed_again(eng):
+    rows = ledger.open_rows(eng, SUB, BIZ, "weekly", KEY, ["a@x.com"], "run-1")
+    assert ledger.mark_processing(eng, [rows[0]["id"]], "run-1") == [rows[0]["id"]]
+    rows = ledger.open_rows(eng, SUB, BIZ, "weekly", KEY, ["a@x.com"], "run-2")
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
+    assert ledger.pending_recipients(rows) == []
+    assert ledger.pending_recipients(rows, now=later) == ["a@x.com"]
+    assert ledger.mark_processing(eng, [rows[0]["id"]], "run-2", stale_after=dt.timedelta(0)) == [rows[0]["id"]]
+    assert ledger.history(eng)[0]["run_id"] == "run-2"
+
+
+def test_history_filters(eng):
+    ledger.open_rows(eng, 1, 10, "daily", "2025-03-01", ["a@x.com", "b@x.com"], "r")
+    ledger.open_rows(eng, 2, 20, "daily", "2025-03-01", ["c@x.com"], "r")
+    ledger.record_results(eng, 1, "2025-03-01", {"a@x.com": result("emailed", 250, "250 OK")})
+    assert {r["recipient"] for r in ledger.history(eng, business_id=10)} == {"a@x.com", "b@x.com"}
+    assert [r["recipient"] for r in ledger.history(eng, subscription_id=2)] == ["c@x.com"]
+    assert [r["recipient"] for r in ledger.history(eng, status="emailed")] == ["a@x.com"]
+    now = dt.datetime.now(dt.UTC)
+    assert len(ledger.history(eng, since=now - dt.timedelta(minutes=5))) == 3
+    # the same instant in another zone selects the same rows
+    assert (
+        len(ledger.history(eng, since=(now - dt.timedelta(minutes=5)).astimezone(dt.timezone(dt.timedelta(hours=-8)))))
+        == 3
+    )
+    assert ledger.history(eng, since=now + dt.timedelta(minutes=5)) == []
+    assert ledger.history(eng, until=now - dt.timedelta(minutes=5)) == []
+    assert len(ledger.history(eng, business_id=10, until=now + dt.timedelta(minutes=5))) == 2
+    with pytest.raises(ValueError):
+        ledger.history(eng, status="sent")
+    with pytest.raises(ValueError):
+        ledger.history(eng, since=dt.datetime(2025, 1, 1))

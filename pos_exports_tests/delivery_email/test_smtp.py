@@ -1,0 +1,237 @@
+"""Sending through a real SMTP server (aiosmtpd in this process) with scripted replies, and the ledger around it."""
+
+from __future__ import annotations
+
+import pytest
+
+from pos_exports.delivery import ledger
+from pos_exports.delivery.email import EmailHeaderError, SmtpSettings, build_message, send
+from pos_exports_tests.delivery_email.flow import SUBSCRIPTION, content_for, deliver, make_files
+
+NO_WAIT = {"sleep": lambda s: None}
+
+
+def rows_by_recipient(eng):
+    return {r["recipient"]: r for r in ledger.history(eng, subscription_id=SUBSCRIPTION)}
+
+
+def test_message_arrives_complete(smtp_server, tmp_path):
+    files = make_files(tmp_path / "files")
+    to = ["owner@cafe.example", "accountant@books.example"]
+    msg = build_message(content_for(files, to))
+    settings = SmtpSettings.from_url(smtp_server.url(query="from=bounces@acme.example"))
+    results = send(msg, to, settings, tmp_path / "outbox", **NO_WAIT)
+
+    assert {r: (x.status, x.code, x.attempts) for r, x in results.items()} == {
+        "owner@cafe.example": ("emailed", 250, 1),
+        "accountant@books.example": ("emailed", 250, 1),
+    }
+    assert results["owner@cafe.example"].response == "250 OK"
+    assert len(smtp_server.handler.received) == 1
+    got = smtp_server.handler.received[0]
+    assert got.mail_from == "bounces@acme.example"
+    assert got.rcpt_tos == to
+    m = got.message
+    assert m["From"].addresses[0].display_name == "Acme POS, Exports"
+    assert m["From"].addresses[0].addr_spec == "exports@acme.example"
+    assert m["Reply-To"] == "owner@cafe.example"
+    assert m["Subject"] == "Café Zürich & Sons: monthly export for March 2025"
+    assert m["Message-ID"] == msg["Message-ID"] == results["owner@cafe.example"].message_id
+    assert "Bcc" not in m
+    assert m.get_body(("plain",)).get_content().startswith("Hello,")
+    assert "Café Zürich &amp; Sons" in m.get_body(("html",)).get_content()
+    attached = {p.get_filename(): (p.get_content_type(), p.get_payload(decode=True)) for p in m.iter_attachments()}
+    assert attached == {
+        "sales.xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", files[0].path.read_bytes()),
+        "sales.csv": ("text/csv", files[1].path.read_bytes()),
+    }
+    assert not (tmp_path / "outbox").exists()
+
+
+def test_link_mode_message_arrives_without_attachments(smtp_server, tmp_path):
+    from pos_exports.delivery.email import Attachment
+
+    files = [
+        Attachment("sales.pdf", None, "https://files.example/sales.pdf?sig=1", 25 * 1024 * 1024, "application/pdf")
+    ]
+    msg = build_message(content_for(files, ["a@example.com"]))
+    send(msg, ["a@example.com"], SmtpSettings.from_url(smtp_server.url()), tmp_path, **NO_WAIT)
+    m = smtp_server.handler.received[0].message
+    assert list(m.iter_attachments()) == []
+    assert "https://files.example/sales.pdf?sig=1" in m.get_body(("plain",)).get_content()
+    assert 'href="https://files.example/sales.pdf?sig=1"' in m.get_body(("html",)).get_content()
+
+
+def test_auth_with_url_decoded_password(smtp_server, tmp_path):
+    msg = build_message(content_for(make_files(tmp_path), ["a@example.com"]))
+    settings = SmtpSettings.from_url(smtp_server.url(userinfo="user%40acme.example:p%40ss%2Fw%3Ard@"))
+    results = send(msg, ["a@example.com"], settings, tmp_path, **NO_WAIT)
+    assert results["a@example.com"].status == "emailed"
+    assert smtp_server.handler.logins == [("user@acme.example", "p@ss/w:rd")]
+
+
+def test_451_on_data_then_250_is_one_email_and_two_attempts(smtp_server, state_db, tmp_path):
+    smtp_server.handler.data_replies = ["451 4.3.0 try later"]
+    sleeps = []
+    results, sent_to = deliver(
+        state_db,
+        ["owner@cafe.example"],
+        make_files(tmp_path / "files"),
+        SmtpSettings.from_url(smtp_server.url()),
+        tmp_path / "outbox",
+        sleep=sleeps.append,
+    )
+    r = results["owner@cafe.example"]
+    assert (r.status, r.attempts, r.response) == ("emailed", 2, "250 OK")
+    assert sleeps == [1]  # the first backoff step
+    assert smtp_server.handler.data_commands == 2
+    assert len(smtp_server.handler.received) == 1
+    row = rows_by_recipient(state_db)["owner@cafe.example"]
+    assert (row["status"], row["attempts"], row["smtp_response"]) == ("emailed", 2, "250 OK")
+    assert row["message_id"] == r.message_id and row["emailed_at"].tzinfo is not None
+    assert row["files"][0]["name"] == "sales.xlsx" and row["bytes"] > 0
+
+
+def test_550_for_one_recipient_of_two(smtp_server, state_db, tmp_path):
+    good, bad = "owner@cafe.example", "nobody@cafe.example"
+    smtp_server.handler.rcpt_replies = {bad: ["550 5.1.1 no such user"] * 5}
+    settings = SmtpSettings.from_url(smtp_server.url())
+    files = make_files(tmp_path / "files")
+
+    results, _ = deliver(state_db, [good, bad], files, settings, tmp_path / "outbox")
+    assert (results[good].status, results[bad].status) == ("emailed", "failed")
+    assert (results[bad].code, results[bad].attempts) == (550, 1)  # 5xx is final: not retried
+    assert [r.rcpt_tos for r in smtp_server.handler.received] == [[good]]
+    rows = rows_by_recipient(state_db)
+    assert rows[good]["status"] == "emailed"
+    assert rows[bad]["status"] == "failed" and "550" in rows[bad]["smtp_response"]
+    assert rows[bad]["error"].startswith("rejected: 550")
+    assert ledger.retryable(state_db, max_attempts=5) == []
+
+    # A second delivery of the same period sends nothing to either recipient.
+    rcpt_before = list(smtp_server.handler.rcpt_commands)
+    results2, sent_to2 = deliver(state_db, [good, bad], files, settings, tmp_path / "outbox")
+    assert (results2, sent_to2) == ({}, [])
+    assert smtp_server.handler.rcpt_commands == rcpt_before
+    assert len(smtp_server.handler.delivered_to(good)) == 1
+    assert rows_by_recipient(state_db) == rows
+
+
+def test_451_on_rcpt_retries_only_that_recipient(smtp_server, state_db, tmp_path):
+    a, b = "a@example.com", "b@example.com"
+    smtp_server.handler.rcpt_replies = {b: ["451 4.7.1 greylisted"]}
+    results, _ = deliver(state_db, [a, b], make_files(tmp_path), SmtpSettings.from_url(smtp_server.url()), tmp_path)
+    assert (results[a].attempts, results[b].attempts) == (1, 2)
+    assert [r.rcpt_tos for r in smtp_server.handler.received] == [[a], [b]]
+    assert smtp_server.handler.rcpt_commands == [a, b, b]
+    rows = rows_by_recipient(state_db)
+    assert (rows[a]["attempts"], rows[b]["attempts"]) == (1, 2)
+
+
+def test_temporary_failures_exhausted_are_retryable_later(smtp_server, state_db, tmp_path):
+    smtp_server.handler.data_replies = ["421 4.3.2 shutting down"] * 3
+    settings = SmtpSettings.from_url(smtp_server.url())
+    results, _ = deliver(state_db, ["a@example.com"], make_files(tmp_path), settings, tmp_path)
+    r = results["a@example.com"]
+    assert (r.status, r.code, r.attempts) == ("retry", 421, 3)
+    assert smtp_server.handler.received == []
+    row = rows_by_recipient(state_db)["a@example.com"]
+    assert row["status"] == "failed" and row["error"].startswith("temporary: 421") and row["attempts"] == 3
+    assert [x["id"] for x in ledger.retryable(state_db, max_attempts=6)] == [row["id"]]
+    assert ledger.retryable(state_db, max_attempts=3) == []
+
+    # The retry run succeeds; the ledger adds the attempts up and the row leaves the retry list.
+    results, _ = deliver(state_db, ["a@example.com"], make_files(tmp_path), settings, tmp_path)
+    assert results["a@example.com"].status == "emailed"
+    row = rows_by_recipient(state_db)["a@example.com"]
+    assert (row["status"], row["attempts"], row["error"]) == ("emailed", 4, None)
+    assert ledger.retryable(state_db, max_attempts=6) == []
+    assert len(smtp_server.handler.received) == 1
+
+
+def test_5xx_on_data_is_final_for_everyone(smtp_server, state_db, tmp_path):
+    smtp_server.handler.data_replies = ["554 5.7.1 message refused"]
+    results, _ = deliver(
+        state_db,
+        ["a@example.com", "b@example.com"],
+        make_files(tmp_path),
+        SmtpSettings.from_url(smtp_server.url()),
+        tmp_path,
+    )
+    assert {(r.status, r.code, r.attempts, r.stage) for r in results.values()} == {("failed", 554, 1, "data")}
+    rows = rows_by_recipient(state_db)
+    assert all(r["error"].startswith("failed: 554") for r in rows.values())
+    assert ledger.retryable(state_db, 5) == []
+
+
+def test_timeout_is_retried_then_recorded(smtp_server, state_db, tmp_path):
+    smtp_server.handler.data_delays = [1.5, 1.5]
+    settings = SmtpSettings.from_url(smtp_server.url(query="timeout=1"))
+    results, _ = deliver(state_db, ["a@example.com"], make_files(tmp_path), settings, tmp_path, retries=2)
+    r = results["a@example.com"]
+    assert (r.status, r.attempts, r.code) == ("retry", 2, None)
+    assert "timed out" in r.response
+    assert smtp_server.handler.data_commands == 2 and smtp_server.handler.received == []
+    row = rows_by_recipient(state_db)["a@example.com"]
+    assert row["status"] == "failed" and row["error"].startswith("temporary:") and row["attempts"] == 2
+    assert len(ledger.retryable(state_db, max_attempts=3)) == 1
+
+
+def test_timeout_then_success(smtp_server, tmp_path):
+    smtp_server.handler.data_delays = [1.5]
+    settings = SmtpSettings.from_url(smtp_server.url(query="timeout=1"))
+    msg = build_message(content_for(make_files(tmp_path), ["a@example.com"]))
+    results = send(msg, ["a@example.com"], settings, tmp_path, **NO_WAIT)
+    assert (results["a@example.com"].status, results["a@example.com"].attempts) == ("emailed", 2)
+    assert len(smtp_server.handler.received) == 1
+
+
+def test_connection_refused_is_temporary(tmp_path):
+    from pos_exports_tests.delivery_email.conftest import free_port
+
+    settings = SmtpSettings.from_url(f"smtp://127.0.0.1:{free_port()}?timeout=2")
+    msg = build_message(content_for(make_files(tmp_path), ["a@example.com"]))
+    sleeps = []
+    results = send(msg, ["a@example.com"], settings, tmp_path, sleep=sleeps.append)
+    r = results["a@example.com"]
+    assert (r.status, r.attempts, r.stage) == ("retry", 3, "connect")
+    assert "ConnectionRefused" in r.response
+    assert sleeps == [1, 4]
+
+
+def test_refused_headers_send_nothing(smtp_server, state_db, tmp_path):
+    files = make_files(tmp_path)
+    settings = SmtpSettings.from_url(smtp_server.url())
+    with pytest.raises(EmailHeaderError):
+        build_message(content_for(files, ["a@example.com"], subject_template="Hi\r\nBcc: evil@z.com"))
+    with pytest.raises(EmailHeaderError):
+        deliver(state_db, ["a@example.com, evil@z.com"], files, settings, tmp_path)
+    msg = build_message(content_for(files, ["a@example.com"]))
+    for bad in (["x@y.com\r\nBcc: evil@z.com"], ["a@example.com", "b@example.com, evil@z.com"], ["Eve <e@z.com>"]):
+        with pytest.raises(EmailHeaderError):
+            send(msg, bad, settings, tmp_path)
+    assert smtp_server.handler.rcpt_commands == [] and smtp_server.handler.received == []
+
+
+def test_starttls(starttls_server, tls_files, tmp_path):
+    msg = build_message(content_for(make_files(tmp_path), ["a@example.com"]))
+    cafile = tls_files[0]
+    plain = send(msg, ["a@example.com"], SmtpSettings.from_url(starttls_server.url()), tmp_path, **NO_WAIT)
+    assert plain["a@example.com"].status == "failed" and "530" in plain["a@example.com"].response
+    ok = send(
+        msg,
+        ["a@example.com"],
+        SmtpSettings.from_url(starttls_server.url(query=f"starttls=true&cafile={cafile}")),
+        tmp_path,
+    )
+    assert ok["a@example.com"].status == "emailed"
+    untrusted = send(msg, ["a@example.com"], SmtpSettings.from_url(starttls_server.url("smtp+starttls")), tmp_path)
+    assert untrusted["a@example.com"].status == "failed" and "certificate" in untrusted["a@example.com"].response
+    assert len(starttls_server.handler.received) == 1
+
+
+def test_smtps(smtps_server, tls_files, tmp_path):
+    msg = build_message(content_for(make_files(tmp_path), ["a@example.com"]))
+    settings = SmtpSettings.from_url(smtps_server.url("smtps", query=f"cafile={tls_files[0]}"))
+    assert send(msg, ["a@example.com"], settings, tmp_path)["a@example.com"].status == "emailed"
+    assert smtps_server.handler.received[0].message["Subject"].startswith("Café")
