@@ -17,24 +17,36 @@ from pos_exports.periods import PeriodError, parse_date
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
-def run_archive(first: dt.date, last: dt.date, datasets: list[str], business_ids: list[int]) -> bool:
-    """Materialize the archive for `[first, last]` in one run on the Dagster instance (visible in the UI)."""
+def _execute(
+    job_name: str, *, run_config: dict, tags: dict | None = None, selection=None, partition_key: str | None = None
+) -> dg.ExecuteInProcessResult:
+    """Run a job of the code location in this process, on the instance in DAGSTER_HOME (visible in the UI)."""
     from pos_exports.definitions import defs
 
-    job = defs.resolve_job_def("daily_archive_job")
-    tags = {RANGE_START: first.isoformat(), RANGE_END: last.isoformat()}
-    selection = [asset_key(d) for d in datasets]
+    run_config = {**run_config, "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
+        result = defs.resolve_job_def(job_name).execute_in_process(
             instance=instance,
+            run_config=run_config,
             tags=tags,
             asset_selection=selection,
-            run_config={
-                "ops": {"daily_archive": {"config": {"business_ids": business_ids}}},
-                "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-            },
+            partition_key=partition_key,
             raise_on_error=False,
         )
+    if not result.success:
+        for failure in result.get_step_failure_events():
+            print(f"FAILED: {failure.step_failure_data.error.message}", file=sys.stderr)
+    return result
+
+
+def run_archive(first: dt.date, last: dt.date, datasets: list[str], business_ids: list[int]) -> bool:
+    """Materialize the archive for `[first, last]` in one run on the Dagster instance (visible in the UI)."""
+    result = _execute(
+        "daily_archive_job",
+        run_config={"ops": {"daily_archive": {"config": {"business_ids": business_ids}}}},
+        tags={RANGE_START: first.isoformat(), RANGE_END: last.isoformat()},
+        selection=[asset_key(d) for d in datasets],
+    )
     print(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'} ({first}..{last})")
     seen = set()
     for event in result.get_asset_materialization_events():
@@ -44,9 +56,6 @@ def run_archive(first: dt.date, last: dt.date, datasets: list[str], business_ids
             print(
                 f"  {m.asset_key.to_user_string():20} rows={m.metadata['rows'].value:>8}  {m.metadata['storage'].value}"
             )
-    if not result.success:
-        for failure in result.get_step_failure_events():
-            print(f"FAILED: {failure.step_failure_data.error.message}", file=sys.stderr)
     return result.success
 
 
@@ -70,6 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     archive.add_argument("--dataset", action="append", choices=sorted(DATASETS), help="default: all four")
     archive.add_argument("--business-id", type=int, action="append", default=[], help="default: every active one")
 
+    export = sub.add_parser("export", help="an on-demand export of one business (from the archive)")
+    export.add_argument("--business-id", type=int, required=True)
+    export.add_argument("--dataset", action="append", choices=sorted(DATASETS), help="default: all four")
+    export.add_argument(
+        "--period", nargs=2, metavar=("KIND", "KEY"), help="daily 2025-03-09 | weekly 2025-03-03 | monthly 2025-03"
+    )
+    export.add_argument("--from", dest="start", help="or a date range: first day YYYY-MM-DD")
+    export.add_argument("--to", dest="end", help="last day YYYY-MM-DD")
+    export.add_argument("--format", action="append", choices=["xlsx", "csv", "pdf"], help="default: all three")
+    export.add_argument("--filter", action="append", default=[], metavar="NAME=VALUE", help="a REPORTS.md filter")
+
     subscriptions_cli.register(sub)
 
     args = parser.parse_args(argv)
@@ -77,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         return subscriptions_cli.run(args)
     if args.command == "demo":
         return _demo(args.days)
+    if args.command == "export":
+        return _export(args, parser)
     last = args.to or args.date
     if last < args.date:
         parser.error("--to must not be before --date")
@@ -84,6 +106,25 @@ def main(argv: list[str] | None = None) -> int:
     if last > latest:
         parser.error(f"{last} has not ended in every time zone yet; the latest day to archive is {latest}")
     return 0 if run_archive(args.date, last, args.dataset or list(DATASETS), args.business_id) else 1
+
+
+def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    cfg: dict = {"business_id": args.business_id}
+    if args.dataset:
+        cfg["datasets"] = args.dataset
+    if args.format:
+        cfg["formats"] = args.format
+    if args.period:
+        cfg["period_kind"], cfg["period_key"] = args.period
+    cfg["start_date"], cfg["end_date"] = args.start or "", args.end or ""
+    try:
+        cfg["filters"] = dict(f.split("=", 1) for f in args.filter)
+    except ValueError:
+        parser.error("--filter: expected NAME=VALUE")
+    result = _execute("on_demand_export_job", run_config={"ops": {"on_demand_export": {"config": cfg}}})
+    if result.success:
+        print(f"exported to {result.output_for_node('on_demand_export')}")
+    return 0 if result.success else 1
 
 
 def _demo(days: int) -> int:
@@ -97,7 +138,12 @@ def _demo(days: int) -> int:
     snapshots = [name for name, ds in DATASETS.items() if ds.kind == "snapshot"]
     print(f"archiving {', '.join(events)} for {first}..{last} and {', '.join(snapshots)} as of {last}")
     ok = run_archive(first, last, events, []) and run_archive(last, last, snapshots, [])
+    if ok:
+        result = _execute("daily_exports_job", run_config={}, partition_key=last.isoformat())
+        ok = result.success
+        print(f"run {result.run_id}: daily exports of {last}: {'succeeded' if ok else 'FAILED'}")
     print(f"\narchive: {config.storage_root()}/archive")
+    print(f"exports: {config.storage_root()}/exports/<business_id>/daily/{last}/")
     print("open the Dagster UI on this demo with: make dev")
     return 0 if ok else 1
 

@@ -4,13 +4,19 @@ import dagster as dg
 
 from pos_exports import config
 from pos_exports.archive.assets import archive_job, daily_archive
+from pos_exports.automation.delivery import delivery_job, due_subscriptions_sensor
+from pos_exports.automation.schedules import SCHEDULES
+from pos_exports.exports.assets import PERIOD_ASSETS, period_export_jobs
+from pos_exports.exports.on_demand import on_demand_export_job
 from pos_exports.source.resource import PosDatabase, StorageResource
 
 
 def build_defs() -> dg.Definitions:
     return dg.Definitions(
-        assets=[daily_archive],
-        jobs=[archive_job],
+        assets=[daily_archive, *PERIOD_ASSETS],
+        jobs=[archive_job, *period_export_jobs, on_demand_export_job, delivery_job],
+        schedules=SCHEDULES,
+        sensors=[due_subscriptions_sensor],
         resources={
             "pos_database": PosDatabase(url=config.database_url()),
             "storage": StorageResource(root=config.storage_root()),

@@ -1,0 +1,1 @@
+"""Schedules and sensors: when things run without anyone clicking."""

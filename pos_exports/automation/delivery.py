@@ -1,0 +1,152 @@
+"""Delivery wiring: the due-subscriptions sensor and the delivery job (also the Launchpad's manual trigger)."""
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from pos_exports import config as settings
+from pos_exports.archive.read import load_businesses
+from pos_exports.delivery import ledger
+from pos_exports.delivery.deliver import archive_ready, deliver
+from pos_exports.delivery.email import SmtpSettings
+from pos_exports.delivery.schedule import due
+from pos_exports.delivery.state import engine
+from pos_exports.delivery.subscriptions import find, get
+from pos_exports.reports.period import period_for
+from pos_exports.source.resource import StorageResource
+from pos_exports.storage.base import LocalStorage
+
+FIRST_LOOKBACK = dt.timedelta(days=1)  # how far back a sensor with no cursor looks (catch-up goes further)
+
+
+class DeliveryConfig(dg.Config):
+    subscription_id: int = Field(description="The subscription to deliver (`pos-exports subscriptions list`).")
+    period_kind: str = Field(description="daily | weekly | monthly (the subscription's frequency)")
+    period_key: str = Field(description="2025-03-09 (daily), 2025-03-03 (a Monday), 2025-03 (monthly)")
+
+
+def outbox_dir(storage: StorageResource) -> Path:
+    """Where emails go without an SMTP server: `{storage}/outbox` (a local folder under var/ for S3 storage)."""
+    store = storage.get()
+    if isinstance(store, LocalStorage):
+        return store.path("outbox")
+    return settings.project_home() / "var" / "outbox"
+
+
+@dg.op(description="Render (or reuse) the period's exports and email them to the subscription's recipients once.")
+def deliver_subscription(context: dg.OpExecutionContext, config: DeliveryConfig, storage: StorageResource):
+    eng = engine()
+    sub = get(eng, config.subscription_id)
+    if sub is None:
+        raise dg.Failure(description=f"subscription_id: no subscription {config.subscription_id}")
+    if config.period_kind != sub.frequency:
+        raise dg.Failure(
+            description=f"period_kind: {config.period_kind!r} does not match the subscription's "
+            f"frequency {sub.frequency!r}"
+        )
+    try:
+        period_for(config.period_kind, config.period_key)
+    except ValueError as exc:
+        raise dg.Failure(description=f"period_key: {exc}") from None
+    store = storage.get()
+    business = {b.id: b for b in load_businesses(store)}.get(sub.business_id)
+    if business is None:
+        raise dg.Failure(description=f"business {sub.business_id} is not in the archive yet")
+    outcome = deliver(
+        eng,
+        store,
+        sub,
+        business,
+        config.period_kind,
+        config.period_key,
+        run_id=context.run_id,
+        smtp=SmtpSettings.from_env(),
+        outbox_dir=outbox_dir(storage),
+    )
+    context.log.info(f"{sub.name} {config.period_key}: {outcome.status}: {outcome.message}")
+    context.add_output_metadata(
+        {
+            "status": outcome.status,
+            "recipients": dg.MetadataValue.md(
+                "\n".join(f"- {r}: {res.status} ({res.response})" for r, res in outcome.results.items())
+                or outcome.message
+            ),
+            "folder": outcome.folder,
+        }
+    )
+    if outcome.status in ("failed", "partial"):
+        raise dg.Failure(
+            description=f"{sub.name} {config.period_key}: {outcome.message}",
+            metadata={"results": json.dumps({r: res.response for r, res in outcome.results.items()})},
+        )
+    return outcome.status
+
+
+@dg.job(
+    description="Deliver one subscription for one period (launched by the sensor, or by hand from the Launchpad).",
+    tags={"pos_exports/kind": "delivery"},
+)
+def delivery_job():
+    deliver_subscription()
+
+
+def clock() -> dt.datetime:
+    """Now (a function so that tests can evaluate the sensor at chosen instants)."""
+    return dt.datetime.now(dt.UTC)
+
+
+def run_request(sub_id: int, kind: str, key: str, business_id: int) -> dg.RunRequest:
+    return dg.RunRequest(
+        run_key=f"delivery:{sub_id}:{kind}:{key}",
+        run_config={
+            "ops": {
+                "deliver_subscription": {"config": {"subscription_id": sub_id, "period_kind": kind, "period_key": key}}
+            }
+        },
+        tags={
+            "pos_exports/subscription": str(sub_id),
+            "pos_exports/period": key,
+            "pos_exports/business": str(business_id),
+        },
+    )
+
+
+def due_requests(storage, eng, last: dt.datetime, now: dt.datetime, waiting: list) -> tuple[list, list]:
+    """Run requests for every due (subscription, period) whose archive is complete; the rest keep waiting."""
+    businesses = {b.id: b for b in load_businesses(storage)}
+    subs = {s.id: s for s in find(eng, active=True)}
+    candidates = {tuple(w) for w in waiting if w[0] in subs}
+    for sub in subs.values():
+        if (business := businesses.get(sub.business_id)) is not None:
+            candidates |= {(sub.id, kind, key) for _, kind, key in due(sub, business.timezone, last, now)}
+    requests, still_waiting = [], []
+    for sub_id, kind, key in sorted(candidates, key=lambda c: (c[2], c[0])):
+        sub = subs[sub_id]
+        rows = [r for r in ledger.history(eng, subscription_id=sub_id) if r["period_key"] == key]
+        if rows and all(r["status"] == "emailed" for r in rows):
+            continue  # delivered already (a re-evaluated tick launches nothing)
+        if archive_ready(storage, sub, sub.business_id, period_for(kind, key)):
+            still_waiting.append([sub_id, kind, key])  # wait for the archive rather than send a partial period
+            continue
+        requests.append(run_request(sub_id, kind, key, sub.business_id))
+    return requests, still_waiting
+
+
+@dg.sensor(
+    job=delivery_job,
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Every 5 minutes: one delivery run per due (subscription, period), once its archive is complete.",
+)
+def due_subscriptions_sensor(context: dg.SensorEvaluationContext, storage: StorageResource):
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    now = clock()
+    last = dt.datetime.fromisoformat(cursor["checked_at"]) if "checked_at" in cursor else now - FIRST_LOOKBACK
+    requests, waiting = due_requests(storage.get(), engine(), last, now, cursor.get("waiting", []))
+    context.update_cursor(json.dumps({"checked_at": now.isoformat(), "waiting": waiting}))
+    if not requests:
+        return dg.SkipReason(f"nothing due; {len(waiting)} delivery(ies) waiting for the archive")
+    return requests

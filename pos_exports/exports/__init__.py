@@ -1,0 +1,1 @@
+"""Period exports: reports rendered from the archive into storage, with a manifest."""

@@ -1,0 +1,82 @@
+"""`manifest.json`: what a period folder holds, and what it was reconciled against.
+
+One manifest per `exports/{business_id}/{period kind}/{period key}/`. It lists every file with its
+dataset, format, bytes, SHA-256 and rows per section, the period's UTC window and time zone, and the
+archive's reconciled source counts for the period. It holds no wall-clock time, so re-rendering an
+unchanged archive gives the same manifest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from pos_exports.archive.read import archived
+from pos_exports.archive.tables import SNAPSHOT_TABLES
+from pos_exports.storage import Storage
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    name: str
+    dataset: str
+    format: str
+    bytes: int
+    sha256: str
+    rows: dict[str, int]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def source_counts(storage: Storage, dataset: str, business_id: int, days: list[dt.date]) -> dict:
+    """Rows and money sums per table that the archive reconciled with the POS, over the period's days."""
+    out: dict[str, dict] = {}
+    for day in days:
+        record = archived(storage, dataset, business_id, day) or {"tables": []}
+        for table in record["tables"]:
+            if table["table"] in SNAPSHOT_TABLES and day != days[-1]:
+                continue  # a snapshot counts once: as of the end of the period
+            entry = out.setdefault(table["table"], {"rows": 0, "sums": {}})
+            entry["rows"] += table["rows"]
+            for column, value in table["sums"].items():
+                entry["sums"][column] = str(Decimal(entry["sums"].get(column, "0")) + Decimal(value))
+    return out
+
+
+def read_manifest(storage: Storage, folder: str) -> dict | None:
+    key = f"{folder}/{MANIFEST}"
+    return json.loads(storage.read_bytes(key)) if storage.exists(key) else None
+
+
+def write_manifest(
+    storage: Storage,
+    folder: str,
+    header: dict,
+    entries: list[FileEntry],
+    sources: dict[str, dict],
+    summaries: dict[str, list] | None = None,
+) -> dict:
+    """Merge this render's files into the folder's manifest (other datasets' entries are kept)."""
+    current = read_manifest(storage, folder) or {}
+    rendered = {e.name for e in entries}
+    files = [f for f in current.get("files", []) if f["name"] not in rendered] + [asdict(e) for e in entries]
+    document = {
+        **header,
+        "files": sorted(files, key=lambda f: f["name"]),
+        "reconciled_source_counts": {**current.get("reconciled_source_counts", {}), **sources},
+        "summary": {**current.get("summary", {}), **(summaries or {})},
+    }
+    storage.write_bytes(f"{folder}/{MANIFEST}", json.dumps(document, indent=2, sort_keys=True).encode())
+    return document

@@ -1,0 +1,122 @@
+"""On-demand exports: the data team picks a business, datasets, a period or date range, formats and
+filters in the Launchpad (or `pos-exports export` on the command line)."""
+
+import datetime as dt
+
+import dagster as dg
+from pydantic import Field
+
+from pos_exports.archive.read import load_businesses
+from pos_exports.archive.tables import DATASETS
+from pos_exports.exports.produce import export_period
+from pos_exports.render import FORMATS
+from pos_exports.reports import FILTERS, validate_filters
+from pos_exports.reports.period import Period, date_range, period_for
+from pos_exports.source.resource import StorageResource
+
+PERIOD_KINDS = ("daily", "weekly", "monthly")
+
+
+class OnDemandConfig(dg.Config):
+    business_id: int = Field(description="The business to export.")
+    datasets: list[str] = Field(
+        default_factory=lambda: list(DATASETS), description="sales, customers, inventory, audit_log"
+    )
+    period_kind: str = Field(default="", description="daily | weekly | monthly (with period_key)")
+    period_key: str = Field(default="", description="2025-03-09 (daily), 2025-03-03 (a Monday), 2025-03 (monthly)")
+    start_date: str = Field(default="", description="or a date range: first day YYYY-MM-DD (with end_date)")
+    end_date: str = Field(default="", description="last day YYYY-MM-DD, inclusive")
+    formats: list[str] = Field(default_factory=lambda: list(FORMATS), description="xlsx, csv, pdf")
+    filters: dict[str, str] = Field(
+        default_factory=dict,
+        description="REPORTS.md filters by name, e.g. {customer_type: wholesale, min_outstanding_balance: '100'}; "
+        "each applies to the dataset that knows it",
+    )
+
+
+class ExportRequestError(ValueError):
+    """Invalid on-demand config; the message names the field and the allowed values."""
+
+
+def resolve_request(cfg: OnDemandConfig) -> tuple[Period, dict[str, dict]]:
+    """Validate the config; return the period and the filters per dataset."""
+    for name in cfg.datasets:
+        if name not in DATASETS:
+            raise ExportRequestError(f"datasets: {name!r} is not a dataset (allowed: {', '.join(DATASETS)})")
+    if not cfg.datasets:
+        raise ExportRequestError(f"datasets: choose at least one of {', '.join(DATASETS)}")
+    for fmt in cfg.formats:
+        if fmt not in FORMATS:
+            raise ExportRequestError(f"formats: {fmt!r} is not a format (allowed: {', '.join(FORMATS)})")
+    if not cfg.formats:
+        raise ExportRequestError(f"formats: choose at least one of {', '.join(FORMATS)}")
+    if cfg.period_kind or cfg.period_key:
+        if cfg.start_date or cfg.end_date:
+            raise ExportRequestError("give either period_kind/period_key or start_date/end_date, not both")
+        if cfg.period_kind not in PERIOD_KINDS:
+            raise ExportRequestError(f"period_kind: {cfg.period_kind!r} (allowed: {', '.join(PERIOD_KINDS)})")
+        try:
+            period = period_for(cfg.period_kind, cfg.period_key)
+        except ValueError as exc:
+            raise ExportRequestError(f"period_key: {exc}") from None
+    elif cfg.start_date and cfg.end_date:
+        try:
+            first, last = dt.date.fromisoformat(cfg.start_date), dt.date.fromisoformat(cfg.end_date)
+        except ValueError:
+            raise ExportRequestError("start_date/end_date: expected YYYY-MM-DD dates") from None
+        if last < first:
+            raise ExportRequestError("end_date: must not be before start_date")
+        period = date_range(first, last)
+    else:
+        raise ExportRequestError("give a period (period_kind and period_key) or a date range (start_date, end_date)")
+    filters: dict[str, dict] = {}
+    for key, value in cfg.filters.items():
+        owners = [d for d in cfg.datasets if key in FILTERS[d]]
+        if not owners:
+            allowed = sorted({f for d in cfg.datasets for f in FILTERS[d]})
+            raise ExportRequestError(
+                f"filters.{key}: not a filter of {', '.join(cfg.datasets)} (allowed: {', '.join(allowed) or 'none'})"
+            )
+        for dataset in owners:
+            try:
+                filters.setdefault(dataset, {}).update(validate_filters(dataset, {key: value}))
+            except ValueError as exc:
+                raise ExportRequestError(f"filters.{key}: {exc}") from None
+    return period, filters
+
+
+@dg.op(description="Render the requested exports from the archive into exports/{business}/on_demand/...")
+def on_demand_export(context: dg.OpExecutionContext, config: OnDemandConfig, storage: StorageResource) -> dg.Output:
+    try:
+        period, filters = resolve_request(config)
+    except ExportRequestError as exc:
+        raise dg.Failure(description=str(exc)) from None
+    store = storage.get()
+    by_id = {b.id: b for b in load_businesses(store)}
+    if config.business_id not in by_id:
+        raise dg.Failure(
+            description=f"business_id: no business {config.business_id} in the archive "
+            f"(known: {', '.join(map(str, by_id)) or 'none: run the daily archive first'})"
+        )
+    folder = f"exports/{config.business_id}/on_demand/{period.kind}-{period.key}-{context.run_id[:8]}"
+    try:
+        folder, entries = export_period(
+            store, by_id[config.business_id], period, config.datasets, config.formats, filters=filters, folder=folder
+        )
+    except LookupError as exc:
+        raise dg.Failure(description=str(exc)) from None
+    context.add_output_metadata(
+        {
+            "folder": dg.MetadataValue.path(store.uri(folder)),
+            "files": dg.MetadataValue.md(
+                "\n".join(f"- {store.uri(folder + '/' + e.name)} ({e.bytes} bytes)" for e in entries)
+            ),
+            "bytes": sum(e.bytes for e in entries),
+        }
+    )
+    return dg.Output(folder)
+
+
+@dg.job(description="Export one business for a chosen period or date range, datasets, formats and filters.")
+def on_demand_export_job():
+    on_demand_export()

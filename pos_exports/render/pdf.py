@@ -1,0 +1,461 @@
+"""PDF: a printable, landscape A4 report (reportlab) of the summary and the first rows of each section.
+
+Layout: title, business, period and time zone, currency, generated date (`report.generated_at`, in
+business time), filters, the summary figures in a grid, notes, the chart when there is one, then each
+section as a table (dark blue repeated header row, alternating row shading) of its first
+`section.pdf_rows` rows, followed by "showing N of M rows; the full data is in the XLSX/CSV" when the
+section has more. Only those first rows are read from the section's batches, so the time does not grow
+with the section's size. A section with more than `MAX_COLUMNS` columns shows the first ones and names
+the others; the font shrinks (to 6 pt) with the column count; long text is clipped with "…".
+
+Scripts: the package ships DejaVu Sans (Latin, Greek, Cyrillic, Arabic) and Droid Sans Fallback
+(Chinese, Japanese) as TrueType files (`fonts/`, with their licences); every run of characters is set
+in the first font that has its glyphs. Arabic is shaped (`arabic_reshaper`) and put in visual order
+(`python-bidi`) first, since reportlab does neither. User text is XML-escaped before it goes into
+Paragraph markup, so `<b>x</b>` prints literally.
+
+Determinism: the document is written in reportlab's invariant mode with the creation date fixed to
+`report.generated_at`, so the same report gives identical bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import pyarrow as pa
+from reportlab.graphics.charts.barcharts import VerticalBarChart
+from reportlab.graphics.shapes import Drawing, String
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_LEFT, TA_RIGHT
+from reportlab.lib.pagesizes import A4, landscape
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+from pos_exports.render.text import format_money, format_percent, local_naive, xml_clean
+from pos_exports.reports.model import Column, Figure, Report, Section
+
+FONT_DIR = Path(__file__).resolve().parent / "fonts"
+REGULAR = "DejaVuSans"
+BOLD = "DejaVuSans-Bold"
+CJK = "DroidSansFallback"
+_FONT_FILES = {REGULAR: "DejaVuSans.ttf", BOLD: "DejaVuSans-Bold.ttf", CJK: "DroidSansFallbackFull.ttf"}
+
+HEADER_BLUE = colors.HexColor("#2c3e50")
+STRIPE = colors.HexColor("#eef1f4")
+GREY = colors.HexColor("#6b7785")
+PAGE = landscape(A4)
+MARGIN = 12 * mm
+WIDTH = PAGE[0] - 2 * MARGIN
+MAX_COLUMNS = 16
+MAX_CELL_CHARS = 160  # PDF cells are clipped beyond this (the XLSX/CSV hold the full text)
+NUMERIC_KINDS = ("int", "money", "percent", "datetime", "date")
+
+_ARABIC = re.compile("[\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufeff]")
+_SPACES = re.compile(r"\s+")
+
+
+# --- fonts and text runs --------------------------------------------------------------------------------
+
+
+@cache
+def _fonts() -> dict[str, frozenset[int]]:
+    """Register the shipped fonts once; the code points each one has a glyph for."""
+    cmaps = {}
+    registered = set(pdfmetrics.getRegisteredFontNames())
+    for name, filename in _FONT_FILES.items():
+        if name not in registered:
+            pdfmetrics.registerFont(TTFont(name, str(FONT_DIR / filename)))
+        cmaps[name] = frozenset(pdfmetrics.getFont(name).face.charToGlyph)
+    pdfmetrics.registerFontFamily(REGULAR, normal=REGULAR, bold=BOLD, italic=REGULAR, boldItalic=BOLD)
+    return cmaps
+
+
+def shape(text: str) -> str:
+    """Clean text for the PDF: XML-illegal characters removed; Arabic shaped and in visual order."""
+    text = xml_clean(text)
+    if _ARABIC.search(text):
+        import arabic_reshaper
+        from bidi.algorithm import get_display
+
+        text = get_display(arabic_reshaper.reshape(text))
+    return text
+
+
+def runs(text: str, base: str = REGULAR) -> list[tuple[str, str]]:
+    """Split (already shaped) text into (font, characters) runs, each in the first font with the glyphs:
+    the base font (DejaVu Sans or its bold), then DejaVu Sans, then Droid Sans Fallback."""
+    cmaps = _fonts()
+    order = [base] + [f for f in (REGULAR, CJK) if f != base]
+    out: list[tuple[str, str]] = []
+    current = None
+    buf: list[str] = []
+    for ch in text:
+        code = ord(ch)
+        if current is not None and (ch.isspace() or code in cmaps[current]):
+            buf.append(ch)
+            continue
+        font = next((f for f in order if code in cmaps[f]), base)
+        if font != current:
+            if buf:
+                out.append((current, "".join(buf)))
+            current, buf = font, []
+        buf.append(ch)
+    if buf:
+        out.append((current or base, "".join(buf)))
+    return out
+
+
+def markup(text: str, base: str = REGULAR) -> str:
+    """Paragraph markup of user text: escaped, each run in a font that has its glyphs."""
+    parts = []
+    for font, chunk in runs(shape(text), base):
+        escaped = escape(chunk)
+        parts.append(escaped if font == base else f'<font name="{font}">{escaped}</font>')
+    return "".join(parts)
+
+
+def text_width(text: str, size: float, base: str = REGULAR) -> float:
+    return sum(pdfmetrics.stringWidth(chunk, font, size) for font, chunk in runs(shape(text), base))
+
+
+def clip(text: str, limit: int = MAX_CELL_CHARS) -> str:
+    text = _SPACES.sub(" ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+# --- styles ---------------------------------------------------------------------------------------------
+
+
+def _style(name: str, size: float, *, bold: bool = False, color=colors.black, align=TA_LEFT, space=0.0):
+    return ParagraphStyle(
+        name,
+        fontName=BOLD if bold else REGULAR,
+        fontSize=size,
+        leading=size * 1.25,
+        textColor=color,
+        alignment=align,
+        spaceAfter=space,
+    )
+
+
+def _para(text: str, style: ParagraphStyle) -> Paragraph:
+    return Paragraph(markup(text, style.fontName), style)
+
+
+# --- the document ---------------------------------------------------------------------------------------
+
+
+def render_pdf(report: Report, path: Path) -> dict[str, int]:
+    """Write the report as a PDF; returns the rows shown per section key."""
+    _fonts()
+    tz = report.timezone
+    generated = local_naive(report.generated_at, tz)
+    utc = report.generated_at
+    utc = utc.astimezone(dt.UTC) if utc.tzinfo else utc
+    pdf_date = utc.strftime("D:%Y%m%d%H%M%S+00'00'")
+
+    title_style = _style("title", 18, bold=True, space=2)
+    business_style = _style("business", 12, bold=True, color=HEADER_BLUE, space=4)
+    meta_style = _style("meta", 9, color=GREY, space=2)
+    h2 = _style("h2", 12, bold=True, color=HEADER_BLUE, space=4)
+    body = _style("body", 9, space=2)
+    note_style = _style("note", 8, color=GREY, space=2)
+
+    story: list = [
+        _para(report.title, title_style),
+        _para(report.business_name, business_style),
+        _para(
+            f"Period: {report.period_label}   ·   Time zone: {tz}   ·   Currency: {report.currency}   ·   "
+            f"Generated: {generated:%Y-%m-%d %H:%M} ({tz})",
+            meta_style,
+        ),
+    ]
+    if report.filters:
+        shown = "; ".join(f"{k} = {_filter_text(v)}" for k, v in report.filters.items())
+        story.append(_para(f"Filters: {shown}", meta_style))
+    story.append(Spacer(1, 4 * mm))
+    if report.summary:
+        story += [_para("Summary", h2), _figures_grid(report.summary, report), Spacer(1, 3 * mm)]
+    for note in report.notes:
+        story.append(_para(note, body))
+    if report.chart is not None and report.chart.values:
+        story += [Spacer(1, 2 * mm), KeepTogether([_para(report.chart.title, h2), _chart(report.chart)])]
+
+    shown: dict[str, int] = {}
+    for section in report.sections:
+        story.append(Spacer(1, 5 * mm))
+        flowables, count = _section(section, report, h2, note_style, body)
+        story += flowables
+        shown[section.key] = count
+
+    footer = f"{report.title} · {report.business_name} · {report.period_label}"
+
+    def on_page(canvas, doc) -> None:
+        canvas.setDateFormatter(lambda *_: pdf_date)
+        canvas.saveState()
+        canvas.setFillColor(GREY)
+        _draw_text(canvas, MARGIN, 7 * mm, clip(footer, 150), 7)
+        label = f"Page {doc.page}"
+        canvas.setFont(REGULAR, 7)
+        canvas.drawRightString(PAGE[0] - MARGIN, 7 * mm, label)
+        canvas.restoreState()
+
+    doc = SimpleDocTemplate(
+        str(path),
+        pagesize=PAGE,
+        leftMargin=MARGIN,
+        rightMargin=MARGIN,
+        topMargin=MARGIN,
+        bottomMargin=MARGIN + 4 * mm,
+        title=xml_clean(f"{report.title} - {report.business_name} - {report.period_label}"),
+        author=xml_clean(report.business_name),
+        subject=xml_clean(report.title),
+        creator="pos_exports",
+        invariant=1,
+    )
+    doc.build(story, onFirstPage=on_page, onLaterPages=on_page)
+    return shown
+
+
+def _filter_text(value: object) -> str:
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def _draw_text(canvas, x: float, y: float, text: str, size: float) -> None:
+    for font, chunk in runs(shape(text)):
+        canvas.setFont(font, size)
+        canvas.drawString(x, y, chunk)
+        x += pdfmetrics.stringWidth(chunk, font, size)
+
+
+# --- summary and chart ----------------------------------------------------------------------------------
+
+
+def figure_display(fig: Figure, report: Report) -> str:
+    value = fig.value
+    if value is None:
+        return "—"
+    if fig.kind == "money" and isinstance(value, Decimal | int | float):
+        return format_money(value)
+    if fig.kind == "percent" and isinstance(value, Decimal | int | float):
+        return format_percent(value) or "—"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, dt.datetime):
+        return f"{local_naive(value, report.timezone):%Y-%m-%d %H:%M}"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _figures_grid(figures: list[Figure], report: Report) -> Table:
+    n = len(figures)
+    per_row = 2 if n <= 2 else 3 if n in (3, 5, 6, 9) else 4
+    label_style = _style("fig-label", 7.5, color=GREY)
+    value_style = _style("fig-value", 11, bold=True)
+    cells = []
+    for fig in figures:
+        label = f"{fig.label} ({report.currency})" if fig.kind == "money" else fig.label
+        cells.append(
+            [_para(clip(label, 80), label_style), _para(clip(figure_display(fig, report), 80), value_style)]
+        )
+    rows = [cells[i : i + per_row] for i in range(0, n, per_row)]
+    if rows and len(rows[-1]) < per_row:
+        rows[-1] = rows[-1] + [""] * (per_row - len(rows[-1]))
+    table = Table(rows, colWidths=[WIDTH / per_row] * per_row, hAlign="LEFT")
+    table.setStyle(
+        TableStyle(
+            [
+                ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#f6f8fa")),
+                ("BOX", (0, 0), (-1, -1), 0.5, colors.HexColor("#c9d1d9")),
+                ("INNERGRID", (0, 0), (-1, -1), 0.5, colors.white),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("TOPPADDING", (0, 0), (-1, -1), 4),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 5),
+            ]
+        )
+    )
+    return table
+
+
+def _label_font(labels: list[str]) -> str:
+    cmaps = _fonts()
+    text = "".join(labels)
+    for font in (REGULAR, CJK):
+        if all(ord(ch) in cmaps[font] or ch.isspace() for ch in text):
+            return font
+    return REGULAR
+
+
+def _chart(chart) -> Drawing:
+    labels = [clip(shape(label), 24) for label in chart.labels]
+    values = [float(v) for v in chart.values]
+    width, height = WIDTH * 0.75, 150
+    drawing = Drawing(width, height + 10)
+    bars = VerticalBarChart()
+    bars.x, bars.y = 50, 35
+    bars.width, bars.height = width - 70, height - 40
+    bars.data = [values]
+    bars.bars[0].fillColor = HEADER_BLUE
+    bars.strokeColor = None
+    bars.valueAxis.valueMin = min(0.0, min(values))
+    bars.valueAxis.labels.fontName = REGULAR
+    bars.valueAxis.labels.fontSize = 7
+    bars.valueAxis.labelTextFormat = lambda v: f"{v:,.0f}"
+    bars.valueAxis.gridStrokeColor = colors.HexColor("#dde3e9")
+    bars.valueAxis.visibleGrid = True
+    bars.categoryAxis.categoryNames = labels
+    bars.categoryAxis.labels.fontName = REGULAR
+    for i, label in enumerate(labels):  # one font per label: the first that has all its glyphs
+        bars.categoryAxis.labels[i].fontName = _label_font([label])
+    bars.categoryAxis.labels.fontSize = 6.5 if len(labels) <= 14 else 5.5
+    if len(labels) > 8:
+        bars.categoryAxis.labels.angle = 45
+        bars.categoryAxis.labels.boxAnchor = "ne"
+        bars.categoryAxis.labels.dy = -2
+    drawing.add(bars)
+    if not any(values):
+        drawing.add(String(width / 2, height / 2, "(all values are 0)", fontName=REGULAR, fontSize=8))
+    return drawing
+
+
+# --- sections -------------------------------------------------------------------------------------------
+
+
+def head_rows(section: Section, limit: int) -> dict[str, list]:
+    """The first `limit` rows of a section as Python lists per column; reads no more batches than needed."""
+    parts: list[pa.RecordBatch] = []
+    got = 0
+    batches = section.batches()
+    try:
+        for batch in batches:
+            if got >= limit:
+                break
+            if batch.num_rows:
+                part = batch.slice(0, limit - got)
+                parts.append(part)
+                got += part.num_rows
+            if got >= limit:
+                break
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+    return {c.name: [v for part in parts for v in part.column(c.name).to_pylist()] for c in section.columns}
+
+
+def cell_text(value: object, kind: str, timezone: str) -> str:
+    if value is None:
+        return ""
+    if kind == "money" and isinstance(value, Decimal | int | float):
+        return format_money(value)
+    if kind == "percent" and isinstance(value, Decimal | int | float):
+        return format_percent(value)
+    if isinstance(value, dt.datetime):
+        return f"{local_naive(value, timezone):%Y-%m-%d %H:%M}"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return clip(str(value))
+
+
+def _section(section: Section, report: Report, h2, note_style, body) -> tuple[list, int]:
+    out: list = [_para(section.title, h2)]
+    columns = section.columns[:MAX_COLUMNS]
+    omitted = section.columns[MAX_COLUMNS:]
+    data = head_rows(section, max(section.pdf_rows, 0))
+    count = len(data[columns[0].name]) if columns else 0
+    total = max(section.row_count, count)
+    if not columns or count == 0:
+        out.append(_para("No rows in this period." if total == 0 else f"{total:,} rows (not shown).", body))
+        return out, 0
+
+    ncol = len(columns)
+    size = 8.0 if ncol <= 7 else 7.5 if ncol <= 10 else 7.0 if ncol <= 13 else 6.0
+    pad = 3.0
+    head_style = _style(f"th{size}", size, bold=True, color=colors.white)
+    head_right = _style(f"thr{size}", size, bold=True, color=colors.white, align=TA_RIGHT)
+    cell_left = _style(f"td{size}", size)
+    cell_right = _style(f"tdr{size}", size, align=TA_RIGHT)
+
+    headers = [f"{c.header} ({report.currency})" if c.kind == "money" else c.header for c in columns]
+    texts = [[cell_text(v, c.kind, report.timezone) for v in data[c.name]] for c in columns]
+
+    widths = _column_widths(columns, headers, texts, size, pad)
+    header_row = [
+        _para(h, head_right if c.kind in NUMERIC_KINDS and c.kind not in ("datetime", "date") else head_style)
+        for c, h in zip(columns, headers, strict=True)
+    ]
+    rows = [header_row]
+    aligns = [cell_right if c.kind in ("int", "money", "percent") else cell_left for c in columns]
+    for i in range(count):
+        rows.append([_para(texts[j][i], aligns[j]) for j in range(ncol)])
+    table = Table(rows, colWidths=widths, repeatRows=1, hAlign="LEFT")
+    table.setStyle(
+        TableStyle(
+            [
+                ("BACKGROUND", (0, 0), (-1, 0), HEADER_BLUE),
+                ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, STRIPE]),
+                ("LINEBELOW", (0, -1), (-1, -1), 0.5, HEADER_BLUE),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("LEFTPADDING", (0, 0), (-1, -1), pad),
+                ("RIGHTPADDING", (0, 0), (-1, -1), pad),
+                ("TOPPADDING", (0, 0), (-1, -1), 2),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 2.5),
+            ]
+        )
+    )
+    out.append(table)
+    if total > count:
+        out.append(Spacer(1, 1.5 * mm))
+        out.append(
+            _para(f"showing {count:,} of {total:,} rows; the full data is in the XLSX/CSV", note_style)
+        )
+    if omitted:
+        names = ", ".join(c.header for c in omitted)
+        out.append(_para(f"{len(omitted)} more column(s) in the XLSX/CSV: {names}", note_style))
+    return out, count
+
+
+def _column_widths(
+    columns: tuple[Column, ...], headers: list[str], texts: list[list[str]], size: float, pad: float
+) -> list[float]:
+    """Natural widths (header, cell text, capped); numbers and dates keep theirs, text shares the rest."""
+    natural, compact = [], []
+    for c, header, values in zip(columns, headers, texts, strict=True):
+        longest_word = max((text_width(w, size, BOLD) for w in header.split()), default=0)
+        whole = text_width(header, size, BOLD)
+        cells = max((text_width(v[:60], size) for v in values), default=0)
+        cells = cells if c.kind in NUMERIC_KINDS else min(cells, WIDTH * 0.3)
+        compact.append(max(max(longest_word, cells) + 2 * pad + 1, 28.0))
+        natural.append(max(max(min(whole, 110.0), cells) + 2 * pad + 1, 28.0))
+    if sum(natural) > WIDTH:  # headers on one line do not fit: let them wrap at word boundaries
+        natural = compact
+    fixed = [i for i, c in enumerate(columns) if c.kind in NUMERIC_KINDS]
+    flexible = [i for i in range(len(columns)) if i not in fixed]
+    fixed_total = sum(natural[i] for i in fixed)
+    flex_total = sum(natural[i] for i in flexible)
+    if fixed_total + flex_total <= WIDTH:
+        if flexible:  # spread the spare width over the text columns, each up to a third of the page
+            spare = WIDTH - fixed_total - flex_total
+            for i in flexible:
+                natural[i] = min(natural[i] + spare * natural[i] / flex_total, max(natural[i], WIDTH / 3))
+        return natural
+    if flexible and fixed_total < WIDTH * 0.8:
+        room = WIDTH - fixed_total
+        for i in flexible:
+            natural[i] = room * natural[i] / flex_total
+        return natural
+    scale = WIDTH / (fixed_total + flex_total)
+    return [w * scale for w in natural]

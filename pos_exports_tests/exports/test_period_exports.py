@@ -1,0 +1,129 @@
+"""Period export assets in real Dagster runs: files, figures, manifest, determinism, S3."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+
+import dagster as dg
+import openpyxl
+import pypdf
+import pytest
+
+from pos_exports.exports.assets import daily_exports, weekly_exports
+from pos_exports.source.resource import StorageResource
+from pos_exports.storage import open_storage
+from pos_exports.storage.base import LocalStorage
+from pos_exports_tests.exports.conftest import archive_week
+
+FOLDER = "exports/1/weekly/2025-03-03"
+
+
+def _materialize(assets, root, partition_key, selection=None):
+    return dg.materialize(
+        assets, partition_key=partition_key, selection=selection,
+        resources={"storage": StorageResource(root=str(root))}, raise_on_error=False,
+    )
+
+
+def _summary_value(path, label):
+    sheet = openpyxl.load_workbook(path)["Summary"]
+    for row in sheet.iter_rows(values_only=True):
+        cells = [c for c in row if c is not None]
+        if cells and cells[0] == label:
+            return cells[1]
+    raise AssertionError(f"{label} not in the Summary sheet")
+
+
+def _csv_value(path, label):
+    text = path.read_bytes().decode("utf-8-sig")
+    for row in csv.reader(io.StringIO(text)):
+        if row and row[0] == label:
+            return row[1]
+    raise AssertionError(f"{label} not in {path.name}")
+
+
+def test_weekly_exports_hold_hand_worked_figures(archived_root):
+    result = _materialize([weekly_exports], archived_root, "2025-03-03")
+    assert result.success
+    folder = archived_root / FOLDER
+    # Business 1, 3-9 Mar 2025: R-101 (3.00 + 9.00 net), R-102 (5.00), R-105 (4.00, on the 8th) = 21.00;
+    # COGS 8.00 + 2.00 + 1.00 = 11.00; payments 13.20 + 5.00 = 18.20 (R-103's is on the 10th);
+    # refunds: only 2.50 of R-105 on the 9th (R-102's refund is on the 12th, next week).
+    assert float(_summary_value(folder / "sales.xlsx", "Net revenue")) == 21.00
+    assert float(_summary_value(folder / "sales.xlsx", "COGS")) == 11.00
+    assert float(_summary_value(folder / "sales.xlsx", "Payments received")) == 18.20
+    assert _csv_value(folder / "sales.csv", "Net revenue") == "21.00"
+    assert _csv_value(folder / "sales.csv", "Refunds issued") == "2.50"
+    assert _csv_value(folder / "sales.csv", "Gross profit") == "10.00"
+    pdf_text = "".join(p.extract_text() for p in pypdf.PdfReader(folder / "sales.pdf").pages)
+    assert "21.00" in pdf_text and "Accra Shop" in pdf_text
+    # Customers as of Sunday 9 March: Ama Mensah owes 50.00 - 20.00 + 30.00 = 60.00.
+    assert _csv_value(folder / "customers.csv", "Total outstanding") == "60.00"
+
+
+def test_manifest_lists_every_file_with_its_checksum_and_window(archived_root):
+    assert _materialize([weekly_exports], archived_root, "2025-03-03").success
+    manifest = json.loads((archived_root / FOLDER / "manifest.json").read_text())
+    names = {f["name"] for f in manifest["files"]}
+    assert names == {f"{d}.{f}" for d in ("sales", "customers", "inventory", "audit_log") for f in ("xlsx", "csv", "pdf")}
+    for entry in manifest["files"]:
+        data = (archived_root / FOLDER / entry["name"]).read_bytes()
+        assert entry["bytes"] == len(data) and entry["sha256"] == hashlib.sha256(data).hexdigest()
+    assert manifest["timezone"] == "Africa/Accra"
+    assert manifest["window_utc"] == ["2025-03-03T00:00:00+00:00", "2025-03-10T00:00:00+00:00"]
+    # the archive's reconciled counts: 3 sales on the 9th + 1 on the 8th (R-105), drafts included
+    assert manifest["reconciled_source_counts"]["sales"]["sales"]["rows"] == 4
+    ny = json.loads((archived_root / "exports/3/weekly/2025-03-03/manifest.json").read_text())
+    # New York's week holds the DST change: 2025-03-03 05:00Z to 2025-03-10 04:00Z (167 hours)
+    assert ny["window_utc"] == ["2025-03-03T05:00:00+00:00", "2025-03-10T04:00:00+00:00"]
+
+
+def test_rerender_of_an_unchanged_archive_is_identical(archived_root):
+    assert _materialize([daily_exports], archived_root, "2025-03-09").success
+    folder = archived_root / "exports/1/daily/2025-03-09"
+    first = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert _materialize([daily_exports], archived_root, "2025-03-09").success
+    again = {p.name: p.read_bytes() for p in folder.iterdir()}
+    for name in first:
+        if name.endswith((".csv", ".json")):
+            assert again[name] == first[name], name
+    wb1 = openpyxl.load_workbook(io.BytesIO(first["sales.xlsx"]))
+    wb2 = openpyxl.load_workbook(io.BytesIO(again["sales.xlsx"]))
+    for sheet in wb1.sheetnames:
+        assert list(wb1[sheet].values) == list(wb2[sheet].values)
+
+
+def test_missing_archive_day_fails_naming_business_and_day(archived_root):
+    (archived_root / "archive/sales/date=2025-03-05/business_id=2/_reconciliation.json").unlink()
+    result = _materialize([weekly_exports], archived_root, "2025-03-03", [dg.AssetKey("sales_weekly_export")])
+    assert not result.success
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "business 2" in message and "2025-03-05" in message
+    assert (archived_root / "exports/1/weekly/2025-03-03/sales.csv").exists()  # the others still exported
+
+
+def test_s3_gives_the_same_files_and_manifest(archived_root, tmp_path, s3_storage_url):
+    s3 = open_storage(s3_storage_url)
+    archive_week(f"sqlite:///{tmp_path / 'pos.sqlite'}", s3)
+    assert _materialize([weekly_exports], s3_storage_url, "2025-03-03").success
+    assert _materialize([weekly_exports], archived_root, "2025-03-03").success
+    local = LocalStorage(archived_root)
+    local_manifest = json.loads(local.read_bytes(f"{FOLDER}/manifest.json"))
+    s3_manifest = json.loads(s3.read_bytes(f"{FOLDER}/manifest.json"))
+    assert s3.list("exports") == local.list("exports")
+    assert {f["name"]: f["sha256"] for f in s3_manifest["files"] if f["format"] == "csv"} == {
+        f["name"]: f["sha256"] for f in local_manifest["files"] if f["format"] == "csv"
+    }
+    assert s3.read_bytes(f"{FOLDER}/sales.csv") == local.read_bytes(f"{FOLDER}/sales.csv")
+
+
+@pytest.mark.parametrize("kind_key", [("daily", "2025-03-09")])
+def test_materialization_metadata_links_the_files(archived_root, kind_key):
+    result = _materialize([daily_exports], archived_root, kind_key[1])
+    [sales] = [e.materialization for e in result.get_asset_materialization_events()
+               if e.asset_key == dg.AssetKey("sales_daily_export")]
+    assert sales.metadata["businesses"].value == 3 and sales.metadata["files"].value == 9
+    assert str(archived_root) in sales.metadata["folders"].value

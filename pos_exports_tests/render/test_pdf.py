@@ -1,0 +1,101 @@
+import unicodedata
+from decimal import Decimal
+
+import pyarrow as pa
+import pypdf
+import pytest
+from reportlab.platypus import Table
+
+from pos_exports.render.pdf import WIDTH, _section, _style, render_pdf
+from pos_exports.reports.model import Column, Section, table_section
+from pos_exports_tests.render.sample import sample_report
+
+
+@pytest.fixture(scope="module")
+def pdf(tmp_path_factory):
+    path = tmp_path_factory.mktemp("pdf") / "sales.pdf"
+    shown = render_pdf(sample_report(), path)
+    text = "\n".join(page.extract_text() for page in pypdf.PdfReader(path).pages)
+    return shown, text, path
+
+
+def test_rows_shown(pdf):
+    shown, text, _ = pdf
+    assert shown == {"sales": 50, "storefronts": 3}
+    assert "showing 50 of 120 rows; the full data is in the XLSX/CSV" in text
+    assert "R-1049" in text and "R-1050" not in text
+
+
+def test_every_script_and_literal_markup(pdf):
+    _, text, _ = pdf
+    assert "Sales report" in text and "Asia/Tokyo" in text and "JPY" in text
+    assert "王小明" in text and "王府井" in text
+    assert "José Álvarez" in text and "Łódź Bakery" in text
+    assert "<b>Bold</b> & Co" in text
+    # Arabic is drawn shaped (presentation forms) in visual order; text extraction of RTL is imperfect,
+    # so compare letters after NFKC folds the presentation forms back, in either direction.
+    folded = unicodedata.normalize("NFKC", text)
+    name = "فاطمة الزهراء"
+    assert name in folded or name[::-1] in folded
+
+
+def test_money_and_figures(pdf):
+    _, text, _ = pdf
+    assert "1,234.50" in text and "-5.00" in text and "2,868.75" in text
+    assert "15.47%" in text and "Net revenue (JPY)" in text
+    assert "Generated: 2025-03-10 00:00 (Asia/Tokyo)" in text
+
+
+def test_fonts_embedded(pdf):
+    _, _, path = pdf
+    fonts = set()
+    for page in pypdf.PdfReader(path).pages:
+        for font in page["/Resources"]["/Font"].values():
+            fonts.add(str(font.get_object()["/BaseFont"]).split("+")[-1])
+    assert {"DejaVuSans", "DejaVuSans-Bold", "DroidSansFallback"} <= fonts
+    assert "Helvetica" not in fonts
+
+
+def test_pdf_is_deterministic(tmp_path, pdf):
+    _, _, first = pdf
+    again = tmp_path / "again.pdf"
+    render_pdf(sample_report(), again)
+    assert again.read_bytes() == first.read_bytes()
+    assert b"D:20250309150000+00'00'" in first.read_bytes()  # creation date = generated_at
+
+
+def test_reads_only_the_rows_it_shows(tmp_path):
+    consumed = []
+    cols = (Column("n", "N", "int"),)
+
+    def batches():
+        for i in range(1000):
+            consumed.append(i)
+            yield pa.RecordBatch.from_arrays([pa.array(range(i * 10, i * 10 + 10))], names=["n"])
+
+    section = Section("big", "Big", cols, batches, 10_000, pdf_rows=25)
+    assert render_pdf(sample_report([section]), tmp_path / "b.pdf") == {"big": 25}
+    assert len(consumed) == 3
+    text = "".join(p.extract_text() for p in pypdf.PdfReader(tmp_path / "b.pdf").pages)
+    assert "showing 25 of 10,000 rows" in text
+
+
+def test_wide_section_fits_the_page(tmp_path):
+    cols = tuple(Column(f"c{i}", f"Column number {i}", "money" if i % 2 else "text") for i in range(22))
+    table = pa.table(
+        {
+            c.name: pa.array([Decimal("1234567.89")] * 5, pa.decimal128(18, 2))
+            if c.kind == "money"
+            else ["some fairly long text value " * 3] * 5
+            for c in cols
+        }
+    )
+    section = table_section("wide", "Wide", cols, table)
+    style = _style("s", 9)
+    flowables, shown = _section(section, sample_report([section]), style, style, style)
+    (grid,) = [f for f in flowables if isinstance(f, Table)]
+    assert shown == 5 and len(grid._colWidths) == 16 and sum(grid._colWidths) <= WIDTH + 0.01
+    path = tmp_path / "w.pdf"
+    assert render_pdf(sample_report([section]), path) == {"wide": 5}
+    text = "".join(p.extract_text() for p in pypdf.PdfReader(path).pages)
+    assert "6 more column(s) in the XLSX/CSV" in text

@@ -1,0 +1,68 @@
+from decimal import Decimal
+
+import pyarrow as pa
+
+from pos_exports.render import FORMATS, RENDERERS
+from pos_exports.render.text import (
+    format_money,
+    format_percent,
+    neutralise,
+    neutralise_array,
+    plain_money,
+    xml_clean,
+    xml_clean_array,
+)
+from pos_exports.render.xlsx import _SheetNames, fit_cell_text
+from pos_exports_tests.render.sample import FORMULA_TEXTS
+
+
+def test_renderers_registry():
+    assert FORMATS == ("xlsx", "csv", "pdf")
+    assert set(RENDERERS) == set(FORMATS)
+
+
+def test_neutralise_python_and_arrow_agree():
+    texts = [*FORMULA_TEXTS, "\rCR", "＋1", "－1", "＠x", "plain", "", "a=b", "'quoted"]
+    expected = [neutralise(t) for t in texts]
+    assert all(e == "'" + t for e, t in zip(expected[:10], texts[:10], strict=True))
+    assert expected[10:] == texts[10:]
+    assert neutralise_array(pa.array([*texts, None])).to_pylist() == [*expected, None]
+
+
+def test_xml_clean():
+    dirty = "a\x00b\x07c\x1fd\ufffee\uffff\tf\ng\rh"
+    assert xml_clean(dirty) == "abcde\tf\ng\rh"
+    assert xml_clean("lone \ud800 surrogate") == "lone  surrogate"
+    assert xml_clean_array(pa.array([dirty, None])).to_pylist() == ["abcde\tf\ng\rh", None]
+
+
+def test_money_and_percent_formats():
+    assert format_money(Decimal("1234.5")) == "1,234.50"
+    assert format_money(Decimal("-1234567.891")) == "-1,234,567.89"
+    assert format_money(Decimal("0")) == "0.00"
+    assert plain_money(Decimal("1234.5")) == "1234.50"
+    assert format_percent(0.1547) == "15.47%"
+    assert format_percent(0.1547, sign=False) == "15.47"
+    assert format_percent(None) == ""
+    assert format_percent(float("nan")) == ""
+
+
+def test_sheet_names_valid_and_unique():
+    names = _SheetNames()
+    assert names.claim("Summary") == "Summary"
+    assert names.claim("summary") == "summary (2)"
+    long = names.claim("Sales: by [store]/day * really? a very long title indeed")
+    assert len(long) <= 31 and not any(ch in long for ch in "[]:*?/\\")
+    again = names.claim("Sales: by [store]/day * really? a very long title indeed")
+    assert again != long and again.endswith("(2)") and len(again) <= 31
+    assert names.claim("History") == "History data"
+
+
+def test_fit_cell_text_flags_the_cut():
+    text = "x" * 40_000
+    cut = fit_cell_text(text)
+    assert len(cut) <= 32_767
+    assert cut.endswith("of 40,000 characters; full text in the CSV]")
+    assert "[truncated: showing" in cut
+    astral = "😀" * 20_000  # 40,000 UTF-16 units: over Excel's limit although 20,000 characters
+    assert len(fit_cell_text(astral).encode("utf-16-le")) // 2 <= 32_767
