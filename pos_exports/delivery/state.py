@@ -92,10 +92,13 @@ def state_url() -> str:
     return f"sqlite:///{home / 'pos_exports_state.db'}"
 
 
-@lru_cache(maxsize=8)
 def engine(url: str | None = None) -> sa.Engine:
-    """The state database engine, its tables created on first use."""
-    url = url or state_url()
+    """The state database engine (`url`, else `POS_EXPORTS_STATE_URL`), its tables created on first use."""
+    return _engine(url or state_url())
+
+
+@lru_cache(maxsize=8)
+def _engine(url: str) -> sa.Engine:
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg2://" + url.split("://", 1)[1]
     eng = sa.create_engine(url, future=True)

