@@ -90,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--format", action="append", choices=["xlsx", "csv", "pdf"], help="default: all three")
     export.add_argument("--filter", action="append", default=[], metavar="NAME=VALUE", help="a REPORTS.md filter")
 
+    subscriptions_cli.register_command(
+        "trigger",
+        "deliver one subscription's period now (default: its latest completed period)",
+        _trigger_options,
+        _trigger,
+    )
     subscriptions_cli.register(sub)
 
     args = parser.parse_args(argv)
@@ -106,6 +112,45 @@ def main(argv: list[str] | None = None) -> int:
     if last > latest:
         parser.error(f"{last} has not ended in every time zone yet; the latest day to archive is {latest}")
     return 0 if run_archive(args.date, last, args.dataset or list(DATASETS), args.business_id) else 1
+
+
+def _trigger_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("id", type=int, help="the subscription id")
+    parser.add_argument("--period", metavar="KEY", help="2025-03-09 (daily), 2025-03-03 (weekly), 2025-03 (monthly)")
+
+
+def _trigger(args: argparse.Namespace, ctx: subscriptions_cli.Context) -> int:
+    """Deliver a subscription now through the delivery job (a run in the UI, the ledger as always)."""
+    from pos_exports.delivery import schedule
+    from pos_exports.delivery.subscriptions import SubscriptionError, get
+
+    sub = get(ctx.engine, args.id)
+    if sub is None:
+        raise SubscriptionError("id", f"no subscription with id {args.id}")
+    kind, key = sub.frequency, args.period
+    if not key:
+        _, key = schedule.period_at(sub, ctx.zone_for(sub), schedule.next_fire(sub, ctx.zone_for(sub), ctx.now))
+        key = _previous_key(kind, key)
+    cfg = {"subscription_id": sub.id, "period_kind": kind, "period_key": key}
+    result = _execute("delivery_job", run_config={"ops": {"deliver_subscription": {"config": cfg}}})
+    ctx.print(
+        f"run {result.run_id}: delivery of {sub.name!r} for {kind} {key}: "
+        f"{result.output_for_node('deliver_subscription') if result.success else 'FAILED'}"
+    )
+    return 0 if result.success else 1
+
+
+def _previous_key(kind: str, key: str) -> str:
+    """The period before `key` (the next fire delivers `key`, so the latest completed one is before it)."""
+    from pos_exports.reports.period import period_for
+
+    period = period_for(kind, key)
+    before = period.first_day - dt.timedelta(days=1)
+    return {
+        "daily": before.isoformat(),
+        "weekly": (before - dt.timedelta(days=6)).isoformat(),
+        "monthly": before.strftime("%Y-%m"),
+    }[kind]
 
 
 def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -127,6 +172,26 @@ def _export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0 if result.success else 1
 
 
+def _demo_deliveries(day: dt.date) -> bool:
+    """Load the demo subscriptions and deliver the daily ones for `day` (to the outbox without SMTP)."""
+    from importlib.resources import files
+
+    from pos_exports.delivery.state import engine
+    from pos_exports.delivery.subscriptions import find, import_yaml
+
+    eng = engine()
+    import_yaml(eng, files("pos_exports.delivery").joinpath("demo_subscriptions.yaml").read_text())
+    ok = True
+    for sub in find(eng, active=True):
+        if sub.frequency == "daily":
+            cfg = {"subscription_id": sub.id, "period_kind": "daily", "period_key": day.isoformat()}
+            result = _execute("delivery_job", run_config={"ops": {"deliver_subscription": {"config": cfg}}})
+            status = result.output_for_node("deliver_subscription") if result.success else "FAILED"
+            print(f"run {result.run_id}: delivery of {sub.name!r} (business {sub.business_id}): {status}")
+            ok = ok and result.success
+    return ok
+
+
 def _demo(days: int) -> int:
     from pos_exports.source.demo import ensure_demo_database
 
@@ -142,8 +207,11 @@ def _demo(days: int) -> int:
         result = _execute("daily_exports_job", run_config={}, partition_key=last.isoformat())
         ok = result.success
         print(f"run {result.run_id}: daily exports of {last}: {'succeeded' if ok else 'FAILED'}")
+    if ok:
+        ok = _demo_deliveries(last)
     print(f"\narchive: {config.storage_root()}/archive")
     print(f"exports: {config.storage_root()}/exports/<business_id>/daily/{last}/")
+    print(f"emails:  {config.storage_root()}/outbox/ (no POS_EXPORTS_SMTP_URL: .eml files)")
     print("open the Dagster UI on this demo with: make dev")
     return 0 if ok else 1
 

@@ -23,7 +23,7 @@ def archive_week(url: str, storage: Storage) -> None:
         save_businesses(storage, businesses)
         for business in (b for b in businesses if b.is_active):
             for day in WEEK:
-                for name, ds in DATASETS.items():
+                for ds in DATASETS.values():
                     if ds.kind == "snapshot" and day != WEEK[-1]:
                         continue
                     now = day_window(day, business.timezone).end + dt.timedelta(hours=1)
