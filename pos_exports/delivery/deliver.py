@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from pos_exports.archive.read import ArchiveMissing, archived
 from pos_exports.archive.tables import DATASETS
-from pos_exports.delivery import ledger
+from pos_exports.delivery import ledger, notify
 from pos_exports.delivery.email import Attachment, SmtpSettings, build_message, render_content, send
 from pos_exports.delivery.subscriptions import Subscription, filters_for, get_settings
 from pos_exports.exports.manifest import read_manifest
@@ -95,6 +95,18 @@ def deliver(
     ledger.record_results(eng, sub.id, period.key, results)
     sent = [r for r, res in results.items() if res.status == "emailed"]
     status = "sent" if len(sent) == len(results) else ("partial" if sent else "failed")
+    settings = get_settings(eng, business.id)
+    if sent and settings.notify_success:
+        notify.queue(
+            eng,
+            "success",
+            f"Delivered: {sub.name} for {period.label}",
+            f"The {', '.join(sub.datasets)} export of {business.name} for {period.label} ({business.timezone}) "
+            f"was emailed to {', '.join(sent)}.\nFiles: {', '.join(f['name'] for f in files)}",
+            list(settings.default_recipients),
+            business.id,
+        )
+        notify.flush(eng, smtp, outbox_dir, sleep=sleep)
     return DeliveryOutcome(status, folder, results, f"{len(sent)} of {len(results)} recipient(s) emailed")
 
 

@@ -84,6 +84,26 @@ deliveries = sa.Table(
 )
 
 
+# Notifications (failure alerts, success notices, weekly summaries): queued first, then sent, so an
+# alert whose own sending fails stays `pending` and is retried instead of being lost.
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.Text, nullable=False),  # failure | success | summary
+    sa.Column("business_id", sa.BigInteger),
+    sa.Column("recipients", sa.JSON, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # pending | sent | failed
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True)),
+    sqlite_autoincrement=True,
+)
+
+
 def state_url() -> str:
     if url := os.environ.get("POS_EXPORTS_STATE_URL"):
         return url

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+from decimal import Decimal
 from pathlib import Path
 from typing import BinaryIO
 
@@ -54,9 +55,12 @@ def summary_rows(report: Report) -> list[list[str]]:
         ["Currency", report.currency],
         ["Generated", figure_text(report.generated_at, "datetime", tz, display=False) + f" ({tz})"],
     ]
-    lines += [[f"Filter: {name}", _filter_text(value)] for name, value in report.filters.items()]
-    lines += [["Note", note] for note in report.notes]
     lines = [[neutralise(cell) for cell in line] for line in lines]
+    for name, value in report.filters.items():
+        text = _filter_text(value)
+        numeric = isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+        lines.append([neutralise(f"Filter: {name}"), text if numeric else neutralise(text)])
+    lines += [["Note", neutralise(note)] for note in report.notes]
     for fig in report.summary:
         label = percent_header(fig.label) if fig.kind == "percent" else fig.label
         value = figure_text(fig.value, fig.kind, tz, display=False)

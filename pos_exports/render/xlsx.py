@@ -142,7 +142,10 @@ def _write_summary(ws: Worksheet, report: Report, formats: _Formats) -> int:
         for name, value in report.filters.items():
             shown = ", ".join(map(str, value)) if isinstance(value, list | tuple | set) else str(value)
             ws.write_string(row, 0, _cell_text(str(name)))
-            ws.write_string(row, 1, _cell_text(shown))
+            if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+                ws.write_number(row, 1, float(value))  # a number stays a number (min_quantity = -5)
+            else:
+                ws.write_string(row, 1, _cell_text(shown))
             row += 1
     if report.notes:
         row += 1

@@ -118,9 +118,7 @@ def build(storage: Storage, business: Business, period: Period, filters: dict | 
         grouped = (
             pa.table({"user_id": rows["user_id"], "user_email": rows["user_email"], "user_name": names})
             .group_by("user_id")
-            .aggregate(
-                [("user_email", "max"), ("user_name", "max"), ("user_id", "count", pc.CountOptions("all"))]
-            )
+            .aggregate([("user_email", "max"), ("user_name", "max"), ("user_id", "count", pc.CountOptions("all"))])
         )
         for row in grouped.to_pylist():
             users[row["user_id"]] += row["user_id_count"]
@@ -176,9 +174,7 @@ def build(storage: Storage, business: Business, period: Period, filters: dict | 
     )
     if not count:
         report.notes.append(
-            "No audit events match the filters in this period."
-            if filters
-            else "No audit events in this period."
+            "No audit events match the filters in this period." if filters else "No audit events in this period."
         )
     return report
 

@@ -86,9 +86,7 @@ def stream_section(
     return Section(key, title, columns, batches, row_count, pdf_rows)
 
 
-def schema_of(
-    columns: tuple[Column, ...], timezone: str, types: dict[str, pa.DataType] | None = None
-) -> pa.Schema:
+def schema_of(columns: tuple[Column, ...], timezone: str, types: dict[str, pa.DataType] | None = None) -> pa.Schema:
     """The Arrow schema of a section: each column's type from its kind (model.py conventions), unless
     given in `types` (int32 quantities, say); datetimes in the business zone."""
     kinds = {
@@ -104,9 +102,7 @@ def schema_of(
     return pa.schema([(c.name, types.get(c.name) or kinds[c.kind]) for c in columns])
 
 
-def rows_section(
-    key: str, title: str, columns: tuple[Column, ...], schema: pa.Schema, rows: list[dict]
-) -> Section:
+def rows_section(key: str, title: str, columns: tuple[Column, ...], schema: pa.Schema, rows: list[dict]) -> Section:
     """A small in-memory section (breakdowns, counts) from Python rows of exact values."""
     return memory_section(key, title, columns, pa.Table.from_pylist(rows, schema=schema))
 
@@ -125,9 +121,7 @@ def local_time(values, timezone: str):
     return pc.cast(values, pa.timestamp("us", tz=timezone))
 
 
-def read_day(
-    storage: Storage, dataset: str, table: str, business: Business, day: dt.date, columns=None
-) -> pa.Table:
+def read_day(storage: Storage, dataset: str, table: str, business: Business, day: dt.date, columns=None) -> pa.Table:
     return read_table(storage, dataset, table, business.id, [day], columns)
 
 

@@ -165,10 +165,7 @@ def apply_filters(rows: list[dict], filters: dict) -> list[dict]:
             continue
         if "credit_status" in filters and r["credit_status"] != filters["credit_status"]:
             continue
-        if (
-            "min_outstanding_balance" in filters
-            and r["outstanding_balance"] < filters["min_outstanding_balance"]
-        ):
+        if "min_outstanding_balance" in filters and r["outstanding_balance"] < filters["min_outstanding_balance"]:
             continue
         if "is_active" in filters and r["active"] != filters["is_active"]:
             continue
@@ -259,9 +256,7 @@ def build(storage: Storage, business: Business, period: Period, filters: dict | 
     ]
     shown_transactions = sum(min(r["transactions"], LAST_TRANSACTIONS) for r in rows)
     report.sections = [
-        rows_section(
-            "customer_details", "Customer details", DETAIL_COLUMNS, schema_of(DETAIL_COLUMNS, tz), rows
-        ),
+        rows_section("customer_details", "Customer details", DETAIL_COLUMNS, schema_of(DETAIL_COLUMNS, tz), rows),
         rows_section(
             "credit_aging",
             "Credit aging",
@@ -279,9 +274,7 @@ def build(storage: Storage, business: Business, period: Period, filters: dict | 
         ),
     ]
     if not rows:
-        report.notes.append(
-            "No customers match the filters." if filters else "No customers in this snapshot."
-        )
+        report.notes.append("No customers match the filters." if filters else "No customers in this snapshot.")
     captured = record.get("captured_at")
     report.notes.append(
         f"Snapshot as of the end of {as_of.isoformat()} ({tz})"

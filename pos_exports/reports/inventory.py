@@ -108,9 +108,7 @@ def apply_filters(items: pa.Table, filters: dict) -> pa.Table:
     if "min_quantity" in filters:
         mask = pc.and_(mask, pc.greater_equal(items["quantity"], filters["min_quantity"]))
     if filters.get("exclude_zero_value"):
-        mask = pc.and_(
-            mask, pc.not_equal(items["value_at_cost"], pa.scalar(ZERO, items["value_at_cost"].type))
-        )
+        mask = pc.and_(mask, pc.not_equal(items["value_at_cost"], pa.scalar(ZERO, items["value_at_cost"].type)))
     return items.filter(pc.fill_null(mask, False))
 
 
@@ -181,8 +179,7 @@ def build(storage: Storage, business: Business, period: Period, filters: dict | 
     all_items = stock_items(read_day(storage, DATASET, "inventory", business, period.last_day))
     items = apply_filters(all_items, filters)
     statuses = {
-        s: int(pc.sum(pc.equal(items["stock_status"], s).cast(pa.int64())).as_py() or 0)
-        for s in STOCK_STATUSES
+        s: int(pc.sum(pc.equal(items["stock_status"], s).cast(pa.int64())).as_py() or 0) for s in STOCK_STATUSES
     }
     quantity = int(pc.sum(items["quantity"].cast(pa.int64())).as_py() or 0)
     on_hand = int(pc.sum(pc.max_element_wise(items["quantity"].cast(pa.int64()), 0)).as_py() or 0)
@@ -215,9 +212,7 @@ def build(storage: Storage, business: Business, period: Period, filters: dict | 
         keep = _movement_filter(filters, items)
         count = 0
         for day in period.days:
-            ids = read_day(
-                storage, DATASET, "stock_movements", business, day, ["storefront_id", "product_id"]
-            )
+            ids = read_day(storage, DATASET, "stock_movements", business, day, ["storefront_id", "product_id"])
             count += keep(ids).num_rows
         report.sections.append(
             stream_section(
@@ -237,9 +232,7 @@ def build(storage: Storage, business: Business, period: Period, filters: dict | 
         tuple(float(r["value_at_cost"]) for r in by_storefront),
     )
     if not items.num_rows:
-        report.notes.append(
-            "No stock items match the filters." if filters else "No stock items in this snapshot."
-        )
+        report.notes.append("No stock items match the filters." if filters else "No stock items in this snapshot.")
     captured = record.get("captured_at")
     report.notes.append(
         f"Stock as of the end of {period.last_day.isoformat()} ({tz})"

@@ -235,9 +235,7 @@ class UserCount:
     events: int
 
 
-def top_users(
-    events: Iterable[tuple[int | None, str | None, str | None]], limit: int = 10
-) -> list[UserCount]:
+def top_users(events: Iterable[tuple[int | None, str | None, str | None]], limit: int = 10) -> list[UserCount]:
     """The users with the most events, from (user id, email, name) per event."""
     counts: Counter = Counter()
     who: dict[int | None, tuple[str | None, str | None]] = {}
@@ -274,9 +272,7 @@ def _dump(value: object, level: int) -> str:
     if isinstance(value, dict):
         if not value:
             return "{}"
-        items = (
-            f"{inner}{json.dumps(k, ensure_ascii=False)}: {_dump(v, level + 1)}" for k, v in value.items()
-        )
+        items = (f"{inner}{json.dumps(k, ensure_ascii=False)}: {_dump(v, level + 1)}" for k, v in value.items())
         return "{\n" + ",\n".join(items) + f"\n{outer}}}"
     if isinstance(value, list):
         if not value:

@@ -88,8 +88,6 @@ class Report:
         return self.window_end
 
 
-def table_section(
-    key: str, title: str, columns: tuple[Column, ...], table: pa.Table, pdf_rows: int = 50
-) -> Section:
+def table_section(key: str, title: str, columns: tuple[Column, ...], table: pa.Table, pdf_rows: int = 50) -> Section:
     """A section over an in-memory Arrow table (small sections: summaries, breakdowns)."""
     return Section(key, title, columns, lambda: iter(table.to_batches()), table.num_rows, pdf_rows)

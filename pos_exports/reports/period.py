@@ -26,9 +26,7 @@ class Period:
     @property
     def days(self) -> list[dt.date]:
         """Every business-local day of the period, oldest first."""
-        return [
-            self.first_day + dt.timedelta(days=i) for i in range((self.last_day - self.first_day).days + 1)
-        ]
+        return [self.first_day + dt.timedelta(days=i) for i in range((self.last_day - self.first_day).days + 1)]
 
     @property
     def end_day(self) -> dt.date:
@@ -101,9 +99,7 @@ def period_for(kind: str, key: str) -> Period:
             try:
                 day = parse_date(key)
             except PeriodError:
-                raise PeriodError(
-                    f"monthly key {key!r} is not a month (expected YYYY-MM or YYYY-MM-01)"
-                ) from None
+                raise PeriodError(f"monthly key {key!r} is not a month (expected YYYY-MM or YYYY-MM-01)") from None
             if day.day != 1:
                 raise PeriodError(
                     f"monthly key {key} is not the first day of a month (expected {key[:7]} or {key[:7]}-01)"

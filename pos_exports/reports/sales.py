@@ -163,9 +163,7 @@ def _items_of(items: pa.Table, sale_ids) -> pa.Table:
 
 def _per_sale(items: pa.Table) -> pa.Table:
     """Line figures summed per sale: sale_id, net, cogs, tax, discount, total (exact decimals)."""
-    grouped = items.group_by("sale_id").aggregate(
-        [(c, "sum") for c in ("net", "cogs", "tax", "discount", "total")]
-    )
+    grouped = items.group_by("sale_id").aggregate([(c, "sum") for c in ("net", "cogs", "tax", "discount", "total")])
     return pa.table(
         {
             "sale_id": grouped["sale_id"],
@@ -195,9 +193,7 @@ def _add_groups(out: _Summary, joined: pa.Table) -> Decimal:
 def _first_pass(storage: Storage, business: Business, period: Period) -> _Summary:
     out = _Summary()
     for day in period.days:
-        sales = read_day(
-            storage, DATASET, "sales", business, day, ["id", "storefront_name", "status", "payment_type"]
-        )
+        sales = read_day(storage, DATASET, "sales", business, day, ["id", "storefront_name", "status", "payment_type"])
         out.cancelled += pc.sum(pc.equal(sales["status"], "cancelled").cast(pa.int64())).as_py() or 0
         sales = _included(sales)
         items = _items_of(
@@ -233,9 +229,7 @@ def _sales_tables(storage: Storage, business: Business, period: Period, paid: pa
             if not sales.num_rows:
                 continue
             items = _items_of(
-                read_day(
-                    storage, DATASET, "sale_items", business, day, ["sale_id", "quantity", *_ITEM_MONEY]
-                ),
+                read_day(storage, DATASET, "sale_items", business, day, ["sale_id", "quantity", *_ITEM_MONEY]),
                 sales["id"],
             )
             per_sale = _per_sale(items).select(["sale_id", "net", "cogs"])
@@ -279,9 +273,7 @@ def _sales_tables(storage: Storage, business: Business, period: Period, paid: pa
 def _item_tables(storage: Storage, business: Business, period: Period):
     def tables() -> Iterator[pa.Table]:
         for day in period.days:
-            sales = _included(
-                read_day(storage, DATASET, "sales", business, day, ["id", "status", "completed_at"])
-            )
+            sales = _included(read_day(storage, DATASET, "sales", business, day, ["id", "status", "completed_at"]))
             if not sales.num_rows:
                 continue
             when = pa.table({"sale_id": sales["id"], "completed_at": sales["completed_at"]})
@@ -299,9 +291,7 @@ def _item_tables(storage: Storage, business: Business, period: Period):
     return tables
 
 
-def _breakdown_rows(
-    groups: dict[str, _Totals], payments_by_method: dict[str, Decimal] | None = None
-) -> list[dict]:
+def _breakdown_rows(groups: dict[str, _Totals], payments_by_method: dict[str, Decimal] | None = None) -> list[dict]:
     rows = []
     keys = sorted(set(groups) | set(payments_by_method or {}))
     for key in keys:

@@ -146,9 +146,7 @@ STATIC_TABLES = tuple(list(TABLES)[:9])
 DAILY_TABLES = tuple(list(TABLES)[9:])
 
 # audit_logs.event_data values that are not valid JSON (kept in SQLite, written as NULL in PostgreSQL).
-MALFORMED_EVENT_DATA = frozenset(
-    {'{"broken": ', '{"total_cents": 12', "not json at all", "{'single': 'quotes'}"}
-)
+MALFORMED_EVENT_DATA = frozenset({'{"broken": ', '{"total_cents": 12', "not json at all", "{'single': 'quotes'}"})
 _MALFORMED = sorted(MALFORMED_EVENT_DATA)
 
 # Text columns that are NOT NULL and may hold '' (CSV needs FORCE_NOT_NULL so '' does not become NULL).
@@ -695,9 +693,7 @@ class _Clock:
     def _offset(self, date: datetime.date, hour: int) -> str:
         local = datetime.datetime(date.year, date.month, date.day, hour, tzinfo=self.tz)
         # Round-trip through UTC so a wall time in a DST gap would not be written with a wrong offset.
-        if local.astimezone(datetime.UTC).astimezone(self.tz).replace(tzinfo=None) != local.replace(
-            tzinfo=None
-        ):
+        if local.astimezone(datetime.UTC).astimezone(self.tz).replace(tzinfo=None) != local.replace(tzinfo=None):
             raise ValueError(f"{date} {hour:02d}:00 does not exist in {self.tz}")
         return local.isoformat()[19:]
 
@@ -882,11 +878,7 @@ def _build_world(spec: DemoSpec, start: datetime.date, days: int) -> list[_Busin
             slug = _ascii_slug(c_name)
             email = f"{slug}@example.com" if slug and r() < 0.7 else None
             phone = f"+{200 + bid} {20 + int(r() * 79)} 555 {int(r() * 10000):04d}" if r() < 0.8 else None
-            address = (
-                f"{1 + int(r() * 300)} {('High St', 'Market Rd', 'Station Ave')[k % 3]}"
-                if r() < 0.6
-                else None
-            )
+            address = f"{1 + int(r() * 300)} {('High St', 'Market Rd', 'Station Ave')[k % 3]}" if r() < 0.6 else None
             if bid == 1 and k == 1:
                 phone, address, email = "+233 24 555 0101", "-5 Main St", "@handle"
             if profile == "new":
@@ -1113,13 +1105,9 @@ class _Sim:
                 cust = self.good[k % len(self.good)] if ptype == "credit" else None
                 events.append((9 * _HOUR + k * 7 * _MIN, k % nsf, 1 + k, (status, ptype, cust, 1)))
         if d in self.slow_days and "slow" in self.prof:
-            events.append(
-                (11 * _HOUR + int(r() * _HOUR), 0, 20, ("completed", "credit", self.prof["slow"], None))
-            )
+            events.append((11 * _HOUR + int(r() * _HOUR), 0, 20, ("completed", "credit", self.prof["slow"], None)))
         if d < 2 and "blocked" in self.prof:
-            events.append(
-                (12 * _HOUR + int(r() * _HOUR), 0, 21, ("completed", "credit", self.prof["blocked"], None))
-            )
+            events.append((12 * _HOUR + int(r() * _HOUR), 0, 21, ("completed", "credit", self.prof["blocked"], None)))
         if d < last and (date + datetime.timedelta(days=1)).day == 1:  # month end: refund next month
             events.append((15 * _HOUR + int(r() * _HOUR), 0, 22, ("partially_refunded", "card", None, 3)))
         events.sort()
@@ -1155,9 +1143,7 @@ class _Sim:
                 if cust is not None and cust.limit > 0 and z < 0.45 and cust.profile != "new":
                     ptype = "credit"
                 else:
-                    ptype = (
-                        "cash" if z < 0.45 else "card" if z < 0.72 else "mobile_money" if z < 0.9 else "mixed"
-                    )
+                    ptype = "cash" if z < 0.45 else "card" if z < 0.72 else "mobile_money" if z < 0.9 else "mixed"
             else:
                 status, ptype, cust, delay = force
                 if ptype == "credit" and cust is None:
@@ -1298,9 +1284,7 @@ class _Sim:
                 sale_ts = fmt(d, end_us)
                 for j, q in lines:
                     ids[5] += 1
-                    out.append(
-                        (ids[5], b.id, b.storefronts[si], pids[j], -q, "sale", receipt, cashier, sale_ts)
-                    )
+                    out.append((ids[5], b.id, b.storefronts[si], pids[j], -q, "sale", receipt, cashier, sale_ts))
             else:
                 ids[5] += len(lines)
             if status != "completed":
@@ -1334,9 +1318,7 @@ class _Sim:
 
         # Refunds due today (from today's or earlier sales).
         while self.pending and self.pending[0][0] < (d + 1) * _DAY:
-            at, _, sid, si, amount, reason, receipt, credit_cust, cust_id, returned = heapq.heappop(
-                self.pending
-            )
+            at, _, sid, si, amount, reason, receipt, credit_cust, cust_id, returned = heapq.heappop(self.pending)
             ref_us = at - d * _DAY
             user = b.managers[int(r() * len(b.managers))]
             ids[3] += 1
@@ -1346,9 +1328,7 @@ class _Sim:
             for pid, q in returned:
                 self._stock(d, ref_us, si, pid, q, "return", receipt, user)
             if credit_cust is not None:
-                self._credit(
-                    d, ref_us, credit_cust, "adjustment", -amount, sid, receipt, f"Refund of {receipt}"
-                )
+                self._credit(d, ref_us, credit_cust, "adjustment", -amount, sid, receipt, f"Refund of {receipt}")
             self._audit(
                 d,
                 ref_us,
@@ -1386,9 +1366,7 @@ class _Sim:
                 user = b.managers[int(r() * len(b.managers))]
                 at = 8 * _HOUR + int(r() * 2 * _HOUR)
                 for _ in range(1 + int(r() * 3)):
-                    self._stock(
-                        d, at, si, b.product_ids[int(r() * npids)], 12 + int(r() * 109), "purchase", ref, user
-                    )
+                    self._stock(d, at, si, b.product_ids[int(r() * npids)], 12 + int(r() * 109), "purchase", ref, user)
         user = b.managers[int(r() * len(b.managers))]
         if first or r() < 0.3:
             si, pid, delta = int(r() * nsf), b.product_ids[int(r() * npids)], 1 + int(r() * 5)
@@ -1545,16 +1523,12 @@ class _Sim:
                 if not c.limit * 80 // 100 < owed < c.limit * 99 // 100:
                     diff = target - owed
                     if diff > 0:
-                        self._credit(
-                            d, at, c, "adjustment", diff, None, None, "Balance transfer from old account"
-                        )
+                        self._credit(d, at, c, "adjustment", diff, None, None, "Balance transfer from old account")
                     else:
                         self._credit(d, at, c, "payment", diff, None, None, "Partial payment")
             elif c.profile == "overpaid":
                 credit = c.limit // 10 + 1
-                self._credit(
-                    d, at, c, "payment", -(owed + credit), None, None, "Overpayment kept as store credit"
-                )
+                self._credit(d, at, c, "payment", -(owed + credit), None, None, "Overpayment kept as store credit")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -1620,9 +1594,7 @@ def build_sqlite(path: pathlib.Path, spec: DemoSpec = DemoSpec()) -> dict[str, i
     return counts
 
 
-_REFERENCES = re.compile(
-    r"^[ \t]*(\w+)[ \t][^,\n]*?([ \t]+REFERENCES[ \t]+(\w+)[ \t]*\((\w+)\))", re.MULTILINE
-)
+_REFERENCES = re.compile(r"^[ \t]*(\w+)[ \t][^,\n]*?([ \t]+REFERENCES[ \t]+(\w+)[ \t]*\((\w+)\))", re.MULTILINE)
 
 
 def _schema_statements() -> tuple[list[str], list[str], list[str]]:
@@ -1672,9 +1644,7 @@ def _produce(spec: DemoSpec, chunk_rows: int, q: multiprocessing.Queue) -> None:
         q.put(f"{type(exc).__name__}: {exc}")
 
 
-def _chunks_from_process(
-    spec: DemoSpec, chunk_rows: int
-) -> Iterator[tuple[str, str, io.StringIO | None, int]]:
+def _chunks_from_process(spec: DemoSpec, chunk_rows: int) -> Iterator[tuple[str, str, io.StringIO | None, int]]:
     """Like `_csv_chunks`, but generated in a forked child process so generation overlaps the COPYs.
 
     Fork (not spawn) so callers need no `if __name__ == "__main__"` guard; the child only generates text and
@@ -1777,12 +1747,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--days", type=int, default=defaults.days)
     parser.add_argument("--sales-per-day", type=int, default=defaults.sales_per_day)
     parser.add_argument("--extra-businesses", type=int, default=defaults.extra_businesses)
-    parser.add_argument(
-        "--end-date", type=datetime.date.fromisoformat, help="YYYY-MM-DD (default: yesterday)"
-    )
-    parser.add_argument(
-        "--only-business", type=int, action="append", help="only this business id (repeatable)"
-    )
+    parser.add_argument("--end-date", type=datetime.date.fromisoformat, help="YYYY-MM-DD (default: yesterday)")
+    parser.add_argument("--only-business", type=int, action="append", help="only this business id (repeatable)")
     parser.add_argument("--drop-existing", action="store_true", help="PostgreSQL: drop the POS tables first")
     args = parser.parse_args(argv)
     spec = DemoSpec(

@@ -120,5 +120,5 @@ def sample_report(sections: list[Section] | None = None) -> Report:
         sections=sections,
         chart=Chart("Net revenue by storefront", ("Main St", "王府井", "Łódź"), (2000.0, 800.25, 68.5)),
         notes=["Refunds may belong to sales of earlier periods."],
-        filters={"customer_type": "retail"},
+        filters={"customer_type": "retail", "min_quantity": -5},
     )

@@ -40,6 +40,7 @@ def test_csv_layout_and_values(tmp_path):
     assert figures["First sale"] == "2025-03-09 10:00:00"
     assert figures["Top customer"] == "'=cmd"
     assert figures["Average sale"] == ""
+    assert figures["Filter: customer_type"] == "retail" and figures["Filter: min_quantity"] == "-5"
 
     header, *rows = sections["Sales"]
     assert header == [

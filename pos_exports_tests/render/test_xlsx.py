@@ -95,6 +95,7 @@ def test_summary_sheet(workbook):
     assert pairs["Period"].value == "9 Mar 2025 (time zone Asia/Tokyo)"
     assert pairs["Currency"].value == "JPY"
     assert pairs["customer_type"].value == "retail"
+    assert pairs["min_quantity"].value == -5 and pairs["min_quantity"].data_type == "n"
     assert pairs["Net revenue"].value == 2868.75 and pairs["Net revenue"].number_format == "#,##0.00"
     assert pairs["Refunds issued"].value == -12.5 and pairs["Refunds issued"].data_type == "n"
     assert pairs["Margin %"].value == pytest.approx(0.1547) and pairs["Margin %"].number_format == "0.00%"
