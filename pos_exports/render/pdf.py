@@ -393,6 +393,10 @@ def _section(section: Section, report: Report, h2, note_style, body) -> tuple[li
     texts = [[cell_text(v, c.kind, report.timezone) for v in data[c.name]] for c in columns]
 
     widths = _column_widths(columns, headers, texts, size, pad)
+    for j, c in enumerate(columns):  # text cells: at most about three lines of their column
+        if c.kind not in NUMERIC_KINDS:
+            limit = max(12, int((widths[j] - 2 * pad) / (size * 0.55)) * 3)
+            texts[j] = [clip(t, limit) for t in texts[j]]
     header_row = [
         _para(h, head_right if c.kind in NUMERIC_KINDS and c.kind not in ("datetime", "date") else head_style)
         for c, h in zip(columns, headers, strict=True)
