@@ -31,8 +31,9 @@ dev: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml  ## the Dagster UI on the d
 test: $(VENV)/.installed-test  ## the whole test suite
 	$(BIN)/python -m pytest -q
 
-bench: $(VENV)/.installed-test  ## archive benchmark against its ADBC floor (PostgreSQL, 1M line items)
+bench: $(VENV)/.installed-test  ## archive and render benchmarks against their floors (see BENCHMARKS.md)
 	$(BIN)/python benchmarks/archive_benchmark.py
+	$(BIN)/python benchmarks/render_benchmark.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check pos_exports pos_exports_tests benchmarks
