@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 
 from pos_exports.archive.parquet import parquet_totals, write_parquet
 from pos_exports.archive.tables import Dataset, Scope, Table
 from pos_exports.periods import day_window
 from pos_exports.source.database import Business, PosReader
 from pos_exports.storage import Storage
+from pos_exports.storage.base import sha256_file
 
 SNAPSHOT_MAX_LAG = dt.timedelta(hours=48)
 MARKER = "_reconciliation.json"
@@ -78,14 +77,6 @@ def source_totals(reader: PosReader, table: Table, scope: Scope) -> tuple[int, d
     sums = ", ".join(f"CAST(COALESCE(SUM(q.{m}), 0) AS BIGINT) AS {m}" for m in table.money)
     row = reader.rows(f"SELECT COUNT(*) AS row_count{', ' + sums if sums else ''} FROM ({body}) q")[0]
     return int(row["row_count"]), {m: Decimal(int(row[m])) / 100 for m in table.money}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def archive_business_day(
@@ -149,7 +140,7 @@ def archive_business_day(
                 )
             result.tables.append(
                 TableResult(
-                    table.name, key, rows, tmp.stat().st_size, _sha256(tmp), {k: str(v) for k, v in sums.items()}
+                    table.name, key, rows, tmp.stat().st_size, sha256_file(tmp), {k: str(v) for k, v in sums.items()}
                 )
             )
 

@@ -9,11 +9,9 @@ unchanged archive gives the same manifest.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from decimal import Decimal
-from pathlib import Path
 
 from pos_exports.archive.read import archived
 from pos_exports.archive.tables import SNAPSHOT_TABLES
@@ -30,14 +28,6 @@ class FileEntry:
     bytes: int
     sha256: str
     rows: dict[str, int]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def source_counts(storage: Storage, dataset: str, business_id: int, days: list[dt.date]) -> dict:

