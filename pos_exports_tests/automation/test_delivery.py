@@ -85,9 +85,11 @@ def test_without_smtp_the_email_goes_to_the_outbox(archived_root, state, monkeyp
     assert b"Accra Shop" in eml.read_bytes()
 
 
-def _evaluate(root, now, cursor=None, monkeypatch=None):
+def _evaluate(root, now, cursor=None, monkeypatch=None, instance=None):
     monkeypatch.setattr(automation, "clock", lambda: now)
-    context = dg.build_sensor_context(cursor=cursor, resources={"storage": StorageResource(root=str(root))})
+    context = dg.build_sensor_context(
+        cursor=cursor, instance=instance, resources={"storage": StorageResource(root=str(root))}
+    )
     result = due_subscriptions_sensor(context)
     requests = result if isinstance(result, list) else []
     return requests, context.cursor
@@ -124,3 +126,74 @@ def test_sensor_waits_for_the_archive(archived_root, state, monkeypatch):  # noq
     marker.write_bytes(saved)  # the archive catches up: the next tick launches the delivery
     requests, _ = _evaluate(archived_root, dt.datetime(2025, 3, 10, 7, 20, tzinfo=UTC), cursor, monkeypatch)
     assert len(requests) == 1
+
+
+def _mark_archived(root, business_id, first, last, dataset="sales"):
+    """Reconciliation markers for a run of days (what the sensor checks before it launches a delivery)."""
+    from pos_exports.archive.extract import marker_key
+    from pos_exports.storage.base import LocalStorage
+
+    storage, day = LocalStorage(root), first
+    while day <= last:
+        storage.write_bytes(marker_key(dataset, day, business_id), b'{"tables": []}')
+        day += dt.timedelta(days=1)
+
+
+def _sweep(root, start, end, step, monkeypatch):
+    """Evaluate the sensor every `step` from `start` to `end`; return {run key: first instant it was requested}."""
+    cursor, seen, now = json.dumps({"checked_at": start.isoformat()}), {}, start
+    with dg.instance_for_test() as instance:
+        while now <= end:
+            requests, cursor = _evaluate(root, now, cursor, monkeypatch, instance)
+            for r in requests:
+                seen.setdefault(r.run_key, now)
+            now += step
+    return seen
+
+
+def test_weekly_fires_once_a_week_at_its_local_hour_across_dst(archived_root, state, monkeypatch):  # noqa: F811
+    sub = _weekly(state, business_id=3, name="NY weekly", datasets=["sales"])
+    _mark_archived(archived_root, 3, dt.date(2025, 2, 24), dt.date(2025, 3, 23))
+    seen = _sweep(
+        archived_root,
+        dt.datetime(2025, 3, 1, 0, 5, tzinfo=UTC),
+        dt.datetime(2025, 3, 25, tzinfo=UTC),
+        dt.timedelta(hours=1),
+        monkeypatch,
+    )
+    # Mondays 07:00 in New York: 12:00 UTC before the change of 9 March (EST), 11:00 UTC after it (EDT).
+    assert seen == {
+        f"delivery:{sub.id}:weekly:2025-02-24": dt.datetime(2025, 3, 3, 12, 5, tzinfo=UTC),
+        f"delivery:{sub.id}:weekly:2025-03-03": dt.datetime(2025, 3, 10, 11, 5, tzinfo=UTC),
+        f"delivery:{sub.id}:weekly:2025-03-10": dt.datetime(2025, 3, 17, 11, 5, tzinfo=UTC),
+        f"delivery:{sub.id}:weekly:2025-03-17": dt.datetime(2025, 3, 24, 11, 5, tzinfo=UTC),
+    }
+
+
+def test_last_friday_and_second_tuesday_fire_on_the_right_dates(archived_root, state, monkeypatch):  # noqa: F811
+    base = {"datasets": ["sales"], "frequency": "monthly", "day_of_week": None, "at": "09:00"}
+    last_friday = _weekly(state, name="Last Friday", **base, nth_weekday="last friday")
+    second_tuesday = _weekly(state, name="Second Tuesday", **base, nth_weekday="2nd tuesday")
+    _mark_archived(archived_root, 1, dt.date(2024, 12, 1), dt.date(2025, 3, 31))
+    seen = _sweep(
+        archived_root,
+        dt.datetime(2025, 1, 1, tzinfo=UTC),
+        dt.datetime(2025, 4, 30, tzinfo=UTC),
+        dt.timedelta(hours=6),
+        monkeypatch,
+    )
+    fired = {key.split(":", 1)[1]: when.date() for key, when in seen.items()}
+    # Accra is UTC+0, 09:00 local: seen at the 12:00 UTC evaluation of the same day.
+    # Last Fridays of Jan-Apr 2025: 31 Jan, 28 Feb, 28 Mar, 25 Apr. Second Tuesdays: 14 Jan, 11 Feb, 11 Mar, 8 Apr.
+    assert {k: v for k, v in fired.items() if k.startswith(f"{last_friday.id}:")} == {
+        f"{last_friday.id}:monthly:2024-12": dt.date(2025, 1, 31),
+        f"{last_friday.id}:monthly:2025-01": dt.date(2025, 2, 28),
+        f"{last_friday.id}:monthly:2025-02": dt.date(2025, 3, 28),
+        f"{last_friday.id}:monthly:2025-03": dt.date(2025, 4, 25),
+    }
+    assert {k: v for k, v in fired.items() if k.startswith(f"{second_tuesday.id}:")} == {
+        f"{second_tuesday.id}:monthly:2024-12": dt.date(2025, 1, 14),
+        f"{second_tuesday.id}:monthly:2025-01": dt.date(2025, 2, 11),
+        f"{second_tuesday.id}:monthly:2025-02": dt.date(2025, 3, 11),
+        f"{second_tuesday.id}:monthly:2025-03": dt.date(2025, 4, 8),
+    }
