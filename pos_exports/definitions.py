@@ -4,7 +4,7 @@ import dagster as dg
 
 from pos_exports import config
 from pos_exports.archive.assets import archive_job, daily_archive
-from pos_exports.automation.delivery import delivery_job, due_subscriptions_sensor
+from pos_exports.automation.delivery import delivery_job, due_subscriptions_sensor, failed_delivery_retry_sensor
 from pos_exports.automation.notifications import alert_outbox_sensor, failure_alert_sensor
 from pos_exports.automation.schedules import SCHEDULES
 from pos_exports.exports.assets import PERIOD_ASSETS, period_export_jobs
@@ -17,7 +17,7 @@ def build_defs() -> dg.Definitions:
         assets=[daily_archive, *PERIOD_ASSETS],
         jobs=[archive_job, *period_export_jobs, on_demand_export_job, delivery_job],
         schedules=SCHEDULES,
-        sensors=[due_subscriptions_sensor, failure_alert_sensor, alert_outbox_sensor],
+        sensors=[due_subscriptions_sensor, failed_delivery_retry_sensor, failure_alert_sensor, alert_outbox_sensor],
         resources={
             "pos_database": PosDatabase(url=config.database_url()),
             "storage": StorageResource(root=config.storage_root()),

@@ -9,6 +9,7 @@ from pos_exports import config as settings
 from pos_exports.archive.extract import BusinessDayResult, archive_business_day, partition_prefix
 from pos_exports.archive.read import save_businesses
 from pos_exports.archive.tables import DATASETS
+from pos_exports.automation.retries import RETRY_POLICY, failure
 from pos_exports.periods import PeriodError, parse_date
 from pos_exports.source.database import Business, PosSourceError, list_businesses
 from pos_exports.source.resource import PosDatabase, StorageResource
@@ -78,6 +79,7 @@ def select_businesses(businesses: list[Business], wanted: list[int]) -> list[Bus
     ],
     partitions_def=archive_partitions,
     backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=31),
+    retry_policy=RETRY_POLICY,
     can_subset=True,
     name="daily_archive",
 )
@@ -88,10 +90,11 @@ def daily_archive(
     try:
         days = [parse_date(k) for k in context.partition_keys]
     except PeriodError as exc:
-        raise dg.Failure(description=str(exc)) from None
+        raise dg.Failure(allow_retries=False, description=str(exc)) from None
     store = storage.get()
     selected = [DATASET_BY_KEY[k] for k in DATASET_BY_KEY if k in context.selected_asset_keys]
     failures: list[str] = []
+    causes: list[BaseException] = []
     results: dict[str, list[BusinessDayResult]] = {ds.name: [] for ds in selected}
     failed_datasets: dict[str, list[str]] = {ds.name: [] for ds in selected}
     try:
@@ -112,6 +115,7 @@ def daily_archive(
                                 reader, store, ds, business, day, now=now, allow_shrink=config.allow_shrink
                             )
                         except Exception as exc:  # isolate: one business never costs the others their archive
+                            causes.append(exc)
                             message = f"{ds.name} {day} business {business.id} ({business.name}): {exc}"
                             context.log.error(message)
                             failures.append(message)
@@ -123,7 +127,7 @@ def daily_archive(
                             + (" (kept the earlier capture)" if r.kept_existing else "")
                         )
     except PosSourceError as exc:
-        raise dg.Failure(description=str(exc)) from None
+        raise failure(str(exc), [exc]) from None
 
     for ds in selected:
         key = asset_key(ds.name)
@@ -143,8 +147,9 @@ def daily_archive(
         if not failed:
             yield dg.MaterializeResult(asset_key=key, metadata=_metadata(ds.name, done, store.root))
     if failures:
-        raise dg.Failure(
-            description=f"{len(failures)} business-day(s) failed; the others were archived:\n" + "\n".join(failures),
+        raise failure(
+            f"{len(failures)} business-day(s) failed; the others were archived:\n" + "\n".join(failures),
+            causes,
             metadata={"failures": dg.MetadataValue.md("\n".join(f"- {f}" for f in failures))},
         )
 

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -9,7 +10,8 @@ from pydantic import Field
 
 from pos_exports import config as settings
 from pos_exports.archive.read import load_businesses
-from pos_exports.delivery import ledger
+from pos_exports.automation.retries import RETRY_POLICY, failure
+from pos_exports.delivery import ledger, notify
 from pos_exports.delivery.deliver import archive_ready, deliver
 from pos_exports.delivery.email import SmtpSettings
 from pos_exports.delivery.schedule import due
@@ -36,12 +38,15 @@ def outbox_dir(storage: StorageResource) -> Path:
     return settings.project_home() / "var" / "outbox"
 
 
-@dg.op(description="Render (or reuse) the period's exports and email them to the subscription's recipients once.")
+@dg.op(
+    retry_policy=RETRY_POLICY,
+    description="Render (or reuse) the period's exports and email them to the subscription's recipients once.",
+)
 def deliver_subscription(context: dg.OpExecutionContext, config: DeliveryConfig, storage: StorageResource):
     eng = engine()
     sub = get(eng, config.subscription_id)
     if sub is None:
-        raise dg.Failure(description=f"subscription_id: no subscription {config.subscription_id}")
+        raise dg.Failure(allow_retries=False, description=f"subscription_id: no subscription {config.subscription_id}")
     if config.period_kind != sub.frequency:
         raise dg.Failure(
             description=f"period_kind: {config.period_kind!r} does not match the subscription's "
@@ -50,11 +55,11 @@ def deliver_subscription(context: dg.OpExecutionContext, config: DeliveryConfig,
     try:
         period_for(config.period_kind, config.period_key)
     except ValueError as exc:
-        raise dg.Failure(description=f"period_key: {exc}") from None
+        raise dg.Failure(allow_retries=False, description=f"period_key: {exc}") from None
     store = storage.get()
     business = {b.id: b for b in load_businesses(store)}.get(sub.business_id)
     if business is None:
-        raise dg.Failure(description=f"business {sub.business_id} is not in the archive yet")
+        raise dg.Failure(allow_retries=False, description=f"business {sub.business_id} is not in the archive yet")
     outcome = deliver(
         eng,
         store,
@@ -78,8 +83,8 @@ def deliver_subscription(context: dg.OpExecutionContext, config: DeliveryConfig,
         }
     )
     if outcome.status in ("failed", "partial"):
-        raise dg.Failure(
-            description=f"{sub.name} {config.period_key}: {outcome.message}",
+        raise failure(
+            f"{sub.name} {config.period_key}: {outcome.message}",
             metadata={"results": json.dumps({r: res.response for r, res in outcome.results.items()})},
         )
     return outcome.status
@@ -98,9 +103,9 @@ def clock() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def run_request(sub_id: int, kind: str, key: str, business_id: int) -> dg.RunRequest:
+def run_request(sub_id: int, kind: str, key: str, business_id: int, suffix: str = "") -> dg.RunRequest:
     return dg.RunRequest(
-        run_key=f"delivery:{sub_id}:{kind}:{key}",
+        run_key=f"delivery:{sub_id}:{kind}:{key}{suffix}",
         run_config={
             "ops": {
                 "deliver_subscription": {"config": {"subscription_id": sub_id, "period_kind": kind, "period_key": key}}
@@ -150,3 +155,55 @@ def due_subscriptions_sensor(context: dg.SensorEvaluationContext, storage: Stora
     if not requests:
         return dg.SkipReason(f"nothing due; {len(waiting)} delivery(ies) waiting for the archive")
     return requests
+
+
+def max_delivery_attempts() -> int:
+    return int(os.environ.get("POS_EXPORTS_DELIVERY_MAX_ATTEMPTS", "5"))
+
+
+def retry_requests(eng, max_attempts: int) -> tuple[list[dg.RunRequest], list[str]]:
+    """Run requests for deliveries that failed for a temporary reason; give up (and say so) past the limit."""
+    requests, seen = [], set()
+    for row in ledger.retryable(eng, max_attempts):
+        key = (row["subscription_id"], row["period_kind"], row["period_key"])
+        if key not in seen:
+            seen.add(key)
+            requests.append(run_request(*key, row["business_id"], suffix=f":retry{row['attempts']}"))
+    given_up = []
+    for row in ledger.history(eng, status="failed"):
+        if (row["error"] or "").startswith(ledger.TEMPORARY) and row["attempts"] >= max_attempts:
+            ledger.mark_failed(eng, [row["id"]], f"gave up after {row['attempts']} attempts: {row['error']}")
+            given_up.append(
+                f"subscription {row['subscription_id']} {row['period_key']} to {row['recipient']}: {row['error']}"
+            )
+            notify.queue(
+                eng,
+                "failure",
+                f"[pos_exports] delivery given up: subscription {row['subscription_id']} {row['period_key']}",
+                "\n".join([given_up[-1], "", WHAT_TO_DO_DELIVERY]),
+                notify.failure_recipients(eng, row["business_id"]),
+                row["business_id"],
+            )
+    return requests, given_up
+
+
+WHAT_TO_DO_DELIVERY = (
+    "What to do: check the SMTP server and the recipient address, then deliver again with "
+    "`pos-exports subscriptions trigger ID --period KEY` (recipients already emailed are skipped)."
+)
+
+
+@dg.sensor(
+    job=delivery_job,
+    minimum_interval_seconds=6 * 3600,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Every 6 hours: re-runs deliveries that failed for a temporary reason (SMTP 4xx, timeouts), "
+    "up to POS_EXPORTS_DELIVERY_MAX_ATTEMPTS (5); then gives up and notifies.",
+)
+def failed_delivery_retry_sensor(context: dg.SensorEvaluationContext, storage: StorageResource):
+    eng = engine()
+    requests, given_up = retry_requests(eng, max_delivery_attempts())
+    if given_up:
+        context.log.warning(f"gave up on {len(given_up)} delivery(ies): " + "; ".join(given_up))
+        notify.flush(eng, SmtpSettings.from_env(), outbox_dir(storage))
+    return requests or dg.SkipReason(f"no delivery to retry; gave up on {len(given_up)}")

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from pos_exports.archive.read import ArchiveMissing, archived
 from pos_exports.archive.tables import DATASETS
+from pos_exports.automation.retries import is_transient
 from pos_exports.delivery import ledger, notify
 from pos_exports.delivery.email import Attachment, SmtpSettings, build_message, render_content, send
 from pos_exports.delivery.subscriptions import Subscription, filters_for, get_settings
@@ -90,7 +91,8 @@ def deliver(
             return DeliveryOutcome("skipped_no_data", folder, message="no data in the period; nothing sent")
         results = _send(eng, storage, sub, business, period, folder, manifest, files, claimed, smtp, outbox_dir, sleep)
     except Exception as exc:
-        ledger.mark_failed(eng, ids, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        prefix = ledger.TEMPORARY if is_transient(exc) else ""  # the retry sensor takes temporary ones again
+        ledger.mark_failed(eng, ids, f"{prefix}{type(exc).__name__}: {exc}", traceback.format_exc())
         raise
     ledger.record_results(eng, sub.id, period.key, results)
     sent = [r for r, res in results.items() if res.status == "emailed"]

@@ -12,6 +12,7 @@ from pos_exports import config as settings
 from pos_exports.archive.assets import archive_partitions, asset_key
 from pos_exports.archive.read import load_businesses
 from pos_exports.archive.tables import DATASETS
+from pos_exports.automation.retries import RETRY_POLICY, failure
 from pos_exports.exports.produce import export_period
 from pos_exports.render import FORMATS
 from pos_exports.reports.period import period_for
@@ -38,7 +39,9 @@ class ExportConfig(dg.Config):
 
 def businesses_in_scope(known: list[Business], wanted: list[int]) -> list[Business]:
     if not known:
-        raise dg.Failure(description="the archive holds no business list yet: run the daily archive first")
+        raise dg.Failure(
+            allow_retries=False, description="the archive holds no business list yet: run the daily archive first"
+        )
     if not wanted:
         return [b for b in known if b.is_active]
     by_id = {b.id: b for b in known}
@@ -70,28 +73,34 @@ def _build(kind: str) -> dg.AssetsDefinition:
         partitions_def=PARTITIONS[kind],
         can_subset=True,
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
+        retry_policy=RETRY_POLICY,
     )
     def _exports(context: dg.AssetExecutionContext, config: ExportConfig, storage: StorageResource):
         bad = [f for f in config.formats if f not in FORMATS]
         if bad:
-            raise dg.Failure(description=f"formats: {', '.join(bad)} not supported (allowed: {', '.join(FORMATS)})")
+            raise dg.Failure(
+                allow_retries=False,
+                description=f"formats: {', '.join(bad)} not supported (allowed: {', '.join(FORMATS)})",
+            )
         store = storage.get()
         period = period_for(kind, context.partition_key)
         datasets = [n for n in DATASETS if export_key(n, kind) in context.selected_asset_keys]
         failures: list[str] = []
+        causes: list[BaseException] = []
         done: list[tuple[Business, str, list]] = []
         for business in businesses_in_scope(load_businesses(store), config.business_ids):
             try:
                 folder, entries = export_period(store, business, period, datasets, config.formats)
             except Exception as exc:  # isolate: one business never blocks the others' exports
+                causes.append(exc)
                 failures.append(f"business {business.id} ({business.name}) {period.kind} {period.key}: {exc}")
                 context.log.error(failures[-1])
                 continue
             done.append((business, folder, entries))
             context.log.info(f"business {business.id}: {len(entries)} files in {store.uri(folder)}")
         if failures:  # the other businesses' files are written; the period is not marked done
-            raise dg.Failure(
-                description=f"{len(failures)} business(es) failed; the others were exported:\n" + "\n".join(failures)
+            raise failure(
+                f"{len(failures)} business(es) failed; the others were exported:\n" + "\n".join(failures), causes
             )
         for name in datasets:
             files = [(b, f, e) for b, f, entries in done for e in entries if e.dataset == name]

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from pos_exports.archive.read import load_businesses
 from pos_exports.archive.tables import DATASETS
+from pos_exports.automation.retries import RETRY_POLICY
 from pos_exports.exports.produce import export_period
 from pos_exports.render import FORMATS
 from pos_exports.reports import FILTERS, validate_filters
@@ -85,12 +86,15 @@ def resolve_request(cfg: OnDemandConfig) -> tuple[Period, dict[str, dict]]:
     return period, filters
 
 
-@dg.op(description="Render the requested exports from the archive into exports/{business}/on_demand/...")
+@dg.op(
+    retry_policy=RETRY_POLICY,
+    description="Render the requested exports from the archive into exports/{business}/on_demand/...",
+)
 def on_demand_export(context: dg.OpExecutionContext, config: OnDemandConfig, storage: StorageResource) -> dg.Output:
     try:
         period, filters = resolve_request(config)
     except ExportRequestError as exc:
-        raise dg.Failure(description=str(exc)) from None
+        raise dg.Failure(allow_retries=False, description=str(exc)) from None
     store = storage.get()
     by_id = {b.id: b for b in load_businesses(store)}
     if config.business_id not in by_id:
@@ -104,7 +108,7 @@ def on_demand_export(context: dg.OpExecutionContext, config: OnDemandConfig, sto
             store, by_id[config.business_id], period, config.datasets, config.formats, filters=filters, folder=folder
         )
     except LookupError as exc:
-        raise dg.Failure(description=str(exc)) from None
+        raise dg.Failure(allow_retries=False, description=str(exc)) from None
     context.add_output_metadata(
         {
             "folder": dg.MetadataValue.path(store.uri(folder)),

@@ -1,0 +1,82 @@
+"""Retry budget and the failed-delivery retry sensor."""
+
+from __future__ import annotations
+
+import dagster as dg
+import sqlalchemy as sa
+import yaml
+
+from pos_exports.automation import retries
+from pos_exports.automation.delivery import retry_requests
+from pos_exports.config import project_home
+from pos_exports.delivery import ledger
+from pos_exports.delivery.email import RecipientResult
+from pos_exports.delivery.state import alerts, engine
+
+
+def test_a_step_that_always_fails_is_attempted_exactly_the_step_budget():
+    attempts = []
+
+    @dg.op(retry_policy=dg.RetryPolicy(max_retries=retries.STEP_RETRIES, delay=0))  # RETRY_POLICY without waits
+    def always_fails(context):
+        attempts.append(context.retry_number)
+        raise ConnectionError("connection to the POS lost")
+
+    @dg.job
+    def job():
+        always_fails()
+
+    assert not job.execute_in_process(raise_on_error=False).success
+    assert len(attempts) == 1 + retries.STEP_RETRIES == 3
+    # The project's policy is the same but with backoff; the run-level part of the budget is dagster.yaml's.
+    assert retries.RETRY_POLICY.max_retries == retries.STEP_RETRIES
+    run_retries = yaml.safe_load((project_home() / "dagster.yaml").read_text())["run_retries"]
+    assert run_retries["max_retries"] == retries.RUN_RETRIES and run_retries["retry_on_asset_or_op_failure"] is False
+    assert retries.ATTEMPT_BUDGET == 6
+
+
+def test_permanent_errors_are_attempted_once():
+    attempts = []
+
+    @dg.op(retry_policy=dg.RetryPolicy(max_retries=retries.STEP_RETRIES, delay=0))
+    def bad_config(context):
+        attempts.append(context.retry_number)
+        raise retries.failure("business_ids: no business with id 999", [ValueError("999")])
+
+    @dg.job
+    def job():
+        bad_config()
+
+    assert not job.execute_in_process(raise_on_error=False).success
+    assert attempts == [0]
+
+
+def test_transient_classification():
+    import smtplib
+
+    assert retries.is_transient(ConnectionError()) and retries.is_transient(TimeoutError())
+    assert retries.is_transient(smtplib.SMTPResponseException(451, b"try later"))
+    assert not retries.is_transient(smtplib.SMTPResponseException(550, b"no such user"))
+    assert not retries.is_transient(ValueError("bad data"))
+
+
+def test_failed_deliveries_are_retried_up_to_the_limit_then_given_up(tmp_path, monkeypatch):
+    eng = engine(f"sqlite:///{tmp_path / 'state.db'}")
+    monkeypatch.setenv("POS_EXPORTS_DATA_TEAM_EMAIL", "data-team@pos.example")
+    rows = ledger.open_rows(eng, 7, 1, "daily", "2025-03-09", ["a@shop.example"], "run-1")
+    ids = ledger.mark_processing(eng, [r["id"] for r in rows], "run-1")
+    ledger.record_results(
+        eng, 7, "2025-03-09", {"a@shop.example": RecipientResult("retry", 451, "451 later", 1, "<m>")}
+    )
+    requests, given_up = retry_requests(eng, max_attempts=3)
+    assert [r.run_key for r in requests] == ["delivery:7:daily:2025-03-09:retry1"] and given_up == []
+    with eng.begin() as conn:  # two more failed attempts later...
+        conn.execute(sa.update(ledger.deliveries).where(ledger.deliveries.c.id.in_(ids)).values(attempts=3))
+    requests, given_up = retry_requests(eng, max_attempts=3)
+    assert requests == [] and len(given_up) == 1
+    [row] = ledger.history(eng, subscription_id=7)
+    assert row["error"].startswith("gave up after 3 attempts")
+    with eng.connect() as conn:
+        [alert] = conn.execute(sa.select(alerts)).all()
+    assert alert.recipients == ["data-team@pos.example"] and "given up" in alert.subject
+    assert retry_requests(eng, max_attempts=3) == ([], [])  # given up once, notified once
