@@ -268,9 +268,7 @@ def _figures_grid(figures: list[Figure], report: Report) -> Table:
     cells = []
     for fig in figures:
         label = f"{fig.label} ({report.currency})" if fig.kind == "money" else fig.label
-        cells.append(
-            [_para(clip(label, 80), label_style), _para(clip(figure_display(fig, report), 80), value_style)]
-        )
+        cells.append([_para(clip(label, 80), label_style), _para(clip(figure_display(fig, report), 80), value_style)])
     rows = [cells[i : i + per_row] for i in range(0, n, per_row)]
     if rows and len(rows[-1]) < per_row:
         rows[-1] = rows[-1] + [""] * (per_row - len(rows[-1]))
@@ -423,9 +421,7 @@ def _section(section: Section, report: Report, h2, note_style, body) -> tuple[li
     out.append(table)
     if total > count:
         out.append(Spacer(1, 1.5 * mm))
-        out.append(
-            _para(f"showing {count:,} of {total:,} rows; the full data is in the XLSX/CSV", note_style)
-        )
+        out.append(_para(f"showing {count:,} of {total:,} rows; the full data is in the XLSX/CSV", note_style))
     if omitted:
         names = ", ".join(c.header for c in omitted)
         out.append(_para(f"{len(omitted)} more column(s) in the XLSX/CSV: {names}", note_style))

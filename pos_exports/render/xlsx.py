@@ -165,9 +165,7 @@ def _write_summary(ws: Worksheet, report: Report, formats: _Formats) -> int:
     return row + 1
 
 
-def _write_figure(
-    ws: Worksheet, row: int, col: int, value: object, kind: str, tz: str, formats: _Formats
-) -> None:
+def _write_figure(ws: Worksheet, row: int, col: int, value: object, kind: str, tz: str, formats: _Formats) -> None:
     if value is None:
         return
     if isinstance(value, bool):
@@ -233,9 +231,7 @@ def _write_section(
         sheets.append(name)
         sheet = wb.add_worksheet(name)
         for i, width in enumerate(widths or []):
-            sheet.set_column(
-                i, i, width, formats.kind.get(columns[i].kind) if columns[i].kind != "int" else None
-            )
+            sheet.set_column(i, i, width, formats.kind.get(columns[i].kind) if columns[i].kind != "int" else None)
         sheet.freeze_panes(1, 0)
         for i, header in enumerate(headers):
             sheet.write_string(0, i, header, formats.header)
