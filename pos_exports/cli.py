@@ -90,6 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--format", action="append", choices=["xlsx", "csv", "pdf"], help="default: all three")
     export.add_argument("--filter", action="append", default=[], metavar="NAME=VALUE", help="a REPORTS.md filter")
 
+    retention = sub.add_parser(
+        "retention", help="is every business-day the POS still holds archived? (exit 1 warn, 2 error)"
+    )
+    retention.set_defaults(command="retention")
+    cleanup = sub.add_parser("cleanup", help="delete period exports older than the maximum age (never the archive)")
+    cleanup.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+    cleanup.add_argument("--max-age-days", type=int, help="default POS_EXPORTS_EXPORT_MAX_AGE_DAYS or 30")
+
     subscriptions_cli.register_command(
         "trigger",
         "deliver one subscription's period now (default: its latest completed period)",
@@ -105,6 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         return _demo(args.days)
     if args.command == "export":
         return _export(args, parser)
+    if args.command == "retention":
+        from pos_exports.automation.retention import print_coverage
+
+        return print_coverage()
+    if args.command == "cleanup":
+        from pos_exports.automation.cleanup import run_cleanup
+
+        return run_cleanup(args.dry_run, args.max_age_days)
     last = args.to or args.date
     if last < args.date:
         parser.error("--to must not be before --date")

@@ -4,8 +4,11 @@ import dagster as dg
 
 from pos_exports import config
 from pos_exports.archive.assets import archive_job, daily_archive
+from pos_exports.automation.catchup import catchup_sensor
+from pos_exports.automation.cleanup import cleanup_job, cleanup_schedule
 from pos_exports.automation.delivery import delivery_job, due_subscriptions_sensor, failed_delivery_retry_sensor
 from pos_exports.automation.notifications import alert_outbox_sensor, failure_alert_sensor
+from pos_exports.automation.retention import retention_guard, retention_guard_job, retention_guard_sensor
 from pos_exports.automation.schedules import SCHEDULES
 from pos_exports.exports.assets import PERIOD_ASSETS, period_export_jobs
 from pos_exports.exports.on_demand import on_demand_export_job
@@ -15,9 +18,17 @@ from pos_exports.source.resource import PosDatabase, StorageResource
 def build_defs() -> dg.Definitions:
     return dg.Definitions(
         assets=[daily_archive, *PERIOD_ASSETS],
-        jobs=[archive_job, *period_export_jobs, on_demand_export_job, delivery_job],
-        schedules=SCHEDULES,
-        sensors=[due_subscriptions_sensor, failed_delivery_retry_sensor, failure_alert_sensor, alert_outbox_sensor],
+        asset_checks=[retention_guard],
+        jobs=[archive_job, *period_export_jobs, on_demand_export_job, delivery_job, retention_guard_job, cleanup_job],
+        schedules=[*SCHEDULES, cleanup_schedule],
+        sensors=[
+            due_subscriptions_sensor,
+            failed_delivery_retry_sensor,
+            failure_alert_sensor,
+            alert_outbox_sensor,
+            retention_guard_sensor,
+            catchup_sensor,
+        ],
         resources={
             "pos_database": PosDatabase(url=config.database_url()),
             "storage": StorageResource(root=config.storage_root()),
