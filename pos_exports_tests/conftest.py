@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+
+# Steps retry transient failures after 15 s, 30 s ... in production; the suite need not wait.
+os.environ.setdefault("POS_EXPORTS_RETRY_DELAY_SECONDS", "0")
 import uuid
 from pathlib import Path
 

@@ -50,8 +50,9 @@ def select_businesses(businesses: list[Business], wanted: list[int]) -> list[Bus
     if unknown:
         known = ", ".join(str(b.id) for b in businesses[:50])
         raise dg.Failure(
+            allow_retries=False,
             description=f"business_ids: no business with id {', '.join(map(str, unknown))} in the POS database "
-            f"(known ids: {known})"
+            f"(known ids: {known})",
         )
     return [by_id[i] for i in sorted(set(wanted))]
 

@@ -49,8 +49,9 @@ def deliver_subscription(context: dg.OpExecutionContext, config: DeliveryConfig,
         raise dg.Failure(allow_retries=False, description=f"subscription_id: no subscription {config.subscription_id}")
     if config.period_kind != sub.frequency:
         raise dg.Failure(
+            allow_retries=False,
             description=f"period_kind: {config.period_kind!r} does not match the subscription's "
-            f"frequency {sub.frequency!r}"
+            f"frequency {sub.frequency!r}",
         )
     try:
         period_for(config.period_kind, config.period_key)

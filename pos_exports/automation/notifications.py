@@ -58,8 +58,10 @@ def failure_alert_sensor(context: dg.RunFailureSensorContext, storage: StorageRe
     eng = engine()
     error = context.failure_event.message or ""
     for step_failure in context.get_step_failure_events():
-        if step_failure.step_failure_data.error:
-            error += "\n" + step_failure.step_failure_data.error.message
+        cause = step_failure.step_failure_data.error
+        while cause is not None:  # after retries, the original error is the cause of "Exceeded max_retries"
+            error += "\n" + cause.message
+            cause = cause.cause
     subject, body, business_id = failure_alert(context.dagster_run, error)
     notify.queue(eng, "failure", subject, body, notify.failure_recipients(eng, business_id), business_id)
     counts = notify.flush(eng, SmtpSettings.from_env(), outbox_dir(storage))

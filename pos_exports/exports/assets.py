@@ -40,7 +40,8 @@ class ExportConfig(dg.Config):
 def businesses_in_scope(known: list[Business], wanted: list[int]) -> list[Business]:
     if not known:
         raise dg.Failure(
-            allow_retries=False, description="the archive holds no business list yet: run the daily archive first"
+            allow_retries=False,
+            description="the archive holds no business list yet: run the daily archive first",
         )
     if not wanted:
         return [b for b in known if b.is_active]
@@ -48,8 +49,9 @@ def businesses_in_scope(known: list[Business], wanted: list[int]) -> list[Busine
     unknown = [i for i in wanted if i not in by_id]
     if unknown:
         raise dg.Failure(
+            allow_retries=False,
             description=f"business_ids: no business with id {', '.join(map(str, unknown))} "
-            f"(known ids: {', '.join(str(b.id) for b in known)})"
+            f"(known ids: {', '.join(str(b.id) for b in known)})",
         )
     return [by_id[i] for i in sorted(set(wanted))]
 

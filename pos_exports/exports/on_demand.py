@@ -99,8 +99,9 @@ def on_demand_export(context: dg.OpExecutionContext, config: OnDemandConfig, sto
     by_id = {b.id: b for b in load_businesses(store)}
     if config.business_id not in by_id:
         raise dg.Failure(
+            allow_retries=False,
             description=f"business_id: no business {config.business_id} in the archive "
-            f"(known: {', '.join(map(str, by_id)) or 'none: run the daily archive first'})"
+            f"(known: {', '.join(map(str, by_id)) or 'none: run the daily archive first'})",
         )
     folder = f"exports/{config.business_id}/on_demand/{period.kind}-{period.key}-{context.run_id[:8]}"
     try:
