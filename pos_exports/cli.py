@@ -11,7 +11,7 @@ import dagster as dg
 from pos_exports import config
 from pos_exports.archive.assets import archive_partitions, asset_key
 from pos_exports.archive.tables import DATASETS
-from pos_exports.delivery import subscriptions_cli
+from pos_exports.delivery import history_cli, subscriptions_cli
 from pos_exports.periods import PeriodError, parse_date
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
@@ -105,10 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         _trigger,
     )
     subscriptions_cli.register(sub)
+    history_cli.register(sub)  # history, stats, upcoming, overdue
 
     args = parser.parse_args(argv)
     if args.command == "subscriptions":
         return subscriptions_cli.run(args)
+    if args.command in history_cli.COMMANDS:
+        return history_cli.run(args)
     if args.command == "demo":
         return _demo(args.days)
     if args.command == "export":

@@ -10,6 +10,8 @@ from pos_exports.automation.delivery import delivery_job, due_subscriptions_sens
 from pos_exports.automation.notifications import alert_outbox_sensor, failure_alert_sensor
 from pos_exports.automation.retention import retention_guard, retention_guard_job, retention_guard_sensor
 from pos_exports.automation.schedules import SCHEDULES
+from pos_exports.automation.stats import delivery_statistics, statistics_job, statistics_schedule
+from pos_exports.automation.summary import weekly_summary_job, weekly_summary_schedule
 from pos_exports.exports.assets import PERIOD_ASSETS, period_export_jobs
 from pos_exports.exports.on_demand import on_demand_export_job
 from pos_exports.source.resource import PosDatabase, StorageResource
@@ -17,10 +19,19 @@ from pos_exports.source.resource import PosDatabase, StorageResource
 
 def build_defs() -> dg.Definitions:
     return dg.Definitions(
-        assets=[daily_archive, *PERIOD_ASSETS],
+        assets=[daily_archive, *PERIOD_ASSETS, delivery_statistics],
         asset_checks=[retention_guard],
-        jobs=[archive_job, *period_export_jobs, on_demand_export_job, delivery_job, retention_guard_job, cleanup_job],
-        schedules=[*SCHEDULES, cleanup_schedule],
+        jobs=[
+            archive_job,
+            *period_export_jobs,
+            on_demand_export_job,
+            delivery_job,
+            retention_guard_job,
+            cleanup_job,
+            statistics_job,
+            weekly_summary_job,
+        ],
+        schedules=[*SCHEDULES, cleanup_schedule, statistics_schedule, weekly_summary_schedule],
         sensors=[
             due_subscriptions_sensor,
             failed_delivery_retry_sensor,

@@ -1,0 +1,166 @@
+"""`history`, `stats`, `upcoming`, `overdue` over a real delivery (delivery_job, a real SMTP server, the archive)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+
+import pytest
+
+from pos_exports.automation.delivery import delivery_job
+from pos_exports.automation.stats import export_stats
+from pos_exports.delivery import history_cli, ledger, subscriptions
+from pos_exports.source.resource import StorageResource
+from pos_exports.storage.base import LocalStorage
+
+UTC = dt.UTC
+FOLDER = "exports/1/weekly/2025-03-03"
+NAMES = {"sales.xlsx", "sales.csv", "customers.xlsx", "customers.csv"}
+
+
+def cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="pos-exports")
+    history_cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(list(argv))
+    assert args.command in history_cli.COMMANDS and args.run is history_cli.run
+    return history_cli.run(args)
+
+
+@pytest.fixture
+def delivered(archived_root, state, smtp_server, monkeypatch):
+    """The week of 3 March of business 1 delivered to two recipients by a real delivery run."""
+    monkeypatch.setenv("POS_EXPORTS_SMTP_URL", smtp_server.url(query="from=exports@pos.example"))
+    monkeypatch.setenv("POS_EXPORTS_STORAGE", str(archived_root))
+    sub = subscriptions.add(
+        state,
+        {
+            "business_id": 1,
+            "name": "Weekly owner pack",
+            "datasets": ["sales", "customers"],
+            "formats": ["xlsx", "csv"],
+            "frequency": "weekly",
+            "day_of_week": "monday",
+            "at": "07:00",
+            "recipients": ["owner@kofi-shop.example", "accounts@kofi-shop.example"],
+        },
+    )
+    result = delivery_job.execute_in_process(
+        run_config={
+            "ops": {
+                "deliver_subscription": {
+                    "config": {"subscription_id": sub.id, "period_kind": "weekly", "period_key": "2025-03-03"}
+                }
+            }
+        },
+        resources={"storage": StorageResource(root=str(archived_root))},
+    )
+    assert result.success
+    return sub
+
+
+def test_history_lists_and_filters(delivered, state, capsys):
+    assert cli("history") == 0
+    out = capsys.readouterr().out
+    rows = ledger.history(state)
+    assert len(rows) == 2
+    for r in rows:
+        assert f"{r['id']} " in out and r["recipient"] in out
+    assert "weekly 2025-03-03" in out and out.count("emailed") == 2 and "2 delivery row(s)" in out
+
+    assert cli("history", "--business-id", "1", "--status", "emailed", "--limit", "1") == 0
+    out = capsys.readouterr().out
+    assert "1 of 2 delivery row(s)" in out and f"{rows[0]['id']} " in out
+    assert cli("history", "--status", "failed") == 0
+    assert "no deliveries match" in capsys.readouterr().out
+    assert cli("history", "--subscription-id", str(delivered.id + 1)) == 0
+    assert "no deliveries match" in capsys.readouterr().out
+    assert cli("history", "--business-id", "2") == 0
+    assert "no deliveries match" in capsys.readouterr().out
+    assert cli("history", "--until", "2025-01-01") == 0
+    assert "no deliveries match" in capsys.readouterr().out
+    today = dt.datetime.now(UTC).date()
+    assert cli("history", "--since", today.isoformat(), "--until", (today + dt.timedelta(days=1)).isoformat()) == 0
+    assert "2 delivery row(s)" in capsys.readouterr().out
+
+
+def test_download_returns_the_files_that_were_emailed(delivered, state, archived_root, smtp_server, tmp_path, capsys):
+    row = ledger.history(state, subscription_id=delivered.id)[0]
+    target = tmp_path / "download"
+    assert cli("history", "--download", str(row["id"]), "--to", str(target)) == 0
+    printed = capsys.readouterr().out.split()
+    assert {p.rsplit("/", 1)[-1] for p in printed} == NAMES
+    assert sorted(printed) == sorted(str((target / n).resolve()) for n in NAMES)
+    [received] = smtp_server.handler.received
+    attached = {part.get_filename(): part.get_payload(decode=True) for part in received.message.iter_attachments()}
+    recorded = {f["name"]: f for f in row["files"]}
+    for name in NAMES:
+        data = (target / name).read_bytes()
+        assert data == (archived_root / FOLDER / name).read_bytes() == attached[name], name
+        assert hashlib.sha256(data).hexdigest() == recorded[name]["sha256"]
+
+
+def test_download_errors(delivered, state, archived_root, tmp_path, capsys):
+    row = ledger.history(state, subscription_id=delivered.id)[0]
+    assert cli("history", "--download", "999", "--to", str(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err == "error: download: no delivery with id 999\n"
+    assert cli("history", "--download", str(row["id"])) == 2
+    assert "error: --download needs --to DIR" in capsys.readouterr().err
+    (archived_root / FOLDER / "sales.csv").unlink()  # retention removed a file
+    assert cli("history", "--download", str(row["id"]), "--to", str(tmp_path / "d")) == 2
+    captured = capsys.readouterr()
+    assert "error: download: sales.csv: no longer in storage" in captured.err and "Traceback" not in captured.err
+    assert len(captured.out.split()) == 3  # the other files were copied
+    assert cli("history", "--status", "sent") == 2
+    assert capsys.readouterr().err.startswith("error: status: unknown status 'sent'")
+    assert cli("history", "--since", "last week") == 2
+    assert "error: since: 'last week' is not a date" in capsys.readouterr().err
+
+
+def test_download_of_a_delivery_without_files(state, tmp_path, capsys, clock):
+    rows = ledger.open_rows(state, 7, 1, "daily", "2025-03-09", ["a@shop.example"], "r")
+    ledger.mark_failed(state, [rows[0]["id"]], "ArchiveMissing: sales 2025-03-09 missing")
+    assert cli("history", "--storage", str(tmp_path), "--download", str(rows[0]["id"]), "--to", str(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "has no stored files (status failed (ArchiveMissing: sales 2025-03-09 missing))" in err
+
+
+def test_stats_command_and_export_stats(delivered, state, archived_root, capsys):
+    sizes = {n: (archived_root / FOLDER / n).stat().st_size for n in NAMES}
+    total = sum(sizes.values())
+    assert cli("stats", "--business-id", "1") == 0
+    out = capsys.readouterr().out
+    assert "emailed       2\n" in out and "failed        0\n" in out and "success rate  100.0 %" in out
+    assert f"({2 * total} bytes, 8 files)" in out
+    lines = [line.split() for line in out.splitlines()]
+    assert ["weekly", "1", "4", str(total)] in lines and ["all", "1", "4", str(total)] in lines
+    assert ["csv", "2", "2", "0", "0", "100.0", "%", "4", str(2 * (sizes["sales.csv"] + sizes["customers.csv"]))] in [
+        line[:9] for line in lines
+    ]
+
+    storage = LocalStorage(archived_root)
+    produced = export_stats(storage, dt.date(2025, 3, 3), dt.date(2025, 3, 10))
+    assert (produced["periods"], produced["files"], produced["bytes"]) == (1, 4, total)
+    assert produced["by_kind"] == {"weekly": {"periods": 1, "files": 4, "bytes": total}}
+    assert produced["by_dataset"]["sales"] == {"files": 2, "bytes": sizes["sales.xlsx"] + sizes["sales.csv"]}
+    assert produced["by_format"]["csv"] == {"files": 2, "bytes": sizes["sales.csv"] + sizes["customers.csv"]}
+    assert produced["businesses"] == [1]
+    assert export_stats(storage, dt.date(2025, 3, 10))["periods"] == 0  # the week ended on the 9th
+    assert export_stats(storage, until=dt.date(2025, 3, 9))["periods"] == 0
+    assert export_stats(storage, business_id=2)["periods"] == 0
+
+
+def test_upcoming_and_overdue_commands(delivered, state, capsys):
+    assert cli("upcoming", "--now", "2025-03-10T06:00:00+00:00") == 0
+    out = capsys.readouterr().out
+    assert "2025-03-10 07:00" in out and "2025-03-10 07:00 GMT" in out and "weekly 2025-03-03" in out
+    # 10 March 07:00 fired for the week of 3 March, which the fixture delivered: nothing overdue.
+    assert cli("overdue", "--now", "2025-03-10T08:00:00+00:00") == 0
+    assert "nothing overdue" in capsys.readouterr().out
+    # A week later the week of 10 March is due, and the archive does not hold it.
+    assert cli("overdue", "--now", "2025-03-17T08:00:00+00:00") == 0
+    out = capsys.readouterr().out
+    assert "weekly 2025-03-10" in out and "waiting for archive" in out and "1 overdue" in out
+    assert cli("overdue", "--now", "2025-03-17T08:00:00+00:00", "--lookback-days", "0") == 2
+    assert "error: lookback_days: 0 must be 1 or more" in capsys.readouterr().err
