@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pos_exports_tests.fixtures import load_postgres, load_sqlite, with_database
+from pos_exports_tests.smtp_server import smtp_server, smtps_server, starttls_server, tls_files  # noqa: F401
 
 
 @pytest.fixture(scope="session")

@@ -6,24 +6,13 @@ import datetime as dt
 import json
 
 import dagster as dg
-import pytest
 
 from pos_exports.automation import delivery as automation
 from pos_exports.automation.delivery import delivery_job, due_subscriptions_sensor
 from pos_exports.delivery import ledger, subscriptions
-from pos_exports.delivery.state import engine
 from pos_exports.source.resource import StorageResource
-from pos_exports_tests.delivery_email.conftest import smtp_server  # noqa: F401 (a fixture)
-from pos_exports_tests.exports.conftest import archived_root  # noqa: F401 (a fixture)
 
 UTC = dt.UTC
-
-
-@pytest.fixture
-def state(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'state.db'}"
-    monkeypatch.setenv("POS_EXPORTS_STATE_URL", url)
-    return engine(url)
 
 
 def _weekly(eng, **extra):
@@ -55,7 +44,7 @@ def _deliver(root, sub_id, key="2025-03-03"):
     )
 
 
-def test_delivery_emails_the_stored_files_once(archived_root, state, smtp_server, monkeypatch):  # noqa: F811
+def test_delivery_emails_the_stored_files_once(archived_root, state, smtp_server, monkeypatch):
     monkeypatch.setenv("POS_EXPORTS_SMTP_URL", smtp_server.url(query="from=exports@pos.example"))
     sub = _weekly(state)
     assert _deliver(archived_root, sub.id).success
@@ -77,7 +66,7 @@ def test_delivery_emails_the_stored_files_once(archived_root, state, smtp_server
     assert len(smtp_server.handler.received) == 1
 
 
-def test_without_smtp_the_email_goes_to_the_outbox(archived_root, state, monkeypatch):  # noqa: F811
+def test_without_smtp_the_email_goes_to_the_outbox(archived_root, state, monkeypatch):
     monkeypatch.delenv("POS_EXPORTS_SMTP_URL", raising=False)
     sub = _weekly(state, recipients=["owner@kofi-shop.example"])
     assert _deliver(archived_root, sub.id).success
@@ -95,7 +84,7 @@ def _evaluate(root, now, cursor=None, monkeypatch=None, instance=None):
     return requests, context.cursor
 
 
-def test_sensor_launches_each_due_period_once(archived_root, state, monkeypatch):  # noqa: F811
+def test_sensor_launches_each_due_period_once(archived_root, state, monkeypatch):
     sub = _weekly(state)
     start = json.dumps({"checked_at": "2025-03-10T06:00:00+00:00"})
     # Monday 10 March 07:00 in Accra (UTC+0): the week of 3-9 March is due.
@@ -107,7 +96,7 @@ def test_sensor_launches_each_due_period_once(archived_root, state, monkeypatch)
     assert later == []
 
 
-def test_paused_subscription_never_fires(archived_root, state, monkeypatch):  # noqa: F811
+def test_paused_subscription_never_fires(archived_root, state, monkeypatch):
     sub = _weekly(state)
     subscriptions.set_active(state, sub.id, False)
     start = json.dumps({"checked_at": "2025-03-03T00:00:00+00:00"})
@@ -115,7 +104,7 @@ def test_paused_subscription_never_fires(archived_root, state, monkeypatch):  # 
     assert requests == []
 
 
-def test_sensor_waits_for_the_archive(archived_root, state, monkeypatch):  # noqa: F811
+def test_sensor_waits_for_the_archive(archived_root, state, monkeypatch):
     _weekly(state)
     marker = archived_root / "archive/sales/date=2025-03-07/business_id=1/_reconciliation.json"
     saved = marker.read_bytes()
@@ -151,7 +140,7 @@ def _sweep(root, start, end, step, monkeypatch):
     return seen
 
 
-def test_weekly_fires_once_a_week_at_its_local_hour_across_dst(archived_root, state, monkeypatch):  # noqa: F811
+def test_weekly_fires_once_a_week_at_its_local_hour_across_dst(archived_root, state, monkeypatch):
     sub = _weekly(state, business_id=3, name="NY weekly", datasets=["sales"])
     _mark_archived(archived_root, 3, dt.date(2025, 2, 24), dt.date(2025, 3, 23))
     seen = _sweep(
@@ -170,7 +159,7 @@ def test_weekly_fires_once_a_week_at_its_local_hour_across_dst(archived_root, st
     }
 
 
-def test_last_friday_and_second_tuesday_fire_on_the_right_dates(archived_root, state, monkeypatch):  # noqa: F811
+def test_last_friday_and_second_tuesday_fire_on_the_right_dates(archived_root, state, monkeypatch):
     base = {"datasets": ["sales"], "frequency": "monthly", "day_of_week": None, "at": "09:00"}
     last_friday = _weekly(state, name="Last Friday", **base, nth_weekday="last friday")
     second_tuesday = _weekly(state, name="Second Tuesday", **base, nth_weekday="2nd tuesday")

@@ -12,7 +12,7 @@ from pos_exports.delivery.email import SmtpSettings
 from pos_exports.delivery.state import alerts, engine
 from pos_exports.delivery.subscriptions import save_settings
 from pos_exports.source.resource import StorageResource
-from pos_exports_tests.delivery_email.conftest import free_port, smtp_server  # noqa: F401 (a fixture)
+from pos_exports_tests.smtp_server import free_port
 
 
 def _failed_run(instance, root):
@@ -39,7 +39,7 @@ def _failed_run(instance, root):
     return run, event.dagster_event
 
 
-def test_failed_run_alerts_the_data_team_and_the_business(tmp_path, smtp_server, monkeypatch):  # noqa: F811
+def test_failed_run_alerts_the_data_team_and_the_business(tmp_path, smtp_server, monkeypatch):
     monkeypatch.setenv("POS_EXPORTS_STATE_URL", f"sqlite:///{tmp_path / 'state.db'}")
     monkeypatch.setenv("POS_EXPORTS_SMTP_URL", smtp_server.url())
     monkeypatch.setenv("POS_EXPORTS_DATA_TEAM_EMAIL", "data-team@pos.example")
@@ -62,7 +62,7 @@ def test_failed_run_alerts_the_data_team_and_the_business(tmp_path, smtp_server,
     assert "no subscription 42" in text and "What to do" in text
 
 
-def test_an_alert_that_cannot_be_sent_is_kept_and_retried(tmp_path, smtp_server):  # noqa: F811
+def test_an_alert_that_cannot_be_sent_is_kept_and_retried(tmp_path, smtp_server):
     eng = engine(f"sqlite:///{tmp_path / 'state.db'}")
     notify.queue(eng, "failure", "[pos_exports] FAILED: daily_archive_job", "details", ["data-team@pos.example"])
     down = SmtpSettings.from_url(f"smtp://127.0.0.1:{free_port()}?timeout=2")

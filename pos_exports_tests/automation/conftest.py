@@ -1,4 +1,5 @@
-"""Fixtures of the operations tests: archives made by the real archive code, or bare reconciliation markers."""
+"""Fixtures of the automation tests: a state database, a settable ledger clock, archives made by the real
+archive code or bare reconciliation markers."""
 
 import datetime as dt
 import json
@@ -9,10 +10,12 @@ import pytest
 from pos_exports.archive.extract import archive_business_day, marker_key
 from pos_exports.archive.read import save_businesses
 from pos_exports.archive.tables import DATASETS
+from pos_exports.delivery import ledger
 from pos_exports.delivery.state import engine
 from pos_exports.periods import day_window
 from pos_exports.source.database import Business, connect, list_businesses
 from pos_exports.storage.base import LocalStorage
+from pos_exports_tests.exports.conftest import archived_root  # noqa: F401 (a fixture)
 from pos_exports_tests.fixtures import load_sqlite
 
 UTC = dt.UTC
@@ -34,7 +37,7 @@ def archive_days(url: str, storage: LocalStorage, days: list[dt.date]) -> None:
 @pytest.fixture(scope="session")
 def base_archive(tmp_path_factory):
     """(POS database URL, storage root) of the real archive of ARCHIVED_DAYS; copy it before changing it."""
-    base = tmp_path_factory.mktemp("operations_a")
+    base = tmp_path_factory.mktemp("automation")
     url = load_sqlite(base / "pos.sqlite")
     root = base / "store"
     archive_days(url, LocalStorage(root), ARCHIVED_DAYS)
@@ -90,3 +93,24 @@ def marker_archive(tmp_path):
 
 def days_between(first: dt.date, last: dt.date) -> list[dt.date]:
     return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+class Clock:
+    """The ledger's clock, set by the test: every ledger timestamp is `clock.now`."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def set(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def advance(self, **delta: float) -> dt.datetime:
+        self.now += dt.timedelta(**delta)
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    c = Clock(dt.datetime(2025, 3, 10, 7, 0, tzinfo=UTC))
+    monkeypatch.setattr(ledger, "_now", lambda: c.now)
+    return c

@@ -6,7 +6,7 @@ import pytest
 
 from pos_exports.delivery import ledger
 from pos_exports.delivery.email import EmailHeaderError, SmtpSettings, build_message, send
-from pos_exports_tests.delivery_email.flow import SUBSCRIPTION, content_for, deliver, make_files
+from pos_exports_tests.delivery.flow import SUBSCRIPTION, content_for, deliver, make_files
 
 NO_WAIT = {"sleep": lambda s: None}
 
@@ -187,7 +187,7 @@ def test_timeout_then_success(smtp_server, tmp_path):
 
 
 def test_connection_refused_is_temporary(tmp_path):
-    from pos_exports_tests.delivery_email.conftest import free_port
+    from pos_exports_tests.smtp_server import free_port
 
     settings = SmtpSettings.from_url(f"smtp://127.0.0.1:{free_port()}?timeout=2")
     msg = build_message(content_for(make_files(tmp_path), ["a@example.com"]))

@@ -11,7 +11,7 @@ from pos_exports.automation import retention
 from pos_exports.automation.retention import coverage, retention_guard, retention_guard_job, retention_guard_sensor
 from pos_exports.delivery.state import alerts
 from pos_exports.source.resource import StorageResource
-from pos_exports_tests.operations_a.conftest import days_between
+from pos_exports_tests.automation.conftest import days_between
 
 UTC = dt.UTC
 TODAY = dt.date(2025, 6, 1)
