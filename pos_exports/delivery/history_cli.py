@@ -26,8 +26,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from pos_exports import config
-from pos_exports.delivery import ledger, schedule, state
+from pos_exports.delivery import ledger, state
 from pos_exports.delivery.email import human_size
+from pos_exports.delivery.subscriptions_cli import run_handler
 from pos_exports.storage import Storage, open_storage
 
 UTC = dt.UTC
@@ -422,19 +423,10 @@ def run(args: argparse.Namespace) -> int:
     handler = _HANDLERS[args.command]
     ctx = Context(args)
     try:
-        return handler(args, ctx) or 0
-    except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-    except schedule.ScheduleError as exc:
-        print(f"error: schedule: {exc}", file=sys.stderr)
-    except sa.exc.SQLAlchemyError as exc:
-        from pos_exports.source.database import redact
-
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        print(f"error: state_url: cannot use {redact(ctx.state_url)}: {detail[0] if detail else exc}", file=sys.stderr)
+        return run_handler(handler, args, ctx, CliError)
     except Exception as exc:  # storage unreachable, a broken manifest, ...: a message, not a traceback
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
-    return 2
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -518,9 +518,14 @@ def run(args: argparse.Namespace) -> int:
     """Execute a parsed `subscriptions` command; 0 on success, 2 after a clean `error: field: message`."""
     _, _, handler = _COMMANDS[args.subscriptions_command]
     ctx = Context(args)
+    return run_handler(handler, args, ctx, SubscriptionError)
+
+
+def run_handler(handler: Handler, args: argparse.Namespace, ctx: Context, *expected: type[Exception]) -> int:
+    """Run a command handler; print `error: ...` (never a traceback) and return 2 for what users cause."""
     try:
         return handler(args, ctx) or 0
-    except SubscriptionError as exc:
+    except expected as exc:
         print(f"error: {exc}", file=sys.stderr)
     except schedule.ScheduleError as exc:
         print(f"error: schedule: {exc}", file=sys.stderr)
