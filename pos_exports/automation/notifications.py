@@ -1,5 +1,7 @@
 """Failure alerts for any failed run of this code location, and the sensor that (re)sends queued alerts."""
 
+import re
+
 import dagster as dg
 
 from pos_exports.automation.delivery import outbox_dir
@@ -63,7 +65,10 @@ def failure_alert_sensor(context: dg.RunFailureSensorContext, storage: StorageRe
             error += "\n" + cause.message
             cause = cause.cause
     subject, body, business_id = failure_alert(context.dagster_run, error)
-    notify.queue(eng, "failure", subject, body, notify.failure_recipients(eng, business_id), business_id)
+    # A fleet-wide run (archive, exports) names each failed business in its error: tell each of them too.
+    named = {int(b) for b in re.findall(r"\bbusiness (\d+)\b", error)}
+    recipients = notify.failure_recipients(eng, business_id, *sorted(named - {business_id}))
+    notify.queue(eng, "failure", subject, body, recipients, business_id)
     counts = notify.flush(eng, SmtpSettings.from_env(), outbox_dir(storage))
     context.log.info(f"alerts: {counts}")
 

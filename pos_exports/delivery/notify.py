@@ -52,14 +52,15 @@ def queue(
         ).inserted_primary_key[0]
 
 
-def failure_recipients(eng: sa.Engine, business_id: int | None) -> list[str]:
-    """The data team, plus the business's failure recipients when it wants failure notifications."""
-    recipients = data_team()
-    if business_id is not None:
-        settings = get_settings(eng, business_id)
-        if settings.notify_failure:
-            recipients += list(settings.failure_recipients or settings.default_recipients)
-    return recipients
+def business_failure_recipients(eng: sa.Engine, business_id: int) -> list[str]:
+    """The business's failure recipients (else its default ones), when it wants failure notifications."""
+    settings = get_settings(eng, business_id)
+    return list(settings.failure_recipients or settings.default_recipients) if settings.notify_failure else []
+
+
+def failure_recipients(eng: sa.Engine, *business_ids: int | None) -> list[str]:
+    """The data team, plus the failure recipients of each business named."""
+    return data_team() + [r for b in business_ids if b is not None for r in business_failure_recipients(eng, b)]
 
 
 def flush(eng: sa.Engine, smtp: SmtpSettings | None, outbox_dir: Path, *, sleep=None) -> dict[str, int]:

@@ -74,3 +74,48 @@ def test_an_alert_that_cannot_be_sent_is_kept_and_retried(tmp_path, smtp_server)
     assert notify.flush(eng, up, tmp_path / "outbox") == {"sent": 1, "pending": 0, "failed": 0}
     assert len(smtp_server.handler.received) == 1
     assert notify.flush(eng, up, tmp_path / "outbox") == {"sent": 0, "pending": 0, "failed": 0}
+
+
+def test_fleet_run_failure_also_alerts_the_business_it_names(tmp_path, smtp_server, monkeypatch):
+    import sqlite3
+
+    from pos_exports.archive.assets import daily_archive
+    from pos_exports.source.resource import PosDatabase
+    from pos_exports_tests.fixtures import load_sqlite
+
+    monkeypatch.setenv("POS_EXPORTS_STATE_URL", f"sqlite:///{tmp_path / 'state.db'}")
+    monkeypatch.setenv("POS_EXPORTS_SMTP_URL", smtp_server.url())
+    monkeypatch.setenv("POS_EXPORTS_DATA_TEAM_EMAIL", "data-team@pos.example")
+    save_settings(engine(), {"business_id": 2, "notify_failure": True, "failure_recipients": ["it@tokyo.example"]})
+    url = load_sqlite(tmp_path / "pos.sqlite")
+    with sqlite3.connect(tmp_path / "pos.sqlite") as conn:
+        conn.execute("UPDATE sales SET total_cents = 'lots' WHERE id = 202")  # business 2's data is broken
+    resources = {"pos_database": PosDatabase(url=url), "storage": StorageResource(root=str(tmp_path / "store"))}
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [daily_archive],
+            partition_key="2025-03-09",
+            selection=[dg.AssetKey("sales_archive")],
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+        )
+        assert not result.success
+        run = instance.get_run_by_id(result.run_id)
+        [event] = [
+            e
+            for e in instance.all_logs(result.run_id)
+            if e.dagster_event and e.dagster_event.event_type_value == "PIPELINE_FAILURE"
+        ]
+        context = dg.build_run_status_sensor_context(
+            sensor_name="failure_alert_sensor",
+            dagster_event=event.dagster_event,
+            dagster_instance=instance,
+            dagster_run=run,
+            resources={"storage": StorageResource(root=str(tmp_path / "store"))},
+        ).for_run_failure()
+        failure_alert_sensor(context)
+    [received] = smtp_server.handler.received
+    assert sorted(received.rcpt_tos) == ["data-team@pos.example", "it@tokyo.example"]
+    assert "2025-03-09" in received.message["Subject"]
+    assert "business 2" in received.message.get_body(("plain",)).get_content()
