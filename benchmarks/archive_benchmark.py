@@ -8,7 +8,13 @@ about 1,000,000 sale line items, then in two child processes (so each peak RSS i
            row groups, source reconciliation, atomic publish).
 Prints rows/s of both, their ratio (target >= 0.7) and the archive's peak RSS (target < 600 MB).
 
-    .venv/bin/python benchmarks/archive_benchmark.py [--sales-per-day N] [--days 31]
+Then it renders that business-month's sales export from the archive it just wrote (Summary, the
+sales, the line items: every row), each format in its own child process, beside its floor over the
+same archived line items: `pyarrow.csv.write_csv` for CSV, an XlsxWriter `constant_memory` workbook
+(`write_row`, no formats) for XLSX. Targets: >= 0.7x the floor's rows/s, PDF time independent of the
+row count, peak RSS < 600 MB.
+
+    .venv/bin/python benchmarks/archive_benchmark.py [--sales-per-day N] [--days 31] [--no-render]
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import argparse
 import datetime as dt
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -84,8 +91,62 @@ def archive(url: str, first: dt.date, days: int, out: Path) -> dict:
     }
 
 
-def _child(phase: str, url: str, first: dt.date, days: int) -> dict:
-    with tempfile.TemporaryDirectory() as out:
+def _month(out: Path, first: dt.date, days: int):
+    from pos_exports.archive.read import load_businesses
+    from pos_exports.reports.period import date_range
+    from pos_exports.storage.base import LocalStorage
+
+    storage = LocalStorage(out)
+    return storage, load_businesses(storage)[0], date_range(first, first + dt.timedelta(days=days - 1))
+
+
+def render(fmt: str, first: dt.date, days: int, out: Path) -> dict:
+    """Render the month's sales export from the archive in `out` (every section, every row)."""
+    from pos_exports.render import RENDERERS
+    from pos_exports.reports import BUILDERS
+
+    storage, business, period = _month(out, first, days)
+    start = time.perf_counter()
+    rows = RENDERERS[fmt](BUILDERS["sales"](storage, business, period), out / f"sales.{fmt}")
+    return {"rows": sum(rows.values()), "seconds": time.perf_counter() - start, "peak_mb": _peak_mb()}
+
+
+def render_floor(fmt: str, first: dt.date, days: int, out: Path) -> dict:
+    """The floor: the month's archived line items written as they are (CSV by pyarrow, XLSX by XlsxWriter)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    from pos_exports.archive.read import read_batches
+
+    storage, business, period = _month(out, first, days)
+    start, rows = time.perf_counter(), 0
+    batches = read_batches(storage, "sales", "sale_items", business.id, period.days)
+    if fmt == "csv":
+        writer = None
+        with open(out / "floor.csv", "wb") as fh:
+            for batch in batches:
+                writer = writer or pacsv.CSVWriter(fh, batch.schema)
+                writer.write_batch(batch)
+                rows += batch.num_rows
+            writer.close()
+    else:
+        import xlsxwriter
+
+        book = xlsxwriter.Workbook(str(out / "floor.xlsx"), {"constant_memory": True})
+        sheet = book.add_worksheet()
+        for batch in batches:  # money as the floats Excel stores, converted in Arrow (the cheapest way)
+            columns = [pc.cast(c, pa.float64()) if pa.types.is_decimal(c.type) else c for c in batch.columns]
+            for values in zip(*(c.to_pylist() for c in columns), strict=True):
+                sheet.write_row(rows, 0, values)
+                rows += 1
+        book.close()
+    return {"rows": rows, "seconds": time.perf_counter() - start, "peak_mb": _peak_mb()}
+
+
+def _child(phase: str, url: str, first: dt.date, days: int, out: str | None = None) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = out or tmp
         cmd = [
             sys.executable,
             __file__,
@@ -109,14 +170,20 @@ def main() -> None:
     parser.add_argument("--sales-per-day", type=int, default=4300, help="per storefront (~1M items a month)")
     parser.add_argument("--days", type=int, default=31)
     parser.add_argument("--url", help="PostgreSQL to fill (default: an embedded one); BENCH_DATABASE_URL too")
-    parser.add_argument("--phase", choices=["floor", "archive"], help=argparse.SUPPRESS)
+    parser.add_argument("--no-render", action="store_true", help="measure the archive only")
+    parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--first", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.phase:
-        fn = floor if args.phase == "floor" else archive
-        print(json.dumps(fn(args.url, dt.date.fromisoformat(args.first), args.days, Path(args.out))))
+        first, out = dt.date.fromisoformat(args.first), Path(args.out)
+        if args.phase in ("floor", "archive"):
+            fn = floor if args.phase == "floor" else archive
+            print(json.dumps(fn(args.url, first, args.days, out)))
+        else:  # render-csv, floor-xlsx, ...
+            kind, fmt = args.phase.split("-")
+            print(json.dumps((render if kind == "render" else render_floor)(fmt, first, args.days, out)))
         return
 
     import os
@@ -139,7 +206,8 @@ def main() -> None:
     first = end - dt.timedelta(days=args.days - 1)
 
     base = _child("floor", url, first, args.days)
-    arch = _child("archive", url, first, args.days)
+    kept = tempfile.mkdtemp(prefix="pos-bench-archive-")
+    arch = _child("archive", url, first, args.days, kept)
     floor_rate, arch_rate = base["rows"] / base["seconds"], arch["rows"] / arch["seconds"]
     print(
         f"floor   ADBC -> Parquet : {base['rows']:>9,} rows {base['seconds']:6.1f}s {floor_rate:>10,.0f} rows/s "
@@ -153,6 +221,26 @@ def main() -> None:
         f"ratio archive/floor     : {arch_rate / floor_rate:.2f}x (target >= 0.70); "
         f"archive peak RSS {arch['peak_mb']:.0f} MB (target < 600 MB)"
     )
+    if not args.no_render:
+        _render_report(url, first, args.days, kept)
+    shutil.rmtree(kept, ignore_errors=True)
+
+
+def _render_report(url: str, first: dt.date, days: int, out: str) -> None:
+    print("\nrendering the month's sales export from that archive (all sections, every row):")
+    for fmt in ("csv", "xlsx"):
+        base, mine = _child(f"floor-{fmt}", url, first, days, out), _child(f"render-{fmt}", url, first, days, out)
+        base_rate, rate = base["rows"] / base["seconds"], mine["rows"] / mine["seconds"]
+        print(
+            f"  {fmt} floor  : {base['rows']:>9,} rows {base['seconds']:6.1f}s {base_rate:>10,.0f} rows/s "
+            f"peak {base['peak_mb']:.0f} MB"
+        )
+        print(
+            f"  {fmt} render : {mine['rows']:>9,} rows {mine['seconds']:6.1f}s {rate:>10,.0f} rows/s "
+            f"peak {mine['peak_mb']:.0f} MB  ratio {rate / base_rate:.2f}x (target >= 0.70)"
+        )
+    pdf = _child("render-pdf", url, first, days, out)
+    print(f"  pdf render : {pdf['rows']:>9,} rows shown {pdf['seconds']:6.1f}s peak {pdf['peak_mb']:.0f} MB")
 
 
 if __name__ == "__main__":
