@@ -189,7 +189,9 @@ def _metadata(dataset: str, done: list[BusinessDayResult], root: str) -> dict:
 
 archive_job = dg.define_asset_job(
     "daily_archive_job",
-    selection=dg.AssetSelection.groups(ARCHIVE_GROUP),
+    # The archive and its reconciliation checks; not the fleet-wide retention guard (its own job runs it).
+    selection=dg.AssetSelection.groups(ARCHIVE_GROUP).without_checks()
+    | dg.AssetSelection.checks(*[dg.AssetCheckKey(asset_key(name), RECONCILED) for name in DATASETS]),
     partitions_def=archive_partitions,
     description="Archive every dataset of every active business for one business-local day.",
 )
