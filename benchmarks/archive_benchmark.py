@@ -10,9 +10,9 @@ Prints rows/s of both, their ratio (target >= 0.7) and the archive's peak RSS (t
 
 Then it renders that business-month's sales export from the archive it just wrote (Summary, the
 sales, the line items: every row), each format in its own child process, beside its floor over the
-same archived line items: `pyarrow.csv.write_csv` for CSV, an XlsxWriter `constant_memory` workbook
-(`write_row`, no formats) for XLSX. Targets: >= 0.7x the floor's rows/s, PDF time independent of the
-row count, peak RSS < 600 MB.
+same archived rows (the month's sales and line items as the archive holds them): `pyarrow.csv`
+for CSV, an XlsxWriter `constant_memory` workbook (`write_row`, no formats) for XLSX. Targets: >= 0.7x
+the floor's rows/s, PDF time independent of the row count, peak RSS < 600 MB.
 
     .venv/bin/python benchmarks/archive_benchmark.py [--sales-per-day N] [--days 31] [--no-render]
 """
@@ -112,7 +112,8 @@ def render(fmt: str, first: dt.date, days: int, out: Path) -> dict:
 
 
 def render_floor(fmt: str, first: dt.date, days: int, out: Path) -> dict:
-    """The floor: the month's archived line items written as they are (CSV by pyarrow, XLSX by XlsxWriter)."""
+    """The floor: the month's archived sales and line items (the rows the export holds) written as they are:
+    CSV by pyarrow, XLSX by XlsxWriter `constant_memory` with `write_row` and no formats."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
@@ -121,25 +122,36 @@ def render_floor(fmt: str, first: dt.date, days: int, out: Path) -> dict:
 
     storage, business, period = _month(out, first, days)
     start, rows = time.perf_counter(), 0
-    batches = read_batches(storage, "sales", "sale_items", business.id, period.days)
-    if fmt == "csv":
-        writer = None
-        with open(out / "floor.csv", "wb") as fh:
-            for batch in batches:
-                writer = writer or pacsv.CSVWriter(fh, batch.schema)
-                writer.write_batch(batch)
-                rows += batch.num_rows
-            writer.close()
-    else:
+    if fmt == "xlsx":
         import xlsxwriter
 
         book = xlsxwriter.Workbook(str(out / "floor.xlsx"), {"constant_memory": True})
-        sheet = book.add_worksheet()
-        for batch in batches:  # money as the floats Excel stores, converted in Arrow (the cheapest way)
-            columns = [pc.cast(c, pa.float64()) if pa.types.is_decimal(c.type) else c for c in batch.columns]
+    for table in ("sales", "sale_items"):
+        batches = read_batches(storage, "sales", table, business.id, period.days)
+        if fmt == "csv":
+            with open(out / f"floor-{table}.csv", "wb") as fh:
+                writer = None
+                for batch in batches:
+                    writer = writer or pacsv.CSVWriter(fh, batch.schema)
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
+                writer.close()
+            continue
+        sheet, row = book.add_worksheet(table), 0
+        for batch in batches:  # what Excel stores: money as floats, instants as naive datetimes (in Arrow)
+            columns = [
+                pc.cast(c, pa.float64())
+                if pa.types.is_decimal(c.type)
+                else pc.cast(c, pa.timestamp("us"))
+                if pa.types.is_timestamp(c.type)
+                else c
+                for c in batch.columns
+            ]
             for values in zip(*(c.to_pylist() for c in columns), strict=True):
-                sheet.write_row(rows, 0, values)
-                rows += 1
+                sheet.write_row(row, 0, values)
+                row += 1
+        rows += row
+    if fmt == "xlsx":
         book.close()
     return {"rows": rows, "seconds": time.perf_counter() - start, "peak_mb": _peak_mb()}
 
