@@ -32,8 +32,10 @@ def neutralise(value: str) -> str:
 
 
 def neutralise_array(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """`neutralise` over an Arrow string array (nulls stay null)."""
-    return pc.replace_substring_regex(arr, _FORMULA_RE2, "'\\1")
+    """`neutralise` over an Arrow string array (nulls stay null); the array itself when nothing needs it."""
+    if len(arr) and pc.any(pc.match_substring_regex(arr, _FORMULA_RE2)).as_py():
+        return pc.replace_substring_regex(arr, _FORMULA_RE2, "'\\1")
+    return arr
 
 
 def xml_clean(value: str) -> str:

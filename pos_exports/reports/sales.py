@@ -150,10 +150,13 @@ class _Summary:
     per_sale_by_day: dict[dt.date, pa.Table] = field(default_factory=dict)
 
 
-def _lookup(keys, table: pa.Table, key: str, column: str):
-    """`table[column]` of the row whose `key` equals each of `keys` (null where none): a left join that keeps
-    the order of `keys`, without the cost of a hash join and a sort."""
-    return pc.take(table[column], pc.index_in(keys, table[key]))
+def _attach(rows: pa.Table, table: pa.Table, columns: tuple[str, ...]) -> pa.Table:
+    """`rows` with `table`'s columns of the sale each row is (by `rows.id` = `table.sale_id`; null where none):
+    a left join that keeps the order of `rows`, without the cost of a hash join and a sort."""
+    index = pc.index_in(rows["id"], table["sale_id"])
+    for column in columns:
+        rows = rows.append_column(column, pc.take(table[column], index))
+    return rows
 
 
 def _included(sales: pa.Table) -> pa.Table:
@@ -211,10 +214,7 @@ def _first_pass(storage: Storage, business: Business, period: Period) -> _Summar
         out.line_items += items.num_rows
         per_sale = _per_sale(items)
         out.per_sale_by_day[day] = per_sale.select(["sale_id", "net", "cogs"])
-        joined = sales
-        for column in _FIGURES:
-            joined = joined.append_column(column, _lookup(sales["id"], per_sale, "sale_id", column))
-        out.net_by_day[day] = _add_groups(out, joined)
+        out.net_by_day[day] = _add_groups(out, _attach(sales, per_sale, _FIGURES))
         payments = read_day(storage, DATASET, "payments", business, day, ["sale_id", "method", "amount"])
         out.payments += money_sum(payments["amount"])
         for row in payments.group_by("method").aggregate([("amount", "sum")]).to_pylist():
@@ -242,9 +242,8 @@ def _sales_tables(
             if not sales.num_rows:
                 continue
             rows = sales.sort_by([("completed_at", "ascending"), ("id", "ascending")])
-            per_sale, ids = s.per_sale_by_day[day], rows["id"]
-            for column, table in (("net", per_sale), ("cogs", per_sale), ("paid", paid), ("refunded", refunded)):
-                rows = rows.append_column(column, _lookup(ids, table, "sale_id", column))
+            rows = _attach(rows, s.per_sale_by_day[day], ("net", "cogs"))
+            rows = _attach(_attach(rows, paid, ("paid",)), refunded, ("refunded",))
             zero = pa.scalar(ZERO, MONEY)
             net = pc.fill_null(to_money(rows["net"]), zero)
             cogs = pc.fill_null(to_money(rows["cogs"]), zero)
