@@ -16,39 +16,42 @@ from pos_exports.exports.assets import period_export_jobs
 
 _jobs = {job.name: job for job in period_export_jobs}
 
-daily_archive_schedule = dg.build_schedule_from_partitioned_job(
-    archive_job,
-    name="daily_archive_schedule",
-    hour_of_day=0,
-    minute_of_hour=30,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Archive every active business's previous day once it has ended in every time zone.",
-)
-daily_exports_schedule = dg.build_schedule_from_partitioned_job(
-    _jobs["daily_exports_job"],
-    name="daily_exports_schedule",
-    hour_of_day=2,
-    minute_of_hour=0,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Render the previous day's exports from the archive (90 minutes after the archive).",
-)
-weekly_exports_schedule = dg.build_schedule_from_partitioned_job(
-    _jobs["weekly_exports_job"],
-    name="weekly_exports_schedule",
-    day_of_week=1,
-    hour_of_day=3,
-    minute_of_hour=0,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Render the week (Monday-Sunday) that just ended.",
-)
-monthly_exports_schedule = dg.build_schedule_from_partitioned_job(
-    _jobs["monthly_exports_job"],
-    name="monthly_exports_schedule",
-    day_of_month=1,
-    hour_of_day=4,
-    minute_of_hour=0,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Render the calendar month that just ended.",
-)
 
-SCHEDULES = [daily_archive_schedule, daily_exports_schedule, weekly_exports_schedule, monthly_exports_schedule]
+def _schedule(job, name: str, description: str, **when) -> dg.ScheduleDefinition:
+    return dg.build_schedule_from_partitioned_job(
+        job, name=name, description=description, default_status=dg.DefaultScheduleStatus.RUNNING, **when
+    )
+
+
+SCHEDULES = [
+    _schedule(
+        archive_job,
+        "daily_archive_schedule",
+        "Archive every active business's previous day once it has ended in every time zone.",
+        hour_of_day=0,
+        minute_of_hour=30,
+    ),
+    _schedule(
+        _jobs["daily_exports_job"],
+        "daily_exports_schedule",
+        "Render the previous day's exports from the archive (90 minutes after the archive).",
+        hour_of_day=2,
+        minute_of_hour=0,
+    ),
+    _schedule(
+        _jobs["weekly_exports_job"],
+        "weekly_exports_schedule",
+        "Render the week (Monday-Sunday) that just ended.",
+        day_of_week=1,
+        hour_of_day=3,
+        minute_of_hour=0,
+    ),
+    _schedule(
+        _jobs["monthly_exports_job"],
+        "monthly_exports_schedule",
+        "Render the calendar month that just ended.",
+        day_of_month=1,
+        hour_of_day=4,
+        minute_of_hour=0,
+    ),
+]

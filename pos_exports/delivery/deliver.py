@@ -89,7 +89,10 @@ def deliver(
         if sub.only_if_data and not _has_data(files):
             ledger.mark_failed(eng, ids, "skipped: no data in the period (only_if_data)")
             return DeliveryOutcome("skipped_no_data", folder, message="no data in the period; nothing sent")
-        results = _send(eng, storage, sub, business, period, folder, manifest, files, claimed, smtp, outbox_dir, sleep)
+        settings = get_settings(eng, business.id)
+        results = _send(
+            settings, storage, sub, business, period, folder, manifest, files, claimed, smtp, outbox_dir, sleep
+        )
     except Exception as exc:
         prefix = ledger.TEMPORARY if is_transient(exc) else ""  # the retry sensor takes temporary ones again
         ledger.mark_failed(eng, ids, f"{prefix}{type(exc).__name__}: {exc}", traceback.format_exc())
@@ -97,7 +100,6 @@ def deliver(
     ledger.record_results(eng, sub.id, period.key, results)
     sent = [r for r, res in results.items() if res.status == "emailed"]
     status = "sent" if len(sent) == len(results) else ("partial" if sent else "failed")
-    settings = get_settings(eng, business.id)
     if sent and settings.notify_success:
         notify.queue(
             eng,
@@ -138,8 +140,9 @@ def _file_record(storage: Storage, folder: str, f: dict) -> dict:
     return {**{k: f[k] for k in keep}, "uri": storage.uri(f"{folder}/{f['name']}")}
 
 
-def _send(eng, storage, sub, business, period, folder, manifest, files, recipients, smtp, outbox_dir, sleep) -> dict:
-    settings = get_settings(eng, business.id)
+def _send(
+    settings, storage, sub, business, period, folder, manifest, files, recipients, smtp, outbox_dir, sleep
+) -> dict:
     link = getattr(storage, "presigned_url", storage.uri)  # S3: a link that works for a week
     summary = [
         (f"{name}: {label}", value)

@@ -427,14 +427,3 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # storage unreachable, a broken manifest, ...: a message, not a traceback
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry point (`python -m pos_exports.delivery.history_cli history ...`)."""
-    parser = argparse.ArgumentParser(prog="pos-exports")
-    register(parser.add_subparsers(dest="command", required=True))
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -535,14 +535,3 @@ def run_handler(handler: Handler, args: argparse.Namespace, ctx: Context, *expec
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         print(f"error: state_url: cannot use {redact(ctx.state_url)}: {detail[0] if detail else exc}", file=sys.stderr)
     return 2
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry point (`python -m pos_exports.delivery.subscriptions_cli subscriptions ...`)."""
-    parser = argparse.ArgumentParser(prog="pos-exports")
-    register(parser.add_subparsers(dest="command", required=True))
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
