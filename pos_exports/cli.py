@@ -9,7 +9,6 @@ import sys
 import dagster as dg
 
 from pos_exports import config
-from pos_exports.archive.assets import archive_partitions, asset_key
 from pos_exports.archive.tables import DATASETS
 from pos_exports.delivery import history_cli, subscriptions_cli
 from pos_exports.periods import PeriodError, parse_date
@@ -41,6 +40,8 @@ def _execute(
 
 def run_archive(first: dt.date, last: dt.date, datasets: list[str], business_ids: list[int]) -> bool:
     """Materialize the archive for `[first, last]` in one run on the Dagster instance (visible in the UI)."""
+    from pos_exports.archive.assets import asset_key
+
     result = _execute(
         "daily_archive_job",
         run_config={"ops": {"daily_archive": {"config": {"business_ids": business_ids}}}},
@@ -48,14 +49,13 @@ def run_archive(first: dt.date, last: dt.date, datasets: list[str], business_ids
         selection=[asset_key(d) for d in datasets],
     )
     print(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'} ({first}..{last})")
-    seen = set()
+    totals: dict[dg.AssetKey, list] = {}  # each partition's materialization carries that day's rows
     for event in result.get_asset_materialization_events():
         m = event.materialization
-        if m.asset_key not in seen:  # a range run records the same totals on every partition
-            seen.add(m.asset_key)
-            print(
-                f"  {m.asset_key.to_user_string():20} rows={m.metadata['rows'].value:>8}  {m.metadata['storage'].value}"
-            )
+        total = totals.setdefault(m.asset_key, [0, m.metadata["storage"].value])
+        total[0] += m.metadata["rows"].value
+    for key, (rows, folder) in totals.items():
+        print(f"  {key.to_user_string():20} rows={rows:>8}  {folder}")
     return result.success
 
 
@@ -108,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     history_cli.register(sub)  # history, stats, upcoming, overdue
 
     args = parser.parse_args(argv)
+    try:  # every setting, before any command does anything
+        config.settings()
+    except config.SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     if args.command == "subscriptions":
         return subscriptions_cli.run(args)
     if args.command in history_cli.COMMANDS:
@@ -127,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     last = args.to or args.date
     if last < args.date:
         parser.error("--to must not be before --date")
+    from pos_exports.archive.assets import archive_partitions
+
     latest = parse_date(archive_partitions.get_last_partition_key())
     if last > latest:
         parser.error(f"{last} has not ended in every time zone yet; the latest day to archive is {latest}")
@@ -212,6 +219,7 @@ def _demo_deliveries(day: dt.date) -> bool:
 
 
 def _demo(days: int) -> int:
+    from pos_exports.archive.assets import archive_partitions
     from pos_exports.source.demo import ensure_demo_database
 
     db = ensure_demo_database(config.demo_database_path())

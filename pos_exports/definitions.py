@@ -18,6 +18,7 @@ from pos_exports.source.resource import PosDatabase, StorageResource
 
 
 def build_defs() -> dg.Definitions:
+    config.settings()  # every setting, before the code location loads (SettingsError: one line per bad variable)
     return dg.Definitions(
         assets=[daily_archive, *PERIOD_ASSETS, delivery_statistics],
         asset_checks=[retention_guard],

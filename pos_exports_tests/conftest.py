@@ -7,6 +7,8 @@ import tempfile
 
 # Steps retry transient failures after 15 s, 30 s ... in production; the suite need not wait.
 os.environ.setdefault("POS_EXPORTS_RETRY_DELAY_SECONDS", "0")
+# The fixtures are March 2025 days; without this the calendar would start 90 days before the first load.
+os.environ.setdefault("POS_EXPORTS_START_DATE", "2025-01-01")
 import uuid
 from pathlib import Path
 

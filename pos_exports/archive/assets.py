@@ -146,7 +146,11 @@ def daily_archive(
                 },
             )
         if not failed:
-            yield dg.MaterializeResult(asset_key=key, metadata=_metadata(ds.name, done, store.root))
+            for partition_key, day in zip(context.partition_keys, days, strict=True):  # each day its own figures
+                day_done = [r for r in done if r.day == day]
+                metadata = _metadata(ds.name, day_done, store.root)
+                context.add_asset_metadata(metadata, asset_key=key, partition_key=partition_key)
+            yield dg.MaterializeResult(asset_key=key)
     if failures:
         raise failure(
             f"{len(failures)} business-day(s) failed; the others were archived:\n" + "\n".join(failures),
@@ -156,6 +160,7 @@ def daily_archive(
 
 
 def _metadata(dataset: str, done: list[BusinessDayResult], root: str) -> dict:
+    """The materialization metadata of one dataset-day (`done`: that day's business results)."""
     by_table: dict[str, int] = {}
     by_business: dict[str, dict[str, int]] = {}
     for r in done:

@@ -35,11 +35,11 @@ A delivery is requested once by the catch-up (its failure is alerted by `failure
 
 import datetime as dt
 import json
-import os
 from dataclasses import dataclass
 
 import dagster as dg
 
+from pos_exports import config
 from pos_exports.archive.assets import archive_job, archive_partitions, asset_key
 from pos_exports.archive.read import load_businesses
 from pos_exports.automation import retention
@@ -74,12 +74,7 @@ def clock() -> dt.datetime:
 
 
 def max_runs() -> int:
-    raw = os.environ.get(MAX_RUNS_ENV, "").strip()
-    try:
-        value = int(raw) if raw else DEFAULT_MAX_RUNS
-    except ValueError:
-        raise ValueError(f"{MAX_RUNS_ENV}={raw!r} is not a whole number") from None
-    return max(value, 0)
+    return config.settings().catchup_max_runs
 
 
 @dataclass(frozen=True)

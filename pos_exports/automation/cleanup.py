@@ -21,13 +21,13 @@ Dagster: `cleanup_job` (op `cleanup_exports_op`, config `dry_run`, `max_age_days
 
 import datetime as dt
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
+from pos_exports import config
 from pos_exports.exports.manifest import MANIFEST
 from pos_exports.reports.period import period_for
 from pos_exports.source.resource import StorageResource
@@ -46,11 +46,7 @@ def clock() -> dt.datetime:
 
 
 def default_max_age_days() -> int:
-    raw = os.environ.get(MAX_AGE_ENV, "").strip()
-    try:
-        return int(raw) if raw else DEFAULT_MAX_AGE_DAYS
-    except ValueError:
-        raise ValueError(f"{MAX_AGE_ENV}={raw!r} is not a whole number of days") from None
+    return config.settings().export_max_age_days
 
 
 @dataclass

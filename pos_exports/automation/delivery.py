@@ -2,7 +2,6 @@
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 
 import dagster as dg
@@ -159,7 +158,7 @@ def due_subscriptions_sensor(context: dg.SensorEvaluationContext, storage: Stora
 
 
 def max_delivery_attempts() -> int:
-    return int(os.environ.get("POS_EXPORTS_DELIVERY_MAX_ATTEMPTS", "5"))
+    return settings.settings().delivery_max_attempts
 
 
 def retry_requests(eng, max_attempts: int) -> tuple[list[dg.RunRequest], list[str]]:

@@ -35,7 +35,6 @@ and status when the guard warns or errs, and runs the check so the UI shows the 
 
 import datetime as dt
 import json
-import os
 import re
 from dataclasses import dataclass, field
 
@@ -69,16 +68,7 @@ def clock() -> dt.datetime:
 
 def retention_days() -> int:
     """`POS_RETENTION_DAYS`: how many days of rows the POS keeps (default 90)."""
-    raw = os.environ.get(RETENTION_ENV, "").strip()
-    if not raw:
-        return DEFAULT_RETENTION_DAYS
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{RETENTION_ENV}={raw!r} is not a whole number of days") from None
-    if value < 1:
-        raise ValueError(f"{RETENTION_ENV}={raw!r} must be at least 1")
-    return value
+    return settings.settings().retention_days
 
 
 def partition_end(day: dt.date) -> dt.datetime:

@@ -9,7 +9,6 @@ raised with `allow_retries=False` and are attempted once.
 
 from __future__ import annotations
 
-import os
 import smtplib
 import socket
 
@@ -17,11 +16,12 @@ import dagster as dg
 from botocore.exceptions import ClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from pos_exports import config
 from pos_exports.source.database import PosSourceError
 
 STEP_RETRIES = 2
 RUN_RETRIES = 1  # dagster.yaml: run_retries.max_retries
-RETRY_DELAY_SECONDS = float(os.environ.get("POS_EXPORTS_RETRY_DELAY_SECONDS", "15"))  # first wait; doubles
+RETRY_DELAY_SECONDS = config.settings().retry_delay_seconds  # first wait; doubles
 ATTEMPT_BUDGET = (1 + STEP_RETRIES) * (1 + RUN_RETRIES)
 
 RETRY_POLICY = dg.RetryPolicy(

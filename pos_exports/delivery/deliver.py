@@ -7,13 +7,13 @@ safe to run again: recipients already `emailed` are never sent to twice.
 from __future__ import annotations
 
 import contextlib
-import os
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
 
+from pos_exports import config
 from pos_exports.archive.read import ArchiveMissing, archived
 from pos_exports.archive.tables import DATASETS
 from pos_exports.automation.retries import is_transient
@@ -52,7 +52,7 @@ def archive_ready(storage: Storage, sub: Subscription, business_id: int, period:
 
 
 def size_budget() -> int:
-    return int(float(os.environ.get("POS_EXPORTS_EMAIL_MAX_MB", "20")) * 1024 * 1024)
+    return int(config.settings().email_max_mb * 1024 * 1024)
 
 
 def deliver(

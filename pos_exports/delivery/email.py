@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 
+from pos_exports import config
+
 SMTP_URL_ENV = "POS_EXPORTS_SMTP_URL"
 DEFAULT_SIZE_BUDGET = 20 * 1024 * 1024
 TEMPLATE_KEYS = frozenset(
@@ -446,7 +448,7 @@ class SmtpSettings:
     @classmethod
     def from_env(cls) -> SmtpSettings | None:
         """Settings from `POS_EXPORTS_SMTP_URL`, or None (outbox mode) when it is unset or empty."""
-        url = os.environ.get(SMTP_URL_ENV, "").strip()
+        url = config.settings().smtp_url
         return cls.from_url(url) if url else None
 
     def describe(self) -> str:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import html
 import logging
-import os
 from pathlib import Path
 
 import sqlalchemy as sa
 
+from pos_exports import config
 from pos_exports.delivery.email import EmailContent, SmtpSettings, build_message, send
 from pos_exports.delivery.state import alerts
 from pos_exports.delivery.subscriptions import get_settings
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 def data_team() -> list[str]:
     """The data team's addresses (`POS_EXPORTS_DATA_TEAM_EMAIL`, comma-separated)."""
-    return [a.strip() for a in os.environ.get(DATA_TEAM_ENV, "").split(",") if a.strip()]
+    return list(config.settings().data_team_email)
 
 
 def queue(

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-import os
+import datetime as dt
 from functools import lru_cache
 from pathlib import Path
 
@@ -105,9 +105,9 @@ alerts = sa.Table(
 
 
 def state_url() -> str:
-    if url := os.environ.get("POS_EXPORTS_STATE_URL"):
+    if url := config.settings().state_url:
         return url
-    home = Path(os.environ.get("DAGSTER_HOME") or config.project_home() / "var" / "dagster_home")
+    home = Path(config.settings().dagster_home or config.project_home() / "var" / "dagster_home")
     home.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{home / 'pos_exports_state.db'}"
 
@@ -115,6 +115,37 @@ def state_url() -> str:
 def engine(url: str | None = None) -> sa.Engine:
     """The state database engine (`url`, else `POS_EXPORTS_STATE_URL`), its tables created on first use."""
     return _engine(url or state_url())
+
+
+# Facts fixed at the first deployment and kept afterwards (`first_partition`: the archive calendar's start).
+deployment = sa.Table(
+    "deployment",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def first_partition(default: dt.date, eng: sa.Engine | None = None) -> dt.date:
+    """The archive's first partition as recorded at the first deployment; records `default` if none is."""
+    eng = eng or engine()
+    query = sa.select(deployment.c.value).where(deployment.c.name == "first_partition")
+    with eng.connect() as conn:
+        value = conn.execute(query).scalar()
+    if value is None:
+        try:
+            with eng.begin() as conn:
+                conn.execute(
+                    sa.insert(deployment).values(
+                        name="first_partition", value=default.isoformat(), recorded_at=dt.datetime.now(dt.UTC)
+                    )
+                )
+        except sa.exc.IntegrityError:
+            pass  # another process recorded it first: its date is the one every process uses
+        with eng.connect() as conn:
+            value = conn.execute(query).scalar_one()
+    return dt.date.fromisoformat(value)
 
 
 @lru_cache(maxsize=8)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -105,7 +104,7 @@ def load_business_timezones(pos_url: str | None = None) -> dict[int, str] | None
     """
     from pos_exports import config
 
-    url = pos_url or os.environ.get("POS_DATABASE_URL")
+    url = pos_url or config.settings().database_url
     if not url:
         demo = config.demo_database_path()
         if not demo.exists():

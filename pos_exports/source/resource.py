@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from pos_exports import config
 from pos_exports.source.database import PosReader, connect, redact
 from pos_exports.storage import Storage, open_storage
 
@@ -32,4 +33,8 @@ class StorageResource(dg.ConfigurableResource):
     root: str
 
     def get(self) -> Storage:
+        try:
+            config.settings()
+        except config.SettingsError as exc:  # a bad setting fails the step once, before anything is written
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
         return open_storage(self.root)

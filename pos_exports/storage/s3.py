@@ -7,11 +7,11 @@ once its (multipart) upload has completed, so a half-written file never appears 
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from pos_exports import config
 from pos_exports.storage.base import Storage
 
 
@@ -28,7 +28,7 @@ class S3Storage(Storage):
         bucket, _, prefix = url[len("s3://") :].partition("/")
         if not bucket:
             raise ValueError(f"POS_EXPORTS_STORAGE {url!r} names no bucket (expected s3://bucket/prefix)")
-        resource = S3Resource(endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+        resource = S3Resource(endpoint_url=config.settings().aws_endpoint_url)
         return cls(bucket, prefix, resource.get_client())
 
     def _key(self, key: str) -> str:

@@ -140,7 +140,41 @@ def test_a_date_range_is_one_run(tmp_path):
     sales = _materializations(result, "sales_archive")
     assert sorted(m.partition for m in sales) == ["2025-03-08", "2025-03-09", "2025-03-10"]
     # 03-08: R-105 and T-204; 03-09: the 7 of the single-day test; 03-10: R-103, T-203 and N-303.
-    assert sales[0].metadata["rows_sales"].value == 2 + 7 + 3
+    assert {m.partition: m.metadata["rows_sales"].value for m in sales} == {
+        "2025-03-08": 2,
+        "2025-03-09": 7,
+        "2025-03-10": 3,
+    }
     policy = daily_archive.backfill_policy
     assert policy.max_partitions_per_run == 31
     assert archive_partitions.timezone == "Etc/GMT+12"
+
+
+def test_each_partition_of_a_range_run_records_its_own_rows_bytes_and_paths(tmp_path):
+    """A 3-day run: each day's materialization event (read back from the instance) holds that day only."""
+    from pathlib import Path
+
+    from pos_exports_tests.fixtures import load_sqlite
+
+    url = load_sqlite(tmp_path / "pos.sqlite")
+    store = tmp_path / "store"
+    days = ["2025-03-08", "2025-03-09", "2025-03-10"]
+    range_tags = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
+    with dg.instance_for_test() as instance:
+        result = _run(url, store, partition_key=None, tags=range_tags, instance=instance)
+        assert result.success
+        recorded = instance.fetch_materializations(dg.AssetKey("sales_archive"), limit=10).records
+        meta = {r.partition_key: r.asset_materialization.metadata for r in recorded}
+    assert sorted(meta) == days
+    single_day_rows = {"2025-03-08": 2, "2025-03-09": 7, "2025-03-10": 3}  # sales rows of each day (fixtures)
+    for day in days:
+        files = sorted((store / "archive" / "sales" / f"date={day}").rglob("*.parquet"))
+        assert meta[day]["rows_sales"].value == single_day_rows[day]
+        assert meta[day]["bytes"].value == sum(f.stat().st_size for f in files)
+        paths = meta[day]["paths"].value
+        assert paths and all(f"/date={day}/" in p for p in paths)
+        assert sorted(paths) == sorted({str(Path(f).parent) for f in files})
+        by_business = meta[day]["rows_by_business_json"].value
+        assert sum(per.get("sales", 0) for per in by_business.values()) == single_day_rows[day]
+        assert meta[day]["rows"].value == sum(sum(per.values()) for per in by_business.values())
+    assert len({meta[d]["bytes"].value for d in days}) == 3  # no day repeats the run's totals
