@@ -264,7 +264,7 @@ def coverage(
     if unknown:
         raise ValueError(f"unknown dataset(s) {', '.join(unknown)} (known: {', '.join(DATASETS)})")
     now = (now or dt.datetime.combine(today, dt.time(0), tzinfo=UTC)).astimezone(UTC)
-    first = today - dt.timedelta(days=retention_days - 1)
+    first = settings.retention_window_start(today, retention_days)
     start = start or parse_date(settings.archive_start_date())
     window_start = max(first, start)
     result = Coverage(today=today, now=now, retention_days=retention_days, window_start=window_start)

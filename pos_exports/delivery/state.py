@@ -153,5 +153,8 @@ def _engine(url: str) -> sa.Engine:
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg2://" + url.split("://", 1)[1]
     eng = sa.create_engine(url, future=True)
-    metadata.create_all(eng)
+    try:
+        metadata.create_all(eng)
+    except sa.exc.DBAPIError:  # another process (webserver, daemon) created the tables at the same moment
+        metadata.create_all(eng)
     return eng
