@@ -212,6 +212,11 @@ def _load(environment: tuple[str | None, ...]) -> Settings:
         raise SettingsError(describe_errors(exc)) from None
 
 
+def default(field: str) -> Any:
+    """A setting's default (for modules that name it in signatures and help texts)."""
+    return Settings.model_fields[field].default
+
+
 def settings() -> Settings:
     """The validated settings; SettingsError (one line per bad variable) if any variable is bad."""
     return _load(tuple(os.environ.get(name) for name in ENV_NAMES))

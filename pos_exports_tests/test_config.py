@@ -131,9 +131,10 @@ def test_a_run_with_a_bad_setting_fails_once_before_writing(tmp_path, monkeypatc
             raise_on_error=False,
         )
     assert not result.success
-    [failure] = result.get_step_failure_events()
-    assert failure.step_failure_data.error.message.strip().split(": ", 1)[1] == message  # after "...Failure: "
-    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]  # attempted once
+    # The storage resource (every step has it) refuses to start: the step's body never runs, nothing retries.
+    [refused] = [e for e in result.all_events if e.event_type_value == "RESOURCE_INIT_FAILURE"]
+    assert refused.event_specific_data.error.message.strip().split(": ", 1)[1] == message  # after "...Failure: "
+    assert not [e for e in result.all_events if e.event_type_value in ("STEP_START", "STEP_UP_FOR_RETRY")]
     assert not (tmp_path / "store").exists()
 
 

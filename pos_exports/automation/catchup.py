@@ -55,7 +55,6 @@ from pos_exports.storage import Storage
 
 UTC = dt.UTC
 MAX_RUNS_ENV = "POS_EXPORTS_CATCHUP_MAX_RUNS"
-DEFAULT_MAX_RUNS = 3
 CATCHUP_TAG = "pos_exports/catchup"
 DAY_TAG = "pos_exports/catchup_day"
 MAX_ARCHIVE_ATTEMPTS = 2

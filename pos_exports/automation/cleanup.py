@@ -35,7 +35,7 @@ from pos_exports.storage import Storage
 from pos_exports.storage.base import LocalStorage
 
 MAX_AGE_ENV = "POS_EXPORTS_EXPORT_MAX_AGE_DAYS"
-DEFAULT_MAX_AGE_DAYS = 30
+DEFAULT_MAX_AGE_DAYS = config.default("export_max_age_days")
 EXPORTS = "exports/"
 PERIOD_KINDS = ("daily", "weekly", "monthly")
 

@@ -50,7 +50,7 @@ from pos_exports.storage import Storage
 
 UTC = dt.UTC
 RETENTION_ENV = "POS_RETENTION_DAYS"
-DEFAULT_RETENTION_DAYS = 90
+DEFAULT_RETENTION_DAYS = settings.default("retention_days")
 ALL_DATASETS = ("sales", "audit_log", "customers", "inventory")
 EVENT_DATASETS = tuple(name for name in ALL_DATASETS if DATASETS[name].kind == "event")
 WARN_DAYS = 14

@@ -39,7 +39,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 from pos_exports import config
 
 SMTP_URL_ENV = "POS_EXPORTS_SMTP_URL"
-DEFAULT_SIZE_BUDGET = 20 * 1024 * 1024
+DEFAULT_SIZE_BUDGET = int(config.default("email_max_mb") * 1024 * 1024)
 TEMPLATE_KEYS = frozenset(
     {"business_name", "period_label", "period_key", "frequency", "datasets", "timezone", "subscription_name"}
 )

@@ -32,9 +32,12 @@ class StorageResource(dg.ConfigurableResource):
 
     root: str
 
-    def get(self) -> Storage:
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Every step of every job has this resource: a bad setting fails the step before its body runs.
         try:
             config.settings()
-        except config.SettingsError as exc:  # a bad setting fails the step once, before anything is written
+        except config.SettingsError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
+
+    def get(self) -> Storage:
         return open_storage(self.root)
