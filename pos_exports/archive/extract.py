@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from pos_exports.archive.parquet import parquet_totals, write_parquet
+from pos_exports.archive.parquet import parquet_not_members, parquet_totals, write_parquet
 from pos_exports.archive.tables import Dataset, Scope, Table
 from pos_exports.periods import day_window
 from pos_exports.source.database import Business, PosReader
@@ -50,6 +50,8 @@ class TableResult:
     bytes: int
     sha256: str
     sums: dict[str, str]
+    # references to another business's rows (shown as "user 7 (not a member of this business)"): column, what, id, rows
+    non_members: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -69,6 +71,15 @@ class BusinessDayResult:
     @property
     def bytes(self) -> int:
         return sum(t.bytes for t in self.tables)
+
+    @property
+    def non_members(self) -> list[str]:
+        """One line per reference to another business's row: `sales.cashier_name: user 2 (1 row)`."""
+        return [
+            f"{t.table}.{n['column']}: {n['what']} {n['id']} ({n['rows']} row{'s' if n['rows'] != 1 else ''})"
+            for t in self.tables
+            for n in t.non_members
+        ]
 
 
 def source_totals(reader: PosReader, table: Table, scope: Scope) -> tuple[int, dict[str, Decimal]]:
@@ -140,7 +151,13 @@ def archive_business_day(
                 )
             result.tables.append(
                 TableResult(
-                    table.name, key, rows, tmp.stat().st_size, sha256_file(tmp), {k: str(v) for k, v in sums.items()}
+                    table.name,
+                    key,
+                    rows,
+                    tmp.stat().st_size,
+                    sha256_file(tmp),
+                    {k: str(v) for k, v in sums.items()},
+                    parquet_not_members(tmp, table.names),
                 )
             )
 
