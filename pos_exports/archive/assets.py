@@ -1,11 +1,10 @@
 """The daily archive as Dagster assets: one partition per business-local day, all businesses per run."""
 
-import datetime as dt
-
 import dagster as dg
 from pydantic import Field
 
 from pos_exports import config as settings
+from pos_exports.archive import capture
 from pos_exports.archive.extract import BusinessDayResult, archive_business_day, partition_prefix
 from pos_exports.archive.read import save_businesses
 from pos_exports.archive.tables import DATASETS
@@ -110,7 +109,7 @@ def daily_archive(
             for day in days:
                 for ds in selected:
                     for business in businesses:
-                        now = dt.datetime.now(dt.UTC)
+                        now = capture.clock()  # the instant the capture rule judges by (archive.capture)
                         try:
                             r = archive_business_day(
                                 reader, store, ds, business, day, now=now, allow_shrink=config.allow_shrink

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from pos_exports.archive.capture import LOST, snapshot_capture
 from pos_exports.archive.parquet import parquet_not_members, parquet_totals, write_parquet
 from pos_exports.archive.tables import Dataset, Scope, Table
 from pos_exports.periods import day_window
@@ -18,7 +19,6 @@ from pos_exports.source.database import Business, PosReader
 from pos_exports.storage import Storage
 from pos_exports.storage.base import sha256_file
 
-SNAPSHOT_MAX_LAG = dt.timedelta(hours=48)
 MARKER = "_reconciliation.json"
 
 
@@ -98,7 +98,6 @@ def archive_business_day(
     day: dt.date,
     *,
     now: dt.datetime,
-    snapshot_max_lag: dt.timedelta = SNAPSHOT_MAX_LAG,
     allow_shrink: bool = False,
 ) -> BusinessDayResult:
     """Extract, write and reconcile one (dataset, business, local day); return what was archived."""
@@ -112,16 +111,15 @@ def archive_business_day(
         )
     marker = marker_key(dataset.name, day, business.id)
     previous = json.loads(storage.read_bytes(marker)) if storage.exists(marker) else None
-    if dataset.kind == "snapshot" and now > win.end + snapshot_max_lag:
+    capture = snapshot_capture(day, business.timezone)
+    if dataset.kind == "snapshot" and capture.state(now) == LOST:
         if previous is not None:  # captured in time earlier: keep that capture, never overwrite it
             result.kept_existing = True
             result.tables = [TableResult(**t) for t in previous["tables"]]
             return result
         raise ArchiveError(
-            f"the {dataset.name} snapshot for {day} was never captured and cannot be taken now: the POS keeps "
-            f"no history of this state, and a snapshot can only be captured within "
-            f"{snapshot_max_lag.total_seconds() / 3600:.0f} h of the end of the day. Backfill past days with "
-            "the event datasets only (sales_archive, audit_log_archive)"
+            f"the {dataset.name} snapshot for {day} was never captured and cannot be taken now: {capture.note(now)}. "
+            "Backfill past days with the event datasets only (sales_archive, audit_log_archive)"
         )
 
     reader.new_snapshot()  # counts and rows of this business-day come from one consistent snapshot
