@@ -118,7 +118,7 @@ def archive_business_day(
             result.tables = [TableResult(**t) for t in previous["tables"]]
             return result
         raise ArchiveError(
-            f"the {dataset.name} snapshot for {day} was never captured and cannot be taken now: {capture.note(now)}. "
+            f"the {dataset.name} snapshot for {day} cannot be taken now: it was {capture.note(now)}. "
             "Backfill past days with the event datasets only (sales_archive, audit_log_archive)"
         )
 

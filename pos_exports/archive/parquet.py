@@ -87,7 +87,7 @@ def parquet_totals(path: Path, money: tuple[str, ...]) -> tuple[int, dict[str, D
 
 def parquet_not_members(path: Path, columns: tuple[str, ...]) -> list[dict]:
     """The references to rows of another business in a written file: one entry per (column, what, id) with
-    the rows naming it (`tables.not_member_label`), sorted; empty when every name is the business's own."""
+    the rows naming it (the label of `tables._own`), sorted; empty when every name is the business's own."""
     counts: dict[tuple[str, str, int], int] = {}
     if columns:
         for batch in pq.ParquetFile(path).iter_batches(columns=list(columns), batch_size=ROW_GROUP_ROWS):

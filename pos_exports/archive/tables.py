@@ -5,7 +5,7 @@ without the suffix; instants are UTC timestamps; every row is filtered on the bu
 Joined names (storefront, customer, product, category, user) come only through the business's own rows:
 its storefront links, customers, products, categories and user memberships (`users` is global in the
 POS). A reference to another business's row keeps its id but no name or e-mail: the name column holds
-`user 7 (not a member of this business)` instead (`not_member_label`), and the reconciliation lists it.
+`user 7 (not a member of this business)` instead (`_own`), and the reconciliation lists it.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Table:
     name: str
     fields: tuple[tuple[str, pa.DataType], ...]
     sql: Callable[[Dialect, Scope], str]
-    names: tuple[str, ...] = ()  # columns that hold `not_member_label` for a reference to another business
+    names: tuple[str, ...] = ()  # columns that hold `_own`'s label for a reference to another business
 
     @property
     def schema(self) -> pa.Schema:
@@ -73,20 +73,15 @@ NOT_MEMBER = "(not a member of this business)"
 _NOT_MEMBER_RE = re.compile(r"^([a-z]+) (-?\d+) " + re.escape(NOT_MEMBER) + "$")
 
 
-def not_member_label(what: str, id_: int) -> str:
-    """What a name column shows for a reference to a row the business does not own: `user 7 (not a member ...)`."""
-    return f"{what} {id_} {NOT_MEMBER}"
-
-
 def parse_not_member(text: str | None) -> tuple[str, int] | None:
-    """(`what`, id) of a `not_member_label`, else None."""
+    """(`what`, id) of the label `_own` puts in a name column (`user 7 (not a member of this business)`), else None."""
     m = _NOT_MEMBER_RE.match(text or "")
     return (m.group(1), int(m.group(2))) if m else None
 
 
 def _own(what: str, ref: str, joined: str, name: str) -> str:
     """`name` when the reference `ref` matched one of the business's own rows (`joined` is its key through the
-    business-filtered join), else `not_member_label(what, ref)` computed by the database (NULL stays NULL)."""
+    business-filtered join), else the label `{what} {ref} (not a member of this business)` (NULL stays NULL)."""
     label = f"'{what} ' || CAST({ref} AS TEXT) || ' {NOT_MEMBER}'"
     return f"CASE WHEN {ref} IS NOT NULL AND {joined} IS NULL THEN {label} ELSE {name} END"
 
