@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pos_exports_tests.fixtures import load_postgres, load_sqlite, with_database
+from pos_exports_tests.fixtures import CROSS_BUSINESS, load_postgres, load_sqlite, with_database
 from pos_exports_tests.smtp_server import smtp_server, smtps_server, starttls_server, tls_files  # noqa: F401
 
 
@@ -52,6 +52,16 @@ def fixture_db(request, tmp_path, new_pg_database) -> str:
         return load_sqlite(tmp_path / "pos.sqlite")
     url = new_pg_database()
     load_postgres(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def cross_business_db(request, tmp_path, new_pg_database) -> str:
+    """The fixture plus CROSS_BUSINESS (business 1's rows naming other businesses' rows), on SQLite and PostgreSQL."""
+    if request.param == "sqlite":
+        return load_sqlite(tmp_path / "pos.sqlite", CROSS_BUSINESS)
+    url = new_pg_database()
+    load_postgres(url, CROSS_BUSINESS)
     return url
 
 

@@ -128,6 +128,37 @@ AUDIT = [
      "2025-03-09T08:00:00+09:00"),
 ]
 
+# A second case, loaded on top of the rows above only when asked (`load_sqlite(path, CROSS_BUSINESS)`), so the
+# figures of EXPECTED stay as they are. `users` is global in the POS: rows of business 1 on D that point at rows of
+# other businesses. Sale R-106 was rung up by user 2 (Yuki Sato, a member of business 2 only) at business 2's
+# storefront 21 (Shibuya) for business 2's customer 2001 with business 2's product 21; Yuki also refunded part of it,
+# moved its stock and completed it in the audit log. R-107 was rung up by user 3 (Esi Boateng), whose membership of
+# business 1 has ended (still business 1's own user: her name stays), for product 3 of business 1 that sits in
+# business 2's category 3 ("Sake"); product 3 is stocked at storefront 11.
+CROSS_BUSINESS = {
+    "users": [(3, "esi@example.com", "Esi", "Boateng", False)],
+    "business_memberships": [(1, 3, "cashier", False)],
+    "categories": [(3, 2, "Sake")],
+    "products": [(3, 1, 3, "Palm wine", "PAL-1", None, "unit", True, OLD)],
+    "storefront_inventory": [(11, 3, 4, 1, 500, 800, OLD)],
+    "sales": [
+        (106, 1, 21, 2001, 2, "R-106", "retail", "completed", "cash", 700, 0, 0, 700,
+         "2025-03-09T14:00:00+00:00", "2025-03-09T14:05:00+00:00"),
+        (107, 1, 11, None, 3, "R-107", "retail", "completed", "cash", 800, 0, 0, 800,
+         "2025-03-09T15:00:00+00:00", "2025-03-09T15:05:00+00:00"),
+    ],
+    "sale_items": [(14, 106, 21, 1, 700, 300, 0, 0, 700), (15, 107, 3, 1, 800, 500, 0, 0, 800)],
+    "payments": [(5, 1, 106, "cash", 700, "2025-03-09T14:05:00+00:00")],
+    "refunds": [(3, 1, 106, 100, "wrong item", 2, "2025-03-09T16:00:00+00:00")],
+    "stock_movements": [(4, 1, 21, 21, -1, "sale", "R-106", 2, "2025-03-09T14:05:00+00:00")],
+    "audit_logs": [
+        (6, 1, 2, "sale_completed", 106, None, None, None, "Sale R-106", None, "10.0.0.9", "pos/9",
+         "2025-03-09T14:05:00+00:00"),
+    ],
+}
+# What business 1 must never show from the rows above: business 2's user, storefront and category names.
+CROSS_FOREIGN_TEXT = ("Yuki", "yuki@example.com", "Sato", "Shibuya", "Sake")
+
 TABLES = {
     "businesses": BUSINESSES, "storefronts": STOREFRONTS, "business_storefronts": BUSINESS_STOREFRONTS,
     "users": USERS, "business_memberships": MEMBERSHIPS, "categories": CATEGORIES, "products": PRODUCTS,
@@ -166,32 +197,33 @@ EXPECTED = {
 SALE_IDS = {1: [101, 102, 104], 2: [201, 202], 3: [301, 302]}
 
 
-def _rows(table: str, dialect: str) -> list[tuple]:
-    rows = TABLES[table]
+def _rows(table: str, dialect: str, extra: dict | None = None) -> list[tuple]:
+    rows = TABLES[table] + (extra or {}).get(table, [])
     if dialect == "postgresql" and table == "audit_logs":  # JSONB cannot hold malformed JSON
         rows = [r[:9] + ((None if r[9] == '{"broken": ' else r[9]),) + r[10:] for r in rows]
     return rows
 
 
-def load_sqlite(path: Path) -> str:
+def load_sqlite(path: Path, extra: dict | None = None) -> str:
+    """The fixture (plus `extra` rows per table, e.g. CROSS_BUSINESS) in a new SQLite file; its URL."""
     conn = sqlite3.connect(path)
     conn.executescript(SCHEMA.read_text())
     for table in TABLES:
-        rows = _rows(table, "sqlite")
+        rows = _rows(table, "sqlite", extra)
         conn.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
     conn.commit()
     conn.close()
     return f"sqlite:///{path}"
 
 
-def load_postgres(url: str) -> None:
+def load_postgres(url: str, extra: dict | None = None) -> None:
     import psycopg2
 
     conn = psycopg2.connect(url)
     with conn, conn.cursor() as cur:
         cur.execute(SCHEMA.read_text())
         for table in TABLES:
-            rows = _rows(table, "postgresql")
+            rows = _rows(table, "postgresql", extra)
             cur.executemany(f"INSERT INTO {table} VALUES ({', '.join(['%s'] * len(rows[0]))})", rows)
     conn.close()
 

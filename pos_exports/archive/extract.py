@@ -11,14 +11,14 @@ import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from pos_exports.archive.parquet import parquet_totals, write_parquet
+from pos_exports.archive.capture import LOST, snapshot_capture
+from pos_exports.archive.parquet import parquet_not_members, parquet_totals, write_parquet
 from pos_exports.archive.tables import Dataset, Scope, Table
 from pos_exports.periods import day_window
 from pos_exports.source.database import Business, PosReader
 from pos_exports.storage import Storage
 from pos_exports.storage.base import sha256_file
 
-SNAPSHOT_MAX_LAG = dt.timedelta(hours=48)
 MARKER = "_reconciliation.json"
 
 
@@ -50,6 +50,8 @@ class TableResult:
     bytes: int
     sha256: str
     sums: dict[str, str]
+    # references to another business's rows (shown as "user 7 (not a member of this business)"): column, what, id, rows
+    non_members: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -70,6 +72,15 @@ class BusinessDayResult:
     def bytes(self) -> int:
         return sum(t.bytes for t in self.tables)
 
+    @property
+    def non_members(self) -> list[str]:
+        """One line per reference to another business's row: `sales.cashier_name: user 2 (1 row)`."""
+        return [
+            f"{t.table}.{n['column']}: {n['what']} {n['id']} ({n['rows']} row{'s' if n['rows'] != 1 else ''})"
+            for t in self.tables
+            for n in t.non_members
+        ]
+
 
 def source_totals(reader: PosReader, table: Table, scope: Scope) -> tuple[int, dict[str, Decimal]]:
     """Row count and money sums of the table's rows, computed by the source database itself."""
@@ -87,7 +98,6 @@ def archive_business_day(
     day: dt.date,
     *,
     now: dt.datetime,
-    snapshot_max_lag: dt.timedelta = SNAPSHOT_MAX_LAG,
     allow_shrink: bool = False,
 ) -> BusinessDayResult:
     """Extract, write and reconcile one (dataset, business, local day); return what was archived."""
@@ -101,16 +111,15 @@ def archive_business_day(
         )
     marker = marker_key(dataset.name, day, business.id)
     previous = json.loads(storage.read_bytes(marker)) if storage.exists(marker) else None
-    if dataset.kind == "snapshot" and now > win.end + snapshot_max_lag:
+    capture = snapshot_capture(day, business.timezone)
+    if dataset.kind == "snapshot" and capture.state(now) == LOST:
         if previous is not None:  # captured in time earlier: keep that capture, never overwrite it
             result.kept_existing = True
             result.tables = [TableResult(**t) for t in previous["tables"]]
             return result
         raise ArchiveError(
-            f"the {dataset.name} snapshot for {day} was never captured and cannot be taken now: the POS keeps "
-            f"no history of this state, and a snapshot can only be captured within "
-            f"{snapshot_max_lag.total_seconds() / 3600:.0f} h of the end of the day. Backfill past days with "
-            "the event datasets only (sales_archive, audit_log_archive)"
+            f"the {dataset.name} snapshot for {day} cannot be taken now: it was {capture.note(now)}. "
+            "Backfill past days with the event datasets only (sales_archive, audit_log_archive)"
         )
 
     reader.new_snapshot()  # counts and rows of this business-day come from one consistent snapshot
@@ -140,7 +149,13 @@ def archive_business_day(
                 )
             result.tables.append(
                 TableResult(
-                    table.name, key, rows, tmp.stat().st_size, sha256_file(tmp), {k: str(v) for k, v in sums.items()}
+                    table.name,
+                    key,
+                    rows,
+                    tmp.stat().st_size,
+                    sha256_file(tmp),
+                    {k: str(v) for k, v in sums.items()},
+                    parquet_not_members(tmp, table.names),
                 )
             )
 

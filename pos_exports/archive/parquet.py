@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pos_exports.archive.tables import MONEY, Table
+from pos_exports.archive.tables import MONEY, NOT_MEMBER, Table, parse_not_member
 
 ROW_GROUP_ROWS = 128 * 1024
 _CENT = pa.scalar(Decimal("0.01"), pa.decimal128(3, 2))
@@ -83,3 +83,19 @@ def parquet_totals(path: Path, money: tuple[str, ...]) -> tuple[int, dict[str, D
                 if value is not None:
                     sums[name] += value
     return file.metadata.num_rows, sums
+
+
+def parquet_not_members(path: Path, columns: tuple[str, ...]) -> list[dict]:
+    """The references to rows of another business in a written file: one entry per (column, what, id) with
+    the rows naming it (the label of `tables._own`), sorted; empty when every name is the business's own."""
+    counts: dict[tuple[str, str, int], int] = {}
+    if columns:
+        for batch in pq.ParquetFile(path).iter_batches(columns=list(columns), batch_size=ROW_GROUP_ROWS):
+            for name in columns:
+                column = batch.column(name)
+                hits = pc.filter(column, pc.fill_null(pc.ends_with(column, NOT_MEMBER), False))
+                for text in hits.to_pylist():
+                    if parsed := parse_not_member(text):
+                        key = (name, *parsed)
+                        counts[key] = counts.get(key, 0) + 1
+    return [{"column": c, "what": w, "id": i, "rows": n} for (c, w, i), n in sorted(counts.items())]

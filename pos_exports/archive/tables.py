@@ -1,13 +1,17 @@
 """The archive's tables: what each dataset reads from the POS, and the typed schema it keeps.
 
 Money arrives as integer cents (`*_cents`) and is kept as exact `decimal128(18, 2)` under the name
-without the suffix; instants are UTC timestamps; every row is filtered on the business id in SQL,
-and joined names (product, storefront, customer) only from rows of the same business.
+without the suffix; instants are UTC timestamps; every row is filtered on the business id in SQL.
+Joined names (storefront, customer, product, category, user) come only through the business's own rows:
+its storefront links, customers, products, categories and user memberships (`users` is global in the
+POS). A reference to another business's row keeps its id but no name or e-mail: the name column holds
+`user 7 (not a member of this business)` instead (`_own`), and the reconciliation lists it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,6 +38,7 @@ class Table:
     name: str
     fields: tuple[tuple[str, pa.DataType], ...]
     sql: Callable[[Dialect, Scope], str]
+    names: tuple[str, ...] = ()  # columns that hold `_own`'s label for a reference to another business
 
     @property
     def schema(self) -> pa.Schema:
@@ -64,6 +69,32 @@ def _user_name(alias: str) -> str:
     return f"TRIM({alias}.first_name || ' ' || {alias}.last_name)"
 
 
+NOT_MEMBER = "(not a member of this business)"
+_NOT_MEMBER_RE = re.compile(r"^([a-z]+) (-?\d+) " + re.escape(NOT_MEMBER) + "$")
+
+
+def parse_not_member(text: str | None) -> tuple[str, int] | None:
+    """(`what`, id) of the label `_own` puts in a name column (`user 7 (not a member of this business)`), else None."""
+    m = _NOT_MEMBER_RE.match(text or "")
+    return (m.group(1), int(m.group(2))) if m else None
+
+
+def _own(what: str, ref: str, joined: str, name: str) -> str:
+    """`name` when the reference `ref` matched one of the business's own rows (`joined` is its key through the
+    business-filtered join), else the label `{what} {ref} (not a member of this business)` (NULL stays NULL)."""
+    label = f"'{what} ' || CAST({ref} AS TEXT) || ' {NOT_MEMBER}'"
+    return f"CASE WHEN {ref} IS NOT NULL AND {joined} IS NULL THEN {label} ELSE {name} END"
+
+
+def _member(alias: str, ref: str, business: str) -> str:
+    """Join the user `ref` only through a membership of `business` (any membership row, active or not: a former
+    cashier's sales are still the business's history)."""
+    return (
+        f"LEFT JOIN business_memberships {alias}m ON {alias}m.user_id = {ref} AND {alias}m.business_id = {business}\n"
+        f"LEFT JOIN users {alias} ON {alias}.id = {alias}m.user_id"
+    )
+
+
 SALES = Table(
     "sales",
     (
@@ -87,17 +118,20 @@ SALES = Table(
         ("created_at", INSTANT),
         ("completed_at", INSTANT),
     ),
-    lambda d, s: (
+    names=("storefront_name", "customer_name", "cashier_name"),
+    sql=lambda d, s: (
         f"""
-SELECT s.id, s.business_id, s.storefront_id, sf.name AS storefront_name, s.customer_id, c.name AS customer_name,
-       s.user_id, u.email AS cashier_email, {_user_name("u")} AS cashier_name, s.receipt_number, s.sale_type,
+SELECT s.id, s.business_id, s.storefront_id, {_own("storefront", "s.storefront_id", "bs.storefront_id", "sf.name")}
+       AS storefront_name, s.customer_id, {_own("customer", "s.customer_id", "c.id", "c.name")} AS customer_name,
+       s.user_id, u.email AS cashier_email, {_own("user", "s.user_id", "u.id", _user_name("u"))} AS cashier_name,
+       s.receipt_number, s.sale_type,
        s.status, s.payment_type, s.subtotal_cents AS subtotal, s.discount_cents AS discount, s.tax_cents AS tax,
        s.total_cents AS total, s.created_at, s.completed_at
 FROM sales s
 LEFT JOIN business_storefronts bs ON bs.storefront_id = s.storefront_id AND bs.business_id = s.business_id
 LEFT JOIN storefronts sf ON sf.id = bs.storefront_id
 LEFT JOIN customers c ON c.id = s.customer_id AND c.business_id = s.business_id
-LEFT JOIN users u ON u.id = s.user_id
+{_member("u", "s.user_id", "s.business_id")}
 WHERE s.business_id = {s.business_id} AND {_sale_in_window(d, s)}
 ORDER BY s.id"""
     ),
@@ -120,9 +154,11 @@ SALE_ITEMS = Table(
         ("tax", MONEY),
         ("total", MONEY),
     ),
-    lambda d, s: (
+    names=("product_name", "category_name"),
+    sql=lambda d, s: (
         f"""
-SELECT i.id, i.sale_id, s.receipt_number, i.product_id, p.name AS product_name, p.sku, cat.name AS category_name,
+SELECT i.id, i.sale_id, s.receipt_number, i.product_id, {_own("product", "i.product_id", "p.id", "p.name")}
+       AS product_name, p.sku, {_own("category", "p.category_id", "cat.id", "cat.name")} AS category_name,
        i.quantity, i.unit_price_cents AS unit_price, i.unit_cost_cents AS unit_cost, i.discount_cents AS discount,
        i.tax_cents AS tax, i.total_cents AS total
 FROM sale_items i
@@ -168,13 +204,14 @@ REFUNDS = Table(
         ("user_email", TEXT),
         ("created_at", INSTANT),
     ),
-    lambda d, s: (
+    names=("user_email",),
+    sql=lambda d, s: (
         f"""
 SELECT r.id, r.business_id, r.sale_id, s.receipt_number, r.amount_cents AS amount, r.reason, r.user_id,
-       u.email AS user_email, r.created_at
+       {_own("user", "r.user_id", "u.id", "u.email")} AS user_email, r.created_at
 FROM refunds r
 LEFT JOIN sales s ON s.id = r.sale_id AND s.business_id = r.business_id
-LEFT JOIN users u ON u.id = r.user_id
+{_member("u", "r.user_id", "r.business_id")}
 WHERE r.business_id = {s.business_id} AND {d.in_window("r.created_at", s.start, s.end)}
 ORDER BY r.id"""
     ),
@@ -261,10 +298,12 @@ INVENTORY = Table(
         ("selling_price", MONEY),
         ("updated_at", INSTANT),
     ),
-    lambda d, s: (
+    names=("category_name",),
+    sql=lambda d, s: (
         f"""
 SELECT si.storefront_id, sf.name AS storefront_name, si.product_id, p.name AS product_name, p.sku, p.barcode,
-       p.unit, cat.name AS category_name, p.is_active AS product_is_active, si.quantity, si.reorder_level,
+       p.unit, {_own("category", "p.category_id", "cat.id", "cat.name")} AS category_name,
+       p.is_active AS product_is_active, si.quantity, si.reorder_level,
        si.unit_cost_cents AS unit_cost, si.selling_price_cents AS selling_price, si.updated_at
 FROM storefront_inventory si
 JOIN business_storefronts bs ON bs.storefront_id = si.storefront_id AND bs.business_id = {s.business_id}
@@ -292,15 +331,18 @@ STOCK_MOVEMENTS = Table(
         ("user_email", TEXT),
         ("created_at", INSTANT),
     ),
-    lambda d, s: (
+    names=("storefront_name", "product_name", "user_email"),
+    sql=lambda d, s: (
         f"""
-SELECT m.id, m.business_id, m.storefront_id, sf.name AS storefront_name, m.product_id, p.name AS product_name,
-       p.sku, m.quantity_change, m.reason, m.reference, m.user_id, u.email AS user_email, m.created_at
+SELECT m.id, m.business_id, m.storefront_id, {_own("storefront", "m.storefront_id", "bs.storefront_id", "sf.name")}
+       AS storefront_name, m.product_id, {_own("product", "m.product_id", "p.id", "p.name")} AS product_name,
+       p.sku, m.quantity_change, m.reason, m.reference, m.user_id, {_own("user", "m.user_id", "u.id", "u.email")}
+       AS user_email, m.created_at
 FROM stock_movements m
 LEFT JOIN business_storefronts bs ON bs.storefront_id = m.storefront_id AND bs.business_id = m.business_id
 LEFT JOIN storefronts sf ON sf.id = bs.storefront_id
 LEFT JOIN products p ON p.id = m.product_id AND p.business_id = m.business_id
-LEFT JOIN users u ON u.id = m.user_id
+{_member("u", "m.user_id", "m.business_id")}
 WHERE m.business_id = {s.business_id} AND {d.in_window("m.created_at", s.start, s.end)}
 ORDER BY m.id"""
     ),
@@ -326,13 +368,15 @@ AUDIT_LOGS = Table(
         ("user_agent", TEXT),
         ("created_at", INSTANT),
     ),
-    lambda d, s: (
+    names=("user_email",),
+    sql=lambda d, s: (
         f"""
-SELECT a.id, a.business_id, a.user_id, u.email AS user_email, u.first_name AS user_first_name,
+SELECT a.id, a.business_id, a.user_id, {_own("user", "a.user_id", "u.id", "u.email")} AS user_email,
+       u.first_name AS user_first_name,
        u.last_name AS user_last_name, a.event_type, a.sale_id, a.customer_id, a.payment_id, a.refund_id,
        a.description, {d.json_text("a.event_data")} AS event_data, a.ip_address, a.user_agent, a.created_at
 FROM audit_logs a
-LEFT JOIN users u ON u.id = a.user_id
+{_member("u", "a.user_id", "a.business_id")}
 WHERE a.business_id = {s.business_id} AND {d.in_window("a.created_at", s.start, s.end)}
 ORDER BY a.id"""
     ),

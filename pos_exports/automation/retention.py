@@ -15,7 +15,8 @@ Each gap (business, dataset, day) gets a level:
 - `info`: an overdue **event** gap (sales, audit_log) with more than 14 days left;
 - `warn`: an overdue event gap with 4..14 days left;
 - `error`: an overdue event gap with <= 3 days left; **or** an overdue **snapshot** gap (customers,
-  inventory) that can still be captured (within 48 h of the end of the day, `SNAPSHOT_MAX_LAG`):
+  inventory) that can still be captured (within 48 h of the end of the day: `archive.capture`, the rule the
+  archive and the export messages use too):
   it is lost for good when that window closes;
 - `lost`: a snapshot gap past its capture window: it can never be recovered, so it is reported
   (for the record) but drives nothing.
@@ -41,10 +42,11 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from pos_exports import config as settings
-from pos_exports.archive.extract import MARKER, SNAPSHOT_MAX_LAG
+from pos_exports.archive.capture import SNAPSHOT_MAX_LAG, Capture, snapshot_capture
+from pos_exports.archive.extract import MARKER
 from pos_exports.archive.read import load_businesses
 from pos_exports.archive.tables import DATASETS
-from pos_exports.periods import PeriodError, day_window, parse_date, zone
+from pos_exports.periods import PeriodError, parse_date, zone
 from pos_exports.source.resource import StorageResource
 from pos_exports.storage import Storage
 
@@ -92,7 +94,7 @@ class Gap:
     level: str  # pending | info | warn | error | lost
     recoverable: bool  # can still be archived (events: always inside the window; snapshots: capture window)
     overdue: bool  # the daily schedule should have archived it by now
-    capture_deadline: dt.datetime | None = None  # snapshots only
+    capture: Capture | None = None  # snapshots only: when it can be captured
 
     @property
     def drives_status(self) -> bool:
@@ -101,11 +103,10 @@ class Gap:
     def describe(self, now: dt.datetime | None = None) -> str:
         if self.level == "pending":
             return "not archived yet (the daily schedule has not run for it)"
+        if self.kind == "snapshot" and self.capture is not None and now is not None:
+            return "snapshot " + self.capture.note(now)
         if self.kind == "snapshot":
-            if not self.recoverable:
-                return "snapshot never captured: lost (the POS keeps no history)"
-            hours = (self.capture_deadline - now).total_seconds() / 3600 if now and self.capture_deadline else None
-            return "snapshot can still be captured" + (f" for {hours:.0f} h" if hours is not None else "")
+            return "snapshot can still be captured" if self.recoverable else "snapshot never captured: lost"
         return f"{self.days_left} day(s) before the POS purges it"
 
 
@@ -184,7 +185,8 @@ class Coverage:
         if snaps:
             text += (
                 f" Archive every dataset of {_spans(snaps)} now (`pos-exports archive --date {snaps[0]} --to "
-                f"{snaps[-1]}`): their customers/inventory snapshots are lost 48 h after the end of the day."
+                f"{snaps[-1]}`): their customers/inventory snapshots are lost "
+                f"{SNAPSHOT_MAX_LAG.total_seconds() / 3600:.0f} h after the end of the day."
             )
         return text.strip()
 
@@ -292,11 +294,8 @@ def coverage(
             for b in businesses:
                 if b.id not in last_day or day > last_day[b.id] or b.id in have:
                     continue
-                deadline = None
-                recoverable = True
-                if kind == "snapshot":
-                    deadline = day_window(day, b.timezone).end + SNAPSHOT_MAX_LAG
-                    recoverable = now < deadline
+                capture = snapshot_capture(day, b.timezone) if kind == "snapshot" else None
+                recoverable = capture is None or capture.capturable(now)
                 result.gaps.append(
                     Gap(
                         b.id,
@@ -308,7 +307,7 @@ def coverage(
                         _level(kind, days_left, overdue, recoverable),
                         recoverable,
                         overdue,
-                        deadline,
+                        capture,
                     )
                 )
         day += dt.timedelta(days=1)

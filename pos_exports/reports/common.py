@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pos_exports.archive import capture
 from pos_exports.archive.read import ArchiveMissing, archived, missing_days, read_table
 from pos_exports.reports.model import Column, Report, Section, table_section
 from pos_exports.reports.period import Period
@@ -29,16 +30,28 @@ def require_days(storage: Storage, dataset: str, business: Business, period: Per
         )
 
 
-def require_snapshot(storage: Storage, dataset: str, business: Business, period: Period) -> dict:
-    """The reconciliation record of the snapshot at the end of the period, or ArchiveMissing."""
+def require_snapshot(
+    storage: Storage, dataset: str, business: Business, period: Period, now: dt.datetime | None = None
+) -> dict:
+    """The reconciliation record of the snapshot at the end of the period, or ArchiveMissing saying whether it can
+    still be captured (and how) or is lost, by the same rule as the archive and the retention guard."""
     day = period.last_day
     record = archived(storage, dataset, business.id, day)
     if record is None:
-        raise ArchiveMissing(
-            f"the {dataset} snapshot of {day.isoformat()} (the end of {period.label}) was never captured for "
-            f"business {business.id} ({business.name}): it is not in the archive, and the POS keeps no "
-            "history of this state, so this export cannot be produced for that period"
-        )
+        now = now or capture.clock()
+        window = capture.snapshot_capture(day, business.timezone)
+        what = f"the {dataset} snapshot of {day.isoformat()} (the end of {period.label}) for business {business.id} "
+        what += f"({business.name})"
+        state = window.state(now)
+        if state == capture.LOST:
+            raise ArchiveMissing(f"{what} was {window.note(now)}; so this export cannot be produced for that period")
+        if state == capture.OPEN:
+            raise ArchiveMissing(
+                f"{what} is not in the archive yet and {window.note(now)}. Capture it now: "
+                f"`{capture.archive_command(dataset, day, business.id)}` (or materialize the {dataset}_archive "
+                f"partition {day.isoformat()}), then export again"
+            )
+        raise ArchiveMissing(f"{what} is {window.note(now)}")
     return record
 
 
