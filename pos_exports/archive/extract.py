@@ -30,6 +30,10 @@ class ReconciliationError(ArchiveError):
     pass
 
 
+class SnapshotNotCaptured(ArchiveError):
+    """A snapshot asked for after its capture window that was never captured: it is lost."""
+
+
 def partition_prefix(dataset: str, day: dt.date, business_id: int) -> str:
     return f"archive/{dataset}/date={day.isoformat()}/business_id={business_id}"
 
@@ -106,7 +110,7 @@ def archive_business_day(
             result.kept_existing = True
             result.tables = [TableResult(**t) for t in previous["tables"]]
             return result
-        raise ArchiveError(
+        raise SnapshotNotCaptured(
             f"the {dataset.name} snapshot for {day} was never captured and cannot be taken now: the POS keeps "
             f"no history of this state, and a snapshot can only be captured within "
             f"{snapshot_max_lag.total_seconds() / 3600:.0f} h of the end of the day. Backfill past days with "
