@@ -42,7 +42,8 @@ class FailedItem(BaseModel):
         """The item as its business reads it: what did not arrive, why, and whether to act."""
         what = self.dataset.replace("_", " ").capitalize()
         outcome = {
-            "archive": f"{what} data of {self.period_label}: not saved yet, so the exports covering that day are late",
+            "archive": f"{what} data of {self.period_label}: not archived, so the exports that need it are late or "
+            "incomplete",
             "export": f"{what} export for {self.period_label}: not produced",
             "delivery": f"{what} export for {self.period_label}: not delivered",
         }[self.stage]
