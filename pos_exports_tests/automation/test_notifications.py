@@ -15,6 +15,7 @@ from pos_exports.delivery.state import alerts, engine
 from pos_exports.exports.assets import weekly_exports
 from pos_exports.failures import from_metadata
 from pos_exports.source.resource import PosDatabase, StorageResource
+from pos_exports_tests.fixtures import load_sqlite
 from pos_exports_tests.smtp_server import free_port
 
 TEAM = "data-team@pos.example"
@@ -204,3 +205,82 @@ def test_an_alert_that_cannot_be_sent_is_kept_and_retried(tmp_path, smtp_server)
     assert notify.flush(eng, up, tmp_path / "outbox") == {"sent": 1, "pending": 0, "failed": 0}
     assert len(smtp_server.handler.received) == 1
     assert notify.flush(eng, up, tmp_path / "outbox") == {"sent": 0, "pending": 0, "failed": 0}
+
+
+def _evaluate_as_the_daemon(sensor, instance, root, cursor):
+    """Evaluate a sensor as the daemon does: in the code location `workspace.yaml` loads, with its cursor."""
+    from dagster._core.definitions.sensor_definition import SensorEvaluationContext
+    from dagster._core.remote_origin import ManagedGrpcPythonEnvCodeLocationOrigin
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    from pos_exports.definitions import defs
+
+    origin = ManagedGrpcPythonEnvCodeLocationOrigin(
+        LoadableTargetOrigin(module_name="pos_exports.definitions"), "pos_exports.definitions"
+    )
+    with SensorEvaluationContext(
+        instance_ref=None,
+        instance=instance,
+        cursor=cursor,
+        repository_name=defs.get_repository_def().name,
+        repository_def=defs.get_repository_def(),
+        sensor_name=sensor.name,
+        resources={"storage": StorageResource(root=str(root))},
+        code_location_origin=origin,
+    ) as context:
+        return sensor.evaluate_tick(context).cursor
+
+
+def test_failed_cli_runs_are_alerted_exactly_once(tmp_path, smtp_server, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from pos_exports.automation.notifications import in_process_failure_alert_sensor
+
+    eng = _setup(monkeypatch, tmp_path, smtp_server)
+    home, root = tmp_path / "dagster_home", tmp_path / "store"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    sub = subscriptions.add(
+        eng,
+        {
+            "business_id": 1,
+            "name": "Daily sales",
+            "datasets": ["sales"],
+            "formats": ["csv"],
+            "frequency": "daily",
+            "at": "07:00",
+            "recipients": [REFUSED[1]],
+        },
+    )
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "POS_DATABASE_URL": load_sqlite(tmp_path / "pos.sqlite"),
+        "POS_EXPORTS_STORAGE": str(root),
+    }
+    sensors = [failure_alert_sensor, in_process_failure_alert_sensor]
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        cursors = {s.name: _evaluate_as_the_daemon(s, instance, root, None) for s in sensors}  # first tick
+        for command in (  # the delivery first: the archive run would write the business list it lacks
+            ["subscriptions", "trigger", str(sub.id), "--period", "2025-03-09"],
+            ["archive", "--date", "2025-03-08", "--dataset", "customers"],  # snapshots never captured
+        ):
+            cli = subprocess.run(
+                [sys.executable, "-m", "pos_exports.cli", *command], env=env, capture_output=True, text=True
+            )
+            assert cli.returncode == 1, cli.stderr
+        assert len(instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))) == 2
+        for _ in range(2):  # a tick evaluated again (its cursor lost in a crash) alerts nothing twice
+            for s in sensors:
+                _evaluate_as_the_daemon(s, instance, root, cursors[s.name])
+    messages = _messages(smtp_server)
+    team = [m for m in messages if m[0] == [TEAM]]
+    assert [m[2] for m in team] == [
+        "[pos_exports] FAILED: delivery_job 2025-03-09 (business 1)",
+        "[pos_exports] FAILED: daily_archive_job 2025-03-08..2025-03-08 (3 failed item(s), 3 business(es))",
+    ]
+    assert sorted(m[0][0] for m in messages if m[0] != [TEAM]) == sorted([OWNERS[1], OWNERS[1], OWNERS[2], OWNERS[3]])
+    [delivery_alert] = [m for m in messages if m[0] == [OWNERS[1]] and "9 Mar 2025" in m[2]]
+    assert "Sales export for 9 Mar 2025: not delivered. Why: a technical problem on our side." in delivery_alert[3]
