@@ -22,6 +22,9 @@ def period_folder(business_id: int, period: Period) -> str:
     return f"exports/{business_id}/{period.kind}/{period.key}"
 
 
+SNAPSHOT_NAMES = {"customers": "customer list", "inventory": "stock list"}  # as a business says it
+
+
 def export_period(
     storage: Storage,
     business: Business,
@@ -57,8 +60,8 @@ def plain_reason(dataset: str, period: Period, exc: BaseException) -> str:
     if isinstance(exc, ArchiveMissing):
         if DATASETS[dataset].kind == "snapshot":
             return (
-                f"the {dataset.replace('_', ' ')} as of {span_label(period.last_day, period.last_day)} was not "
-                "captured in time, and the point-of-sale system keeps no history of it"
+                f"the {SNAPSHOT_NAMES.get(dataset, dataset)} as of {span_label(period.last_day, period.last_day)} "
+                "was not captured in time, and the point-of-sale system keeps no history of it"
             )
         return "some days of the period are not archived yet"
     return TEMPORARY if is_transient(exc) else ON_OUR_SIDE
