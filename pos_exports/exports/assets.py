@@ -3,6 +3,8 @@
 Each period kind is one multi-asset with an asset per dataset (`sales_weekly_export`, ...), mapped
 onto the daily archive with `TimeWindowPartitionMapping`; all partitions share the archive's
 `Etc/GMT+12` calendar, so a period appears once its last day has ended for every business.
+A business-dataset that cannot be produced is a recorded gap (manifest, metadata, the failed check
+`every_business_exported`, the run's `failed_items`); it never withholds the other exports.
 """
 
 import dagster as dg
