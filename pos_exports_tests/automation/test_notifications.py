@@ -207,17 +207,46 @@ def test_an_alert_that_cannot_be_sent_is_kept_and_retried(tmp_path, smtp_server)
     assert notify.flush(eng, up, tmp_path / "outbox") == {"sent": 0, "pending": 0, "failed": 0}
 
 
-def _evaluate_as_the_daemon(sensor, instance, root, cursor):
-    """Evaluate a sensor as the daemon does: in the code location `workspace.yaml` loads, with its cursor."""
-    from dagster._core.definitions.sensor_definition import SensorEvaluationContext
+def _location_origin():
+    """The origin of this code location as the daemon and the UI know it (loaded by `workspace.yaml`)."""
     from dagster._core.remote_origin import ManagedGrpcPythonEnvCodeLocationOrigin
     from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
-    from pos_exports.definitions import defs
-
-    origin = ManagedGrpcPythonEnvCodeLocationOrigin(
+    return ManagedGrpcPythonEnvCodeLocationOrigin(
         LoadableTargetOrigin(module_name="pos_exports.definitions"), "pos_exports.definitions"
     )
+
+
+def _launched_run_failed(instance, tags):
+    """A delivery run as the daemon launches it (it carries the code location's origin), failed."""
+    from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
+
+    from pos_exports.definitions import defs
+
+    repository = RemoteRepositoryOrigin(_location_origin(), defs.get_repository_def().name)
+    run = instance.create_run_for_job(
+        job_def=delivery_job,
+        remote_job_origin=RemoteJobOrigin(repository, "delivery_job"),
+        status=dg.DagsterRunStatus.STARTED,
+        run_config={
+            "ops": {
+                "deliver_subscription": {
+                    "config": {"subscription_id": 7, "period_kind": "daily", "period_key": "2025-03-09"}
+                }
+            }
+        },
+        tags=tags,
+    )
+    instance.report_run_failed(run)
+
+
+def _evaluate_as_the_daemon(sensor, instance, root, cursor):
+    """Evaluate a sensor as the daemon does: in the code location `workspace.yaml` loads, with its cursor."""
+    from dagster._core.definitions.sensor_definition import SensorEvaluationContext
+
+    from pos_exports.definitions import defs
+
+    origin = _location_origin()
     with SensorEvaluationContext(
         instance_ref=None,
         instance=instance,
@@ -231,7 +260,7 @@ def _evaluate_as_the_daemon(sensor, instance, root, cursor):
         return sensor.evaluate_tick(context).cursor
 
 
-def test_failed_cli_runs_are_alerted_exactly_once(tmp_path, smtp_server, monkeypatch):
+def test_every_failed_run_cli_or_launched_is_alerted_exactly_once(tmp_path, smtp_server, monkeypatch):
     import os
     import subprocess
     import sys
@@ -271,16 +300,19 @@ def test_failed_cli_runs_are_alerted_exactly_once(tmp_path, smtp_server, monkeyp
                 [sys.executable, "-m", "pos_exports.cli", *command], env=env, capture_output=True, text=True
             )
             assert cli.returncode == 1, cli.stderr
-        assert len(instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))) == 2
+        _launched_run_failed(instance, {"pos_exports/business": "3", "pos_exports/period": "2025-03-09"})
+        assert len(instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))) == 3
         for _ in range(2):  # a tick evaluated again (its cursor lost in a crash) alerts nothing twice
             for s in sensors:
                 _evaluate_as_the_daemon(s, instance, root, cursors[s.name])
     messages = _messages(smtp_server)
     team = [m for m in messages if m[0] == [TEAM]]
-    assert [m[2] for m in team] == [
-        "[pos_exports] FAILED: delivery_job 2025-03-09 (business 1)",
+    assert sorted(m[2] for m in team) == [
         "[pos_exports] FAILED: daily_archive_job 2025-03-08..2025-03-08 (3 failed item(s), 3 business(es))",
+        "[pos_exports] FAILED: delivery_job 2025-03-09 (business 1)",
+        "[pos_exports] FAILED: delivery_job 2025-03-09 (business 3)",  # launched by the daemon: the other sensor
     ]
-    assert sorted(m[0][0] for m in messages if m[0] != [TEAM]) == sorted([OWNERS[1], OWNERS[1], OWNERS[2], OWNERS[3]])
+    owners = sorted(m[0][0] for m in messages if m[0] != [TEAM])
+    assert owners == sorted([OWNERS[1], OWNERS[1], OWNERS[2], OWNERS[3], OWNERS[3]])
     [delivery_alert] = [m for m in messages if m[0] == [OWNERS[1]] and "9 Mar 2025" in m[2]]
     assert "Sales export for 9 Mar 2025: not delivered. Why: a technical problem on our side." in delivery_alert[3]
