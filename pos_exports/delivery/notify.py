@@ -21,10 +21,13 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from pos_exports.archive.read import ArchiveMissing
+from pos_exports.automation.retries import is_transient
 from pos_exports.delivery.email import EmailContent, SmtpSettings, build_message, send
 from pos_exports.delivery.state import alerted_runs, alerts
 from pos_exports.delivery.subscriptions import get_settings
 from pos_exports.failures import ON_OUR_SIDE, TEMPORARY, FailedItem
+from pos_exports.reports.period import Period
 
 MAX_ATTEMPTS = 8
 DATA_TEAM_ENV = "POS_EXPORTS_DATA_TEAM_EMAIL"
@@ -115,13 +118,11 @@ def delivery_failed_items(
     sub_datasets: list[str],
     business_id: int,
     business_name: str,
-    period,
+    period: Period,
     results: dict | None = None,
     exc: BaseException | None = None,
 ) -> list[FailedItem]:
     """The failed items of one delivery: a recipient not emailed (from `results`), or the whole of it (`exc`)."""
-    from pos_exports.archive.read import ArchiveMissing
-    from pos_exports.automation.retries import is_transient
 
     def item(reason: str, *, must_act: bool = False, transient: bool = False, detail: str = "") -> FailedItem:
         return FailedItem(
