@@ -19,7 +19,10 @@ RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_p
 def _execute(
     job_name: str, *, run_config: dict, tags: dict | None = None, selection=None, partition_key: str | None = None
 ) -> dg.ExecuteInProcessResult:
-    """Run a job of the code location in this process, on the instance in DAGSTER_HOME (visible in the UI)."""
+    """Run a job of the code location in this process, on the instance in DAGSTER_HOME (visible in the UI).
+
+    Such a run carries no code location origin; `in_process_failure_alert_sensor` alerts its failure.
+    """
     from pos_exports.definitions import defs
 
     run_config = {**run_config, "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -157,8 +160,10 @@ def _trigger(args: argparse.Namespace, ctx: subscriptions_cli.Context) -> int:
     if not key:
         _, key = schedule.period_at(sub, ctx.zone_for(sub), schedule.next_fire(sub, ctx.zone_for(sub), ctx.now))
         key = _previous_key(kind, key)
-    cfg = {"subscription_id": sub.id, "period_kind": kind, "period_key": key}
-    result = _execute("delivery_job", run_config={"ops": {"deliver_subscription": {"config": cfg}}})
+    from pos_exports.automation.delivery import run_request
+
+    request = run_request(sub.id, kind, key, sub.business_id)  # the tags a sensor's run has (failure alerts)
+    result = _execute("delivery_job", run_config=request.run_config, tags=request.tags)
     ctx.print(
         f"run {result.run_id}: delivery of {sub.name!r} for {kind} {key}: "
         f"{result.output_for_node('deliver_subscription') if result.success else 'FAILED'}"

@@ -7,7 +7,11 @@ from pos_exports.archive.assets import archive_job, daily_archive
 from pos_exports.automation.catchup import catchup_sensor
 from pos_exports.automation.cleanup import cleanup_job, cleanup_schedule
 from pos_exports.automation.delivery import delivery_job, due_subscriptions_sensor, failed_delivery_retry_sensor
-from pos_exports.automation.notifications import alert_outbox_sensor, failure_alert_sensor
+from pos_exports.automation.notifications import (
+    alert_outbox_sensor,
+    failure_alert_sensor,
+    in_process_failure_alert_sensor,
+)
 from pos_exports.automation.retention import retention_guard, retention_guard_job, retention_guard_sensor
 from pos_exports.automation.schedules import SCHEDULES
 from pos_exports.automation.stats import delivery_statistics, statistics_job, statistics_schedule
@@ -37,6 +41,7 @@ def build_defs() -> dg.Definitions:
             due_subscriptions_sensor,
             failed_delivery_retry_sensor,
             failure_alert_sensor,
+            in_process_failure_alert_sensor,
             alert_outbox_sensor,
             retention_guard_sensor,
             catchup_sensor,

@@ -1,16 +1,20 @@
 """The daily archive as Dagster assets: one partition per business-local day, all businesses per run."""
 
+import datetime as dt
+
 import dagster as dg
 from pydantic import Field
 
 from pos_exports import config as settings
 from pos_exports.archive import capture
-from pos_exports.archive.extract import BusinessDayResult, archive_business_day, partition_prefix
+from pos_exports.archive.extract import BusinessDayResult, SnapshotNotCaptured, archive_business_day, partition_prefix
 from pos_exports.archive.read import save_businesses
 from pos_exports.archive.tables import DATASETS
-from pos_exports.automation.retries import RETRY_POLICY, failure
+from pos_exports.automation.retries import RETRY_POLICY, failure, is_transient
+from pos_exports.failures import ON_OUR_SIDE, TEMPORARY, FailedItem, to_metadata
 from pos_exports.periods import PeriodError, parse_date
-from pos_exports.source.database import Business, PosSourceError, list_businesses
+from pos_exports.reports.period import daily
+from pos_exports.source.database import Business, PosSourceError, SourceDataError, list_businesses
 from pos_exports.source.resource import PosDatabase, StorageResource
 
 # Keys are business-local dates. A key appears once its day has ended in the westernmost zone
@@ -97,6 +101,7 @@ def daily_archive(
     causes: list[BaseException] = []
     results: dict[str, list[BusinessDayResult]] = {ds.name: [] for ds in selected}
     failed_datasets: dict[str, list[str]] = {ds.name: [] for ds in selected}
+    failed_items: dict[str, list[FailedItem]] = {ds.name: [] for ds in selected}
     try:
         with pos_database.open() as reader:
             known = list_businesses(reader)
@@ -120,6 +125,7 @@ def daily_archive(
                             context.log.error(message)
                             failures.append(message)
                             failed_datasets[ds.name].append(message)
+                            failed_items[ds.name].append(_failed_item(ds.name, day, business, exc))
                             continue
                         results[ds.name].append(r)
                         context.log.info(
@@ -149,6 +155,7 @@ def daily_archive(
                     "failures": dg.MetadataValue.md("\n".join(f"- {f}" for f in failed) or "none"),
                     "non_member_references": len(foreign),
                     "non_members": dg.MetadataValue.md("\n".join(f"- {f}" for f in foreign[:200]) or "none"),
+                    **to_metadata(failed_items[ds.name]),
                 },
             )
         if not failed:
@@ -161,8 +168,34 @@ def daily_archive(
         raise failure(
             f"{len(failures)} business-day(s) failed; the others were archived:\n" + "\n".join(failures),
             causes,
-            metadata={"failures": dg.MetadataValue.md("\n".join(f"- {f}" for f in failures))},
+            metadata={
+                "failures": dg.MetadataValue.md("\n".join(f"- {f}" for f in failures)),
+                **to_metadata(i for ds in selected for i in failed_items[ds.name]),
+            },
         )
+
+
+def _failed_item(dataset: str, day: dt.date, business: Business, exc: Exception) -> FailedItem:
+    """The record of one business-day that could not be archived, with a reason its business can read."""
+    if isinstance(exc, SnapshotNotCaptured):
+        reason = "it was not captured in time, and the point-of-sale system keeps no history of it"
+    elif isinstance(exc, SourceDataError):
+        reason = "some of the records of that day could not be read as they are; the data team will look at them"
+    else:
+        reason = TEMPORARY if is_transient(exc) else ON_OUR_SIDE
+    period = daily(day)
+    return FailedItem(
+        business_id=business.id,
+        business_name=business.name,
+        stage="archive",
+        dataset=dataset,
+        period_kind=period.kind,
+        period_key=period.key,
+        period_label=period.label,
+        reason=reason,
+        transient=is_transient(exc),
+        detail=f"{type(exc).__name__}: {exc}",
+    )
 
 
 def _metadata(dataset: str, done: list[BusinessDayResult], root: str) -> dict:

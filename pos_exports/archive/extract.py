@@ -30,6 +30,10 @@ class ReconciliationError(ArchiveError):
     pass
 
 
+class SnapshotNotCaptured(ArchiveError):
+    """A snapshot asked for after its capture window that was never captured: it is lost."""
+
+
 def partition_prefix(dataset: str, day: dt.date, business_id: int) -> str:
     return f"archive/{dataset}/date={day.isoformat()}/business_id={business_id}"
 
@@ -117,7 +121,7 @@ def archive_business_day(
             result.kept_existing = True
             result.tables = [TableResult(**t) for t in previous["tables"]]
             return result
-        raise ArchiveError(
+        raise SnapshotNotCaptured(
             f"the {dataset.name} snapshot for {day} cannot be taken now: it was {capture.note(now)}. "
             "Backfill past days with the event datasets only (sales_archive, audit_log_archive)"
         )

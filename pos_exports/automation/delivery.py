@@ -16,6 +16,7 @@ from pos_exports.delivery.email import SmtpSettings
 from pos_exports.delivery.schedule import due
 from pos_exports.delivery.state import engine
 from pos_exports.delivery.subscriptions import find, get
+from pos_exports.failures import to_metadata
 from pos_exports.reports.period import period_for
 from pos_exports.source.resource import StorageResource
 from pos_exports.storage.base import LocalStorage
@@ -60,17 +61,23 @@ def deliver_subscription(context: dg.OpExecutionContext, config: DeliveryConfig,
     business = {b.id: b for b in load_businesses(store)}.get(sub.business_id)
     if business is None:
         raise dg.Failure(allow_retries=False, description=f"business {sub.business_id} is not in the archive yet")
-    outcome = deliver(
-        eng,
-        store,
-        sub,
-        business,
-        config.period_kind,
-        config.period_key,
-        run_id=context.run_id,
-        smtp=SmtpSettings.from_env(),
-        outbox_dir=outbox_dir(storage),
-    )
+    period = period_for(config.period_kind, config.period_key)
+    try:
+        outcome = deliver(
+            eng,
+            store,
+            sub,
+            business,
+            config.period_kind,
+            config.period_key,
+            run_id=context.run_id,
+            smtp=SmtpSettings.from_env(),
+            outbox_dir=outbox_dir(storage),
+        )
+    except Exception as exc:  # recorded per business for the failure alert (pos_exports.failures)
+        items = notify.delivery_failed_items(sub.datasets, business.id, business.name, period, exc=exc)
+        description = f"{sub.name} {config.period_key}: {type(exc).__name__}: {exc}"
+        raise failure(description, [exc], metadata=to_metadata(items)) from exc
     context.log.info(f"{sub.name} {config.period_key}: {outcome.status}: {outcome.message}")
     context.add_output_metadata(
         {
@@ -85,7 +92,12 @@ def deliver_subscription(context: dg.OpExecutionContext, config: DeliveryConfig,
     if outcome.status in ("failed", "partial"):
         raise failure(
             f"{sub.name} {config.period_key}: {outcome.message}",
-            metadata={"results": json.dumps({r: res.response for r, res in outcome.results.items()})},
+            metadata={
+                "results": json.dumps({r: res.response for r, res in outcome.results.items()}),
+                **to_metadata(
+                    notify.delivery_failed_items(sub.datasets, business.id, business.name, period, outcome.results)
+                ),
+            },
         )
     return outcome.status
 

@@ -3,6 +3,10 @@
 An alert is written to the `alerts` table before anything is sent; `flush` sends what is pending
 and leaves an alert `pending` when its sending fails (SMTP down), so the next flush retries it.
 After `MAX_ATTEMPTS` it is marked `failed` and logged, still visible with its error.
+
+Failure alerts are per business: each business named by a run's failed items gets its own message,
+addressed to its own failure recipients only and holding only its own lines in plain language; the
+data team gets the fleet-wide one (`failure_alerts`).
 """
 
 from __future__ import annotations
@@ -10,14 +14,20 @@ from __future__ import annotations
 import datetime as dt
 import html
 import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from pos_exports import config
+from pos_exports.archive.read import ArchiveMissing
+from pos_exports.automation.retries import is_transient
 from pos_exports.delivery.email import EmailContent, SmtpSettings, build_message, send
-from pos_exports.delivery.state import alerts
+from pos_exports.delivery.state import alerted_runs, alerts
 from pos_exports.delivery.subscriptions import get_settings
+from pos_exports.failures import ON_OUR_SIDE, TEMPORARY, FailedItem
+from pos_exports.reports.period import Period
 
 MAX_ATTEMPTS = 8
 DATA_TEAM_ENV = "POS_EXPORTS_DATA_TEAM_EMAIL"
@@ -61,6 +71,125 @@ def business_failure_recipients(eng: sa.Engine, business_id: int) -> list[str]:
 def failure_recipients(eng: sa.Engine, *business_ids: int | None) -> list[str]:
     """The data team, plus the failure recipients of each business named."""
     return data_team() + [r for b in business_ids if b is not None for r in business_failure_recipients(eng, b)]
+
+
+@dataclass(frozen=True)
+class Alert:
+    subject: str
+    body: str
+    recipients: list[str]
+    business_id: int | None = None  # None: the data team's
+
+
+def business_message(business_name: str, items: list[FailedItem]) -> tuple[str, str]:
+    """Subject and plain-language body telling one business what of its own did not arrive."""
+    periods = ", ".join(dict.fromkeys(i.period_label for i in items))
+    act = any(i.must_act for i in items)
+    subject = ("Action needed: " if act else "") + f"{business_name}: some exports for {periods} did not arrive"
+    closing = (
+        "Please act on the items marked so above; the data team has been told and takes care of the rest."
+        if act
+        else "You do not need to do anything: the data team has been told and is on it. "
+        "Everything else was prepared as usual."
+    )
+    body = "\n".join(
+        [f"Hello {business_name},", "", f"Some of your exports for {periods} did not arrive:", ""]
+        + [f"- {i.business_line()}" for i in items]
+        + ["", closing, "", "POS Exports"]
+    )
+    return subject, body
+
+
+def failure_alerts(eng: sa.Engine, items: Iterable[FailedItem], team_subject: str, team_body: str) -> list[Alert]:
+    """One alert per business named by `items` (its recipients, its lines only) and the data team's."""
+    by_business: dict[int, list[FailedItem]] = {}
+    for item in items:
+        by_business.setdefault(item.business_id, []).append(item)
+    out = []
+    for business_id, own in sorted(by_business.items()):
+        if recipients := business_failure_recipients(eng, business_id):
+            out.append(Alert(*business_message(own[0].business_name, own), recipients, business_id))
+    if team := data_team():
+        out.append(Alert(team_subject, team_body, team))
+    return out
+
+
+def delivery_failed_items(
+    sub_datasets: list[str],
+    business_id: int,
+    business_name: str,
+    period: Period,
+    results: dict | None = None,
+    exc: BaseException | None = None,
+) -> list[FailedItem]:
+    """The failed items of one delivery: a recipient not emailed (from `results`), or the whole of it (`exc`)."""
+
+    def item(reason: str, *, must_act: bool = False, transient: bool = False, detail: str = "") -> FailedItem:
+        return FailedItem(
+            business_id=business_id,
+            business_name=business_name,
+            stage="delivery",
+            dataset=", ".join(sub_datasets),
+            period_kind=period.kind,
+            period_key=period.key,
+            period_label=period.label,
+            reason=reason,
+            must_act=must_act,
+            transient=transient,
+            detail=detail,
+        )
+
+    if exc is not None:
+        transient = is_transient(exc)
+        if isinstance(exc, ArchiveMissing):
+            reason = "the data it is made from is not archived yet"
+        else:
+            reason = TEMPORARY if transient else ON_OUR_SIDE
+        return [item(reason, transient=transient, detail=f"{type(exc).__name__}: {exc}")]
+    out = []
+    for rcpt, res in (results or {}).items():
+        if res.status == "emailed":
+            continue
+        detail = f"{rcpt}: {res.status} at {res.stage or '?'}: {res.response}"
+        if res.status == "failed" and res.stage == "rcpt" and res.code and 500 <= res.code < 600:
+            reason = f"the mail server for {rcpt} refused this address ({res.response}); please check it is right"
+            out.append(item(reason, must_act=True, detail=detail))
+        elif res.status == "retry":
+            out.append(item(f"it could not be sent to {rcpt} yet: {TEMPORARY}", transient=True, detail=detail))
+        else:
+            out.append(item(f"it could not be sent to {rcpt}: {ON_OUR_SIDE}", detail=detail))
+    return out
+
+
+def queue_alerts(eng: sa.Engine, alerts_: list[Alert], *, kind: str = "failure", run_id: str | None = None) -> bool:
+    """Queue every alert in one transaction; with `run_id`, only if that run was not alerted before.
+
+    Returns False (and queues nothing) for a run already alerted, so a run is alerted exactly once even
+    when two sensors, or a re-evaluated tick, see it.
+    """
+    now = dt.datetime.now(dt.UTC)
+    try:
+        with eng.begin() as conn:
+            if run_id is not None:
+                conn.execute(sa.insert(alerted_runs).values(run_id=run_id, alerted_at=now))
+            for a in alerts_:
+                recipients = sorted({r.strip().lower() for r in a.recipients if r and r.strip()})
+                if recipients:
+                    conn.execute(
+                        sa.insert(alerts).values(
+                            kind=kind,
+                            business_id=a.business_id,
+                            recipients=recipients,
+                            subject=a.subject,
+                            body=a.body,
+                            status="pending",
+                            attempts=0,
+                            created_at=now,
+                        )
+                    )
+    except sa.exc.IntegrityError:
+        return False
+    return True
 
 
 def flush(eng: sa.Engine, smtp: SmtpSettings | None, outbox_dir: Path, *, sleep=None) -> dict[str, int]:

@@ -103,6 +103,15 @@ alerts = sa.Table(
     sqlite_autoincrement=True,
 )
 
+# Each failed run is alerted once, whichever sensor sees it first (its alerts are queued in the same
+# transaction as this row).
+alerted_runs = sa.Table(
+    "alerted_runs",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("alerted_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 
 def state_url() -> str:
     if url := config.settings().state_url:

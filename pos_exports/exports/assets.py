@@ -3,6 +3,8 @@
 Each period kind is one multi-asset with an asset per dataset (`sales_weekly_export`, ...), mapped
 onto the daily archive with `TimeWindowPartitionMapping`; all partitions share the archive's
 `Etc/GMT+12` calendar, so a period appears once its last day has ended for every business.
+A business-dataset that cannot be produced is a recorded gap (manifest, metadata, the failed check
+`every_business_exported`, the run's `failed_items`); it never withholds the other exports.
 """
 
 import dagster as dg
@@ -12,14 +14,16 @@ from pos_exports import config as settings
 from pos_exports.archive.assets import archive_partitions, asset_key
 from pos_exports.archive.read import load_businesses
 from pos_exports.archive.tables import DATASETS
-from pos_exports.automation.retries import RETRY_POLICY, failure
-from pos_exports.exports.produce import export_period
+from pos_exports.automation.retries import RETRY_POLICY, failure, is_transient
+from pos_exports.exports.produce import export_available, plain_reason
+from pos_exports.failures import FailedItem, to_metadata
 from pos_exports.render import FORMATS
-from pos_exports.reports.period import period_for
+from pos_exports.reports.period import Period, period_for
 from pos_exports.source.database import Business
 from pos_exports.source.resource import StorageResource
 
 EXPORTS_GROUP = "exports"
+COMPLETE = "every_business_exported"
 _START = settings.archive_start_date()
 PARTITIONS = {
     "daily": archive_partitions,
@@ -56,6 +60,21 @@ def businesses_in_scope(known: list[Business], wanted: list[int]) -> list[Busine
     return [by_id[i] for i in sorted(set(wanted))]
 
 
+def _failed_item(business: Business, dataset: str, period: Period, exc: Exception) -> FailedItem:
+    return FailedItem(
+        business_id=business.id,
+        business_name=business.name,
+        stage="export",
+        dataset=dataset,
+        period_kind=period.kind,
+        period_key=period.key,
+        period_label=period.label,
+        reason=plain_reason(dataset, period, exc),
+        transient=is_transient(exc),
+        detail=f"{type(exc).__name__}: {exc}",
+    )
+
+
 def _build(kind: str) -> dg.AssetsDefinition:
     @dg.multi_asset(
         name=f"{kind}_exports",
@@ -72,6 +91,15 @@ def _build(kind: str) -> dg.AssetsDefinition:
             )
             for name, ds in DATASETS.items()
         ],
+        check_specs=[
+            dg.AssetCheckSpec(
+                COMPLETE,
+                asset=export_key(name, kind),
+                description="Every business in scope has this export for the period; a failure lists each gap "
+                "with its reason (the other businesses' exports are produced all the same).",
+            )
+            for name in DATASETS
+        ],
         partitions_def=PARTITIONS[kind],
         can_subset=True,
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
@@ -87,35 +115,53 @@ def _build(kind: str) -> dg.AssetsDefinition:
         store = storage.get()
         period = period_for(kind, context.partition_key)
         datasets = [n for n in DATASETS if export_key(n, kind) in context.selected_asset_keys]
-        failures: list[str] = []
         causes: list[BaseException] = []
+        items: list[FailedItem] = []
         done: list[tuple[Business, str, list]] = []
         for business in businesses_in_scope(load_businesses(store), config.business_ids):
-            try:
-                folder, entries = export_period(store, business, period, datasets, config.formats)
-            except Exception as exc:  # isolate: one business never blocks the others' exports
+            # isolate per business and dataset: what can be produced is produced, the rest is a recorded gap
+            folder, entries, failed = export_available(store, business, period, datasets, config.formats)
+            for name, exc in failed.items():
                 causes.append(exc)
-                failures.append(f"business {business.id} ({business.name}) {period.kind} {period.key}: {exc}")
-                context.log.error(failures[-1])
-                continue
+                items.append(_failed_item(business, name, period, exc))
+                context.log.error(items[-1].team_line())
             done.append((business, folder, entries))
             context.log.info(f"business {business.id}: {len(entries)} files in {store.uri(folder)}")
-        if failures:  # the other businesses' files are written; the period is not marked done
-            raise failure(
-                f"{len(failures)} business(es) failed; the others were exported:\n" + "\n".join(failures), causes
-            )
         for name in datasets:
+            gaps = [i for i in items if i.dataset == name]
             files = [(b, f, e) for b, f, entries in done for e in entries if e.dataset == name]
+            produced = {b.id for b, _, _ in files}
+            if dg.AssetCheckKey(export_key(name, kind), COMPLETE) in context.selected_asset_check_keys:
+                yield dg.AssetCheckResult(
+                    asset_key=export_key(name, kind),
+                    check_name=COMPLETE,
+                    passed=not gaps,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    metadata={
+                        "exported_businesses": len(produced),
+                        "missing_businesses": len(gaps),
+                        "missing": dg.MetadataValue.md(
+                            "\n".join(f"- business {i.business_id} ({i.business_name}): {i.reason}" for i in gaps)
+                            or "none"
+                        ),
+                        **to_metadata(gaps),
+                    },
+                )
+            if not produced:
+                continue  # no business has this export: nothing to mark materialized
             yield dg.MaterializeResult(
                 asset_key=export_key(name, kind),
                 metadata={
-                    "businesses": len(done),
+                    "businesses": len(produced),
+                    "missing_businesses": len(gaps),
                     "files": len(files),
                     "bytes": sum(e.bytes for _, _, e in files),
                     "rows": sum(sum(e.rows.values()) for _, _, e in files if e.format == "csv"),
                     "folders": dg.MetadataValue.md(
                         "\n".join(
-                            f"- business {b.id}: [{store.uri(folder)}]({store.uri(folder)})" for b, folder, _ in done
+                            f"- business {b.id}: [{store.uri(folder)}]({store.uri(folder)})"
+                            for b, folder, _ in done
+                            if b.id in produced
                         )
                         or "none"
                     ),
@@ -123,7 +169,15 @@ def _build(kind: str) -> dg.AssetsDefinition:
                         "| file | business | bytes | rows |\n|---|---|---|---|\n"
                         + "\n".join(f"| {e.name} | {b.id} | {e.bytes} | {sum(e.rows.values())} |" for b, _, e in files)
                     ),
+                    **to_metadata(gaps),
                 },
+            )
+        if items:  # the rest is exported and materialized; the run fails so that the gaps are alerted
+            raise failure(
+                f"{len(items)} business export(s) could not be produced; the others were exported:\n"
+                + "\n".join(i.team_line() for i in items),
+                causes,
+                metadata=to_metadata(items),
             )
 
     return _exports

@@ -2,7 +2,8 @@
 
 One manifest per `exports/{business_id}/{period kind}/{period key}/`. It lists every file with its
 dataset, format, bytes, SHA-256 and rows per section, the period's UTC window and time zone, and the
-archive's reconciled source counts for the period. It holds no wall-clock time, so re-rendering an
+archive's reconciled source counts for the period, and under `missing` each dataset that could not be
+produced with its reason. It holds no wall-clock time, so re-rendering an
 unchanged archive gives the same manifest.
 """
 
@@ -57,16 +58,24 @@ def write_manifest(
     entries: list[FileEntry],
     sources: dict[str, dict],
     summaries: dict[str, list] | None = None,
+    missing: dict[str, dict] | None = None,
 ) -> dict:
-    """Merge this render's files into the folder's manifest (other datasets' entries are kept)."""
+    """Merge this render's files into the folder's manifest (other datasets' entries are kept).
+
+    `missing` records the datasets this render could not produce, `{dataset: {"reason", "detail"}}`;
+    a dataset rendered again drops out of it.
+    """
     current = read_manifest(storage, folder) or {}
     rendered = {e.name for e in entries}
     files = [f for f in current.get("files", []) if f["name"] not in rendered] + [asdict(e) for e in entries]
+    attempted = {e.dataset for e in entries} | set(missing or {})
+    gaps = {d: m for d, m in current.get("missing", {}).items() if d not in attempted} | (missing or {})
     document = {
         **header,
         "files": sorted(files, key=lambda f: f["name"]),
         "reconciled_source_counts": {**current.get("reconciled_source_counts", {}), **sources},
         "summary": {**current.get("summary", {}), **(summaries or {})},
+        **({"missing": dict(sorted(gaps.items()))} if gaps else {}),
     }
     storage.write_bytes(f"{folder}/{MANIFEST}", json.dumps(document, indent=2, sort_keys=True).encode())
     return document

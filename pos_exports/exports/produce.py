@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 
+from pos_exports.archive.read import ArchiveMissing
+from pos_exports.archive.tables import DATASETS
+from pos_exports.automation.retries import is_transient
 from pos_exports.exports.manifest import FileEntry, source_counts, write_manifest
+from pos_exports.failures import ON_OUR_SIDE, TEMPORARY
 from pos_exports.render import RENDERERS
 from pos_exports.reports import BUILDERS
 from pos_exports.reports.model import Figure
-from pos_exports.reports.period import Period
+from pos_exports.reports.period import Period, span_label
 from pos_exports.source.database import Business
 from pos_exports.storage import Storage
 from pos_exports.storage.base import sha256_file
@@ -16,6 +20,9 @@ from pos_exports.storage.base import sha256_file
 
 def period_folder(business_id: int, period: Period) -> str:
     return f"exports/{business_id}/{period.kind}/{period.key}"
+
+
+SNAPSHOT_NAMES = {"customers": "customer list", "inventory": "stock list"}  # as a business says it
 
 
 def export_period(
@@ -31,40 +38,79 @@ def export_period(
     """Build, render and publish every (dataset, format) of a business-period; update the manifest.
 
     Each file is published atomically; the manifest is written last, so it never lists a file that
-    is not there. Returns the folder and the files written.
+    is not there. Returns the folder and the files written; the first failure is raised.
     """
+    folder, entries, _ = _export(storage, business, period, datasets, formats, filters, folder, isolate=False)
+    return folder, entries
+
+
+def export_available(
+    storage: Storage, business: Business, period: Period, datasets: list[str], formats: list[str]
+) -> tuple[str, list[FileEntry], dict[str, Exception]]:
+    """Like `export_period`, but a dataset that cannot be produced does not withhold the others.
+
+    Returns the folder, the files written and the cause per dataset not produced; those are recorded
+    under `missing` in the manifest with their plain-language reason (`plain_reason`).
+    """
+    return _export(storage, business, period, datasets, formats, None, None, isolate=True)
+
+
+def plain_reason(dataset: str, period: Period, exc: BaseException) -> str:
+    """Why a dataset's export could not be produced, in words its business can read."""
+    if isinstance(exc, ArchiveMissing):
+        if DATASETS[dataset].kind == "snapshot":
+            return (
+                f"the {SNAPSHOT_NAMES.get(dataset, dataset)} as of {span_label(period.last_day, period.last_day)} "
+                "was not captured in time, and the point-of-sale system keeps no history of it"
+            )
+        return "some days of the period are not archived yet"
+    return TEMPORARY if is_transient(exc) else ON_OUR_SIDE
+
+
+def _export(storage, business, period, datasets, formats, filters, folder, *, isolate: bool):
     folder = folder or period_folder(business.id, period)
     entries: list[FileEntry] = []
     sources: dict[str, dict] = {}
     summaries: dict[str, list] = {}
-    header: dict = {}
+    failed: dict[str, Exception] = {}
     for dataset in datasets:
-        report = BUILDERS[dataset](storage, business, period, (filters or {}).get(dataset))
-        for fmt in formats:
-            name = f"{dataset}.{fmt}"
-            with storage.staged(f"{folder}/{name}") as tmp:
-                rows = RENDERERS[fmt](report, tmp)
-                entries.append(FileEntry(name, dataset, fmt, tmp.stat().st_size, sha256_file(tmp), rows))
+        try:
+            report = BUILDERS[dataset](storage, business, period, (filters or {}).get(dataset))
+            for fmt in formats:
+                name = f"{dataset}.{fmt}"
+                with storage.staged(f"{folder}/{name}") as tmp:
+                    rows = RENDERERS[fmt](report, tmp)
+                    entries.append(FileEntry(name, dataset, fmt, tmp.stat().st_size, sha256_file(tmp), rows))
+        except Exception as exc:
+            if not isolate:
+                raise
+            failed[dataset] = exc  # the formats already published stay listed: they are complete files
+            continue
         sources[dataset] = source_counts(storage, dataset, business.id, period.days)
         summaries[dataset] = [[f.label, figure_text(f)] for f in report.summary]
-        header = {
-            "business_id": business.id,
-            "business_name": business.name,
-            "currency": business.currency,
-            "timezone": business.timezone,
-            "period": {
-                "kind": period.kind,
-                "key": period.key,
-                "label": period.label,
-                "first_day": period.first_day.isoformat(),
-                "last_day": period.last_day.isoformat(),
-            },
-            "window_utc": [_utc(report.window_start), _utc(report.window_end)],
-            "generated_at": _utc(report.generated_at),
-            **({"filters": {d: {k: str(v) for k, v in f.items()} for d, f in filters.items()}} if filters else {}),
-        }
-    write_manifest(storage, folder, header, entries, sources, summaries)
-    return folder, entries
+    win = period.window(business.timezone)  # the reports' own window (and fixed document date)
+    header = {
+        "business_id": business.id,
+        "business_name": business.name,
+        "currency": business.currency,
+        "timezone": business.timezone,
+        "period": {
+            "kind": period.kind,
+            "key": period.key,
+            "label": period.label,
+            "first_day": period.first_day.isoformat(),
+            "last_day": period.last_day.isoformat(),
+        },
+        "window_utc": [_utc(win.start), _utc(win.end)],
+        "generated_at": _utc(win.end),
+        **({"filters": {d: {k: str(v) for k, v in f.items()} for d, f in filters.items()}} if filters else {}),
+    }
+    missing = {
+        d: {"reason": plain_reason(d, period, exc), "detail": f"{type(exc).__name__}: {exc}"}
+        for d, exc in failed.items()
+    }
+    write_manifest(storage, folder, header, entries, sources, summaries, missing)
+    return folder, entries, failed
 
 
 def figure_text(figure: Figure) -> str:

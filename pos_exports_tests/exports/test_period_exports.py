@@ -135,3 +135,58 @@ def test_materialization_metadata_links_the_files(archived_root, kind_key):
     ]
     assert sales.metadata["businesses"].value == 3 and sales.metadata["files"].value == 9
     assert str(archived_root) in sales.metadata["folders"].value
+
+
+def test_a_missing_snapshot_of_one_business_withholds_nothing_else(archived_root):
+    from pos_exports.failures import from_metadata
+
+    # business 2's customers snapshot of Sunday 9 March was never captured
+    marker = archived_root / "archive/customers/date=2025-03-09/business_id=2/_reconciliation.json"
+    kept = marker.read_bytes()
+    marker.unlink()
+    result = _materialize([weekly_exports], archived_root, "2025-03-03")
+    assert not result.success  # the run fails, so the gap is alerted ...
+    [failure] = result.get_step_failure_events()
+    [item] = from_metadata(failure.step_failure_data.user_failure_data.metadata)
+    assert (item.business_id, item.business_name, item.stage, item.dataset, item.period_key, item.period_label) == (
+        2,
+        "東京ショップ",
+        "export",
+        "customers",
+        "2025-03-03",
+        "3–9 Mar 2025",
+    )
+    assert item.reason == (
+        "the customer list as of 9 Mar 2025 was not captured in time, "
+        "and the point-of-sale system keeps no history of it"
+    )
+    assert not item.must_act and not item.transient and item.detail.startswith("ArchiveMissing: the customers snapshot")
+    # ... but every other export is produced, business 2's sales, inventory and audit log included
+    manifest = json.loads((archived_root / "exports/2/weekly/2025-03-03/manifest.json").read_text())
+    assert {f["name"] for f in manifest["files"]} == {
+        f"{d}.{f}" for d in ("sales", "inventory", "audit_log") for f in ("xlsx", "csv", "pdf")
+    }
+    assert manifest["missing"] == {"customers": {"reason": item.reason, "detail": item.detail}}
+    assert "missing" not in json.loads((archived_root / FOLDER / "manifest.json").read_text())
+    materialized = {e.asset_key.path[0]: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    assert set(materialized) == {f"{d}_weekly_export" for d in ("sales", "customers", "inventory", "audit_log")}
+    assert materialized["customers_weekly_export"]["businesses"].value == 2
+    assert materialized["customers_weekly_export"]["missing_businesses"].value == 1
+    assert materialized["sales_weekly_export"]["businesses"].value == 3
+    # the gap shows in the UI as a failed check of the customers export only
+    checks = {
+        e.asset_check_evaluation_data.asset_key.path[0]: e.asset_check_evaluation_data
+        for e in (ev for ev in result.all_events if ev.event_type_value == "ASSET_CHECK_EVALUATION")
+    }
+    assert {k: c.passed for k, c in checks.items()} == {
+        "sales_weekly_export": True,
+        "customers_weekly_export": False,
+        "inventory_weekly_export": True,
+        "audit_log_weekly_export": True,
+    }
+    assert from_metadata(checks["customers_weekly_export"].metadata) == [item]
+    # once the snapshot is there (say, restored from a backup), a re-render fills the gap and clears it
+    marker.write_bytes(kept)
+    assert _materialize([weekly_exports], archived_root, "2025-03-03").success
+    manifest = json.loads((archived_root / "exports/2/weekly/2025-03-03/manifest.json").read_text())
+    assert "missing" not in manifest and "customers.csv" in {f["name"] for f in manifest["files"]}
