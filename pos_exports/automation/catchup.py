@@ -44,7 +44,7 @@ from pos_exports.archive.assets import archive_job, archive_partitions, asset_ke
 from pos_exports.archive.read import load_businesses
 from pos_exports.automation import retention
 from pos_exports.automation.delivery import delivery_job, run_request
-from pos_exports.delivery import ledger
+from pos_exports.delivery import ledger, notify
 from pos_exports.delivery.deliver import archive_ready
 from pos_exports.delivery.schedule import ScheduleError, due
 from pos_exports.delivery.state import engine
@@ -58,6 +58,11 @@ MAX_RUNS_ENV = "POS_EXPORTS_CATCHUP_MAX_RUNS"
 DEFAULT_MAX_RUNS = 3
 CATCHUP_TAG = "pos_exports/catchup"
 DAY_TAG = "pos_exports/catchup_day"
+ITEM_TAG = "pos_exports/catchup_item"
+PRIORITY_TAG = "dagster/priority"
+SNAPSHOT_PRIORITY = "10"  # the run queue dequeues higher priorities first
+MAX_RUNTIME_TAG = "dagster/max_runtime"
+LOST_PREFIX = "lost_snapshot:"
 MAX_ARCHIVE_ATTEMPTS = 2
 DELIVERY_GRACE = dt.timedelta(hours=1)
 IN_FLIGHT = [
@@ -87,6 +92,18 @@ class ArchiveCatchup:
     day: dt.date
     datasets: tuple[str, ...]
     business_ids: tuple[int, ...]
+    deadline: dt.datetime  # when the first of its gaps is lost (a snapshot's capture window, a purge)
+    part: str = "day"  # day | snapshot (the capturable snapshots alone, see `archive_catchups`)
+    snapshots: "ArchiveCatchup | None" = None  # a day's snapshot part, requested alone when the day is busy
+
+    @property
+    def key(self) -> str:
+        """The cursor key and run key stem: `2025-03-09`, or `2025-03-09:snapshot` for a snapshot part."""
+        return self.day.isoformat() + ("" if self.part == "day" else f":{self.part}")
+
+    @property
+    def captures_snapshots(self) -> bool:
+        return any(retention.DATASETS[d].kind == "snapshot" for d in self.datasets)
 
 
 @dataclass(frozen=True)
@@ -102,27 +119,45 @@ class MissedDelivery:
         return f"delivery:{self.subscription_id}:{self.kind}:{self.key}"
 
 
+def deadline(gap: retention.Gap, today: dt.date) -> dt.datetime:
+    """When `gap` can no longer be archived: a snapshot's capture deadline, else the POS's purge of the day."""
+    if gap.capture_deadline is not None:
+        return gap.capture_deadline
+    return dt.datetime.combine(today + dt.timedelta(days=gap.days_left), dt.time(0), tzinfo=UTC)
+
+
+def _item(day, gaps, today, part="day", snapshots=None) -> ArchiveCatchup:
+    datasets = sorted({g.dataset for g in gaps}, key=retention.ALL_DATASETS.index)
+    ids = tuple(sorted({g.business_id for g in gaps}))
+    return ArchiveCatchup(day, tuple(datasets), ids, min(deadline(g, today) for g in gaps), part, snapshots)
+
+
 def archive_catchups(cov: retention.Coverage) -> list[ArchiveCatchup]:
-    """The archive runs that would fill the overdue, recoverable gaps of `cov`, oldest day first."""
+    """The archive runs that would fill the overdue, recoverable gaps of `cov`, the first to be lost first.
+
+    One run per day (its event gaps and capturable snapshots), except when a business of the day's event
+    gaps has lost its snapshot: asking it for the snapshot would fail, so the capturable snapshots of
+    the other businesses get a run of their own (`part="snapshot"`). Lost snapshots are never requested.
+    """
     by_day: dict[dt.date, list[retention.Gap]] = {}
     for gap in cov.gaps:
-        if gap.overdue:
+        if gap.overdue and gap.recoverable:
             by_day.setdefault(gap.day, []).append(gap)
+    lost = {(g.day, g.business_id) for g in cov.gaps if g.kind == "snapshot" and not g.recoverable}
     out = []
-    for day in sorted(by_day):
-        gaps = by_day[day]
-        datasets = sorted(
-            {
-                g.dataset
-                for g in gaps
-                if g.kind == "event" or all(o.recoverable for o in gaps if o.dataset == g.dataset)
-            },
-            key=retention.ALL_DATASETS.index,
-        )
-        if datasets:
-            ids = sorted({g.business_id for g in gaps if g.dataset in datasets})
-            out.append(ArchiveCatchup(day, tuple(datasets), tuple(ids)))
-    return out
+    for day, gaps in by_day.items():
+        events = [g for g in gaps if g.kind == "event"]
+        snaps = [g for g in gaps if g.kind == "snapshot"]
+        part = _item(day, snaps, cov.today, "snapshot") if snaps else None
+        if not events:
+            out.append(_item(day, snaps, cov.today, snapshots=part))
+        elif snaps and not any((day, g.business_id) in lost for g in events):
+            out.append(_item(day, gaps, cov.today, snapshots=part))
+        else:
+            out.append(_item(day, events, cov.today))
+            if part:
+                out.append(part)
+    return sorted(out, key=lambda i: (i.deadline, i.day, i.part))
 
 
 def missed_deliveries(storage: Storage, eng, horizon: dt.datetime, now: dt.datetime) -> list[MissedDelivery]:
@@ -160,13 +195,16 @@ def missed_deliveries(storage: Storage, eng, horizon: dt.datetime, now: dt.datet
 
 def _archive_request(item: ArchiveCatchup, attempt: int) -> dg.RunRequest:
     day = item.day.isoformat()
+    tags = {CATCHUP_TAG: "archive", DAY_TAG: day, ITEM_TAG: item.key, "pos_exports/catchup_attempt": str(attempt)}
+    if item.captures_snapshots:  # dequeued before the runs of days that can wait
+        tags[PRIORITY_TAG] = SNAPSHOT_PRIORITY
     return dg.RunRequest(
-        run_key=f"catchup:archive:{day}" + (f":retry{attempt - 1}" if attempt > 1 else ""),
+        run_key=f"catchup:archive:{item.key}" + (f":retry{attempt - 1}" if attempt > 1 else ""),
         job_name=archive_job.name,
         partition_key=day,
         asset_selection=[asset_key(d) for d in item.datasets],
         run_config={"ops": {"daily_archive": {"config": {"business_ids": list(item.business_ids)}}}},
-        tags={CATCHUP_TAG: "archive", DAY_TAG: day, "pos_exports/catchup_attempt": str(attempt)},
+        tags=tags,
     )
 
 
@@ -180,13 +218,46 @@ def _delivery_request(item: MissedDelivery) -> dg.RunRequest:
     )
 
 
-def busy_days(instance: dg.DagsterInstance) -> set[str]:
-    """Partition keys that an in-flight run (a schedule tick, a backfill, a hand-launched run) is working on."""
-    days: set[str] = set()
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT)):
+def time_limit(instance: dg.DagsterInstance, run: dg.DagsterRun) -> float:
+    """A run's time limit in seconds as run monitoring applies it (its `dagster/max_runtime` tag, else the
+    instance's `run_monitoring.max_runtime_seconds`); 0: none."""
+    raw = run.tags.get(MAX_RUNTIME_TAG) or run.tags.get(f"{MAX_RUNTIME_TAG}_seconds")
+    try:
+        return float(raw) if raw else float(instance.run_monitoring_max_runtime_seconds or 0)
+    except ValueError:
+        return 0.0
+
+
+def live_runs(instance: dg.DagsterInstance, now: dt.datetime, tags: dict | None = None) -> list[dg.DagsterRun]:
+    """Runs queued or in progress, without those STARTED longer ago than their time limit: their process
+    has died (run monitoring fails them and run retries re-runs them), they must not hold anything up."""
+    out = []
+    for record in instance.get_run_records(filters=dg.RunsFilter(statuses=IN_FLIGHT, tags=tags or {})):
+        run, limit = record.dagster_run, time_limit(instance, record.dagster_run)
+        started = record.start_time
+        if run.status == dg.DagsterRunStatus.STARTED and limit and started and now.timestamp() - started > limit:
+            continue
+        out.append(run)
+    return out
+
+
+def busy_days(instance: dg.DagsterInstance, now: dt.datetime | None = None) -> dict[str, set[str] | None]:
+    """Partition keys that a live run (a schedule tick, a backfill, a hand-launched run) is working on, each
+    with the datasets it archives (None: all of them)."""
+    days: dict[str, set[str] | None] = {}
+
+    def add(day: str, datasets: set[str] | None) -> None:
+        if day in days:
+            days[day] = None if datasets is None or days[day] is None else days[day] | datasets
+        else:
+            days[day] = datasets
+
+    for run in live_runs(instance, now or clock()):
         tags = run.tags
+        keys = run.asset_selection
+        datasets = {k.path[-1].removesuffix("_archive") for k in keys} if keys else None
         if key := tags.get("dagster/partition"):
-            days.add(key)
+            add(key, datasets)
         first, last = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
         if first and last:
             try:
@@ -194,20 +265,68 @@ def busy_days(instance: dg.DagsterInstance) -> set[str]:
             except ValueError:
                 continue
             while day <= end and len(days) < 10_000:
-                days.add(day.isoformat())
+                add(day.isoformat(), datasets)
                 day += dt.timedelta(days=1)
     return days
 
 
-def _latest_failed(instance: dg.DagsterInstance, day: str) -> bool:
-    runs = instance.get_runs(filters=dg.RunsFilter(tags={CATCHUP_TAG: "archive", DAY_TAG: day}), limit=1)
-    return bool(runs) and runs[0].status == dg.DagsterRunStatus.FAILURE
+def _latest_failed(instance: dg.DagsterInstance, item: ArchiveCatchup) -> bool:
+    day = item.day.isoformat()
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={CATCHUP_TAG: "archive", DAY_TAG: day}), limit=10)
+    mine = [r for r in runs if r.tags.get(ITEM_TAG, day) == item.key]
+    return bool(mine) and mine[0].status == dg.DagsterRunStatus.FAILURE
+
+
+def lost_snapshots(cov: retention.Coverage) -> list[retention.Gap]:
+    """Snapshot gaps past their capture window: never requested, reported once (`report_lost`)."""
+    return [g for g in cov.gaps if g.kind == "snapshot" and g.overdue and not g.recoverable]
+
+
+def _lost_key(gap: retention.Gap) -> str:
+    return f"{LOST_PREFIX}{gap.day.isoformat()}:{gap.dataset}:{gap.business_id}"
+
+
+def report_lost(eng, cov: retention.Coverage) -> list[retention.Gap]:
+    """Queue one alert to the data team about the snapshots lost since the last report; return those."""
+    gaps = {_lost_key(g): g for g in lost_snapshots(cov)}
+
+    def describe(keys: list[str]) -> tuple[str, str]:
+        lost = [gaps[k] for k in keys]
+        subject = f"[pos_exports] {len(lost)} snapshot(s) lost: never captured, cannot be recovered"
+        body = "\n".join(
+            [
+                "These customers/inventory snapshots were never captured within 48 h of the end of their day. "
+                "The POS keeps no history of that state, so they are lost for good: nothing will retry them, "
+                "and this is the only report of them.",
+                "",
+                *(
+                    f"- {g.dataset} of {g.day} for business {g.business_id} {g.business_name} "
+                    f"(capture window closed {g.capture_deadline:%Y-%m-%d %H:%M} UTC)"
+                    for g in lost
+                ),
+            ]
+        )
+        return subject, body
+
+    new = notify.queue_once(eng, LOST_PREFIX, list(gaps), describe, notify.data_team())
+    notify.forget_reported(eng, LOST_PREFIX, cov.window_start.isoformat())  # past the horizon: never listed again
+    return [gaps[k] for k in new]
 
 
 def plan(
-    storage: Storage, eng, instance: dg.DagsterInstance, cursor: dict, now: dt.datetime, limit: int
+    storage: Storage,
+    eng,
+    instance: dg.DagsterInstance,
+    cursor: dict,
+    now: dt.datetime,
+    limit: int,
+    *,
+    blocked: bool = False,
 ) -> tuple[list[dg.RunRequest], dict, str]:
-    """The run requests of one evaluation, the new cursor, and a one-line account."""
+    """The run requests of one evaluation, the new cursor, and a one-line account.
+
+    `blocked`: earlier catch-up runs are still in flight; only snapshots (lost if they wait) are requested.
+    """
     archived: dict[str, int] = dict(cursor.get("archive", {}))
     delivered: dict[str, str] = dict(cursor.get("deliveries", {}))
     start = archive_partitions.start.date() if archive_partitions.start else None
@@ -216,24 +335,28 @@ def plan(
     # forget what is past the horizon: it can no longer be asked for
     archived = {d: n for d, n in archived.items() if d >= cov.window_start.isoformat()}
     delivered = {k: f for k, f in delivered.items() if f >= horizon.isoformat()}
+    lost = report_lost(eng, cov)
 
     requests: list[dg.RunRequest] = []
     waiting = 0
     items = archive_catchups(cov)
-    busy = busy_days(instance) if items else set()
+    busy = busy_days(instance, now) if items else {}
     for item in items:
         day = item.day.isoformat()
-        attempts = archived.get(day, 0)
-        if attempts and (attempts >= MAX_ARCHIVE_ATTEMPTS or not _latest_failed(instance, day)):
-            continue  # requested already (still running, succeeded, or gave up): the retention guard reports it
         if day in busy:
-            continue  # the schedule's (or a backfill's) run for that day is still on it
-        if len(requests) >= limit:
+            covered, snapshots = busy[day], (item if item.part == "snapshot" else item.snapshots)
+            if snapshots is None or covered is None or covered & set(snapshots.datasets):
+                continue  # the schedule's (or a backfill's) run for that day is on it
+            item = snapshots  # that run archives the events only: capture the snapshots beside it
+        attempts = archived.get(item.key, 0)
+        if attempts and (attempts >= MAX_ARCHIVE_ATTEMPTS or not _latest_failed(instance, item)):
+            continue  # requested already (still running, succeeded, or gave up): the retention guard reports it
+        if len(requests) >= limit or (blocked and not item.captures_snapshots):
             waiting += 1
             continue
-        archived[day] = attempts + 1
+        archived[item.key] = attempts + 1
         requests.append(_archive_request(item, attempts + 1))
-    for item in missed_deliveries(storage, eng, horizon, now):
+    for item in [] if blocked else missed_deliveries(storage, eng, horizon, now):
         if item.run_key in delivered:
             continue
         if len(requests) >= limit:
@@ -242,6 +365,10 @@ def plan(
         delivered[item.run_key] = item.fire.isoformat()
         requests.append(_delivery_request(item))
     account = f"{len(requests)} catch-up run(s) requested, {waiting} waiting for a later tick"
+    if lost:
+        account += f"; {len(lost)} snapshot(s) lost (never captured), reported to the data team: " + ", ".join(
+            f"{g.dataset} {g.day} business {g.business_id}" for g in lost[:20]
+        )
     return requests, {"archive": archived, "deliveries": delivered, "checked_at": now.isoformat()}, account
 
 
@@ -251,17 +378,19 @@ def plan(
     minimum_interval_seconds=15 * 60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Every 15 minutes: archive days and deliveries missed back to the retention horizon "
-    "(oldest first, POS_EXPORTS_CATCHUP_MAX_RUNS per tick, none while catch-up runs are in flight).",
+    "(what is lost first comes first, POS_EXPORTS_CATCHUP_MAX_RUNS per tick; while catch-up runs are in "
+    "flight, only snapshots that would otherwise expire).",
 )
 def catchup_sensor(context: dg.SensorEvaluationContext, storage: StorageResource):
-    busy = context.instance.get_runs(
-        filters=dg.RunsFilter(tags={CATCHUP_TAG: ["archive", "delivery"]}, statuses=IN_FLIGHT), limit=1
-    )
-    if busy:
-        return dg.SkipReason(f"catch-up run {busy[0].run_id} is still {busy[0].status.value.lower()}")
+    now = clock()
+    busy = live_runs(context.instance, now, tags={CATCHUP_TAG: ["archive", "delivery"]})
     cursor = json.loads(context.cursor) if context.cursor else {}
-    requests, new_cursor, account = plan(storage.get(), engine(), context.instance, cursor, clock(), max_runs())
+    requests, new_cursor, account = plan(
+        storage.get(), engine(), context.instance, cursor, now, max_runs(), blocked=bool(busy)
+    )
     context.update_cursor(json.dumps(new_cursor, sort_keys=True))
+    if busy:
+        account += f" (catch-up run {busy[0].run_id} is still {busy[0].status.value.lower()})"
     if not requests:
         return dg.SkipReason(f"nothing to catch up ({account})")
     context.log.info(account)
