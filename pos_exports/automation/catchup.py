@@ -2,21 +2,29 @@
 
 Dagster runs only the latest missed tick of a schedule after downtime, so `catchup_sensor` (every
 15 minutes) looks back to the retention horizon (`POS_RETENTION_DAYS`, see `retention.coverage`) and
-requests what is missing, oldest first, at most `POS_EXPORTS_CATCHUP_MAX_RUNS` (default 3) runs per
-evaluation, and none at all while an earlier catch-up run (tag `pos_exports/catchup`) is still
-queued or in progress:
+requests what is missing, **what would be lost first first** (a snapshot's capture deadline, an event
+day's purge by the POS), at most `POS_EXPORTS_CATCHUP_MAX_RUNS` (default 3) runs per evaluation. While
+an earlier catch-up run (tag `pos_exports/catchup`) is still queued or in progress only snapshot
+captures are requested (they cannot wait); a run STARTED longer ago than its time limit (its
+`dagster/max_runtime` tag, else the instance's `run_monitoring.max_runtime_seconds`) is dead, not in
+flight, and holds nothing up (run monitoring fails it, run retries re-run it once).
 
 1. **Archive days.** Every partition with an overdue gap (`retention.Gap.overdue`: the daily schedule
    should have archived it, i.e. 3 h after the partition appeared) of an event dataset for any
    active business, or of a snapshot dataset that can still be captured (within 48 h of the end of
    the day), gets one `daily_archive_job` run: `partition_key=day`, run key `catchup:archive:{day}`,
    tags `pos_exports/catchup=archive`, `pos_exports/catchup_day={day}`. The run selects only the
-   datasets with a gap that day (a snapshot dataset only if every business missing it can still be
-   captured: a lost snapshot would fail the run for nothing) and only the businesses with a gap
-   (`business_ids`), so nothing already archived is rewritten needlessly. A day that a queued or
-   running run already works on (its `dagster/partition` tag or partition range: the schedule's
-   tick, a backfill) is left to that run.
-2. **Missed deliveries.** For every active subscription, every fire in
+   datasets with a gap that day and only the businesses with a gap (`business_ids`), so nothing
+   already archived is rewritten needlessly. A business whose snapshot of that day is lost would fail
+   a run asking for it, so then the day's events get that run and the capturable snapshots of the
+   other businesses a run of their own (`catchup:archive:{day}:snapshot`). Snapshot runs carry a
+   higher `dagster/priority`. A day that a live run already works on (its `dagster/partition` tag or
+   partition range: the schedule's tick, a backfill) is left to that run, except the snapshots when
+   that run archives only the event datasets (a backfill as the README advises): those are captured
+   beside it. A lost snapshot is never requested; it is reported to the data team once (the state
+   database's `reported` table remembers it).
+2. **Missed deliveries** (after the archive runs; none while catch-up runs are in flight). For every
+   active subscription, every fire in
    `(max(horizon, created_at), now - 1 h]` (`schedule.due`; the hour leaves fresh fires to
    `due_subscriptions_sensor`) whose ledger rows are not all done (`ledger.pending_recipients`:
    not emailed, not rejected for good, not being processed by a live run) and whose archive is
