@@ -37,7 +37,9 @@ flight, and holds nothing up (run monitoring fails it, run retries re-run it onc
 the horizon), and Dagster itself never launches a sensor's run key twice. The one exception: when the
 latest catch-up run of an archive day has *failed* and the day is still missing, the day is
 requested once more with the run key `catchup:archive:{day}:retry1` (at most
-`MAX_ARCHIVE_ATTEMPTS` = 2 runs per day); after that the retention guard tells the data team.
+`MAX_ARCHIVE_ATTEMPTS` = 2 runs per day); after that the retention guard tells the data team. A run
+that captures snapshots is retried (`...:retryN`) as long as they can still be captured, 30 min after
+its first failure, then 1 h, 2 h, ... after each further one (`may_retry`): giving up would lose them.
 A delivery is requested once by the catch-up (its failure is alerted by `failure_alert_sensor`).
 """
 
@@ -72,6 +74,7 @@ SNAPSHOT_PRIORITY = "10"  # the run queue dequeues higher priorities first
 MAX_RUNTIME_TAG = "dagster/max_runtime"
 LOST_PREFIX = "lost_snapshot:"
 MAX_ARCHIVE_ATTEMPTS = 2
+SNAPSHOT_RETRY_BACKOFF = dt.timedelta(minutes=30)
 DELIVERY_GRACE = dt.timedelta(hours=1)
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -278,11 +281,25 @@ def busy_days(instance: dg.DagsterInstance, now: dt.datetime | None = None) -> d
     return days
 
 
-def _latest_failed(instance: dg.DagsterInstance, item: ArchiveCatchup) -> bool:
+def _latest_failure(instance: dg.DagsterInstance, item: ArchiveCatchup) -> float | None:
+    """When the latest catch-up run of `item` failed (a timestamp), or None when it did not fail."""
     day = item.day.isoformat()
-    runs = instance.get_runs(filters=dg.RunsFilter(tags={CATCHUP_TAG: "archive", DAY_TAG: day}), limit=10)
-    mine = [r for r in runs if r.tags.get(ITEM_TAG, day) == item.key]
-    return bool(mine) and mine[0].status == dg.DagsterRunStatus.FAILURE
+    records = instance.get_run_records(filters=dg.RunsFilter(tags={CATCHUP_TAG: "archive", DAY_TAG: day}), limit=10)
+    mine = [r for r in records if r.dagster_run.tags.get(ITEM_TAG, day) == item.key]
+    if not mine or mine[0].dagster_run.status != dg.DagsterRunStatus.FAILURE:
+        return None
+    return mine[0].end_time or mine[0].update_timestamp.timestamp()
+
+
+def may_retry(item: ArchiveCatchup, attempts: int, failed_at: float | None, now: dt.datetime) -> bool:
+    """Whether a failed catch-up is requested again: an event day once (`MAX_ARCHIVE_ATTEMPTS`); a capturable
+    snapshot as long as its window is open, after 30 min, 1 h, 2 h, ... (it is lost if it waits)."""
+    if failed_at is None:
+        return False
+    if not item.captures_snapshots:
+        return attempts < MAX_ARCHIVE_ATTEMPTS
+    backoff = SNAPSHOT_RETRY_BACKOFF * 2 ** (attempts - 1)
+    return now < item.deadline and now.timestamp() - failed_at >= backoff.total_seconds()
 
 
 def lost_snapshots(cov: retention.Coverage) -> list[retention.Gap]:
@@ -357,8 +374,8 @@ def plan(
                 continue  # the schedule's (or a backfill's) run for that day is on it
             item = snapshots  # that run archives the events only: capture the snapshots beside it
         attempts = archived.get(item.key, 0)
-        if attempts and (attempts >= MAX_ARCHIVE_ATTEMPTS or not _latest_failed(instance, item)):
-            continue  # requested already (still running, succeeded, or gave up): the retention guard reports it
+        if attempts and not may_retry(item, attempts, _latest_failure(instance, item), now):
+            continue  # requested already (running, succeeded, waiting to retry, or gave up: the guard reports it)
         if len(requests) >= limit or (blocked and not item.captures_snapshots):
             waiting += 1
             continue

@@ -376,3 +376,39 @@ def test_a_lost_snapshot_is_reported_once_and_never_requested(month_of_markers, 
     assert "1 snapshot(s) lost" in alert.subject
     assert "customers of 2025-03-17 for business 1 Accra Shop" in alert.body
     assert "nothing will retry them" in alert.body
+
+
+def _fail_at(instance, run, when):
+    from dagster._core.events import DagsterEvent, DagsterEventType
+
+    event = DagsterEvent(event_type_value=DagsterEventType.RUN_FAILURE.value, job_name=run.job_name)
+    instance.report_dagster_event(event, run.run_id, timestamp=when.timestamp())
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+
+
+def test_a_failed_snapshot_capture_is_retried_with_backoff_while_it_can_be_captured(
+    month_of_markers, state, monkeypatch
+):
+    root = month_of_markers({("customers", dt.date(2025, 3, 19), 1)})  # Accra's window closes 21 March 00:00
+    with dg.instance_for_test() as instance:
+        requests, cursor = _evaluate(instance, root, LATE, None, monkeypatch)
+        assert [r.run_key for r in requests] == ["catchup:archive:2025-03-19"]
+        _fail_at(instance, _fake_run(instance, dg.DagsterRunStatus.STARTED, requests[0].tags), LATE)
+        at = LATE
+        keys = []
+        for minutes in range(15, 8 * 60, 15):  # every tick for 8 hours
+            at = LATE + dt.timedelta(minutes=minutes)
+            requests, cursor = _evaluate(instance, root, at, cursor, monkeypatch)
+            for r in requests:
+                keys.append((r.run_key, minutes))
+                _fail_at(instance, _fake_run(instance, dg.DagsterRunStatus.STARTED, r.tags), at)
+        # 30 min after the first failure, then 1 h, 2 h, 4 h after each further one
+        assert keys == [
+            ("catchup:archive:2025-03-19:retry1", 30),
+            ("catchup:archive:2025-03-19:retry2", 90),
+            ("catchup:archive:2025-03-19:retry3", 210),
+            ("catchup:archive:2025-03-19:retry4", 450),
+        ]
+        # once the window has closed it is lost: never requested again
+        closed = dt.datetime(2025, 3, 21, 0, 15, tzinfo=UTC)
+        assert _evaluate(instance, root, closed, cursor, monkeypatch)[0] == []
