@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     delivery_max_attempts: int = _setting(
         "POS_EXPORTS_DELIVERY_MAX_ATTEMPTS", 5, "a whole number of attempts, at least 1", ge=1
     )
+    max_runs_per_tick: int = _setting(
+        "POS_EXPORTS_MAX_RUNS_PER_TICK", 50, "a whole number of runs per tick, at least 1", ge=1
+    )
 
     @field_validator("start_date", mode="before")
     @classmethod

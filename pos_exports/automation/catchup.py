@@ -2,21 +2,29 @@
 
 Dagster runs only the latest missed tick of a schedule after downtime, so `catchup_sensor` (every
 15 minutes) looks back to the retention horizon (`POS_RETENTION_DAYS`, see `retention.coverage`) and
-requests what is missing, oldest first, at most `POS_EXPORTS_CATCHUP_MAX_RUNS` (default 3) runs per
-evaluation, and none at all while an earlier catch-up run (tag `pos_exports/catchup`) is still
-queued or in progress:
+requests what is missing, **what would be lost first first** (a snapshot's capture deadline, an event
+day's purge by the POS), at most `POS_EXPORTS_CATCHUP_MAX_RUNS` (default 3) runs per evaluation. While
+an earlier catch-up run (tag `pos_exports/catchup`) is still queued or in progress only snapshot
+captures are requested (they cannot wait); a run STARTED longer ago than its time limit (its
+`dagster/max_runtime` tag, else the instance's `run_monitoring.max_runtime_seconds`) is dead, not in
+flight, and holds nothing up (run monitoring fails it, run retries re-run it once).
 
 1. **Archive days.** Every partition with an overdue gap (`retention.Gap.overdue`: the daily schedule
    should have archived it, i.e. 3 h after the partition appeared) of an event dataset for any
    active business, or of a snapshot dataset that can still be captured (within 48 h of the end of
    the day), gets one `daily_archive_job` run: `partition_key=day`, run key `catchup:archive:{day}`,
    tags `pos_exports/catchup=archive`, `pos_exports/catchup_day={day}`. The run selects only the
-   datasets with a gap that day (a snapshot dataset only if every business missing it can still be
-   captured: a lost snapshot would fail the run for nothing) and only the businesses with a gap
-   (`business_ids`), so nothing already archived is rewritten needlessly. A day that a queued or
-   running run already works on (its `dagster/partition` tag or partition range: the schedule's
-   tick, a backfill) is left to that run.
-2. **Missed deliveries.** For every active subscription, every fire in
+   datasets with a gap that day and only the businesses with a gap (`business_ids`), so nothing
+   already archived is rewritten needlessly. A business whose snapshot of that day is lost would fail
+   a run asking for it, so then the day's events get that run and the capturable snapshots of the
+   other businesses a run of their own (`catchup:archive:{day}:snapshot`). Snapshot runs carry a
+   higher `dagster/priority`. A day that a live run already works on (its `dagster/partition` tag or
+   partition range: the schedule's tick, a backfill) is left to that run, except the snapshots when
+   that run archives only the event datasets (a backfill as the README advises): those are captured
+   beside it. A lost snapshot is never requested; it is reported to the data team once (the state
+   database's `reported` table remembers it).
+2. **Missed deliveries** (after the archive runs; none while catch-up runs are in flight). For every
+   active subscription, every fire in
    `(max(horizon, created_at), now - 1 h]` (`schedule.due`; the hour leaves fresh fires to
    `due_subscriptions_sensor`) whose ledger rows are not all done (`ledger.pending_recipients`:
    not emailed, not rejected for good, not being processed by a live run) and whose archive is
@@ -29,7 +37,9 @@ queued or in progress:
 the horizon), and Dagster itself never launches a sensor's run key twice. The one exception: when the
 latest catch-up run of an archive day has *failed* and the day is still missing, the day is
 requested once more with the run key `catchup:archive:{day}:retry1` (at most
-`MAX_ARCHIVE_ATTEMPTS` = 2 runs per day); after that the retention guard tells the data team.
+`MAX_ARCHIVE_ATTEMPTS` = 2 runs per day); after that the retention guard tells the data team. A run
+that captures snapshots is retried (`...:retryN`) as long as they can still be captured, 30 min after
+its first failure, then 1 h, 2 h, ... after each further one (`may_retry`): giving up would lose them.
 A delivery is requested once by the catch-up (its failure is alerted by `failure_alert_sensor`).
 """
 
@@ -44,7 +54,7 @@ from pos_exports.archive.assets import archive_job, archive_partitions, asset_ke
 from pos_exports.archive.read import load_businesses
 from pos_exports.automation import retention
 from pos_exports.automation.delivery import delivery_job, run_request
-from pos_exports.delivery import ledger
+from pos_exports.delivery import ledger, notify
 from pos_exports.delivery.deliver import archive_ready
 from pos_exports.delivery.schedule import ScheduleError, due
 from pos_exports.delivery.state import engine
@@ -57,7 +67,13 @@ UTC = dt.UTC
 MAX_RUNS_ENV = "POS_EXPORTS_CATCHUP_MAX_RUNS"
 CATCHUP_TAG = "pos_exports/catchup"
 DAY_TAG = "pos_exports/catchup_day"
+ITEM_TAG = "pos_exports/catchup_item"
+PRIORITY_TAG = "dagster/priority"
+SNAPSHOT_PRIORITY = "10"  # the run queue dequeues higher priorities first
+MAX_RUNTIME_TAG = "dagster/max_runtime"
+LOST_PREFIX = "lost_snapshot:"
 MAX_ARCHIVE_ATTEMPTS = 2
+SNAPSHOT_RETRY_BACKOFF = dt.timedelta(minutes=30)
 DELIVERY_GRACE = dt.timedelta(hours=1)
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -81,6 +97,18 @@ class ArchiveCatchup:
     day: dt.date
     datasets: tuple[str, ...]
     business_ids: tuple[int, ...]
+    deadline: dt.datetime  # when the first of its gaps is lost (a snapshot's capture window, a purge)
+    part: str = "day"  # day | snapshot (the capturable snapshots alone, see `archive_catchups`)
+    snapshots: "ArchiveCatchup | None" = None  # a day's snapshot part, requested alone when the day is busy
+
+    @property
+    def key(self) -> str:
+        """The cursor key and run key stem: `2025-03-09`, or `2025-03-09:snapshot` for a snapshot part."""
+        return self.day.isoformat() + ("" if self.part == "day" else f":{self.part}")
+
+    @property
+    def captures_snapshots(self) -> bool:
+        return any(retention.DATASETS[d].kind == "snapshot" for d in self.datasets)
 
 
 @dataclass(frozen=True)
@@ -96,27 +124,45 @@ class MissedDelivery:
         return f"delivery:{self.subscription_id}:{self.kind}:{self.key}"
 
 
+def deadline(gap: retention.Gap, today: dt.date) -> dt.datetime:
+    """When `gap` can no longer be archived: a snapshot's capture deadline, else the POS's purge of the day."""
+    if gap.capture is not None:
+        return gap.capture.closes
+    return dt.datetime.combine(today + dt.timedelta(days=gap.days_left), dt.time(0), tzinfo=UTC)
+
+
+def _item(day, gaps, today, part="day", snapshots=None) -> ArchiveCatchup:
+    datasets = sorted({g.dataset for g in gaps}, key=retention.ALL_DATASETS.index)
+    ids = tuple(sorted({g.business_id for g in gaps}))
+    return ArchiveCatchup(day, tuple(datasets), ids, min(deadline(g, today) for g in gaps), part, snapshots)
+
+
 def archive_catchups(cov: retention.Coverage) -> list[ArchiveCatchup]:
-    """The archive runs that would fill the overdue, recoverable gaps of `cov`, oldest day first."""
+    """The archive runs that would fill the overdue, recoverable gaps of `cov`, the first to be lost first.
+
+    One run per day (its event gaps and capturable snapshots), except when a business of the day's event
+    gaps has lost its snapshot: asking it for the snapshot would fail, so the capturable snapshots of
+    the other businesses get a run of their own (`part="snapshot"`). Lost snapshots are never requested.
+    """
     by_day: dict[dt.date, list[retention.Gap]] = {}
     for gap in cov.gaps:
-        if gap.overdue:
+        if gap.overdue and gap.recoverable:
             by_day.setdefault(gap.day, []).append(gap)
+    lost = {(g.day, g.business_id) for g in cov.gaps if g.kind == "snapshot" and not g.recoverable}
     out = []
-    for day in sorted(by_day):
-        gaps = by_day[day]
-        datasets = sorted(
-            {
-                g.dataset
-                for g in gaps
-                if g.kind == "event" or all(o.recoverable for o in gaps if o.dataset == g.dataset)
-            },
-            key=retention.ALL_DATASETS.index,
-        )
-        if datasets:
-            ids = sorted({g.business_id for g in gaps if g.dataset in datasets})
-            out.append(ArchiveCatchup(day, tuple(datasets), tuple(ids)))
-    return out
+    for day, gaps in by_day.items():
+        events = [g for g in gaps if g.kind == "event"]
+        snaps = [g for g in gaps if g.kind == "snapshot"]
+        part = _item(day, snaps, cov.today, "snapshot") if snaps else None
+        if not events:
+            out.append(_item(day, snaps, cov.today, snapshots=part))
+        elif snaps and not any((day, g.business_id) in lost for g in events):
+            out.append(_item(day, gaps, cov.today, snapshots=part))
+        else:
+            out.append(_item(day, events, cov.today))
+            if part:
+                out.append(part)
+    return sorted(out, key=lambda i: (i.deadline, i.day, i.part))
 
 
 def missed_deliveries(storage: Storage, eng, horizon: dt.datetime, now: dt.datetime) -> list[MissedDelivery]:
@@ -154,13 +200,16 @@ def missed_deliveries(storage: Storage, eng, horizon: dt.datetime, now: dt.datet
 
 def _archive_request(item: ArchiveCatchup, attempt: int) -> dg.RunRequest:
     day = item.day.isoformat()
+    tags = {CATCHUP_TAG: "archive", DAY_TAG: day, ITEM_TAG: item.key, "pos_exports/catchup_attempt": str(attempt)}
+    if item.captures_snapshots:  # dequeued before the runs of days that can wait
+        tags[PRIORITY_TAG] = SNAPSHOT_PRIORITY
     return dg.RunRequest(
-        run_key=f"catchup:archive:{day}" + (f":retry{attempt - 1}" if attempt > 1 else ""),
+        run_key=f"catchup:archive:{item.key}" + (f":retry{attempt - 1}" if attempt > 1 else ""),
         job_name=archive_job.name,
         partition_key=day,
         asset_selection=[asset_key(d) for d in item.datasets],
         run_config={"ops": {"daily_archive": {"config": {"business_ids": list(item.business_ids)}}}},
-        tags={CATCHUP_TAG: "archive", DAY_TAG: day, "pos_exports/catchup_attempt": str(attempt)},
+        tags=tags,
     )
 
 
@@ -174,13 +223,46 @@ def _delivery_request(item: MissedDelivery) -> dg.RunRequest:
     )
 
 
-def busy_days(instance: dg.DagsterInstance) -> set[str]:
-    """Partition keys that an in-flight run (a schedule tick, a backfill, a hand-launched run) is working on."""
-    days: set[str] = set()
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT)):
+def time_limit(instance: dg.DagsterInstance, run: dg.DagsterRun) -> float:
+    """A run's time limit in seconds as run monitoring applies it (its `dagster/max_runtime` tag, else the
+    instance's `run_monitoring.max_runtime_seconds`); 0: none."""
+    raw = run.tags.get(MAX_RUNTIME_TAG) or run.tags.get(f"{MAX_RUNTIME_TAG}_seconds")
+    try:
+        return float(raw) if raw else float(instance.run_monitoring_max_runtime_seconds or 0)
+    except ValueError:
+        return 0.0
+
+
+def live_runs(instance: dg.DagsterInstance, now: dt.datetime, tags: dict | None = None) -> list[dg.DagsterRun]:
+    """Runs queued or in progress, without those STARTED longer ago than their time limit: their process
+    has died (run monitoring fails them and run retries re-runs them), they must not hold anything up."""
+    out = []
+    for record in instance.get_run_records(filters=dg.RunsFilter(statuses=IN_FLIGHT, tags=tags or {})):
+        run, limit = record.dagster_run, time_limit(instance, record.dagster_run)
+        started = record.start_time
+        if run.status == dg.DagsterRunStatus.STARTED and limit and started and now.timestamp() - started > limit:
+            continue
+        out.append(run)
+    return out
+
+
+def busy_days(instance: dg.DagsterInstance, now: dt.datetime | None = None) -> dict[str, set[str] | None]:
+    """Partition keys that a live run (a schedule tick, a backfill, a hand-launched run) is working on, each
+    with the datasets it archives (None: all of them)."""
+    days: dict[str, set[str] | None] = {}
+
+    def add(day: str, datasets: set[str] | None) -> None:
+        if day in days:
+            days[day] = None if datasets is None or days[day] is None else days[day] | datasets
+        else:
+            days[day] = datasets
+
+    for run in live_runs(instance, now or clock()):
         tags = run.tags
+        keys = run.asset_selection
+        datasets = {k.path[-1].removesuffix("_archive") for k in keys} if keys else None
         if key := tags.get("dagster/partition"):
-            days.add(key)
+            add(key, datasets)
         first, last = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
         if first and last:
             try:
@@ -188,20 +270,82 @@ def busy_days(instance: dg.DagsterInstance) -> set[str]:
             except ValueError:
                 continue
             while day <= end and len(days) < 10_000:
-                days.add(day.isoformat())
+                add(day.isoformat(), datasets)
                 day += dt.timedelta(days=1)
     return days
 
 
-def _latest_failed(instance: dg.DagsterInstance, day: str) -> bool:
-    runs = instance.get_runs(filters=dg.RunsFilter(tags={CATCHUP_TAG: "archive", DAY_TAG: day}), limit=1)
-    return bool(runs) and runs[0].status == dg.DagsterRunStatus.FAILURE
+def _latest_failure(instance: dg.DagsterInstance, item: ArchiveCatchup) -> float | None:
+    """When the latest catch-up run of `item` failed (a timestamp), or None when it did not fail."""
+    day = item.day.isoformat()
+    records = instance.get_run_records(filters=dg.RunsFilter(tags={CATCHUP_TAG: "archive", DAY_TAG: day}), limit=10)
+    mine = [r for r in records if r.dagster_run.tags.get(ITEM_TAG, day) == item.key]
+    if not mine or mine[0].dagster_run.status != dg.DagsterRunStatus.FAILURE:
+        return None
+    return mine[0].end_time or mine[0].update_timestamp.timestamp()
+
+
+def may_retry(item: ArchiveCatchup, attempts: int, failed_at: float | None, now: dt.datetime) -> bool:
+    """Whether a failed catch-up is requested again: an event day once (`MAX_ARCHIVE_ATTEMPTS`); a capturable
+    snapshot as long as its window is open, after 30 min, 1 h, 2 h, ... (it is lost if it waits)."""
+    if failed_at is None:
+        return False
+    if not item.captures_snapshots:
+        return attempts < MAX_ARCHIVE_ATTEMPTS
+    backoff = SNAPSHOT_RETRY_BACKOFF * 2 ** (attempts - 1)
+    return now < item.deadline and now.timestamp() - failed_at >= backoff.total_seconds()
+
+
+def lost_snapshots(cov: retention.Coverage) -> list[retention.Gap]:
+    """Snapshot gaps past their capture window: never requested, reported once (`report_lost`)."""
+    return [g for g in cov.gaps if g.kind == "snapshot" and g.overdue and not g.recoverable]
+
+
+def _lost_key(gap: retention.Gap) -> str:
+    return f"{LOST_PREFIX}{gap.day.isoformat()}:{gap.dataset}:{gap.business_id}"
+
+
+def report_lost(eng, cov: retention.Coverage) -> list[retention.Gap]:
+    """Queue one alert to the data team about the snapshots lost since the last report; return those."""
+    gaps = {_lost_key(g): g for g in lost_snapshots(cov)}
+
+    def describe(keys: list[str]) -> tuple[str, str]:
+        lost = [gaps[k] for k in keys]
+        subject = f"[pos_exports] {len(lost)} snapshot(s) lost: never captured, cannot be recovered"
+        body = "\n".join(
+            [
+                "These customers/inventory snapshots were never captured within 48 h of the end of their day. "
+                "The POS keeps no history of that state, so they are lost for good: nothing will retry them, "
+                "and this is the only report of them.",
+                "",
+                *(
+                    f"- {g.dataset} of {g.day} for business {g.business_id} {g.business_name} "
+                    f"(capture window closed {g.capture.closes:%Y-%m-%d %H:%M} UTC)"
+                    for g in lost
+                ),
+            ]
+        )
+        return subject, body
+
+    new = notify.queue_once(eng, LOST_PREFIX, list(gaps), describe, notify.data_team())
+    notify.forget_reported(eng, LOST_PREFIX, cov.window_start.isoformat())  # past the horizon: never listed again
+    return [gaps[k] for k in new]
 
 
 def plan(
-    storage: Storage, eng, instance: dg.DagsterInstance, cursor: dict, now: dt.datetime, limit: int
+    storage: Storage,
+    eng,
+    instance: dg.DagsterInstance,
+    cursor: dict,
+    now: dt.datetime,
+    limit: int,
+    *,
+    blocked: bool = False,
 ) -> tuple[list[dg.RunRequest], dict, str]:
-    """The run requests of one evaluation, the new cursor, and a one-line account."""
+    """The run requests of one evaluation, the new cursor, and a one-line account.
+
+    `blocked`: earlier catch-up runs are still in flight; only snapshots (lost if they wait) are requested.
+    """
     archived: dict[str, int] = dict(cursor.get("archive", {}))
     delivered: dict[str, str] = dict(cursor.get("deliveries", {}))
     start = archive_partitions.start.date() if archive_partitions.start else None
@@ -210,24 +354,28 @@ def plan(
     # forget what is past the horizon: it can no longer be asked for
     archived = {d: n for d, n in archived.items() if d >= cov.window_start.isoformat()}
     delivered = {k: f for k, f in delivered.items() if f >= horizon.isoformat()}
+    lost = report_lost(eng, cov)
 
     requests: list[dg.RunRequest] = []
     waiting = 0
     items = archive_catchups(cov)
-    busy = busy_days(instance) if items else set()
+    busy = busy_days(instance, now) if items else {}
     for item in items:
         day = item.day.isoformat()
-        attempts = archived.get(day, 0)
-        if attempts and (attempts >= MAX_ARCHIVE_ATTEMPTS or not _latest_failed(instance, day)):
-            continue  # requested already (still running, succeeded, or gave up): the retention guard reports it
         if day in busy:
-            continue  # the schedule's (or a backfill's) run for that day is still on it
-        if len(requests) >= limit:
+            covered, snapshots = busy[day], (item if item.part == "snapshot" else item.snapshots)
+            if snapshots is None or covered is None or covered & set(snapshots.datasets):
+                continue  # the schedule's (or a backfill's) run for that day is on it
+            item = snapshots  # that run archives the events only: capture the snapshots beside it
+        attempts = archived.get(item.key, 0)
+        if attempts and not may_retry(item, attempts, _latest_failure(instance, item), now):
+            continue  # requested already (running, succeeded, waiting to retry, or gave up: the guard reports it)
+        if len(requests) >= limit or (blocked and not item.captures_snapshots):
             waiting += 1
             continue
-        archived[day] = attempts + 1
+        archived[item.key] = attempts + 1
         requests.append(_archive_request(item, attempts + 1))
-    for item in missed_deliveries(storage, eng, horizon, now):
+    for item in [] if blocked else missed_deliveries(storage, eng, horizon, now):
         if item.run_key in delivered:
             continue
         if len(requests) >= limit:
@@ -236,6 +384,10 @@ def plan(
         delivered[item.run_key] = item.fire.isoformat()
         requests.append(_delivery_request(item))
     account = f"{len(requests)} catch-up run(s) requested, {waiting} waiting for a later tick"
+    if lost:
+        account += f"; {len(lost)} snapshot(s) lost (never captured), reported to the data team: " + ", ".join(
+            f"{g.dataset} {g.day} business {g.business_id}" for g in lost[:20]
+        )
     return requests, {"archive": archived, "deliveries": delivered, "checked_at": now.isoformat()}, account
 
 
@@ -245,17 +397,19 @@ def plan(
     minimum_interval_seconds=15 * 60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Every 15 minutes: archive days and deliveries missed back to the retention horizon "
-    "(oldest first, POS_EXPORTS_CATCHUP_MAX_RUNS per tick, none while catch-up runs are in flight).",
+    "(what is lost first comes first, POS_EXPORTS_CATCHUP_MAX_RUNS per tick; while catch-up runs are in "
+    "flight, only snapshots that would otherwise expire).",
 )
 def catchup_sensor(context: dg.SensorEvaluationContext, storage: StorageResource):
-    busy = context.instance.get_runs(
-        filters=dg.RunsFilter(tags={CATCHUP_TAG: ["archive", "delivery"]}, statuses=IN_FLIGHT), limit=1
-    )
-    if busy:
-        return dg.SkipReason(f"catch-up run {busy[0].run_id} is still {busy[0].status.value.lower()}")
+    now = clock()
+    busy = live_runs(context.instance, now, tags={CATCHUP_TAG: ["archive", "delivery"]})
     cursor = json.loads(context.cursor) if context.cursor else {}
-    requests, new_cursor, account = plan(storage.get(), engine(), context.instance, cursor, clock(), max_runs())
+    requests, new_cursor, account = plan(
+        storage.get(), engine(), context.instance, cursor, now, max_runs(), blocked=bool(busy)
+    )
     context.update_cursor(json.dumps(new_cursor, sort_keys=True))
+    if busy:
+        account += f" (catch-up run {busy[0].run_id} is still {busy[0].status.value.lower()})"
     if not requests:
         return dg.SkipReason(f"nothing to catch up ({account})")
     context.log.info(account)

@@ -131,41 +131,115 @@ def run_request(sub_id: int, kind: str, key: str, business_id: int, suffix: str 
     )
 
 
-def due_requests(storage, eng, last: dt.datetime, now: dt.datetime, waiting: list) -> tuple[list, list]:
-    """Run requests for every due (subscription, period) whose archive is complete; the rest keep waiting."""
+DEFAULT_MAX_RUNS_PER_TICK = settings.Settings.model_fields["max_runs_per_tick"].default
+BROKEN_PREFIX = "broken_subscription:"
+
+
+def max_runs_per_tick() -> int:
+    """`POS_EXPORTS_MAX_RUNS_PER_TICK`: how many delivery runs one tick of the due sensor launches at most."""
+    return settings.settings().max_runs_per_tick
+
+
+def due_requests(
+    storage, eng, last: dt.datetime, now: dt.datetime, waiting: list, limit: int = DEFAULT_MAX_RUNS_PER_TICK
+) -> tuple[list[dg.RunRequest], list, dict[int, str]]:
+    """Run requests for the due (subscription, period)s whose archive is complete, oldest fire first, at most
+    `limit`; the rest keep waiting in the cursor (archive incomplete, or over the limit: the next ticks).
+
+    Each subscription is evaluated on its own: one that cannot be (an unknown time zone, a broken schedule)
+    is skipped and returned in the third value ({subscription id: why}); the others launch.
+    """
     businesses = {b.id: b for b in load_businesses(storage)}
     subs = {s.id: s for s in find(eng, active=True)}
-    candidates = {tuple(w) for w in waiting if w[0] in subs}
+    candidates: dict[tuple[int, str, str], dt.datetime] = {}
+    for w in waiting:  # [sub, kind, key, fire] (or [sub, kind, key] from an older cursor)
+        if w[0] in subs:
+            candidates[(w[0], w[1], w[2])] = dt.datetime.fromisoformat(w[3]) if len(w) > 3 else last
+    broken: dict[int, str] = {}
     for sub in subs.values():
         if (business := businesses.get(sub.business_id)) is not None:
-            candidates |= {(sub.id, kind, key) for _, kind, key in due(sub, business.timezone, last, now)}
+            try:
+                for fire, kind, key in due(sub, business.timezone, last, now):
+                    candidates.setdefault((sub.id, kind, key), fire)
+            except Exception as exc:  # isolate: one broken subscription never stops the others
+                broken[sub.id] = _why(exc)
     requests, still_waiting = [], []
-    for sub_id, kind, key in sorted(candidates, key=lambda c: (c[2], c[0])):
+    for (sub_id, kind, key), fire in sorted(candidates.items(), key=lambda c: (c[1], c[0][0], c[0][2])):
+        if sub_id in broken:
+            continue
+        entry = [sub_id, kind, key, fire.isoformat()]
+        if len(requests) >= limit:
+            still_waiting.append(entry)  # the next tick takes it, oldest first
+            continue
         sub = subs[sub_id]
-        rows = [r for r in ledger.history(eng, subscription_id=sub_id) if r["period_key"] == key]
-        if rows and all(r["status"] == "emailed" for r in rows):
-            continue  # delivered already (a re-evaluated tick launches nothing)
-        if archive_ready(storage, sub, sub.business_id, period_for(kind, key)):
-            still_waiting.append([sub_id, kind, key])  # wait for the archive rather than send a partial period
+        try:
+            rows = [r for r in ledger.history(eng, subscription_id=sub_id) if r["period_key"] == key]
+            if rows and all(r["status"] == "emailed" for r in rows):
+                continue  # delivered already (a re-evaluated tick launches nothing)
+            if archive_ready(storage, sub, sub.business_id, period_for(kind, key)):
+                still_waiting.append(entry)  # wait for the archive rather than send a partial period
+                continue
+        except Exception as exc:
+            broken[sub_id] = _why(exc)
             continue
         requests.append(run_request(sub_id, kind, key, sub.business_id))
-    return requests, still_waiting
+    return (
+        requests,
+        still_waiting,
+        {i: f"subscription {i} ({subs[i].name}) of business {subs[i].business_id}: {why}" for i, why in broken.items()},
+    )
+
+
+def _why(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+
+
+def report_broken(eng, broken: dict[int, str]) -> list[str]:
+    """Tell the data team once about each subscription that cannot be evaluated (and why)."""
+    keys = {f"{BROKEN_PREFIX}{i}:{why}": why for i, why in broken.items()}
+
+    def describe(new: list[str]) -> tuple[str, str]:
+        lines = [keys[k] for k in new]
+        subject = f"[pos_exports] {len(lines)} subscription(s) skipped: they cannot be evaluated"
+        body = "\n".join(
+            [
+                *(f"- {line}" for line in lines),
+                "",
+                "Their deliveries are not launched until they are fixed; every other subscription is delivered as "
+                "usual. What to do: correct the business's time zone in the POS, or give the subscription its own "
+                "(`pos-exports subscriptions update ID --timezone Europe/London`), or fix its schedule "
+                "(`pos-exports subscriptions show ID`). This is reported once.",
+            ]
+        )
+        return subject, body
+
+    return [keys[k] for k in notify.queue_once(eng, BROKEN_PREFIX, list(keys), describe, notify.data_team())]
 
 
 @dg.sensor(
     job=delivery_job,
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Every 5 minutes: one delivery run per due (subscription, period), once its archive is complete.",
+    description="Every 5 minutes: one delivery run per due (subscription, period), once its archive is complete "
+    "(oldest first, at most POS_EXPORTS_MAX_RUNS_PER_TICK per tick; a broken subscription is skipped and reported).",
 )
 def due_subscriptions_sensor(context: dg.SensorEvaluationContext, storage: StorageResource):
     cursor = json.loads(context.cursor) if context.cursor else {}
     now = clock()
     last = dt.datetime.fromisoformat(cursor["checked_at"]) if "checked_at" in cursor else now - FIRST_LOOKBACK
-    requests, waiting = due_requests(storage.get(), engine(), last, now, cursor.get("waiting", []))
+    eng = engine()
+    requests, waiting, broken = due_requests(
+        storage.get(), eng, last, now, cursor.get("waiting", []), max_runs_per_tick()
+    )
     context.update_cursor(json.dumps({"checked_at": now.isoformat(), "waiting": waiting}))
+    for line in report_broken(eng, broken):
+        context.log.warning(f"skipped, reported to the data team: {line}")
+    account = f"{len(requests)} delivery run(s), {len(waiting)} waiting (archive incomplete or the next ticks)"
+    if broken:
+        account += f", {len(broken)} subscription(s) skipped: " + "; ".join(broken.values())
     if not requests:
-        return dg.SkipReason(f"nothing due; {len(waiting)} delivery(ies) waiting for the archive")
+        return dg.SkipReason(f"nothing to launch: {account}")
+    context.log.info(account)
     return requests
 
 

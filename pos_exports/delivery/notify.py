@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from pos_exports import config
 from pos_exports.archive.read import ArchiveMissing
 from pos_exports.automation.retries import is_transient
 from pos_exports.delivery.email import EmailContent, SmtpSettings, build_message, send
-from pos_exports.delivery.state import alerted_runs, alerts
+from pos_exports.delivery.state import alerted_runs, alerts, reported
 from pos_exports.delivery.subscriptions import get_settings
 from pos_exports.failures import ON_OUR_SIDE, TEMPORARY, FailedItem
 from pos_exports.reports.period import Period
@@ -60,6 +60,64 @@ def queue(
                 created_at=dt.datetime.now(dt.UTC),
             )
         ).inserted_primary_key[0]
+
+
+def queue_once(
+    eng: sa.Engine,
+    prefix: str,
+    keys: list[str],
+    describe: Callable[[list[str]], tuple[str, str]],
+    recipients: list[str],
+    kind: str = "failure",
+) -> list[str]:
+    """Queue one alert about those of `keys` (each starting with `prefix`) never reported before.
+
+    The keys are recorded in `reported` in the same transaction as the alert, so each is reported once
+    across ticks and processes (a concurrent reporter makes this one roll back and report nothing).
+    `describe(new keys)` gives (subject, body). Returns the new keys (recorded even with nobody to tell).
+    """
+    keys = list(dict.fromkeys(keys))
+    if not keys:
+        return []
+    try:
+        with eng.begin() as conn:
+            seen = set(
+                conn.execute(
+                    sa.select(reported.c.key).where(reported.c.key.startswith(prefix, autoescape=True))
+                ).scalars()
+            )
+            new = [k for k in keys if k not in seen]
+            if not new:
+                return []
+            now = dt.datetime.now(dt.UTC)
+            conn.execute(sa.insert(reported), [{"key": k, "reported_at": now} for k in new])
+            to = sorted({r.strip().lower() for r in recipients if r and r.strip()})
+            if to:
+                subject, body = describe(new)
+                conn.execute(
+                    sa.insert(alerts).values(
+                        kind=kind,
+                        recipients=to,
+                        subject=subject,
+                        body=body,
+                        status="pending",
+                        attempts=0,
+                        created_at=now,
+                    )
+                )
+    except sa.exc.IntegrityError:
+        return []  # another evaluation recorded (and reported) them first
+    return new
+
+
+def forget_reported(eng: sa.Engine, prefix: str, before: str) -> None:
+    """Drop the reported keys under `prefix` that sort before `prefix + before` (e.g. days past the horizon)."""
+    with eng.begin() as conn:
+        conn.execute(
+            sa.delete(reported).where(
+                reported.c.key.startswith(prefix, autoescape=True), reported.c.key < prefix + before
+            )
+        )
 
 
 def business_failure_recipients(eng: sa.Engine, business_id: int) -> list[str]:

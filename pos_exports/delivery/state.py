@@ -113,6 +113,16 @@ alerted_runs = sa.Table(
 )
 
 
+# What was reported once (a lost snapshot, a subscription that cannot be evaluated), by key, so that
+# a sensor evaluated every few minutes tells the data team once, not at every tick.
+reported = sa.Table(
+    "reported",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("reported_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
 def state_url() -> str:
     if url := config.settings().state_url:
         return url

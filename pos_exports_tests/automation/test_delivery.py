@@ -186,3 +186,67 @@ def test_last_friday_and_second_tuesday_fire_on_the_right_dates(archived_root, s
         f"{second_tuesday.id}:monthly:2025-02": dt.date(2025, 3, 11),
         f"{second_tuesday.id}:monthly:2025-03": dt.date(2025, 4, 8),
     }
+
+
+def test_a_subscription_whose_business_has_a_bad_time_zone_is_skipped_and_reported_once(
+    archived_root, state, monkeypatch
+):
+    import sqlalchemy as sa
+
+    from pos_exports.archive.read import load_businesses, save_businesses
+    from pos_exports.delivery.state import alerts
+    from pos_exports.source.database import Business
+    from pos_exports.storage.base import LocalStorage
+
+    monkeypatch.setenv("POS_EXPORTS_DATA_TEAM_EMAIL", "data@pos.example")
+    storage = LocalStorage(archived_root)
+    save_businesses(storage, [*load_businesses(storage), Business(99, "Mars Shop", "Mars/Olympus", "USD", True)])
+    first = _weekly(state, name="First", at="06:00")
+    broken = _weekly(state, business_id=99, name="Broken zone")
+    second = _weekly(state, name="Second")
+    start = json.dumps({"checked_at": "2025-03-10T05:00:00+00:00"})
+    with dg.instance_for_test() as instance:
+        requests, cursor = _evaluate(
+            archived_root, dt.datetime(2025, 3, 10, 7, 5, tzinfo=UTC), start, monkeypatch, instance
+        )
+        assert [r.run_key for r in requests] == [
+            f"delivery:{first.id}:weekly:2025-03-03",
+            f"delivery:{second.id}:weekly:2025-03-03",
+        ]
+        for minutes in (10, 15):  # later ticks: still skipped, not reported again
+            _evaluate(archived_root, dt.datetime(2025, 3, 10, 7, minutes, tzinfo=UTC), cursor, monkeypatch, instance)
+    with state.connect() as conn:
+        [alert] = conn.execute(sa.select(alerts)).all()
+    assert alert.recipients == ["data@pos.example"]
+    assert f"subscription {broken.id} (Broken zone) of business 99: unknown time zone 'Mars/Olympus'" in alert.body
+    assert "every other subscription is delivered as usual" in alert.body
+
+
+def test_a_tick_launches_at_most_the_limit_oldest_first_and_the_next_tick_the_rest(archived_root, state, monkeypatch):
+    monkeypatch.setenv("POS_EXPORTS_MAX_RUNS_PER_TICK", "2")
+    late = _weekly(state, name="Late", at="07:00")
+    early = _weekly(state, name="Early", at="06:00")
+    middle = _weekly(state, name="Middle", at="06:30")
+    start = json.dumps({"checked_at": "2025-03-10T05:00:00+00:00"})
+    key = "weekly:2025-03-03"
+    with dg.instance_for_test() as instance:
+        requests, cursor = _evaluate(
+            archived_root, dt.datetime(2025, 3, 10, 7, 5, tzinfo=UTC), start, monkeypatch, instance
+        )
+        assert [r.run_key for r in requests] == [f"delivery:{early.id}:{key}", f"delivery:{middle.id}:{key}"]
+        requests, cursor = _evaluate(
+            archived_root, dt.datetime(2025, 3, 10, 7, 10, tzinfo=UTC), cursor, monkeypatch, instance
+        )
+        assert [r.run_key for r in requests] == [f"delivery:{late.id}:{key}"]
+        requests, cursor = _evaluate(
+            archived_root, dt.datetime(2025, 3, 10, 7, 15, tzinfo=UTC), cursor, monkeypatch, instance
+        )
+        assert requests == [] and json.loads(cursor)["waiting"] == []
+
+
+def test_a_bad_limit_is_refused_naming_the_variable(monkeypatch):
+    import pytest
+
+    monkeypatch.setenv("POS_EXPORTS_MAX_RUNS_PER_TICK", "lots")
+    with pytest.raises(ValueError, match=r"^POS_EXPORTS_MAX_RUNS_PER_TICK: .lots. is not a whole number"):
+        automation.max_runs_per_tick()

@@ -26,6 +26,9 @@ def test_archive_and_export_runs_on_postgres_instance_storage(tmp_path, new_pg_d
     with dg.DagsterInstance.get() as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.compute_log_manager).__name__ == "S3ComputeLogManager"
+        # a run whose process died is failed past its time limit (run monitoring), then re-run once
+        assert instance.run_monitoring_enabled and instance.run_monitoring_max_runtime_seconds == 6 * 3600
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 1
         from pos_exports.definitions import defs  # the code location loads against this instance
 
         assert defs.resolve_job_def("daily_archive_job") is not None
