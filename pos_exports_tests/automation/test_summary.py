@@ -188,7 +188,7 @@ def test_weekly_summaries_arrive_by_smtp(week, archived_root, state, smtp_server
         run_config={"ops": {"send_weekly_summary": {"config": {"week_start": "2025-03-03", "force": True}}}},
         resources={"storage": StorageResource(root=str(archived_root))},
     )
-    assert result.success and len(smtp_server.handler.received) == 9
+    assert result.success and len(smtp_server.handler.received) == 10
 
 
 def test_failed_summary_stays_queued_and_is_resent(week, archived_root, state, smtp_server, tmp_path):
