@@ -8,6 +8,7 @@ import ipaddress
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -39,12 +40,15 @@ class ScriptedHandler:
     data_faults:   ["drop" | seconds, ...] consumed one per DATA, AFTER the message is committed (kept in
                    `received`, as an MTA that commits at end-of-data): "drop" closes the connection without
                    a reply; a number stalls the reply that many seconds (past the client's timeout)
+    on_data:       called (in a worker thread, so it may block) with the DATA count before each DATA is
+                   handled: lets a test hold one transaction at the server while another runs
     """
 
     rcpt_replies: dict[str, list[str]] = field(default_factory=dict)
     data_replies: list[str] = field(default_factory=list)
     data_delays: list[float] = field(default_factory=list)
     data_faults: list[str | float] = field(default_factory=list)
+    on_data: Callable[[int], None] | None = None
     received: list[Received] = field(default_factory=list)
     data_commands: int = 0
     rcpt_commands: list[str] = field(default_factory=list)
@@ -61,6 +65,8 @@ class ScriptedHandler:
         return reply
 
     async def handle_DATA(self, server, session, envelope):
+        if self.on_data is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.on_data, self.data_commands + 1)
         with self.lock:
             self.data_commands += 1
             delay = self.data_delays.pop(0) if self.data_delays else 0
