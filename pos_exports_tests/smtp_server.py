@@ -65,10 +65,12 @@ class ScriptedHandler:
         return reply
 
     async def handle_DATA(self, server, session, envelope):
-        if self.on_data is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self.on_data, self.data_commands + 1)
         with self.lock:
             self.data_commands += 1
+            number = self.data_commands
+        if self.on_data is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.on_data, number)
+        with self.lock:
             delay = self.data_delays.pop(0) if self.data_delays else 0
             reply = self.data_replies.pop(0) if self.data_replies else "250 OK"
             fault = self.data_faults.pop(0) if self.data_faults else None
