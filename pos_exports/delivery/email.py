@@ -11,7 +11,7 @@
 Unset, every message is written as an `.eml` file to the outbox folder instead (`send(..., settings=None)`).
 
 The flow for one delivery: `render_content` -> `build_message` -> `send`, which returns one
-`RecipientResult` per recipient for `pos_exports.delivery.ledger.record_results`.
+`RecipientResult` per recipient for `pos_exports.delivery.ledger.record_result`.
 """
 
 from __future__ import annotations
