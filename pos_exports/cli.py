@@ -109,6 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     subscriptions_cli.register(sub)
     history_cli.register(sub)  # history, stats, upcoming, overdue
+    resend = sub.add_parser(
+        "resend",
+        help="send again the emails whose outcome is unknown (the recipient may then have them twice)",
+        description="Send again, through the delivery job, the export emails of one subscription and period whose "
+        "outcome is `unknown` (the connection was lost after the message was sent, or the run died right after). "
+        "Prints what it risks; sends only with --yes.",
+    )
+    _resend_options(resend)
 
     args = parser.parse_args(argv)
     try:  # every setting, before any command does anything
@@ -122,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         return history_cli.run(args)
     if args.command == "demo":
         return _demo(args.days)
+    if args.command == "resend":
+        return _resend(args)
     if args.command == "export":
         return _export(args, parser)
     if args.command == "retention":
@@ -158,7 +168,8 @@ def _trigger(args: argparse.Namespace, ctx: subscriptions_cli.Context) -> int:
         raise SubscriptionError("id", f"no subscription with id {args.id}")
     kind, key = sub.frequency, args.period
     if not key:
-        _, key = schedule.period_at(sub, ctx.zone_for(sub), schedule.next_fire(sub, ctx.zone_for(sub), ctx.now))
+        business_zone = (ctx.business_timezones or {}).get(sub.business_id) or ctx.zone_for(sub)
+        _, key = schedule.period_at(sub, business_zone, schedule.next_fire(sub, business_zone, ctx.now))
         key = _previous_key(kind, key)
     from pos_exports.automation.delivery import run_request
 
@@ -166,6 +177,71 @@ def _trigger(args: argparse.Namespace, ctx: subscriptions_cli.Context) -> int:
     result = _execute("delivery_job", run_config=request.run_config, tags=request.tags)
     ctx.print(
         f"run {result.run_id}: delivery of {sub.name!r} for {kind} {key}: "
+        f"{result.output_for_node('deliver_subscription') if result.success else 'FAILED'}"
+    )
+    return 0 if result.success else 1
+
+
+def _resend_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("id", type=int, help="the subscription id")
+    parser.add_argument("--period", metavar="KEY", required=True, help="the period key (see `history`)")
+    parser.add_argument("--recipient", action="append", help="only this recipient; repeatable (default: all unknown)")
+    parser.add_argument("--yes", action="store_true", help="send (without it: only print what would be sent)")
+
+
+def _resend(args: argparse.Namespace) -> int:
+    """Resend the `unknown` outcomes of one delivery, after saying what that risks."""
+    from pos_exports.delivery import ledger
+    from pos_exports.delivery.deliver import sender_address
+    from pos_exports.delivery.email import SmtpSettings, message_id_for
+    from pos_exports.delivery.state import engine
+    from pos_exports.delivery.subscriptions import get
+    from pos_exports.reports.period import period_for
+
+    eng = engine()
+    sub = get(eng, args.id)
+    if sub is None:
+        print(f"error: id: no subscription with id {args.id}", file=sys.stderr)
+        return 2
+    try:
+        period = period_for(sub.frequency, args.period)
+    except ValueError as exc:
+        print(f"error: period: {exc}", file=sys.stderr)
+        return 2
+    wanted = {ledger.normalize_recipient(r) for r in args.recipient or []}
+    rows = [
+        r
+        for r in ledger.history(eng, subscription_id=sub.id)
+        if r["period_key"] == period.key and (not wanted or r["recipient"] in wanted)
+    ]
+    unknown = [r for r in rows if r["status"] == "unknown"]
+    if not unknown:
+        statuses = ", ".join(f"{r['recipient']} {r['status']}" for r in rows) or "no delivery yet"
+        print(f"nothing to resend: no outcome of subscription {sub.id} for {period.key} is unknown ({statuses})")
+        return 0
+    from_address = sender_address(SmtpSettings.from_env())
+    print(f"resend of {sub.name!r} (subscription {sub.id}) for {period.label}:")
+    for r in unknown:
+        mid = message_id_for(sub.id, period.kind, period.key, r["recipient"], from_address)
+        print(f"  {r['recipient']}: {r['error'] or 'outcome unknown'}")
+        print(f"    Message-ID {mid}")
+    print(
+        "RISK: these recipients may already have this email; resending sends a second copy (with the same "
+        "Message-ID, so many mail clients show it once). Check the mail server's log for the Message-ID first."
+    )
+    if not args.yes:
+        print("nothing sent: run again with --yes to resend")
+        return 1
+    cfg = {
+        "subscription_id": sub.id,
+        "period_kind": period.kind,
+        "period_key": period.key,
+        "resend_unknown": True,
+        "recipients": [r["recipient"] for r in unknown],
+    }
+    result = _execute("delivery_job", run_config={"ops": {"deliver_subscription": {"config": cfg}}})
+    print(
+        f"run {result.run_id}: resend of {sub.name!r} for {period.kind} {period.key}: "
         f"{result.output_for_node('deliver_subscription') if result.success else 'FAILED'}"
     )
     return 0 if result.success else 1

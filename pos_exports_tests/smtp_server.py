@@ -8,6 +8,7 @@ import ipaddress
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -36,11 +37,18 @@ class ScriptedHandler:
     rcpt_replies:  {address: [reply, ...]} consumed one per RCPT for that address
     data_replies:  [reply, ...] consumed one per DATA
     data_delays:   [seconds, ...] consumed one per DATA: sleep before replying (to make clients time out)
+    data_faults:   ["drop" | seconds, ...] consumed one per DATA, AFTER the message is committed (kept in
+                   `received`, as an MTA that commits at end-of-data): "drop" closes the connection without
+                   a reply; a number stalls the reply that many seconds (past the client's timeout)
+    on_data:       called (in a worker thread, so it may block) with the DATA count before each DATA is
+                   handled: lets a test hold one transaction at the server while another runs
     """
 
     rcpt_replies: dict[str, list[str]] = field(default_factory=dict)
     data_replies: list[str] = field(default_factory=list)
     data_delays: list[float] = field(default_factory=list)
+    data_faults: list[str | float] = field(default_factory=list)
+    on_data: Callable[[int], None] | None = None
     received: list[Received] = field(default_factory=list)
     data_commands: int = 0
     rcpt_commands: list[str] = field(default_factory=list)
@@ -59,8 +67,21 @@ class ScriptedHandler:
     async def handle_DATA(self, server, session, envelope):
         with self.lock:
             self.data_commands += 1
+            number = self.data_commands
+        if self.on_data is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.on_data, number)
+        with self.lock:
             delay = self.data_delays.pop(0) if self.data_delays else 0
             reply = self.data_replies.pop(0) if self.data_replies else "250 OK"
+            fault = self.data_faults.pop(0) if self.data_faults else None
+        if fault is not None:
+            with self.lock:
+                self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content)))
+            if fault == "drop":
+                server.transport.abort()
+                return "250 OK"  # never reaches the client
+            await asyncio.sleep(float(fault))
+            return "250 OK"  # too late: the client has given up
         if delay:
             await asyncio.sleep(delay)
             return "451 4.4.2 too slow"  # the client has given up by now; nothing is delivered

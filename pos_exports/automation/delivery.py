@@ -8,10 +8,10 @@ import dagster as dg
 from pydantic import Field
 
 from pos_exports import config as settings
-from pos_exports.archive.read import load_businesses
+from pos_exports.archive.read import ArchiveMissing, load_businesses
 from pos_exports.automation.retries import RETRY_POLICY, failure
 from pos_exports.delivery import ledger, notify
-from pos_exports.delivery.deliver import archive_ready, deliver
+from pos_exports.delivery.deliver import alert_unknown, archive_ready, deliver, sender_address
 from pos_exports.delivery.email import SmtpSettings
 from pos_exports.delivery.schedule import due
 from pos_exports.delivery.state import engine
@@ -28,6 +28,13 @@ class DeliveryConfig(dg.Config):
     subscription_id: int = Field(description="The subscription to deliver (`pos-exports subscriptions list`).")
     period_kind: str = Field(description="daily | weekly | monthly (the subscription's frequency)")
     period_key: str = Field(description="2025-03-09 (daily), 2025-03-03 (a Monday), 2025-03 (monthly)")
+    resend_unknown: bool = Field(
+        default=False,
+        description="Also send to the recipients whose outcome is `unknown` (the connection was lost after the "
+        "message was sent, or a run died right after sending). RISK: they may already have it and get it twice "
+        "(with the same Message-ID). Check the mail server's log first.",
+    )
+    recipients: list[str] = Field(default=[], description="Only these recipients (default: all of the subscription).")
 
 
 def outbox_dir(storage: StorageResource) -> Path:
@@ -73,7 +80,12 @@ def deliver_subscription(context: dg.OpExecutionContext, config: DeliveryConfig,
             run_id=context.run_id,
             smtp=SmtpSettings.from_env(),
             outbox_dir=outbox_dir(storage),
+            resend=config.resend_unknown,
+            recipients=config.recipients or None,
         )
+    except ArchiveMissing as exc:  # permanent until the archive runs: never retried by the step policy
+        items = notify.delivery_failed_items(sub.datasets, business.id, business.name, period, exc=exc)
+        raise dg.Failure(allow_retries=False, description=str(exc), metadata=to_metadata(items)) from None
     except Exception as exc:  # recorded per business for the failure alert (pos_exports.failures)
         items = notify.delivery_failed_items(sub.datasets, business.id, business.name, period, exc=exc)
         description = f"{sub.name} {config.period_key}: {type(exc).__name__}: {exc}"
@@ -89,6 +101,8 @@ def deliver_subscription(context: dg.OpExecutionContext, config: DeliveryConfig,
             "folder": outcome.folder,
         }
     )
+    if outcome.status == "unknown":  # maybe delivered: a retry could send it twice
+        raise dg.Failure(allow_retries=False, description=f"{sub.name} {config.period_key}: {outcome.message}")
     if outcome.status in ("failed", "partial"):
         raise failure(
             f"{sub.name} {config.period_key}: {outcome.message}",
@@ -248,7 +262,13 @@ def max_delivery_attempts() -> int:
 
 
 def retry_requests(eng, max_attempts: int) -> tuple[list[dg.RunRequest], list[str]]:
-    """Run requests for deliveries that failed for a temporary reason; give up (and say so) past the limit."""
+    """Run requests for deliveries that failed for a temporary reason; give up (and say so) past the limit.
+
+    Never an `unknown` outcome (maybe delivered); `sending` claims whose run is gone become `unknown` here
+    and are alerted to the data team.
+    """
+    if gone := ledger.expire_claims(eng, ledger.stale_claims(eng)):
+        alert_unknown(eng, gone, sender_address(SmtpSettings.from_env()))
     requests, seen = [], set()
     for row in ledger.retryable(eng, max_attempts):
         key = (row["subscription_id"], row["period_kind"], row["period_key"])
@@ -291,5 +311,5 @@ def failed_delivery_retry_sensor(context: dg.SensorEvaluationContext, storage: S
     requests, given_up = retry_requests(eng, max_delivery_attempts())
     if given_up:
         context.log.warning(f"gave up on {len(given_up)} delivery(ies): " + "; ".join(given_up))
-        notify.flush(eng, SmtpSettings.from_env(), outbox_dir(storage))
+    notify.flush(eng, SmtpSettings.from_env(), outbox_dir(storage))  # also the alerts of unknown outcomes
     return requests or dg.SkipReason(f"no delivery to retry; gave up on {len(given_up)}")

@@ -7,9 +7,10 @@ used by the `delivery_statistics` asset below, the weekly summary (`automation/s
 Definitions (per ledger row, i.e. per subscription x period x recipient):
 - attempted   every row in the window (`created_at` in `[since, until)`)
 - emailed     status `emailed`
-- failed      status `failed`, except rows skipped on purpose (`skipped: ...`, `only_if_data`)
-- skipped     status `failed` with a `skipped: ...` error (nothing to send; not a failure)
-- pending     not settled yet: `pending`, `processing` or `completed` (rendered, not yet sent)
+- failed      status `failed`
+- skipped     status `skipped` (`only_if_data` and no data: nothing to send; not a failure)
+- unknown     status `unknown` (maybe delivered; neither a success nor a failure)
+- pending     not settled yet: `pending`, `processing`, `completed` (rendered) or `sending`
 - retried     `attempts > 1` (the SMTP transaction was tried more than once)
 - success_rate  emailed / (emailed + failed); None when nothing is settled
 - bytes, files  what was emailed: the files of `emailed` rows, counted once per recipient
@@ -42,7 +43,6 @@ from pos_exports.source.resource import StorageResource
 from pos_exports.storage import Storage
 
 UTC = dt.UTC
-SKIPPED = "skipped:"
 PERIOD_FOLDERS = ("daily", "weekly", "monthly")  # exports/{business}/{kind}/{key}/
 EXPORT_KINDS = (*PERIOD_FOLDERS, "on_demand", "subscription")
 
@@ -82,13 +82,9 @@ def percentile(values: Iterable[float], fraction: float) -> float | None:
 
 
 def outcome(row: Mapping[str, Any]) -> str:
-    """emailed | failed | skipped | pending: what a ledger row amounts to (see the module docstring)."""
+    """emailed | failed | skipped | unknown | pending: what a ledger row amounts to (see the module docstring)."""
     status = row["status"]
-    if status == "emailed":
-        return "emailed"
-    if status == "failed":
-        return "skipped" if (row.get("error") or "").startswith(SKIPPED) else "failed"
-    return "pending"
+    return status if status in ("emailed", "failed", "skipped", "unknown") else "pending"
 
 
 def duration_seconds(row: Mapping[str, Any]) -> float | None:
@@ -110,6 +106,7 @@ def _counts(rows: list[dict], files_of) -> dict[str, Any]:
         "emailed": outcomes["emailed"],
         "failed": outcomes["failed"],
         "skipped": outcomes["skipped"],
+        "unknown": outcomes["unknown"],
         "pending": outcomes["pending"],
         "retried": sum(1 for r in rows if (r.get("attempts") or 0) > 1),
         "success_rate": (outcomes["emailed"] / settled) if settled else None,
@@ -346,9 +343,11 @@ def overdue(
 ) -> list[dict[str, Any]]:
     """Fires of active subscriptions in `(now - lookback_days, now]` whose period is not delivered.
 
-    A fire is delivered when its period has ledger rows and every one is `emailed` (or skipped on
-    purpose: `only_if_data` with no data). Otherwise the entry says why (`reason`):
+    Fires before the subscription was created are not looked at. A fire is delivered when its period
+    has ledger rows and every one is `emailed` (or `skipped`: `only_if_data` with no data). Otherwise the
+    entry says why (`reason`):
     - `failed`               some recipient failed (`detail`: how many, and the error)
+    - `unknown`              some recipient's outcome is unknown (maybe delivered; `pos-exports resend`)
     - `in_progress`          rows are pending / processing / rendered but not sent yet
     - `waiting_for_archive`  no row yet, and the period's archive is incomplete (`detail`: what is missing)
     - `never_ran`            no row yet, and nothing in the archive is missing (no storage: not checked)
@@ -361,8 +360,9 @@ def overdue(
     entries = []
     for sub in find(eng, business_id=business_id, active=True):
         tz = zones.get(sub.business_id)
+        start = max(since, sub.created_at) if sub.created_at else since  # nothing was due before it existed
         try:
-            fires = schedule.due(sub, tz, since, now)
+            fires = schedule.due(sub, tz, start, now) if start < now else []
             zone = schedule.zone_of(sub, tz) if fires else None
         except schedule.ScheduleError as exc:
             entries.append(
@@ -411,6 +411,12 @@ def _why(storage: Storage | None, sub: Subscription, kind: str, key: str, rows: 
         outcomes = [outcome(r) for r in rows]
         if all(o in ("emailed", "skipped") for o in outcomes):
             return None, ""
+        unknown = [r["recipient"] for r, o in zip(rows, outcomes, strict=True) if o == "unknown"]
+        if unknown:
+            return "unknown", (
+                f"outcome unknown for {', '.join(unknown)} (maybe delivered; not sent again): check, then "
+                f"`pos-exports resend {sub.id} --period {key} --yes`"
+            )
         failed = [r for r, o in zip(rows, outcomes, strict=True) if o == "failed"]
         if failed:
             error = (failed[0].get("error") or "no error recorded").strip().splitlines()[0]
@@ -439,13 +445,23 @@ def clock() -> dt.datetime:
 def statistics_metadata(stats: Mapping[str, Any]) -> dict[str, Any]:
     """Flat numeric metadata (plotted by the UI over time) and a markdown table of `delivery_stats`.
 
-    Keys: attempted, emailed, failed, skipped, pending, retried, recipients, deliveries, files, bytes,
+    Keys: attempted, emailed, failed, skipped, unknown, pending, retried, recipients, deliveries, files, bytes,
     success_rate, median_seconds, p95_seconds (the last three only when defined), then per format and
     dataset `{figure}_{name}` (emailed_xlsx, failed_pdf, bytes_sales, ...; every known one, 0 when
     absent, so the series stay continuous), then `exports_{kind}`, `export_files`, `export_bytes`.
     """
     meta: dict[str, Any] = {}
-    for name in ("attempted", "emailed", "failed", "skipped", "pending", "retried", "recipients", "deliveries"):
+    for name in (
+        "attempted",
+        "emailed",
+        "failed",
+        "skipped",
+        "unknown",
+        "pending",
+        "retried",
+        "recipients",
+        "deliveries",
+    ):
         meta[name] = dg.MetadataValue.int(int(stats[name]))
     meta["files"] = dg.MetadataValue.int(int(stats["files"]))
     meta["bytes"] = dg.MetadataValue.int(int(stats["bytes"]))

@@ -1,12 +1,15 @@
 """One delivery: a subscription's period, rendered (or taken from the stored exports) and emailed once.
 
-Plain function; the Dagster delivery job and the `trigger` command call it. The ledger makes it
-safe to run again: recipients already `emailed` are never sent to twice.
+Plain function; the Dagster delivery job and the `trigger` / `resend` commands call it. The ledger
+makes it safe to run again, also twice at once or after a crash: only the run that claimed a
+recipient's row (`ledger.claim_sending`) sends to it, and an ambiguous outcome is `unknown`, never
+sent again without an explicit resend.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +21,15 @@ from pos_exports.archive.read import ArchiveMissing, archived
 from pos_exports.archive.tables import DATASETS
 from pos_exports.automation.retries import is_transient
 from pos_exports.delivery import ledger, notify
-from pos_exports.delivery.email import Attachment, SmtpSettings, build_message, render_content, send
+from pos_exports.delivery.email import (
+    Attachment,
+    RecipientResult,
+    SmtpSettings,
+    build_message,
+    message_id_for,
+    render_content,
+    send,
+)
 from pos_exports.delivery.subscriptions import Subscription, filters_for, get_settings
 from pos_exports.exports.manifest import read_manifest
 from pos_exports.exports.produce import export_period, period_folder
@@ -36,19 +47,42 @@ DEFAULT_FROM = "exports@pos-exports.invalid"
 
 @dataclass
 class DeliveryOutcome:
-    status: str  # "sent" | "already_sent" | "skipped_no_data" | "partial" | "failed"
+    status: str  # "sent" | "already_sent" | "skipped_no_data" | "partial" | "failed" | "unknown"
     folder: str = ""
     results: dict = field(default_factory=dict)
     message: str = ""
 
 
-def archive_ready(storage: Storage, sub: Subscription, business_id: int, period: Period) -> list[str]:
-    """What the period still lacks in the archive (empty: ready to deliver)."""
+def missing_archive(storage: Storage, sub: Subscription, business_id: int, period: Period) -> list[tuple[str, dt.date]]:
+    """(dataset, day) the period still lacks in the archive (empty: ready to deliver)."""
     missing = []
     for name in sub.datasets:
         days = period.days if DATASETS[name].kind == "event" else period.days[-1:]
-        missing += [f"{name} {d}" for d in days if archived(storage, name, business_id, d) is None]
+        missing += [(name, d) for d in days if archived(storage, name, business_id, d) is None]
     return missing
+
+
+def archive_ready(storage: Storage, sub: Subscription, business_id: int, period: Period) -> list[str]:
+    """What the period still lacks in the archive, as `"sales 2025-03-07"` (empty: ready to deliver)."""
+    return [f"{name} {d}" for name, d in missing_archive(storage, sub, business_id, period)]
+
+
+def archive_missing_message(business_id: int, missing: list[tuple[str, dt.date]]) -> str:
+    """One line saying what is missing and the command that archives it (a permanent failure, not retried)."""
+    days = sorted({d for _, d in missing})
+    datasets = [n for n in DATASETS if n in {name for name, _ in missing}]
+    span = days[0].isoformat() if len(days) == 1 else f"{days[0]} to {days[-1]} ({len(days)} days)"
+    command = f"pos-exports archive --date {days[0]}" + (f" --to {days[-1]}" if len(days) > 1 else "")
+    command += "".join(f" --dataset {n}" for n in datasets) + f" --business-id {business_id}"
+    return (
+        f"the archive of {span} is not there yet ({', '.join(datasets)} of business {business_id}): "
+        f"run `{command}` (or wait for the daily archive), then deliver again"
+    )
+
+
+def sender_address(smtp: SmtpSettings | None) -> str:
+    """The From address of export emails (and the domain of their Message-IDs)."""
+    return smtp.from_address if smtp and smtp.from_address else DEFAULT_FROM
 
 
 def size_budget() -> int:
@@ -67,39 +101,80 @@ def deliver(
     smtp: SmtpSettings | None,
     outbox_dir: Path,
     sleep=None,
+    resend: bool = False,
+    recipients: list[str] | None = None,
 ) -> DeliveryOutcome:
-    """Deliver `sub` for one period; every step is recorded per recipient in the ledger."""
+    """Deliver `sub` for one period; every step is recorded per recipient in the ledger.
+
+    Raises ArchiveMissing (with `archive_missing_message`) before anything is written when the
+    period's archive is incomplete. Each recipient gets its own message with a stable Message-ID
+    (`message_id_for`), sent only after `ledger.claim_sending` succeeded. `resend` also sends to the
+    recipients whose outcome is `unknown` (they may get a second copy); `recipients` limits the delivery.
+    """
     period = period_for(period_kind, period_key)
+    missing = missing_archive(storage, sub, business.id, period)
+    if missing:
+        raise ArchiveMissing(archive_missing_message(business.id, missing))
+    from_address = sender_address(smtp)
     rows = ledger.open_rows(eng, sub.id, business.id, period.kind, period.key, sub.recipients, run_id)
-    pending = set(ledger.pending_recipients(rows))
+    if gone := ledger.expire_claims(eng, rows):  # claimed by a run that died before recording the outcome
+        alert_unknown(eng, gone, from_address)
+        rows = ledger.open_rows(eng, sub.id, business.id, period.kind, period.key, sub.recipients, run_id)
+    if recipients is not None:
+        wanted = {ledger.normalize_recipient(r) for r in recipients}
+        rows = [r for r in rows if r["recipient"] in wanted]
+    pending = set(ledger.pending_recipients(rows, resend=resend))
     if not pending:
-        return DeliveryOutcome("already_sent", message="every recipient was already emailed")
-    ids = ledger.mark_processing(eng, [r["id"] for r in rows if r["recipient"] in pending], run_id)
-    claimed = [r["recipient"] for r in rows if r["id"] in ids]
+        unknown = [r["recipient"] for r in rows if r["status"] == "unknown"]
+        if unknown:
+            _flush(eng, smtp, outbox_dir, sleep, bool(gone))
+            return DeliveryOutcome(
+                "unknown",
+                message=f"the outcome for {', '.join(unknown)} is unknown; not sent again "
+                f"(`pos-exports resend {sub.id} --period {period.key}` sends it again, at the risk of a second copy)",
+            )
+        return DeliveryOutcome("already_sent", message="every recipient was already emailed (or is being emailed)")
+    ids = ledger.mark_processing(eng, [r["id"] for r in rows if r["recipient"] in pending], run_id, resend=resend)
+    claimed = [r for r in rows if r["id"] in ids]
     if not claimed:
         return DeliveryOutcome("already_sent", message="another run is delivering this period")
+    results: dict[str, RecipientResult] = {}
     try:
-        missing = archive_ready(storage, sub, business.id, period)
-        if missing:
-            raise ArchiveMissing(f"the archive does not hold {', '.join(missing[:5])} yet")
         folder, manifest = _files(storage, sub, business, period)
         files = [f for f in manifest["files"] if f["dataset"] in sub.datasets and f["format"] in sub.formats]
         total = sum(f["bytes"] for f in files)
         ledger.mark_completed(eng, ids, [_file_record(storage, folder, f) for f in files], total)
         if sub.only_if_data and not _has_data(files):
-            ledger.mark_failed(eng, ids, "skipped: no data in the period (only_if_data)")
+            ledger.mark_skipped(eng, ids, "skipped: no data in the period (only_if_data)")
             return DeliveryOutcome("skipped_no_data", folder, message="no data in the period; nothing sent")
         settings = get_settings(eng, business.id)
-        results = _send(
-            settings, storage, sub, business, period, folder, manifest, files, claimed, smtp, outbox_dir, sleep
-        )
+        for row, message in _messages(
+            settings, storage, sub, business, period, folder, manifest, files, claimed, from_address
+        ):
+            if not ledger.claim_sending(eng, row["id"], run_id):
+                continue  # another run took this recipient over: only the claimant sends
+            try:
+                res = send(message, [row["recipient"]], smtp, outbox_dir, **({"sleep": sleep} if sleep else {}))
+            except Exception as exc:  # after the claim, an unexpected error may have left a message behind
+                res = {row["recipient"]: RecipientResult("unknown", None, f"{type(exc).__name__}: {exc}", 1, "", "")}
+            results[row["recipient"]] = res[row["recipient"]]
+            ledger.record_result(eng, row["id"], run_id, results[row["recipient"]])
     except Exception as exc:
         prefix = ledger.TEMPORARY if is_transient(exc) else ""  # the retry sensor takes temporary ones again
         ledger.mark_failed(eng, ids, f"{prefix}{type(exc).__name__}: {exc}", traceback.format_exc())
         raise
-    ledger.record_results(eng, sub.id, period.key, results)
     sent = [r for r, res in results.items() if res.status == "emailed"]
-    status = "sent" if len(sent) == len(results) else ("partial" if sent else "failed")
+    unknown = [r for r, res in results.items() if res.status == "unknown"]
+    if unknown:
+        alert_unknown(
+            eng,
+            [
+                {**row, "error": ledger.UNKNOWN + results[row["recipient"]].response}
+                for row in claimed
+                if row["recipient"] in unknown
+            ],
+            from_address,
+        )
     if sent and settings.notify_success:
         notify.queue(
             eng,
@@ -110,8 +185,57 @@ def deliver(
             list(settings.default_recipients),
             business.id,
         )
+    _flush(eng, smtp, outbox_dir, sleep, bool(unknown or gone or (sent and settings.notify_success)))
+    if unknown:
+        status = "unknown"
+    elif results and len(sent) == len(results):
+        status = "sent"
+    else:
+        status = "partial" if sent else ("failed" if results else "already_sent")
+    text = f"{len(sent)} of {len(results)} recipient(s) emailed"
+    if unknown:
+        who = ", ".join(unknown)
+        text += f"; the outcome for {who} is unknown (not sent again; see `pos-exports resend`)"
+    return DeliveryOutcome(status, folder, results, text)
+
+
+def _flush(eng: sa.Engine, smtp: SmtpSettings | None, outbox_dir: Path, sleep, queued: bool) -> None:
+    if queued:
         notify.flush(eng, smtp, outbox_dir, sleep=sleep)
-    return DeliveryOutcome(status, folder, results, f"{len(sent)} of {len(results)} recipient(s) emailed")
+
+
+def alert_unknown(eng: sa.Engine, rows: list[dict], from_address: str = DEFAULT_FROM) -> None:
+    """Tell the data team which recipients may or may not have an export, and how to send it again.
+
+    `rows`: ledger rows (subscription_id, business_id, period_kind, period_key, recipient, error).
+    """
+    by_delivery: dict[tuple, list[dict]] = {}
+    for row in rows:
+        key = (row["subscription_id"], row["business_id"], row["period_kind"], row["period_key"])
+        by_delivery.setdefault(key, []).append(row)
+    for (sub_id, business_id, kind, key), items in by_delivery.items():
+        lines = [
+            f"The {kind} export of subscription {sub_id} (business {business_id}) for "
+            f"{period_for(kind, key).label} may or may not have reached these recipients:",
+            "",
+        ]
+        for row in items:
+            mid = message_id_for(sub_id, kind, key, row["recipient"], from_address)
+            lines.append(f"- {row['recipient']} (Message-ID {mid}): {row.get('error') or 'outcome unknown'}")
+        lines += [
+            "",
+            "Not sent again automatically: ask the recipient, or look for the Message-ID in the mail log.",
+            f"To send it again (the recipient may then have it twice): `pos-exports resend {sub_id} --period {key} "
+            "--yes`, or launch delivery_job with `resend_unknown: true`.",
+        ]
+        notify.queue(
+            eng,
+            "failure",
+            f"[pos_exports] delivery outcome unknown: subscription {sub_id} {key}",
+            "\n".join(lines),
+            notify.data_team(),
+            business_id,
+        )
 
 
 def _files(storage: Storage, sub: Subscription, business: Business, period: Period) -> tuple[str, dict]:
@@ -140,9 +264,8 @@ def _file_record(storage: Storage, folder: str, f: dict) -> dict:
     return {**{k: f[k] for k in keep}, "uri": storage.uri(f"{folder}/{f['name']}")}
 
 
-def _send(
-    settings, storage, sub, business, period, folder, manifest, files, recipients, smtp, outbox_dir, sleep
-) -> dict:
+def _messages(settings, storage, sub, business, period, folder, manifest, files, rows, from_address):
+    """(row, message) for each claimed row: one message per recipient, with its stable Message-ID."""
     link = getattr(storage, "presigned_url", storage.uri)  # S3: a link that works for a week
     summary = [
         (f"{name}: {label}", value)
@@ -155,7 +278,8 @@ def _send(
         "period_key": period.key,
         "frequency": sub.frequency,
         "datasets": ", ".join(sub.datasets),
-        "timezone": sub.timezone or business.timezone,
+        # The period is the business's days: always stated in its zone (the subscription's only sets the hour).
+        "timezone": business.timezone,
         "subscription_name": sub.name,
     }
     with contextlib.ExitStack() as stack:  # S3 files are downloaded for the time of sending
@@ -169,16 +293,18 @@ def _send(
             )
             for f in files
         ]
-        content = render_content(
-            subject_template=sub.subject_template,
-            message_template=sub.message_template,
-            context=context,
-            summary=summary,
-            files=attachments,
-            to=recipients,
-            from_name=settings.from_name,
-            from_address=(smtp.from_address if smtp and smtp.from_address else DEFAULT_FROM),
-            reply_to=settings.reply_to,
-            size_budget_bytes=size_budget(),
-        )
-        return send(build_message(content), recipients, smtp, outbox_dir, **({"sleep": sleep} if sleep else {}))
+        for row in rows:
+            content = render_content(
+                subject_template=sub.subject_template,
+                message_template=sub.message_template,
+                context=context,
+                summary=summary,
+                files=attachments,
+                to=[row["recipient"]],
+                from_name=settings.from_name,
+                from_address=from_address,
+                reply_to=settings.reply_to,
+                size_budget_bytes=size_budget(),
+            )
+            mid = message_id_for(sub.id, period.kind, period.key, row["recipient"], from_address)
+            yield row, build_message(content, message_id=mid)

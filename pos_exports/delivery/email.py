@@ -11,12 +11,13 @@
 Unset, every message is written as an `.eml` file to the outbox folder instead (`send(..., settings=None)`).
 
 The flow for one delivery: `render_content` -> `build_message` -> `send`, which returns one
-`RecipientResult` per recipient for `pos_exports.delivery.ledger.record_results`.
+`RecipientResult` per recipient for `pos_exports.delivery.ledger.record_result`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import html
 import inspect
 import os
@@ -303,8 +304,20 @@ def _msgid_domain(address: str) -> str:
     return domain if _PLAIN_ADDRESS.fullmatch(f"x@{domain}") else "localhost"
 
 
-def build_message(content: EmailContent, *, now: dt.datetime | None = None) -> EmailMessage:
+def message_id_for(subscription_id: int, period_kind: str, period_key: str, recipient: str, from_address: str) -> str:
+    """The Message-ID of one export email: the same for every (re)send of that subscription, period and
+    recipient, so a resend can be recognised (and mail clients show one message)."""
+    digest = hashlib.sha256(f"{subscription_id}|{period_kind}|{period_key}|{recipient.lower()}".encode()).hexdigest()
+    key = re.sub(r"[^A-Za-z0-9-]", "", period_key)
+    return f"<sub-{subscription_id}.{period_kind}.{key}.{digest[:16]}@{_msgid_domain(from_address)}>"
+
+
+def build_message(
+    content: EmailContent, *, now: dt.datetime | None = None, message_id: str | None = None
+) -> EmailMessage:
     """A `multipart/mixed` message (text + HTML alternative, then the attachments), `email.policy.SMTP`.
+
+    `message_id` (`message_id_for`): a stable Message-ID; default a fresh one.
 
     Raises EmailHeaderError before anything is built for a header value that could inject headers.
     """
@@ -329,7 +342,8 @@ def build_message(content: EmailContent, *, now: dt.datetime | None = None) -> E
     if content.reply_to:
         msg["Reply-To"] = content.reply_to
     msg["Date"] = format_datetime(now or dt.datetime.now(dt.UTC))
-    msg["Message-ID"] = make_msgid(domain=_msgid_domain(content.from_address))
+    _no_line_breaks("message id", message_id)
+    msg["Message-ID"] = message_id or make_msgid(domain=_msgid_domain(content.from_address))
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(content.text)
     msg.add_alternative(content.html, subtype="html")
@@ -480,12 +494,14 @@ def mask(url: str | None) -> str:
 # --------------------------------------------------------------------------------------------- sending
 
 
-Status = Literal["emailed", "retry", "failed"]
+Status = Literal["emailed", "retry", "failed", "unknown"]
 
 
 @dataclass
 class RecipientResult:
-    status: Status  # emailed | retry (temporary, try again later) | failed (permanent)
+    # emailed | retry (temporary, nothing delivered: try again later) | failed (permanent) |
+    # unknown (the body was sent, then the connection dropped or the reply timed out: maybe delivered)
+    status: Status
     code: int | None  # last SMTP reply code, None for connection problems and the outbox
     response: str  # last server reply / error, e.g. "250 OK", "550 5.1.1 no such user"
     attempts: int  # transactions tried for this recipient within this call
@@ -494,14 +510,32 @@ class RecipientResult:
 
 
 class _ReplyRecorder:
-    """Keeps the final reply to DATA, which `smtplib.SMTP.sendmail` otherwise discards."""
+    """Keeps the final reply to DATA and each RCPT reply, which `smtplib.SMTP.sendmail` otherwise discards,
+    and whether the message body (with its final `.`) was handed over: past that point a lost reply
+    leaves the outcome unknown (a server that commits at end-of-data has delivered it)."""
 
     last_data_reply: tuple[int, bytes] | None = None
+    body_sent: bool = False
+    _in_data: bool = False
+
+    def rcpt(self, recip, options=()):  # type: ignore[override]
+        code, resp = super().rcpt(recip, options)  # type: ignore[misc]
+        self.rcpt_replies = {**getattr(self, "rcpt_replies", {}), recip: (code, resp)}
+        return code, resp
 
     def data(self, msg):  # type: ignore[override]
-        code, resp = super().data(msg)  # type: ignore[misc]
+        self._in_data = True
+        try:
+            code, resp = super().data(msg)  # type: ignore[misc]
+        finally:
+            self._in_data = False
         self.last_data_reply = (code, resp)
         return code, resp
+
+    def send(self, s):  # type: ignore[override]
+        super().send(s)  # type: ignore[misc]
+        if self._in_data and isinstance(s, bytes):  # inside DATA, commands are str: this is the body
+            self.body_sent = True
 
 
 class _SMTP(_ReplyRecorder, smtplib.SMTP):
@@ -601,10 +635,12 @@ def send(
     """Deliver `message` to `recipients` (the envelope); one `RecipientResult` per distinct recipient.
 
     Without `settings` the message is written to `outbox_dir` and every recipient counts as emailed.
-    With SMTP, one transaction carries every recipient still pending; temporary problems (4xx,
-    connection errors, timeouts) are retried with backoff for the pending recipients only, up to
-    `retries` transactions per recipient; 5xx answers are final. A recipient accepted once is never
-    sent to again within the call.
+    With SMTP, one transaction carries every recipient still pending; temporary problems before the
+    message body was sent (4xx, connection errors, timeouts) and 4xx replies to the body are retried
+    with backoff for the pending recipients only, up to `retries` transactions per recipient; 5xx
+    answers are final. A connection lost or a reply timed out AFTER the body was sent is `unknown`
+    (the server may have delivered it) and never retried. A recipient accepted once is never sent to
+    again within the call.
 
     Raises EmailHeaderError (before any connection) when a recipient is not one plain address.
     """
@@ -628,6 +664,20 @@ def send(
     attempts = dict.fromkeys(ordered, 0)
     last: dict[str, tuple[int | None, str, str]] = {}  # the latest temporary problem per recipient
     pending = list(ordered)
+
+    def ambiguous(client: smtplib.SMTP, text: str) -> None:
+        """After the body: `unknown` for every recipient the server took at RCPT; the refused keep their reply."""
+        replies = getattr(client, "rcpt_replies", {})
+        for r in pending:
+            r_code, r_resp = replies.get(r, (None, b""))
+            if r_code is not None and 200 <= r_code <= 299:
+                results[r] = RecipientResult("unknown", None, text, attempts[r], message_id, "data")
+            elif _classify(r_code) == "failed":
+                results[r] = RecipientResult(
+                    "failed", r_code, _reply_text(r_code, r_resp), attempts[r], message_id, "rcpt"
+                )
+            else:
+                last[r] = (r_code, _reply_text(r_code, r_resp), "rcpt")
 
     def fail_all(code: int | None, text: str, stage: str, status: Status) -> None:
         """The whole transaction failed: final for every pending recipient, or remembered for a retry."""
@@ -684,16 +734,18 @@ def send(
         except smtplib.SMTPResponseException as exc:  # connect / EHLO / STARTTLS / AUTH answered with an error
             stage = getattr(exc, "stage", "connect")
             fail_all(exc.smtp_code, _reply_text(exc.smtp_code, exc.smtp_error), stage, _classify(exc.smtp_code))
-        except smtplib.SMTPServerDisconnected as exc:  # includes a reply that timed out
-            fail_all(None, f"server disconnected: {exc}", getattr(exc, "stage", "data"), "retry")
-        except smtplib.SMTPException as exc:  # e.g. STARTTLS or AUTH not supported by the server: configuration
-            fail_all(None, f"{exc.__class__.__name__}: {exc}", getattr(exc, "stage", "connect"), "failed")
         except ssl.SSLCertVerificationError as exc:  # configuration, not luck: retrying will not help
             fail_all(None, f"TLS certificate verification failed: {exc}", "connect", "failed")
-        except TimeoutError as exc:
-            fail_all(None, f"timed out after {settings.timeout:g} s: {exc}", getattr(exc, "stage", "data"), "retry")
-        except OSError as exc:  # connection refused/reset, DNS, TLS handshake ...
-            fail_all(None, f"connection error: {exc.__class__.__name__}: {exc}", getattr(exc, "stage", "data"), "retry")
+        except (smtplib.SMTPServerDisconnected, TimeoutError, OSError) as exc:  # incl. a reply that timed out
+            if client is not None and client.body_sent:
+                # The body went out, the reply did not come back: maybe delivered. Never sent again here.
+                ambiguous(
+                    client, f"no reply after the message body ({_lost(exc, settings)}); it may have been delivered"
+                )
+            else:
+                fail_all(None, _lost(exc, settings), getattr(exc, "stage", "data"), "retry")
+        except smtplib.SMTPException as exc:  # e.g. STARTTLS or AUTH not supported by the server: configuration
+            fail_all(None, f"{exc.__class__.__name__}: {exc}", getattr(exc, "stage", "connect"), "failed")
         finally:
             if client is not None:
                 _close(client)
@@ -703,6 +755,15 @@ def send(
         code, text, stage = last.get(r, (None, "not attempted", ""))
         results[r] = RecipientResult("retry", code, text, attempts[r], message_id, stage)
     return {r: results[r] for r in ordered}
+
+
+def _lost(exc: BaseException, settings: SmtpSettings) -> str:
+    """What went wrong with the connection, in one line."""
+    if isinstance(exc, TimeoutError) or "timed out" in str(exc):
+        return f"timed out after {settings.timeout:g} s: {exc}"
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return f"server disconnected: {exc}"
+    return f"connection error: {exc.__class__.__name__}: {exc}"
 
 
 def _sender_of(message: EmailMessage) -> str:

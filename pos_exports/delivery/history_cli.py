@@ -238,6 +238,7 @@ def format_stats(stats: dict[str, Any]) -> list[str]:
         f"  emailed       {stats['emailed']}",
         f"  failed        {stats['failed']}",
         f"  skipped       {stats['skipped']} (no data, only_if_data)",
+        f"  unknown       {stats['unknown']} (maybe delivered: see `pos-exports resend`)",
         f"  not sent yet  {stats['pending']}",
         f"  retried       {stats['retried']}",
         f"  success rate  {_rate(stats['success_rate'])}",

@@ -1,26 +1,27 @@
 """The delivery ledger: one `deliveries` row per (subscription, period, recipient), so nothing is sent twice.
 
-Status flow: `pending -> processing -> completed | failed -> emailed`.
+Status flow: `pending -> processing -> completed -> sending -> emailed | failed | unknown`, or `skipped`.
 
 - `pending`     the row exists, nothing done yet (`open_rows`)
-- `processing`  a run has claimed it and is rendering / sending (`mark_processing`, sets `started_at`)
-- `completed`   the files are rendered and stored, not yet sent (`mark_completed`, sets `finished_at`)
-- `failed`      rendering or sending failed; `error` says how:
-                  `temporary: ...`  4xx / connection / timeout: `retryable()` picks it up again
+- `processing`  a run has claimed it and is rendering (`mark_processing`, sets `started_at`, `run_id`)
+- `completed`   the files are rendered and stored, not sent yet (`mark_completed`); still that run's
+- `sending`     claimed for the SMTP transaction by one run (`claim_sending`: a conditional UPDATE
+                checked by rowcount, committed BEFORE connecting; sets `claimed_at`, `claimant`).
+                Only the claimant sends; nobody else may claim the row while it is `sending`.
+- `emailed`     accepted by the SMTP server (or written to the outbox): final, never sent again.
+- `failed`      rendering or sending failed for sure (nothing was delivered); `error` says how:
+                  `temporary: ...`  4xx / connection problem BEFORE the message body was sent:
+                                    `retryable()` picks it up again
                   `rejected: ...`   the server refused this recipient for good (5xx to RCPT): never
                                     re-sent unless asked explicitly (`include_rejected=True`)
                   anything else     a render error or a permanent server/configuration error: a
                                     re-run tries again, the automatic retry does not
-- `emailed`     accepted by the SMTP server (or written to the outbox): final, never sent again.
-
-One delivery, as the caller runs it::
-
-    rows = open_rows(eng, sub_id, business_id, "monthly", "2025-03", recipients, run_id)
-    ids = mark_processing(eng, [r["id"] for r in rows if r["recipient"] in pending_recipients(rows)], run_id)
-    ... render files ...; mark_completed(eng, ids, files, total_bytes)
-    claimed = [r["recipient"] for r in rows if r["id"] in ids]
-    results = email.send(message, claimed, settings, outbox)
-    record_results(eng, sub_id, "2025-03", results)
+- `unknown`     the outcome is ambiguous: the connection dropped or the reply timed out after the
+                message body was sent, or a later run found the row `sending` while its claimant is
+                gone (killed after the server's 250, before the ledger write: `expire_claims`). The
+                recipient may have it. Never sent again automatically (no re-run, step retry or retry
+                sensor); only an explicit resend (`resend=True`: `pos-exports resend`) sends it again.
+- `skipped`     nothing to send (`only_if_data` and the period has no data): final.
 
 All timestamps are timezone-aware UTC (SQLite stores them naive; they are read back as UTC).
 """
@@ -28,6 +29,8 @@ All timestamps are timezone-aware UTC (SQLite stores them naive; they are read b
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -37,13 +40,17 @@ from sqlalchemy.exc import IntegrityError
 from pos_exports.delivery.email import RecipientResult
 from pos_exports.delivery.state import deliveries
 
-STATUSES = ("pending", "processing", "completed", "failed", "emailed")
+STATUSES = ("pending", "processing", "completed", "sending", "emailed", "failed", "unknown", "skipped")
 TEMPORARY = "temporary: "
 REJECTED = "rejected: "
-# A `processing` row older than this belongs to a run that died; it may be claimed again.
+UNKNOWN = "unknown: "
+# A `processing` / `completed` row older than this belongs to a run that died before any SMTP contact;
+# it may be claimed again.
 STALE_PROCESSING = dt.timedelta(hours=1)
+# A `sending` claim older than this is taken as abandoned (its process died or hangs): `unknown`.
+SENDING_LEASE = dt.timedelta(hours=1)
 
-_TIMESTAMPS = ("created_at", "started_at", "finished_at", "emailed_at")
+_TIMESTAMPS = ("created_at", "started_at", "finished_at", "emailed_at", "claimed_at")
 
 
 def _now() -> dt.datetime:
@@ -151,16 +158,23 @@ def is_sendable(
     row: Mapping[str, Any],
     *,
     include_rejected: bool = False,
+    resend: bool = False,
     now: dt.datetime | None = None,
     stale_after: dt.timedelta = STALE_PROCESSING,
 ) -> bool:
-    """Whether this row's recipient may be sent the export (see the module docstring)."""
+    """Whether this row's recipient may be sent the export (see the module docstring).
+
+    Never `emailed`, `skipped` or `sending` ones; `unknown` ones only with `resend`; rejected ones only
+    with `include_rejected`; `processing` / `completed` ones only once their run is stale.
+    """
     status = row["status"]
-    if status == "emailed" or row.get("emailed_at") is not None:
+    if status in ("emailed", "skipped", "sending") or row.get("emailed_at") is not None:
         return False
+    if status == "unknown":
+        return resend
     if status == "failed" and (row.get("error") or "").startswith(REJECTED):
         return include_rejected
-    if status == "processing":
+    if status in ("processing", "completed"):
         started = _utc(row.get("started_at"))
         return started is None or started < (now or _now()) - stale_after
     return True
@@ -170,15 +184,16 @@ def pending_recipients(
     rows: Iterable[Mapping[str, Any]],
     *,
     include_rejected: bool = False,
+    resend: bool = False,
     now: dt.datetime | None = None,
     stale_after: dt.timedelta = STALE_PROCESSING,
 ) -> list[str]:
-    """The recipients still to email: never one already `emailed`, nor one another live run is processing,
-    nor (unless `include_rejected`) one the server refused for good."""
+    """The recipients still to email: never one already `emailed`, nor one another live run is on, nor one
+    whose outcome is `unknown` (unless `resend`), nor (unless `include_rejected`) one refused for good."""
     return [
         r["recipient"]
         for r in rows
-        if is_sendable(r, include_rejected=include_rejected, now=now, stale_after=stale_after)
+        if is_sendable(r, include_rejected=include_rejected, resend=resend, now=now, stale_after=stale_after)
     ]
 
 
@@ -188,25 +203,28 @@ def mark_processing(
     run_id: str | None,
     *,
     include_rejected: bool = False,
+    resend: bool = False,
     stale_after: dt.timedelta = STALE_PROCESSING,
 ) -> list[int]:
-    """Claim rows for this run (status processing, `started_at`, `run_id`); returns the ids claimed.
+    """Claim rows for this run to render (status processing, `started_at`, `run_id`); returns the ids claimed.
 
-    The claim is a conditional UPDATE, so two runs cannot both claim a row, and an `emailed` row
-    (or a live `processing` one) is never claimed. Send only to the claimed rows' recipients.
+    The claim is a conditional UPDATE checked by rowcount (the SQL form of `is_sendable`), so two runs
+    cannot both claim a row, and an `emailed`, `sending`, `skipped` row (or a live `processing` one) is
+    never claimed; an `unknown` one only with `resend`.
     """
     if not ids:
         return []
     now = _now()
     stale = _bind_time(eng, now - stale_after)
     claimable = sa.or_(
-        deliveries.c.status.in_(["pending", "completed"]),
+        deliveries.c.status == "pending",
+        sa.and_(deliveries.c.status == "unknown", sa.true() if resend else sa.false()),
         sa.and_(
             deliveries.c.status == "failed",
             sa.true() if include_rejected else sa.not_(sa.func.coalesce(deliveries.c.error, "").startswith(REJECTED)),
         ),
         sa.and_(
-            deliveries.c.status == "processing",
+            deliveries.c.status.in_(["processing", "completed"]),
             sa.or_(deliveries.c.started_at.is_(None), deliveries.c.started_at < stale),
         ),
     )
@@ -223,6 +241,94 @@ def mark_processing(
     return claimed
 
 
+def claimant() -> str:
+    """Who holds a `sending` claim: this process, as "host pid"."""
+    return f"{socket.gethostname()} {os.getpid()}"
+
+
+def claim_sending(eng: sa.Engine, row_id: int, run_id: str | None) -> bool:
+    """Claim one row for its SMTP transaction; True when this run may send to its recipient.
+
+    Committed in its own transaction before connecting: only a row this run is rendering
+    (`processing` / `completed` with this `run_id`) becomes `sending`, so a run whose render claim was
+    taken over (it was stale) sends nothing.
+    """
+    with eng.begin() as conn:
+        result = conn.execute(
+            deliveries.update()
+            .where(
+                deliveries.c.id == row_id,
+                deliveries.c.run_id == run_id,
+                deliveries.c.status.in_(["processing", "completed"]),
+                deliveries.c.emailed_at.is_(None),
+            )
+            .values(status="sending", claimed_at=_bind_time(eng, _now()), claimant=claimant())
+        )
+        return result.rowcount == 1
+
+
+def _alive(holder: str | None) -> bool | None:
+    """Whether the claimant process is alive: None when it cannot be told from here (another host)."""
+    host, _, pid = (holder or "").rpartition(" ")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def claim_is_gone(row: Mapping[str, Any], now: dt.datetime | None = None, lease: dt.timedelta = SENDING_LEASE) -> bool:
+    """A `sending` row whose claimant died (its process is gone from this host) or whose lease ran out."""
+    if row["status"] != "sending":
+        return False
+    claimed = _utc(row.get("claimed_at"))
+    if claimed is None or claimed < (now or _now()) - lease:
+        return True
+    return _alive(row.get("claimant")) is False
+
+
+def expire_claims(
+    eng: sa.Engine, rows: Iterable[Mapping[str, Any]], now: dt.datetime | None = None
+) -> list[dict[str, Any]]:
+    """Mark `unknown` the `sending` rows among `rows` whose claimant is gone; returns the rows marked.
+
+    Whether the server accepted those messages is not known (the claimant may have died right after
+    the server's 250), so they are never sent again automatically.
+    """
+    marked = []
+    for row in rows:
+        if not claim_is_gone(row, now):
+            continue
+        error = f"{UNKNOWN}the run {row.get('run_id')} ({row.get('claimant')}) claimed this email at " + (
+            f"{_utc(row['claimed_at']):%Y-%m-%d %H:%M:%S} UTC" if row.get("claimed_at") else "an unknown time"
+        )
+        error += " and never recorded the outcome; the recipient may have it"
+        with eng.begin() as conn:
+            result = conn.execute(
+                deliveries.update()
+                .where(
+                    deliveries.c.id == row["id"],
+                    deliveries.c.status == "sending",
+                    deliveries.c.run_id == row.get("run_id"),
+                )
+                .values(status="unknown", error=error, finished_at=_bind_time(eng, now or _now()))
+            )
+        if result.rowcount == 1:
+            marked.append({**row, "status": "unknown", "error": error})
+    return marked
+
+
+def stale_claims(eng: sa.Engine, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Every `sending` row whose claimant is gone (see `claim_is_gone`)."""
+    with eng.connect() as conn:
+        rows = [_row(r) for r in conn.execute(sa.select(deliveries).where(deliveries.c.status == "sending")).mappings()]
+    return [r for r in rows if claim_is_gone(r, now)]
+
+
 def mark_completed(eng: sa.Engine, ids: Sequence[int], files: list[dict[str, Any]], bytes: int) -> int:
     """The files are rendered and stored (not yet sent): status completed, `files`, `bytes`, `finished_at`."""
     if not ids:
@@ -230,7 +336,7 @@ def mark_completed(eng: sa.Engine, ids: Sequence[int], files: list[dict[str, Any
     with eng.begin() as conn:
         result = conn.execute(
             deliveries.update()
-            .where(deliveries.c.id.in_(list(ids)), deliveries.c.status != "emailed")
+            .where(deliveries.c.id.in_(list(ids)), deliveries.c.status == "processing")
             .values(
                 status="completed",
                 files=files,
@@ -247,47 +353,82 @@ def _error_for(result: RecipientResult) -> str:
     text = result.response or "no response"
     if result.status == "retry":
         return TEMPORARY + text
+    if result.status == "unknown":
+        return UNKNOWN + text
     if result.stage == "rcpt" and result.code is not None and 500 <= result.code <= 599:
         return REJECTED + text
     return "failed: " + text
 
 
+def _result_values(eng: sa.Engine, res: RecipientResult) -> dict[str, Any]:
+    now = _bind_time(eng, _now())
+    values: dict[str, Any] = {
+        "attempts": deliveries.c.attempts + int(res.attempts),
+        "smtp_response": res.response,
+        "message_id": res.message_id or None,
+        "finished_at": now,
+    }
+    if res.status == "emailed":
+        values.update(status="emailed", emailed_at=now, error=None, traceback=None)
+    else:
+        values.update(status="unknown" if res.status == "unknown" else "failed", error=_error_for(res))
+    return values
+
+
+def record_result(eng: sa.Engine, row_id: int, run_id: str | None, res: RecipientResult) -> bool:
+    """Store what `email.send` returned for the recipient of the row this run claimed (`claim_sending`).
+
+    emailed -> status emailed, `emailed_at`, `message_id`, `smtp_response`, attempts added;
+    retry   -> status failed, error `temporary: ...` (picked up by `retryable`);
+    unknown -> status unknown, error `unknown: ...` (never sent again automatically);
+    failed  -> status failed, error `rejected: ...` (5xx to RCPT) or `failed: ...`.
+    Only the claimant writes (also over an `unknown` that another run concluded meanwhile: it knows).
+    """
+    with eng.begin() as conn:
+        result = conn.execute(
+            deliveries.update()
+            .where(
+                deliveries.c.id == row_id,
+                deliveries.c.run_id == run_id,
+                deliveries.c.status.in_(["sending", "unknown"]),
+            )
+            .values(**_result_values(eng, res))
+        )
+        return result.rowcount == 1
+
+
 def record_results(
     eng: sa.Engine, subscription_id: int, period_key: str, results: Mapping[str, RecipientResult]
 ) -> int:
-    """Store what `email.send` returned, per recipient; an `emailed` row is never touched again.
-
-    emailed -> status emailed, `emailed_at`, `message_id`, `smtp_response`, attempts added;
-    retry   -> status failed, error `temporary: ...` (picked up by `retryable`), attempts added;
-    failed  -> status failed, error `rejected: ...` (5xx to RCPT) or `failed: ...`, `smtp_response`.
-    Returns the number of rows updated.
-    """
-    now = _bind_time(eng, _now())
+    """`record_result` by recipient for rows not `emailed`, `skipped` or `sending` (returns rows updated)."""
     updated = 0
     with eng.begin() as conn:
         for recipient, res in results.items():
-            values: dict[str, Any] = {
-                "attempts": deliveries.c.attempts + int(res.attempts),
-                "smtp_response": res.response,
-                "message_id": res.message_id or None,
-                "finished_at": sa.func.coalesce(deliveries.c.finished_at, now),
-            }
-            if res.status == "emailed":
-                values.update(status="emailed", emailed_at=now, error=None, traceback=None)
-            else:
-                values.update(status="failed", error=_error_for(res))
             result = conn.execute(
                 deliveries.update()
                 .where(
                     deliveries.c.subscription_id == subscription_id,
                     deliveries.c.period_key == period_key,
                     deliveries.c.recipient == normalize_recipient(recipient),
-                    deliveries.c.status != "emailed",
+                    deliveries.c.status.not_in(["emailed", "skipped"]),
                 )
-                .values(**values)
+                .values(**_result_values(eng, res))
             )
             updated += result.rowcount
     return updated
+
+
+def mark_skipped(eng: sa.Engine, ids: Sequence[int], reason: str) -> int:
+    """Nothing to send (`only_if_data` and no data): status skipped, final."""
+    if not ids:
+        return 0
+    with eng.begin() as conn:
+        result = conn.execute(
+            deliveries.update()
+            .where(deliveries.c.id.in_(list(ids)), deliveries.c.status.in_(["processing", "completed"]))
+            .values(status="skipped", error=reason, finished_at=_bind_time(eng, _now()))
+        )
+        return result.rowcount
 
 
 def mark_failed(
@@ -299,8 +440,8 @@ def mark_failed(
     """Rendering or sending failed before any per-recipient result: status failed with the error and traceback.
 
     `ids_or_key`: row ids, or `(subscription_id, period_key)` for every row of that delivery except
-    the ones the server rejected for good (their `rejected: ...` error is kept). Rows already
-    `emailed` keep their status either way.
+    the ones the server rejected for good (their `rejected: ...` error is kept). Rows `emailed`,
+    `skipped`, `sending` or `unknown` keep their status either way.
     """
     if isinstance(ids_or_key, tuple) and len(ids_or_key) == 2 and isinstance(ids_or_key[1], str):
         subscription_id, period_key = ids_or_key
@@ -315,9 +456,9 @@ def mark_failed(
             return 0
         where = deliveries.c.id.in_(ids)
     with eng.begin() as conn:
-        result = conn.execute(
+        result = conn.execute(  # never over an outcome: emailed, skipped, or one being / maybe sent
             deliveries.update()
-            .where(where, deliveries.c.status != "emailed")
+            .where(where, deliveries.c.status.not_in(["emailed", "skipped", "sending", "unknown"]))
             .values(status="failed", error=error, traceback=traceback, finished_at=_bind_time(eng, _now()))
         )
         return result.rowcount

@@ -56,7 +56,7 @@ notification_settings = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-# One row per (subscription, period, recipient): pending -> processing -> completed | failed -> emailed.
+# One row per (subscription, period, recipient); statuses in `pos_exports.delivery.ledger`.
 deliveries = sa.Table(
     "deliveries",
     metadata,
@@ -79,6 +79,9 @@ deliveries = sa.Table(
     sa.Column("started_at", sa.DateTime(timezone=True)),
     sa.Column("finished_at", sa.DateTime(timezone=True)),
     sa.Column("emailed_at", sa.DateTime(timezone=True)),
+    # The claim before the SMTP transaction: when, and which process ("host pid") holds it.
+    sa.Column("claimed_at", sa.DateTime(timezone=True)),
+    sa.Column("claimant", sa.Text),
     sa.UniqueConstraint("subscription_id", "period_key", "recipient", name="deliveries_once"),
     sqlite_autoincrement=True,
 )
@@ -176,4 +179,21 @@ def _engine(url: str) -> sa.Engine:
         metadata.create_all(eng)
     except sa.exc.DBAPIError:  # another process (webserver, daemon) created the tables at the same moment
         metadata.create_all(eng)
+    _upgrade(eng)
     return eng
+
+
+def _upgrade(eng: sa.Engine) -> None:
+    """Bring a state database made by an earlier version up to date (idempotent; no migration tool yet)."""
+    have = {c["name"] for c in sa.inspect(eng).get_columns("deliveries")}
+    with eng.begin() as conn:
+        for column in ("claimed_at", "claimant"):
+            if column not in have:
+                kind = deliveries.c[column].type.compile(dialect=eng.dialect)
+                conn.execute(sa.text(f"ALTER TABLE deliveries ADD COLUMN {column} {kind}"))
+        # Earlier versions recorded an only_if_data skip as `failed` with a `skipped: ...` error.
+        conn.execute(
+            deliveries.update()
+            .where(deliveries.c.status == "failed", deliveries.c.error.startswith("skipped:"))
+            .values(status="skipped")
+        )

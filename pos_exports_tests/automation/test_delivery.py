@@ -10,6 +10,7 @@ import dagster as dg
 from pos_exports.automation import delivery as automation
 from pos_exports.automation.delivery import delivery_job, due_subscriptions_sensor
 from pos_exports.delivery import ledger, subscriptions
+from pos_exports.delivery.email import message_id_for
 from pos_exports.source.resource import StorageResource
 
 UTC = dt.UTC
@@ -48,9 +49,13 @@ def test_delivery_emails_the_stored_files_once(archived_root, state, smtp_server
     monkeypatch.setenv("POS_EXPORTS_SMTP_URL", smtp_server.url(query="from=exports@pos.example"))
     sub = _weekly(state)
     assert _deliver(archived_root, sub.id).success
-    [received] = smtp_server.handler.received
-    assert sorted(received.rcpt_tos) == ["accounts@kofi-shop.example", "owner@kofi-shop.example"]
-    message = received.message
+    # One message per recipient, each addressed to that recipient only, with its own stable Message-ID.
+    by_rcpt = {tuple(r.rcpt_tos): r.message for r in smtp_server.handler.received}
+    assert sorted(by_rcpt) == [("accounts@kofi-shop.example",), ("owner@kofi-shop.example",)]
+    for (rcpt,), m in by_rcpt.items():
+        assert m["To"] == rcpt
+        assert m["Message-ID"] == message_id_for(sub.id, "weekly", "2025-03-03", rcpt, "exports@pos.example")
+    message = by_rcpt[("owner@kofi-shop.example",)]
     assert "Accra Shop" in message["Subject"]
     assert message.get_body(("plain",)) is not None and message.get_body(("html",)) is not None
     attached = {part.get_filename(): part.get_payload(decode=True) for part in message.iter_attachments()}
@@ -63,7 +68,7 @@ def test_delivery_emails_the_stored_files_once(archived_root, state, smtp_server
     assert {r["status"] for r in rows} == {"emailed"} and len(rows) == 2
     # A re-run sends nothing: both recipients are already emailed.
     assert _deliver(archived_root, sub.id).success
-    assert len(smtp_server.handler.received) == 1
+    assert len(smtp_server.handler.received) == 2
 
 
 def test_without_smtp_the_email_goes_to_the_outbox(archived_root, state, monkeypatch):

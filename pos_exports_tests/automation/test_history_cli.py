@@ -32,6 +32,7 @@ def delivered(archived_root, state, smtp_server, monkeypatch):
     """The week of 3 March of business 1 delivered to two recipients by a real delivery run."""
     monkeypatch.setenv("POS_EXPORTS_SMTP_URL", smtp_server.url(query="from=exports@pos.example"))
     monkeypatch.setenv("POS_EXPORTS_STORAGE", str(archived_root))
+    monkeypatch.setattr(subscriptions, "_now", lambda: dt.datetime(2025, 3, 1, tzinfo=UTC))  # before its fires
     sub = subscriptions.add(
         state,
         {
@@ -91,7 +92,7 @@ def test_download_returns_the_files_that_were_emailed(delivered, state, archived
     printed = capsys.readouterr().out.split()
     assert {p.rsplit("/", 1)[-1] for p in printed} == NAMES
     assert sorted(printed) == sorted(str((target / n).resolve()) for n in NAMES)
-    [received] = smtp_server.handler.received
+    [received] = smtp_server.handler.delivered_to(row["recipient"])  # one message per recipient
     attached = {part.get_filename(): part.get_payload(decode=True) for part in received.message.iter_attachments()}
     recorded = {f["name"]: f for f in row["files"]}
     for name in NAMES:

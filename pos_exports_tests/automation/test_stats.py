@@ -114,7 +114,7 @@ def seed(eng, clock) -> tuple[int, int]:
     ids = ledger.mark_processing(eng, [r["id"] for r in rows], "run-6")
     clock.advance(seconds=2)
     ledger.mark_completed(eng, ids, [_file("sales.pdf", 100)], 100)
-    ledger.mark_failed(eng, ids, "skipped: no data in the period (only_if_data)")
+    ledger.mark_skipped(eng, ids, "skipped: no data in the period (only_if_data)")
     return a.id, b.id
 
 
@@ -141,7 +141,7 @@ def test_delivery_figures(state, clock):
     assert s["files"] == 8 and s["bytes"] == 2 * 4600  # what was emailed, per recipient
     # durations [10, 30, 20, 5, 2] -> sorted [2, 5, 10, 20, 30]
     assert s["median_seconds"] == 10 and s["p95_seconds"] == 30
-    assert s["by_status"] == {"emailed": 2, "failed": 3, "pending": 1}
+    assert s["by_status"] == {"emailed": 2, "failed": 2, "skipped": 1, "pending": 1}
 
     sales, customers = s["by_dataset"]["sales"], s["by_dataset"]["customers"]
     assert list(s["by_dataset"]) == ["sales", "customers"]
@@ -215,10 +215,18 @@ def test_statistics_asset_materializes_the_numbers(state, clock, tmp_path, monke
 # --- upcoming and overdue at chosen instants, against the week's archive (Accra, Tokyo, New York) -----------
 
 
-def _subs(eng):
+CREATED = dt.datetime(2025, 2, 1, tzinfo=UTC)  # the subscriptions exist before every fire the tests look at
+
+
+def _subs(eng, created=CREATED):
     def add(**data):
         base = {"formats": ["csv"], "recipients": ["x@shop.example"], "datasets": ["sales"]}
-        return subscriptions.add(eng, {**base, **data})
+        real_now = subscriptions._now
+        subscriptions._now = lambda: created
+        try:
+            return subscriptions.add(eng, {**base, **data})
+        finally:
+            subscriptions._now = real_now
 
     s1 = add(business_id=1, name="Weekly", frequency="weekly", day_of_week="monday", at="07:00")  # Accra, UTC+0
     s2 = add(business_id=2, name="Daily", frequency="daily", at="08:00", datasets=["sales", "inventory"])  # Tokyo

@@ -93,7 +93,7 @@ def week(archived_root, state, smtp_server, clock, monkeypatch):
     ledger.mark_completed(state, ids, [], 0)
     ok = RecipientResult("emailed", 250, "250 OK", 2, "<m@x>", "data")
     ledger.record_results(state, s2.id, "2025-03-06", {"owner@tokyo.example": ok})
-    assert len(smtp_server.handler.received) == 3  # the three export emails
+    assert len(smtp_server.handler.received) == 4  # the export emails: one message per recipient
     return s1, s2
 
 
@@ -183,12 +183,12 @@ def test_weekly_summaries_arrive_by_smtp(week, archived_root, state, smtp_server
 
     # Re-running the job sends nothing twice; `force` sends again.
     result = weekly_summary_job.execute_in_process(resources={"storage": StorageResource(root=str(archived_root))})
-    assert result.success and len(_summaries(smtp_server)) == 3 and len(smtp_server.handler.received) == 6
+    assert result.success and len(_summaries(smtp_server)) == 3 and len(smtp_server.handler.received) == 7
     result = weekly_summary_job.execute_in_process(
         run_config={"ops": {"send_weekly_summary": {"config": {"week_start": "2025-03-03", "force": True}}}},
         resources={"storage": StorageResource(root=str(archived_root))},
     )
-    assert result.success and len(smtp_server.handler.received) == 9
+    assert result.success and len(smtp_server.handler.received) == 10
 
 
 def test_failed_summary_stays_queued_and_is_resent(week, archived_root, state, smtp_server, tmp_path):

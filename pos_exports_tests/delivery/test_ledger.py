@@ -126,3 +126,75 @@ def test_history_filters(eng):
         ledger.history(eng, status="sent")
     with pytest.raises(ValueError):
         ledger.history(eng, since=dt.datetime(2025, 1, 1))
+
+
+def test_only_the_claimant_sends(eng):
+    [row] = ledger.open_rows(eng, SUB, BIZ, "weekly", KEY, ["a@x.com"], "run-1")
+    assert ledger.mark_processing(eng, [row["id"]], "run-1") == [row["id"]]
+    assert ledger.mark_completed(eng, [row["id"]], [], 0) == 1
+    # A `completed` row of a live run is not another run's to take (the race of two runs of one delivery).
+    assert ledger.pending_recipients(ledger.open_rows(eng, SUB, BIZ, "weekly", KEY, ["a@x.com"], "run-2")) == []
+    assert ledger.mark_processing(eng, [row["id"]], "run-2") == []
+    assert ledger.claim_sending(eng, row["id"], "run-2") is False
+    assert ledger.claim_sending(eng, row["id"], "run-1") is True
+    assert ledger.claim_sending(eng, row["id"], "run-1") is False  # claimed once
+    [claimed] = ledger.history(eng, subscription_id=SUB)
+    assert claimed["status"] == "sending" and claimed["claimant"] == ledger.claimant()
+    # Nobody takes a `sending` row, not even once it looks stale; only the claimant records the outcome.
+    assert ledger.mark_processing(eng, [row["id"]], "run-2", stale_after=dt.timedelta(0), include_rejected=True) == []
+    assert ledger.record_result(eng, row["id"], "run-2", result("emailed", 250, "250 OK")) is False
+    assert ledger.record_result(eng, row["id"], "run-1", result("emailed", 250, "250 OK")) is True
+    assert ledger.history(eng, subscription_id=SUB)[0]["status"] == "emailed"
+
+
+def test_a_claim_whose_claimant_is_gone_becomes_unknown_and_only_a_resend_takes_it(eng):
+    [row] = ledger.open_rows(eng, SUB, BIZ, "weekly", KEY, ["a@x.com"], "run-1")
+    ledger.mark_processing(eng, [row["id"]], "run-1")
+    assert ledger.claim_sending(eng, row["id"], "run-1")
+    assert ledger.stale_claims(eng) == []  # this process holds it and is alive
+    with eng.begin() as conn:  # held by a process on another host: only its lease tells
+        conn.execute(ledger.deliveries.update().values(claimant="elsewhere 4242"))
+    assert ledger.stale_claims(eng) == []
+    later = dt.datetime.now(dt.UTC) + ledger.SENDING_LEASE + dt.timedelta(minutes=1)
+    [gone] = ledger.stale_claims(eng, now=later)
+    [marked] = ledger.expire_claims(eng, [gone], now=later)
+    assert marked["status"] == "unknown" and "never recorded the outcome" in marked["error"]
+    [row] = ledger.history(eng, status="unknown")
+    assert ledger.expire_claims(eng, [gone], now=later) == []  # once
+    assert ledger.pending_recipients([row]) == [] and ledger.retryable(eng, max_attempts=99) == []
+    assert ledger.mark_processing(eng, [row["id"]], "run-2", include_rejected=True) == []
+    assert ledger.mark_failed(eng, (SUB, KEY), "render exploded") == 0  # an outcome is never overwritten
+    assert ledger.pending_recipients([row], resend=True) == ["a@x.com"]
+    assert ledger.mark_processing(eng, [row["id"]], "run-2", resend=True) == [row["id"]]
+
+
+def test_an_earlier_sqlite_state_database_keeps_working(tmp_path):
+    import sqlite3
+
+    from pos_exports.delivery import state
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # the deliveries table as the previous version created it
+        db.execute(
+            """CREATE TABLE deliveries (id INTEGER PRIMARY KEY AUTOINCREMENT, subscription_id INTEGER NOT NULL,
+            business_id BIGINT NOT NULL, period_kind TEXT NOT NULL, period_key TEXT NOT NULL,
+            recipient TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL, smtp_response TEXT,
+            message_id TEXT, files JSON, bytes BIGINT, error TEXT, traceback TEXT, run_id TEXT,
+            created_at DATETIME NOT NULL, started_at DATETIME, finished_at DATETIME, emailed_at DATETIME,
+            CONSTRAINT deliveries_once UNIQUE (subscription_id, period_key, recipient))"""
+        )
+        db.execute(
+            "INSERT INTO deliveries (subscription_id, business_id, period_kind, period_key, recipient, status,"
+            " attempts, error, created_at) VALUES (3, 99, 'weekly', '2025-W10', 'a@x.com', 'failed', 0,"
+            " 'skipped: no data in the period (only_if_data)', '2025-03-10 07:00:00')"
+        )
+    url = f"sqlite:///{path}"
+    for _ in range(2):  # idempotent
+        state._engine.cache_clear()
+        eng = state.engine(url)
+        [row] = ledger.history(eng)
+        assert (row["status"], row["claimed_at"], row["claimant"]) == ("skipped", None, None)
+        eng.dispose()
+    [row] = ledger.open_rows(eng, 3, 99, "weekly", "2025-W10", ["b@x.com"], "run-1")
+    assert ledger.mark_processing(eng, [row["id"]], "run-1") == [row["id"]]
+    assert ledger.claim_sending(eng, row["id"], "run-1")

@@ -164,26 +164,26 @@ def test_5xx_on_data_is_final_for_everyone(smtp_server, state_db, tmp_path):
     assert ledger.retryable(state_db, 5) == []
 
 
-def test_timeout_is_retried_then_recorded(smtp_server, state_db, tmp_path):
-    smtp_server.handler.data_delays = [1.5, 1.5]
+def test_a_reply_timed_out_after_the_body_is_unknown_not_retried(smtp_server, state_db, tmp_path):
+    smtp_server.handler.data_delays = [1.5, 1.5]  # the reply comes too late: the client cannot know the outcome
     settings = SmtpSettings.from_url(smtp_server.url(query="timeout=1"))
     results, _ = deliver(state_db, ["a@example.com"], make_files(tmp_path), settings, tmp_path, retries=2)
     r = results["a@example.com"]
-    assert (r.status, r.attempts, r.code) == ("retry", 2, None)
-    assert "timed out" in r.response
-    assert smtp_server.handler.data_commands == 2 and smtp_server.handler.received == []
+    assert (r.status, r.attempts, r.code, r.stage) == ("unknown", 1, None, "data")
+    assert "timed out" in r.response and "may have been delivered" in r.response
+    assert smtp_server.handler.data_commands == 1  # the body is never sent a second time
     row = rows_by_recipient(state_db)["a@example.com"]
-    assert row["status"] == "failed" and row["error"].startswith("temporary:") and row["attempts"] == 2
-    assert len(ledger.retryable(state_db, max_attempts=3)) == 1
+    assert (row["status"], row["attempts"]) == ("unknown", 1) and row["error"].startswith("unknown: ")
+    assert ledger.retryable(state_db, max_attempts=3) == []
 
 
-def test_timeout_then_success(smtp_server, tmp_path):
-    smtp_server.handler.data_delays = [1.5]
+def test_a_committed_message_whose_reply_stalls_is_sent_once(smtp_server, tmp_path):
+    smtp_server.handler.data_faults = [1.5]  # committed at end-of-data, then the reply stalls past the timeout
     settings = SmtpSettings.from_url(smtp_server.url(query="timeout=1"))
     msg = build_message(content_for(make_files(tmp_path), ["a@example.com"]))
     results = send(msg, ["a@example.com"], settings, tmp_path, **NO_WAIT)
-    assert (results["a@example.com"].status, results["a@example.com"].attempts) == ("emailed", 2)
-    assert len(smtp_server.handler.received) == 1
+    assert (results["a@example.com"].status, results["a@example.com"].attempts) == ("unknown", 1)
+    assert len(smtp_server.handler.received) == 1 and smtp_server.handler.data_commands == 1
 
 
 def test_connection_refused_is_temporary(tmp_path):
