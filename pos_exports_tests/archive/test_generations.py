@@ -305,3 +305,27 @@ def test_s3_scratch_folders_of_killed_runs_are_swept(s3_storage_url):
     live.communicate("go\n", timeout=60)
     assert storage.read_bytes("exports/1/daily/2025-03-09/sales.csv") == b"half a file"
     assert not storage.exists("exports/1/daily/2025-03-09/sales.xlsx")
+
+
+def test_the_daily_cleanup_sweeps_temp_files_of_killed_runs_anywhere(tmp_path):
+    import dagster as dg
+
+    from pos_exports.automation.cleanup import cleanup_job
+    from pos_exports.source.resource import StorageResource
+
+    root = str(tmp_path / "store")
+    keys = ["exports/1/on_demand/daily-2025-03-09-run1/sales.xlsx", f"archive/sales/date={DAY}/business_id=9/gen=G/x"]
+    dead = []
+    for key in keys:
+        killed = _stage(root, key, "die")
+        dead.append(Path(killed.stdout.readline().strip()))
+        assert killed.wait(timeout=60) == -signal.SIGKILL
+    live = _stage(root, "exports/1/daily/2025-03-09/sales.csv", "wait")
+    live_tmp = Path(live.stdout.readline().strip())
+    with dg.instance_for_test() as instance:
+        result = cleanup_job.execute_in_process(instance=instance, resources={"storage": StorageResource(root=root)})
+    assert result.success
+    assert not any(p.exists() for p in dead) and live_tmp.exists()
+    [output] = [e for e in result.all_node_events if e.event_type_value == "STEP_OUTPUT"]
+    assert output.event_specific_data.metadata["temp_files_swept"].value == 2
+    live.communicate("go\n", timeout=60)
