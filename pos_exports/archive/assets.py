@@ -40,7 +40,8 @@ class ArchiveConfig(dg.Config):
     )
     allow_shrink: bool = Field(
         default=False,
-        description="Overwrite an archived day even if the source now holds fewer rows (e.g. after a fix).",
+        description="Re-archive a day even if the source now lacks rows (primary keys) the archive holds "
+        "(e.g. after a fix); the old generation is kept as a previous one.",
     )
 
 
@@ -65,7 +66,9 @@ def select_businesses(businesses: list[Business], wanted: list[int]) -> list[Bus
         dg.AssetSpec(
             asset_key(name),
             description=f"Lossless Parquet archive ({ds.kind}). {ds.description} "
-            f"Files: archive/{name}/date=YYYY-MM-DD/business_id=N/{{{','.join(t.name for t in ds.tables)}}}.parquet",
+            f"Files: archive/{name}/date=YYYY-MM-DD/business_id=N/gen=G/"
+            f"{{{','.join(t.name for t in ds.tables)}}}.parquet and the manifest "
+            "business_id=N/_reconciliation.json (written last).",
             group_name=ARCHIVE_GROUP,
             kinds={"parquet"},
             skippable=True,

@@ -1,6 +1,14 @@
 """Archive one dataset of one business for one business-local day, verified against the source.
 
 Plain functions: the Dagster assets call these for every (day, business) of a run.
+
+Layout: each archiving of a business-day is a new *generation*, a folder of its own
+(`business_id=N/gen={G}/{table}.parquet`, G sortable: UTC time + random), and the business-day's
+`_reconciliation.json` is its manifest, written last (one atomic replace / one PUT) and naming the
+generation and every file (rows, sums, bytes, SHA-256). Readers read the manifest first and only the
+files it names, so they see one whole generation, never a mix. Superseded generations stay (listed
+under `previous`). The first layout (files directly in `business_id=N/`, a manifest without
+`generation`) stays readable: its manifest names those files.
 """
 
 from __future__ import annotations
@@ -8,11 +16,20 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-from dataclasses import dataclass, field
+import secrets
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
+from pathlib import Path
 
 from pos_exports.archive.capture import LOST, snapshot_capture
-from pos_exports.archive.parquet import parquet_not_members, parquet_totals, write_parquet
+from pos_exports.archive.parquet import (
+    ArchiveCorrupt,
+    key_values,
+    open_verified,
+    parquet_not_members,
+    parquet_totals,
+    write_parquet,
+)
 from pos_exports.archive.tables import Dataset, Scope, Table
 from pos_exports.periods import day_window
 from pos_exports.source.database import Business, PosReader
@@ -38,12 +55,42 @@ def partition_prefix(dataset: str, day: dt.date, business_id: int) -> str:
     return f"archive/{dataset}/date={day.isoformat()}/business_id={business_id}"
 
 
-def table_key(dataset: str, day: dt.date, business_id: int, table: str) -> str:
-    return f"{partition_prefix(dataset, day, business_id)}/{table}.parquet"
+def table_key(dataset: str, day: dt.date, business_id: int, table: str, generation: str | None = None) -> str:
+    """Where a table's file goes: in its generation's folder (without one: the first, flat layout)."""
+    folder = partition_prefix(dataset, day, business_id) + (f"/gen={generation}" if generation else "")
+    return f"{folder}/{table}.parquet"
 
 
 def marker_key(dataset: str, day: dt.date, business_id: int) -> str:
     return f"{partition_prefix(dataset, day, business_id)}/{MARKER}"
+
+
+def new_generation(now: dt.datetime) -> str:
+    """A generation id: sortable by time, unique across concurrent runs."""
+    return f"{now.astimezone(dt.UTC):%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(3)}"
+
+
+def load_manifest(storage: Storage, dataset: str, day: dt.date, business_id: int) -> dict | None:
+    """The manifest (`_reconciliation.json`) of an archived business-day, or None if it has none."""
+    key = marker_key(dataset, day, business_id)
+    data = _read(storage, key)
+    return None if data is None else parse_manifest(data, storage.uri(key), dataset, day, business_id)
+
+
+def parse_manifest(data: bytes, uri: str, dataset: str, day: dt.date, business_id: int) -> dict:
+    try:
+        document = json.loads(data)
+    except ValueError as exc:
+        raise ArchiveCorrupt(f"{uri}: not a readable archive manifest ({exc})") from None
+    if not isinstance(document, dict) or not isinstance(document.get("tables", []), list):
+        raise ArchiveCorrupt(f"{uri}: not an archive manifest (no list of tables)")
+    for table in document.get("tables", []):  # first layout: the files beside the manifest
+        table.setdefault("key", table_key(dataset, day, business_id, table["table"]))
+    return document
+
+
+def _read(storage: Storage, key: str) -> bytes | None:
+    return storage.read_bytes(key) if storage.exists(key) else None
 
 
 @dataclass
@@ -114,12 +161,15 @@ def archive_business_day(
             f"{day} has not ended yet in {business.timezone} (it ends {win.end.isoformat()}); archive it after that"
         )
     marker = marker_key(dataset.name, day, business.id)
-    previous = json.loads(storage.read_bytes(marker)) if storage.exists(marker) else None
+    storage.sweep_temp(partition_prefix(dataset.name, day, business.id))  # what killed runs left here
+    raw = _read(storage, marker)
+    previous = None if raw is None else parse_manifest(raw, storage.uri(marker), dataset.name, day, business.id)
     capture = snapshot_capture(day, business.timezone)
     if dataset.kind == "snapshot" and capture.state(now) == LOST:
         if previous is not None:  # captured in time earlier: keep that capture, never overwrite it
             result.kept_existing = True
-            result.tables = [TableResult(**t) for t in previous["tables"]]
+            names = {f.name for f in fields(TableResult)}
+            result.tables = [TableResult(**{k: v for k, v in t.items() if k in names}) for t in previous["tables"]]
             return result
         raise SnapshotNotCaptured(
             f"the {dataset.name} snapshot for {day} cannot be taken now: it was {capture.note(now)}. "
@@ -129,20 +179,13 @@ def archive_business_day(
     reader.new_snapshot()  # counts and rows of this business-day come from one consistent snapshot
     scope = Scope(business.id, win.start, win.end)
     expected = {t.name: source_totals(reader, t, scope) for t in dataset.tables}
-    if previous is not None and not allow_shrink:
-        before = {t["table"]: t["rows"] for t in previous["tables"]}
-        shrunk = {n: (before[n], rows) for n, (rows, _) in expected.items() if rows < before.get(n, 0)}
-        if shrunk:
-            detail = ", ".join(f"{n}: {old} archived, {new} in the source" for n, (old, new) in shrunk.items())
-            raise ArchiveError(
-                f"the source now holds fewer rows than the archive ({detail}), probably purged by the POS; "
-                "the archive was kept. Re-run with allow_shrink: true only if the source is right"
-            )
+    generation = new_generation(now)
 
     with contextlib.ExitStack() as publish:  # every file is published only once all are verified
+        written: dict[str, Path] = {}
         for table in dataset.tables:
-            key = table_key(dataset.name, day, business.id, table.name)
-            tmp = publish.enter_context(storage.staged(key))
+            key = table_key(dataset.name, day, business.id, table.name, generation)
+            tmp = written[table.name] = publish.enter_context(storage.staged(key))
             write_parquet(tmp, table, reader.batches(table.sql(reader.dialect, scope)))
             rows, sums = parquet_totals(tmp, table.money)
             want_rows, want_sums = expected[table.name]
@@ -162,7 +205,15 @@ def archive_business_day(
                     parquet_not_members(tmp, table.names),
                 )
             )
+        if previous is not None and not allow_shrink:
+            _refuse_lost_keys(storage, dataset, previous, written)
 
+    # The generation's files are all published; the manifest, written last, makes it the business-day's.
+    if _read(storage, marker) != raw:
+        raise ArchiveError(
+            f"another run published {dataset.name} {day} of business {business.id} meanwhile; the archive keeps "
+            f"that one (this run's generation {generation} stays unused). Re-run to archive the day again"
+        )
     document = {
         "dataset": dataset.name,
         "kind": dataset.kind,
@@ -172,10 +223,53 @@ def archive_business_day(
         "window_utc": list(result.window),
         "captured_at": now.astimezone(dt.UTC).isoformat() if dataset.kind == "snapshot" else None,
         "reconciled": True,
+        "generation": generation,
         "tables": [t.__dict__ for t in result.tables],
+        "previous": _history(previous),
     }
     storage.write_bytes(marker, json.dumps(document, indent=2, sort_keys=True).encode())
     return result
+
+
+def _history(previous: dict | None) -> list[dict]:
+    """The superseded generations, newest first: what each held and where (they are never deleted here)."""
+    if previous is None:
+        return []
+    entry = {
+        "generation": previous.get("generation"),
+        "captured_at": previous.get("captured_at"),
+        "tables": [
+            {k: t.get(k) for k in ("table", "key", "rows", "bytes", "sha256")} for t in previous.get("tables", [])
+        ],
+    }
+    return [entry, *previous.get("previous", [])]
+
+
+def _refuse_lost_keys(storage: Storage, dataset: Dataset, previous: dict, written: dict[str, Path]) -> None:
+    """ArchiveError naming the primary keys the archive holds for the day that the new files lack."""
+    held = {t["table"]: t for t in previous.get("tables", [])}
+    lost: list[str] = []
+    for table in dataset.tables:
+        if table.name not in held:
+            continue
+        entry = held[table.name]
+        try:
+            with open_verified(storage, entry["key"], entry["bytes"], entry["sha256"]) as data:
+                before = key_values(data, table.key)
+        except ArchiveCorrupt as exc:
+            raise ArchiveError(
+                f"cannot compare with the archived day: {exc}. Re-run with allow_shrink: true to archive it anew"
+            ) from None
+        missing = sorted(before - key_values(written[table.name], table.key))
+        if missing:
+            shown = ", ".join(map(str, missing[:20])) + (f" ... ({len(missing)} in all)" if len(missing) > 20 else "")
+            lost.append(f"{table.name} {'/'.join(table.key)} {shown}")
+    if lost:
+        raise ArchiveError(
+            f"the source no longer holds rows the archive has ({'; '.join(lost)}), probably purged or deleted in "
+            "the POS; the archive was kept. Re-run with allow_shrink: true only if the source is right "
+            "(the archived generation is kept as a previous one)"
+        )
 
 
 def _fmt(sums: dict[str, Decimal]) -> str:

@@ -6,7 +6,9 @@ the same rows always give the same bytes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import hashlib
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pos_exports.archive.tables import MONEY, NOT_MEMBER, Table, parse_not_member
+from pos_exports.storage import Storage
 
 ROW_GROUP_ROWS = 128 * 1024
 _CENT = pa.scalar(Decimal("0.01"), pa.decimal128(3, 2))
@@ -22,6 +25,10 @@ _CENT = pa.scalar(Decimal("0.01"), pa.decimal128(3, 2))
 
 class ArchiveDataError(ValueError):
     """Source rows that do not fit the archive's declared types."""
+
+
+class ArchiveCorrupt(RuntimeError):
+    """An archived file that is not what its manifest says (missing, other size or SHA-256)."""
 
 
 def cents_to_money(column: pa.Array) -> pa.Array:
@@ -99,3 +106,29 @@ def parquet_not_members(path: Path, columns: tuple[str, ...]) -> list[dict]:
                         key = (name, *parsed)
                         counts[key] = counts.get(key, 0) + 1
     return [{"column": c, "what": w, "id": i, "rows": n} for (c, w, i), n in sorted(counts.items())]
+
+
+@contextlib.contextmanager
+def open_verified(storage: Storage, key: str, size: int, sha256: str) -> Iterator[pa.Buffer]:
+    """The bytes of an archived file, checked against its manifest's size and SHA-256 (the very bytes
+    then parsed: a memory map of the file, or of its download); ArchiveCorrupt naming the file otherwise."""
+    uri = storage.uri(key)
+    with contextlib.ExitStack() as stack:
+        try:
+            path = stack.enter_context(storage.local_copy(key))
+        except FileNotFoundError:
+            raise ArchiveCorrupt(f"{uri}: named by the archive manifest but not in storage") from None
+        data = stack.enter_context(pa.memory_map(str(path))).read_buffer()
+        if data.size != size:
+            raise ArchiveCorrupt(f"{uri}: {data.size} bytes, but the archive manifest says {size}")
+        digest = hashlib.sha256(memoryview(data)).hexdigest()
+        if digest != sha256:
+            raise ArchiveCorrupt(f"{uri}: SHA-256 {digest}, but the archive manifest says {sha256}")
+        yield data
+
+
+def key_values(source: Path | pa.Buffer, columns: tuple[str, ...]) -> set:
+    """The primary key values of a Parquet file (only those columns are read); tuples for a composite key."""
+    data = pq.read_table(pa.BufferReader(source) if isinstance(source, pa.Buffer) else source, columns=list(columns))
+    values = [data.column(c).to_pylist() for c in columns]
+    return set(values[0]) if len(columns) == 1 else set(zip(*values, strict=True))

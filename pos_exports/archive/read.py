@@ -1,4 +1,9 @@
-"""Reading the archive back: what the reports are built from (never the POS)."""
+"""Reading the archive back: what the reports are built from (never the POS).
+
+Every reader goes through the business-day's manifest (`_reconciliation.json`, written last) and reads
+only the files it names, each checked against the manifest's size and SHA-256 while it is read; a file
+that does not match is an `ArchiveCorrupt` error naming it, never data read silently.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ from collections.abc import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pos_exports.archive.extract import marker_key, table_key
+from pos_exports.archive.extract import MARKER, load_manifest, parse_manifest
+from pos_exports.archive.parquet import ArchiveCorrupt, open_verified
 from pos_exports.archive.tables import DATASETS
 from pos_exports.source.database import Business
 from pos_exports.storage import Storage
@@ -23,9 +29,33 @@ class ArchiveMissing(LookupError):
 
 
 def archived(storage: Storage, dataset: str, business_id: int, day: dt.date) -> dict | None:
-    """The reconciliation record of an archived business-day, or None."""
-    key = marker_key(dataset, day, business_id)
-    return json.loads(storage.read_bytes(key)) if storage.exists(key) else None
+    """The manifest (reconciliation record) of an archived business-day, or None."""
+    return load_manifest(storage, dataset, day, business_id)
+
+
+def table_file(storage: Storage, dataset: str, business_id: int, day: dt.date, table: str) -> str | None:
+    """The key of the file the business-day's manifest names for `table` (its current generation), or None."""
+    manifest = archived(storage, dataset, business_id, day) or {}
+    return next((t["key"] for t in manifest.get("tables", []) if t.get("table") == table), None)
+
+
+def archived_business_ids(storage: Storage, dataset: str, day: dt.date) -> set[int]:
+    """Businesses whose `dataset` on `day` is archived whole: a manifest whose every file is in storage with
+    its size (one listing and one manifest read per business; the SHA-256 is checked when a file is read)."""
+    listing = storage.sizes(f"archive/{dataset}/date={day.isoformat()}/")
+    ids = set()
+    for key in listing:
+        folder, _, name = key.rpartition("/")
+        business = folder.rpartition("/business_id=")[2]
+        if name != MARKER or not business.lstrip("-").isdigit():
+            continue
+        try:
+            manifest = parse_manifest(storage.read_bytes(key), storage.uri(key), dataset, day, int(business))
+        except (ArchiveCorrupt, KeyError):
+            continue
+        if all(t["key"] in listing and listing[t["key"]] == t.get("bytes") for t in manifest.get("tables", [])):
+            ids.add(int(business))
+    return ids
 
 
 def missing_days(storage: Storage, dataset: str, business_id: int, days: list[dt.date]) -> list[dt.date]:
@@ -41,10 +71,16 @@ def read_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Stream one archive table over the given days, oldest first; a missing day is an error."""
     for day in days:
-        if archived(storage, dataset, business_id, day) is None:
+        manifest = archived(storage, dataset, business_id, day)
+        if manifest is None:
             raise ArchiveMissing(f"{dataset} for business {business_id} on {day} is not in the archive")
-        with storage.local_copy(table_key(dataset, day, business_id, table)) as path:
-            yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns)
+        entry = next((t for t in manifest.get("tables", []) if t.get("table") == table), None)
+        if entry is None or "sha256" not in entry or "bytes" not in entry:
+            raise ArchiveCorrupt(
+                f"the archive manifest of {dataset} {day} business {business_id} names no verifiable {table} file"
+            )
+        with open_verified(storage, entry["key"], entry["bytes"], entry["sha256"]) as data:
+            yield from pq.ParquetFile(pa.BufferReader(data)).iter_batches(batch_size=BATCH_ROWS, columns=columns)
 
 
 def read_table(

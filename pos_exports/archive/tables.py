@@ -39,6 +39,7 @@ class Table:
     fields: tuple[tuple[str, pa.DataType], ...]
     sql: Callable[[Dialect, Scope], str]
     names: tuple[str, ...] = ()  # columns that hold `_own`'s label for a reference to another business
+    key: tuple[str, ...] = ("id",)  # the primary key: a re-archive must keep every key it held
 
     @property
     def schema(self) -> pa.Schema:
@@ -312,6 +313,7 @@ JOIN products p ON p.id = si.product_id AND p.business_id = {s.business_id}
 LEFT JOIN categories cat ON cat.id = p.category_id AND cat.business_id = {s.business_id}
 ORDER BY si.storefront_id, si.product_id"""
     ),
+    key=("storefront_id", "product_id"),
 )
 
 STOCK_MOVEMENTS = Table(

@@ -189,6 +189,11 @@ def cleanup_exports_op(context: dg.OpExecutionContext, config: CleanupConfig, st
     today = clock().date()
     max_age_days = default_max_age_days() if config.max_age_days is None else config.max_age_days
     report = cleanup_exports(storage.get(), today, max_age_days, config.dry_run)
+    # Temporary files that killed runs left anywhere (archive included: they are no archive data); a live
+    # run's are never touched (see storage.base).
+    swept = [] if config.dry_run else storage.get().sweep_temp("")
+    if swept:
+        context.log.info(f"swept {len(swept)} temporary file(s) of killed runs: {', '.join(swept[:20])}")
     verb = "would delete" if config.dry_run else "deleted"
     context.log.info(
         f"{verb} {report.count} file(s), {report.bytes} bytes in {len(report.folders)} folder(s) "
@@ -206,6 +211,7 @@ def cleanup_exports_op(context: dg.OpExecutionContext, config: CleanupConfig, st
             "folders": dg.MetadataValue.json(report.folders[:1000]),
             "kept_folders": report.kept,
             "skipped": dg.MetadataValue.md("\n".join(f"- {s}" for s in report.skipped[:200]) or "none"),
+            "temp_files_swept": len(swept),
         }
     )
     return report.count

@@ -36,15 +36,13 @@ and status when the guard warns or errs, and runs the check so the UI shows the 
 
 import datetime as dt
 import json
-import re
 from dataclasses import dataclass, field
 
 import dagster as dg
 
 from pos_exports import config as settings
 from pos_exports.archive.capture import SNAPSHOT_MAX_LAG, Capture, snapshot_capture
-from pos_exports.archive.extract import MARKER
-from pos_exports.archive.read import load_businesses
+from pos_exports.archive.read import archived_business_ids, load_businesses
 from pos_exports.archive.tables import DATASETS
 from pos_exports.periods import PeriodError, parse_date, zone
 from pos_exports.source.resource import StorageResource
@@ -60,7 +58,6 @@ ERROR_DAYS = 3
 # The archive schedule runs for day D at 12:30 UTC of D+1 (00:30 in Etc/GMT+12); give that run time to finish.
 SCHEDULE_GRACE = dt.timedelta(hours=3)
 LEVELS = ("ok", "pending", "lost", "info", "warn", "error")  # ascending severity (for sorting)
-_MARKER_RE = re.compile(r"/business_id=(-?\d+)/" + re.escape(MARKER) + "$")
 
 
 def clock() -> dt.datetime:
@@ -228,12 +225,8 @@ def _spans(days: list[dt.date]) -> str:
 
 
 def _archived_ids(storage: Storage, dataset: str, day: dt.date) -> set[int]:
-    """Businesses with a reconciled archive of `dataset` on `day` (one listing per dataset-day)."""
-    ids = set()
-    for key in storage.list(f"archive/{dataset}/date={day.isoformat()}/"):
-        if m := _MARKER_RE.search(key):
-            ids.add(int(m.group(1)))
-    return ids
+    """Businesses with a whole reconciled archive of `dataset` on `day` (the archive's reader decides)."""
+    return archived_business_ids(storage, dataset, day)
 
 
 def _level(kind: str, days_left: int, overdue: bool, recoverable: bool) -> str:

@@ -2,16 +2,70 @@
 
 Writes are atomic: a file is produced under a temporary name and published only when complete
 (`os.replace` locally), so a half-written file never appears at its final key.
+
+A temporary name says which process writes it (`.{name}.{host}-{pid}-{random}.tmp`), so that the
+temporary files of a killed run can be swept by a later one without touching a live run's: a temp
+file is abandoned when its writer is a dead process of this host, or when it is older than
+`TEMP_MAX_AGE` (a writer on another host, or a name without a writer).
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import os
+import re
+import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+TEMP_MAX_AGE = dt.timedelta(hours=24)  # far longer than any write takes
+HOST = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname()) or "host"
+_WRITER = re.compile(r"\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[a-z0-9_]+(\.tmp)?$")
+
+
+def temp_prefix(name: str) -> str:
+    """The start of a temporary name made by this process (mkstemp / mkdtemp add a random part)."""
+    return f"{name}.{HOST}-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def abandoned(name: str, modified: dt.datetime, now: dt.datetime, max_age: dt.timedelta = TEMP_MAX_AGE) -> bool:
+    """Whether the temporary file or folder `name` (last modified at `modified`) belongs to no live run."""
+    if now - modified > max_age:
+        return True
+    writer = _WRITER.search(name)
+    return bool(writer and writer["host"] == HOST and not _alive(int(writer["pid"])))
+
+
+def sweep_folder(folder: Path, pattern: str, *, recursive: bool = False, now: dt.datetime | None = None) -> list[Path]:
+    """Delete the abandoned temporary files (or folders) matching `pattern` in `folder`; return them."""
+    now = now or dt.datetime.now(dt.UTC)
+    swept = []
+    for path in folder.rglob(pattern) if recursive else folder.glob(pattern):
+        try:
+            modified = dt.datetime.fromtimestamp(path.lstat().st_mtime, dt.UTC)
+        except FileNotFoundError:  # swept by someone else meanwhile
+            continue
+        if abandoned(path.name, modified, now):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            swept.append(path)
+    return swept
 
 
 def sha256_file(path: Path) -> str:
@@ -49,6 +103,14 @@ class Storage:
 
     def list(self, prefix: str) -> list[str]:
         """Every key under `prefix`, sorted."""
+        return sorted(self.sizes(prefix))
+
+    def sizes(self, prefix: str) -> dict[str, int]:
+        """Every key under `prefix` with its size in bytes (one listing)."""
+        raise NotImplementedError
+
+    def sweep_temp(self, prefix: str) -> list[str]:
+        """Delete the temporary files that killed runs left under `prefix` (never a live run's); return them."""
         raise NotImplementedError
 
     def delete(self, key: str) -> None:
@@ -74,7 +136,8 @@ class LocalStorage(Storage):
     def staged(self, key: str) -> Iterator[Path]:
         final = self.path(key)
         final.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        sweep_folder(final.parent, ".*.tmp")  # a killed run's temp files in the folder this write goes to
+        fd, name = tempfile.mkstemp(prefix=temp_prefix(f".{final.name}"), suffix=".tmp", dir=final.parent)
         os.close(fd)
         tmp = Path(name)
         try:
@@ -99,14 +162,24 @@ class LocalStorage(Storage):
     def size(self, key: str) -> int:
         return self.path(key).stat().st_size
 
-    def list(self, prefix: str) -> list[str]:
+    def sizes(self, prefix: str) -> dict[str, int]:
+        base = self.path(prefix)
+        if not base.exists():
+            return {}
+        root = Path(self.root)
+        out = {}
+        for p in base.rglob("*"):
+            if not p.name.endswith(".tmp") and p.is_file():
+                with contextlib.suppress(FileNotFoundError):  # a temp file renamed or swept meanwhile
+                    out[p.relative_to(root).as_posix()] = p.stat().st_size
+        return out
+
+    def sweep_temp(self, prefix: str) -> list[str]:
         base = self.path(prefix)
         if not base.exists():
             return []
         root = Path(self.root)
-        return sorted(
-            p.relative_to(root).as_posix() for p in base.rglob("*") if p.is_file() and not p.name.endswith(".tmp")
-        )
+        return [p.relative_to(root).as_posix() for p in sweep_folder(base, ".*.tmp", recursive=True)]
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)

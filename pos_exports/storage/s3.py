@@ -1,18 +1,22 @@
 """S3 (or any S3-compatible server) storage through dagster-aws's `S3Resource`.
 
 A file is written locally first and uploaded in one `upload_file` call: S3 shows an object only
-once its (multipart) upload has completed, so a half-written file never appears at its key.
+once its (multipart) upload has completed, so a half-written file never appears at its key. What a
+killed run leaves (local scratch folders, multipart uploads never completed) is swept by `sweep_temp`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from pos_exports import config
-from pos_exports.storage.base import Storage
+from pos_exports.storage.base import TEMP_MAX_AGE, Storage, sweep_folder, temp_prefix
+
+SCRATCH = "pos-s3"  # local scratch folders: pos-s3.{host}-{pid}-{random}
 
 
 class S3Storage(Storage):
@@ -36,7 +40,7 @@ class S3Storage(Storage):
 
     @contextlib.contextmanager
     def staged(self, key: str) -> Iterator[Path]:
-        with tempfile.TemporaryDirectory(prefix="pos-s3-") as tmp_dir:
+        with tempfile.TemporaryDirectory(prefix=temp_prefix(SCRATCH)) as tmp_dir:
             tmp = Path(tmp_dir) / Path(key).name
             tmp.touch()
             yield tmp
@@ -47,9 +51,16 @@ class S3Storage(Storage):
 
     @contextlib.contextmanager
     def local_copy(self, key: str) -> Iterator[Path]:
-        with tempfile.TemporaryDirectory(prefix="pos-s3-") as tmp_dir:
+        from botocore.exceptions import ClientError
+
+        with tempfile.TemporaryDirectory(prefix=temp_prefix(SCRATCH)) as tmp_dir:
             path = Path(tmp_dir) / Path(key).name
-            self.client.download_file(self.bucket, self._key(key), str(path))
+            try:
+                self.client.download_file(self.bucket, self._key(key), str(path))
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    raise FileNotFoundError(f"not in storage: {self.uri(key)}") from None
+                raise
             yield path
 
     def _head(self, key: str) -> dict | None:
@@ -71,13 +82,29 @@ class S3Storage(Storage):
             raise FileNotFoundError(self.uri(key))
         return int(head["ContentLength"])
 
-    def list(self, prefix: str) -> list[str]:
+    def sizes(self, prefix: str) -> dict[str, int]:
         full = self._key(prefix)
         strip = len(self.prefix) + 1 if self.prefix else 0
-        keys: list[str] = []
+        out: dict[str, int] = {}
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
-            keys.extend(obj["Key"][strip:] for obj in page.get("Contents", []))
-        return sorted(keys)
+            out.update((obj["Key"][strip:], int(obj["Size"])) for obj in page.get("Contents", []))
+        return out
+
+    def sweep_temp(self, prefix: str) -> list[str]:
+        """This host's scratch folders of dead runs, and multipart uploads under `prefix` never completed."""
+        swept = [str(p) for p in sweep_folder(Path(tempfile.gettempdir()), f"{SCRATCH}.*")]
+        now = dt.datetime.now(dt.UTC)
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=self._key(prefix)
+        )
+        for page in pages:
+            for upload in page.get("Uploads", []):
+                if now - upload["Initiated"] > TEMP_MAX_AGE:  # an upload's writer is unknown: age only
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                    swept.append(self.uri(upload["Key"][len(self.prefix) + 1 if self.prefix else 0 :]))
+        return swept
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))

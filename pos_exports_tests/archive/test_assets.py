@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 
 from pos_exports.archive.assets import archive_partitions, daily_archive
-from pos_exports.archive.extract import table_key
+from pos_exports.archive.read import archived
 from pos_exports.source.resource import PosDatabase, StorageResource
 from pos_exports.storage.base import LocalStorage
 from pos_exports_tests.fixtures import DAY
@@ -47,7 +47,7 @@ def test_run_archives_every_active_business_with_metadata_and_checks(fixture_db,
     checks = {(c.asset_key.to_user_string(), c.passed) for c in result.get_asset_check_evaluations()}
     assert checks == {("sales_archive", True), ("audit_log_archive", True)}
     storage = LocalStorage(tmp_path)
-    assert storage.exists(table_key("sales", __import__("datetime").date(2025, 3, 9), 2, "sales"))
+    assert archived(storage, "sales", 2, __import__("datetime").date(2025, 3, 9)) is not None
 
 
 def test_one_bad_business_does_not_cost_the_others_their_archive(tmp_path):
@@ -64,9 +64,11 @@ def test_one_bad_business_does_not_cost_the_others_their_archive(tmp_path):
     assert "business 2" in failure.message and "total" in failure.message
     storage = LocalStorage(tmp_path / "store")
     day = __import__("datetime").date(2025, 3, 9)
-    assert storage.exists(table_key("sales", day, 1, "sales"))
-    assert storage.exists(table_key("sales", day, 3, "sales"))
-    assert not storage.exists(table_key("sales", day, 2, "sales"))
+    assert archived(storage, "sales", 1, day) is not None
+    assert archived(storage, "sales", 3, day) is not None
+    assert (
+        archived(storage, "sales", 2, day) is None and storage.list("archive/sales/date=2025-03-09/business_id=2") == []
+    )
     [check] = result.get_asset_check_evaluations()
     assert not check.passed
 
@@ -152,7 +154,6 @@ def test_a_date_range_is_one_run(tmp_path):
 
 def test_each_partition_of_a_range_run_records_its_own_rows_bytes_and_paths(tmp_path):
     """A 3-day run: each day's materialization event (read back from the instance) holds that day only."""
-    from pathlib import Path
 
     from pos_exports_tests.fixtures import load_sqlite
 
@@ -173,7 +174,10 @@ def test_each_partition_of_a_range_run_records_its_own_rows_bytes_and_paths(tmp_
         assert meta[day]["bytes"].value == sum(f.stat().st_size for f in files)
         paths = meta[day]["paths"].value
         assert paths and all(f"/date={day}/" in p for p in paths)
-        assert sorted(paths) == sorted({str(Path(f).parent) for f in files})
+        # the business-day folders (each holding its manifest and generation folders)
+        assert sorted(paths) == sorted(
+            {str(next(p for p in f.parents if p.name.startswith("business_id="))) for f in files}
+        )
         by_business = meta[day]["rows_by_business_json"].value
         assert sum(per.get("sales", 0) for per in by_business.values()) == single_day_rows[day]
         assert meta[day]["rows"].value == sum(sum(per.values()) for per in by_business.values())

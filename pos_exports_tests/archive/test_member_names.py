@@ -12,11 +12,11 @@ import json
 
 import dagster as dg
 import openpyxl
-import pyarrow.parquet as pq
 import pypdf
 
 from pos_exports.archive.assets import daily_archive
-from pos_exports.archive.extract import archive_business_day, marker_key, table_key
+from pos_exports.archive.extract import archive_business_day, marker_key
+from pos_exports.archive.read import read_table
 from pos_exports.archive.tables import DATASETS, NOT_MEMBER
 from pos_exports.exports.on_demand import on_demand_export_job
 from pos_exports.periods import day_window
@@ -30,7 +30,7 @@ EVENTS = [dg.AssetKey("sales_archive"), dg.AssetKey("audit_log_archive")]
 
 
 def _rows(storage, dataset, table, key="id"):
-    data = pq.read_table(storage.path(table_key(dataset, DAY_D, 1, table))).to_pylist()
+    data = read_table(storage, dataset, table, 1, [DAY_D]).to_pylist()  # through the manifest, verified
     return {r[key]: r for r in data}
 
 

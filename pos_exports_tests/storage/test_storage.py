@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
-from pos_exports.archive.extract import archive_business_day, table_key
+from pos_exports.archive.extract import archive_business_day
+from pos_exports.archive.read import read_table, table_file
 from pos_exports.archive.tables import DATASETS
 from pos_exports.periods import day_window
 from pos_exports.source.database import connect, list_businesses
@@ -52,6 +54,13 @@ def test_archive_on_s3_equals_local(tmp_path, s3_storage_url):
         now = day_window(day, business.timezone).end + dt.timedelta(hours=1)
         for store in (local, s3):
             archive_business_day(reader, store, DATASETS["sales"], business, day, now=now)
-    key = table_key("sales", day, business.id, "sale_items")
-    assert s3.read_bytes(key) == local.read_bytes(key)
-    assert s3.uri(key).startswith("s3://") and s3.list("archive") == local.list("archive")
+    keys = {store: table_file(store, "sales", business.id, day, "sale_items") for store in (local, s3)}
+    assert s3.read_bytes(keys[s3]) == local.read_bytes(keys[local])
+    assert read_table(s3, "sales", "sale_items", business.id, [day]) == read_table(
+        local, "sales", "sale_items", business.id, [day]
+    )
+    same_layout = [re.sub(r"gen=[^/]+", "gen=G", k) for k in local.list("archive")]
+    assert (
+        s3.uri(keys[s3]).startswith("s3://")
+        and [re.sub(r"gen=[^/]+", "gen=G", k) for k in s3.list("archive")] == same_layout
+    )
