@@ -11,6 +11,7 @@ from pos_exports.archive.read import save_businesses
 from pos_exports.archive.tables import DATASETS
 from pos_exports.automation.retries import RETRY_POLICY, failure
 from pos_exports.periods import PeriodError, parse_date
+from pos_exports.redact import scrub
 from pos_exports.source.database import Business, PosSourceError, list_businesses
 from pos_exports.source.resource import PosDatabase, StorageResource
 
@@ -117,7 +118,7 @@ def daily_archive(
                             )
                         except Exception as exc:  # isolate: one business never costs the others their archive
                             causes.append(exc)
-                            message = f"{ds.name} {day} business {business.id} ({business.name}): {exc}"
+                            message = f"{ds.name} {day} business {business.id} ({business.name}): {scrub(exc)}"
                             context.log.error(message)
                             failures.append(message)
                             failed_datasets[ds.name].append(message)

@@ -34,7 +34,9 @@ from email.utils import format_datetime, formataddr, getaddresses, make_msgid
 from importlib import resources
 from pathlib import Path
 from typing import Literal
-from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from pos_exports.redact import needs_encoding, redact_url, scrub
 
 SMTP_URL_ENV = "POS_EXPORTS_SMTP_URL"
 DEFAULT_SIZE_BUDGET = 20 * 1024 * 1024
@@ -364,6 +366,11 @@ class SmtpSettings:
     def from_url(cls, url: str) -> SmtpSettings:
         """Parse a `POS_EXPORTS_SMTP_URL`; ValueError naming the problem (never showing the password)."""
         shown = mask(url)
+        if needs_encoding(url.strip()):
+            raise ValueError(
+                f"{SMTP_URL_ENV}: the user name or password holds a character that must be percent-encoded "
+                f"(@ / ? # or a % not followed by two hex digits), e.g. %23 for #, %2F for /, %3F for ?: {shown}"
+            )
         try:
             parts = urlsplit(url.strip())
         except ValueError as exc:
@@ -457,22 +464,8 @@ class SmtpSettings:
 
 
 def mask(url: str | None) -> str:
-    """The URL with its password replaced by `***` (for logs and error messages)."""
-    if not url:
-        return ""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        netloc = parts.netloc.rpartition("@")[2]
-        user = parts.username or ""
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-    except ValueError:
-        # Unparseable: hide everything between the scheme and the last '@' (where credentials would be).
-        scheme, sep, rest = url.partition("://")
-        if "@" in rest:
-            return f"{scheme}{sep}***@{rest.rpartition('@')[2]}"
-        return url
+    """The URL with its password replaced by `***` (for logs and error messages), also when malformed."""
+    return redact_url(url) if url else ""
 
 
 # --------------------------------------------------------------------------------------------- sending
@@ -551,7 +544,7 @@ def _close(client: smtplib.SMTP) -> None:
 def _reply_text(code: int | None, resp: bytes | str | None) -> str:
     if isinstance(resp, bytes):
         resp = resp.decode("utf-8", "replace")
-    resp = (resp or "").replace("\r", " ").replace("\n", " ").strip()
+    resp = scrub(resp or "").replace("\r", " ").replace("\n", " ").strip()
     return f"{code} {resp}".strip() if code is not None else resp
 
 
@@ -683,15 +676,20 @@ def send(
             stage = getattr(exc, "stage", "connect")
             fail_all(exc.smtp_code, _reply_text(exc.smtp_code, exc.smtp_error), stage, _classify(exc.smtp_code))
         except smtplib.SMTPServerDisconnected as exc:  # includes a reply that timed out
-            fail_all(None, f"server disconnected: {exc}", getattr(exc, "stage", "data"), "retry")
+            fail_all(None, f"server disconnected: {scrub(exc)}", getattr(exc, "stage", "data"), "retry")
         except smtplib.SMTPException as exc:  # e.g. STARTTLS or AUTH not supported by the server: configuration
-            fail_all(None, f"{exc.__class__.__name__}: {exc}", getattr(exc, "stage", "connect"), "failed")
+            fail_all(None, f"{exc.__class__.__name__}: {scrub(exc)}", getattr(exc, "stage", "connect"), "failed")
         except ssl.SSLCertVerificationError as exc:  # configuration, not luck: retrying will not help
             fail_all(None, f"TLS certificate verification failed: {exc}", "connect", "failed")
         except TimeoutError as exc:
             fail_all(None, f"timed out after {settings.timeout:g} s: {exc}", getattr(exc, "stage", "data"), "retry")
         except OSError as exc:  # connection refused/reset, DNS, TLS handshake ...
-            fail_all(None, f"connection error: {exc.__class__.__name__}: {exc}", getattr(exc, "stage", "data"), "retry")
+            fail_all(
+                None,
+                f"connection error: {exc.__class__.__name__}: {scrub(exc)}",
+                getattr(exc, "stage", "data"),
+                "retry",
+            )
         finally:
             if client is not None:
                 _close(client)

@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pos_exports.delivery.email import RecipientResult
 from pos_exports.delivery.state import deliveries
+from pos_exports.redact import scrub
 
 STATUSES = ("pending", "processing", "completed", "failed", "emailed")
 TEMPORARY = "temporary: "
@@ -318,7 +319,12 @@ def mark_failed(
         result = conn.execute(
             deliveries.update()
             .where(where, deliveries.c.status != "emailed")
-            .values(status="failed", error=error, traceback=traceback, finished_at=_bind_time(eng, _now()))
+            .values(
+                status="failed",
+                error=scrub(error),
+                traceback=scrub(traceback) if traceback else None,
+                finished_at=_bind_time(eng, _now()),
+            )
         )
         return result.rowcount
 

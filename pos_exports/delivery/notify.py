@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from pos_exports.delivery.email import EmailContent, SmtpSettings, build_message, send
 from pos_exports.delivery.state import alerts
 from pos_exports.delivery.subscriptions import get_settings
+from pos_exports.redact import scrub
 
 MAX_ATTEMPTS = 8
 DATA_TEAM_ENV = "POS_EXPORTS_DATA_TEAM_EMAIL"
@@ -43,8 +44,8 @@ def queue(
                 kind=kind,
                 business_id=business_id,
                 recipients=recipients,
-                subject=subject,
-                body=body,
+                subject=scrub(subject),  # alerts quote error messages: never a secret in them
+                body=scrub(body),
                 status="pending",
                 attempts=0,
                 created_at=dt.datetime.now(dt.UTC),
@@ -91,7 +92,7 @@ def flush(eng: sa.Engine, smtp: SmtpSettings | None, outbox_dir: Path, *, sleep=
             )
             errors = [f"{r}: {res.response}" for r, res in results.items() if res.status != "emailed"]
         except Exception as exc:  # the alert must survive whatever sending does
-            errors = [f"{type(exc).__name__}: {exc}"]
+            errors = [f"{type(exc).__name__}: {scrub(exc)}"]
         attempts = row.attempts + 1
         if not errors:
             status = "sent"

@@ -13,6 +13,14 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from pos_exports import config
+from pos_exports.redact import needs_encoding, redact_url, scrub
+
+STATE_URL_ENV = "POS_EXPORTS_STATE_URL"
+
+
+class StateDatabaseError(sa.exc.SQLAlchemyError):
+    """The state database cannot be used (bad URL, unreachable); the message never shows the password."""
+
 
 metadata = sa.MetaData()
 
@@ -105,7 +113,7 @@ alerts = sa.Table(
 
 
 def state_url() -> str:
-    if url := os.environ.get("POS_EXPORTS_STATE_URL"):
+    if url := os.environ.get(STATE_URL_ENV):
         return url
     home = Path(os.environ.get("DAGSTER_HOME") or config.project_home() / "var" / "dagster_home")
     home.mkdir(parents=True, exist_ok=True)
@@ -119,8 +127,25 @@ def engine(url: str | None = None) -> sa.Engine:
 
 @lru_cache(maxsize=8)
 def _engine(url: str) -> sa.Engine:
+    shown = redact_url(url)
+    if needs_encoding(url):
+        raise StateDatabaseError(
+            f"{STATE_URL_ENV} {shown}: the user name or password holds a character that must be percent-encoded "
+            "(@ / ? # or a % not followed by two hex digits), e.g. %23 for #, %2F for /, %3F for ?"
+        )
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg2://" + url.split("://", 1)[1]
-    eng = sa.create_engine(url, future=True)
-    metadata.create_all(eng)
+    try:
+        eng = sa.create_engine(url, future=True)
+    except (sa.exc.ArgumentError, ValueError) as exc:  # SQLAlchemy's parse error quotes the whole URL
+        raise StateDatabaseError(f"{STATE_URL_ENV} {shown} is not a usable SQLAlchemy URL: {scrub(exc)}") from None
+    except ImportError as exc:
+        raise StateDatabaseError(f"{STATE_URL_ENV} {shown}: the driver is not installed: {scrub(exc)}") from None
+    try:
+        metadata.create_all(eng)
+    except sa.exc.SQLAlchemyError as exc:
+        detail = scrub(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise StateDatabaseError(
+            f"cannot use the state database {shown}: {detail[0] if detail else type(exc).__name__}"
+        ) from None
     return eng

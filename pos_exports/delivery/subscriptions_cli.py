@@ -530,8 +530,9 @@ def run_handler(handler: Handler, args: argparse.Namespace, ctx: Context, *expec
     except schedule.ScheduleError as exc:
         print(f"error: schedule: {exc}", file=sys.stderr)
     except sa.exc.SQLAlchemyError as exc:
-        from pos_exports.source.database import redact
+        from pos_exports.redact import redact_url, scrub
 
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        print(f"error: state_url: cannot use {redact(ctx.state_url)}: {detail[0] if detail else exc}", file=sys.stderr)
+        detail = scrub(getattr(exc, "orig", None) or exc).strip().splitlines()
+        shown = redact_url(ctx.state_url)
+        print(f"error: state_url: cannot use {shown}: {detail[0] if detail else type(exc).__name__}", file=sys.stderr)
     return 2

@@ -14,6 +14,7 @@ from pos_exports.archive.read import load_businesses
 from pos_exports.archive.tables import DATASETS
 from pos_exports.automation.retries import RETRY_POLICY, failure
 from pos_exports.exports.produce import export_period
+from pos_exports.redact import scrub
 from pos_exports.render import FORMATS
 from pos_exports.reports.period import period_for
 from pos_exports.source.database import Business
@@ -95,7 +96,7 @@ def _build(kind: str) -> dg.AssetsDefinition:
                 folder, entries = export_period(store, business, period, datasets, config.formats)
             except Exception as exc:  # isolate: one business never blocks the others' exports
                 causes.append(exc)
-                failures.append(f"business {business.id} ({business.name}) {period.kind} {period.key}: {exc}")
+                failures.append(f"business {business.id} ({business.name}) {period.kind} {period.key}: {scrub(exc)}")
                 context.log.error(failures[-1])
                 continue
             done.append((business, folder, entries))
