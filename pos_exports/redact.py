@@ -68,8 +68,8 @@ def credentials_span(url: str) -> tuple[int, int, bool] | None:
         return None  # no authority (`sqlite:///path`): an `@` there is part of a path
     authority, tail = rest[:cut], rest[cut:]
     if "@" not in rest:
-        # `user:password` with the host forgotten: what follows the colon is hidden all the same.
-        return (start, start + cut, True) if ":" in authority and not _HOST_PORT.fullmatch(authority) else None
+        # `user:password` with the host forgotten: nothing tells where the password ends, hide the rest.
+        return (start, len(url), True) if ":" in authority and not _HOST_PORT.fullmatch(authority) else None
     if not _tail_is_broken(tail):
         if "@" in authority:
             at = authority.rindex("@")
@@ -127,6 +127,8 @@ def known_secrets() -> list[str]:
         if password := _password_of(os.environ.get(name, "").strip()):
             decoded = unquote(password)
             found.update({password, decoded, quote(decoded, safe=""), quote(decoded)})
+            # A parser that splits inside an unencoded password echoes its pieces: hide those too.
+            found.update(re.split(r"[#/?@:&=%]", password))
     return sorted((s for s in found if len(s) >= MIN_KNOWN_SECRET), key=len, reverse=True)
 
 

@@ -117,7 +117,10 @@ def load_business_timezones(pos_url: str | None = None) -> dict[int, str] | None
         with connect(url) as reader:
             return {b.id: b.timezone for b in list_businesses(reader)}
     except Exception as exc:  # any failure of the POS database means "zones unknown"
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        from pos_exports.redact import scrub
+
+        text = scrub(exc).strip()
+        message = text.splitlines()[0] if text else type(exc).__name__
         if pos_url:
             raise SubscriptionError("pos_url", message) from None
         print(f"warning: cannot read business time zones ({message}); business ids are not checked", file=sys.stderr)
