@@ -116,3 +116,16 @@ def test_state_url_errors_never_show_the_password(url, message):
     with pytest.raises(StateDatabaseError, match=message) as err:
         engine(url)
     assert_hidden(str(err.value))
+
+
+def test_the_database_url_reaches_dagster_by_name_only(monkeypatch):
+    import dagster as dg
+
+    from pos_exports import config
+    from pos_exports.definitions import build_defs
+
+    monkeypatch.setenv("POS_DATABASE_URL", f"postgresql://pos_ro:{ENCODED}@db.example/pos")
+    url = build_defs().resources["pos_database"].url
+    assert isinstance(url, dg.EnvVar) and url.env_var_name == "POS_DATABASE_URL"
+    monkeypatch.delenv("POS_DATABASE_URL")
+    assert build_defs().resources["pos_database"].url == config.database_url()  # the demo default holds no secret
