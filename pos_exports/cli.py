@@ -12,6 +12,7 @@ from pos_exports import config
 from pos_exports.archive.tables import DATASETS
 from pos_exports.delivery import history_cli, subscriptions_cli
 from pos_exports.periods import PeriodError, parse_date
+from pos_exports.redact import scrub
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
@@ -37,7 +38,7 @@ def _execute(
         )
     if not result.success:
         for failure in result.get_step_failure_events():
-            print(f"FAILED: {failure.step_failure_data.error.message}", file=sys.stderr)
+            print(f"FAILED: {scrub(failure.step_failure_data.error.message)}", file=sys.stderr)
     return result
 
 

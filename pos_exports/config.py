@@ -17,7 +17,13 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from pos_exports.redact import needs_encoding
+
 SECRET = frozenset({"POS_DATABASE_URL", "POS_EXPORTS_SMTP_URL", "POS_EXPORTS_STATE_URL"})
+ENCODE_HINT = (
+    "holds a character that must be percent-encoded (@ / ? # or a % not followed by two hex digits), "
+    "e.g. %23 for #, %2F for /, %3F for ?, %40 for @"
+)
 _DB_URLS = "postgresql://user:password@host:port/dbname or sqlite:///path/to/pos.db"
 
 
@@ -97,6 +103,14 @@ class Settings(BaseSettings):
                 return dt.date.fromisoformat(value)
             except ValueError:
                 raise ValueError("is not a date") from None
+        return value
+
+    @field_validator("database_url", "state_url", "smtp_url", mode="before")
+    @classmethod
+    def _encoded(cls, value: Any) -> Any:
+        """A password with an unencoded `# / ? @` would be cut (and shown) by every URL parser: say so first."""
+        if isinstance(value, str) and needs_encoding(value):
+            raise ValueError(f"the user name or password {ENCODE_HINT}")
         return value
 
     @field_validator("database_url")

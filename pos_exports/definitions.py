@@ -1,5 +1,7 @@
 """The Dagster code location: `pos_exports.definitions:defs`."""
 
+import os
+
 import dagster as dg
 
 from pos_exports import config
@@ -19,6 +21,8 @@ from pos_exports.automation.summary import weekly_summary_job, weekly_summary_sc
 from pos_exports.exports.assets import PERIOD_ASSETS, period_export_jobs
 from pos_exports.exports.on_demand import on_demand_export_job
 from pos_exports.source.resource import PosDatabase, StorageResource
+
+DATABASE_URL_ENV = "POS_DATABASE_URL"
 
 
 def build_defs() -> dg.Definitions:
@@ -47,7 +51,10 @@ def build_defs() -> dg.Definitions:
             catchup_sensor,
         ],
         resources={
-            "pos_database": PosDatabase(url=config.database_url()),
+            # A set POS_DATABASE_URL is passed by name: the UI and run storage show the variable, never its value.
+            "pos_database": PosDatabase(
+                url=dg.EnvVar(DATABASE_URL_ENV) if os.environ.get(DATABASE_URL_ENV) else config.database_url()
+            ),
             "storage": StorageResource(root=config.storage_root()),
         },
     )

@@ -3,7 +3,8 @@
 Archive, period exports and delivery attach the list of what failed to the `dg.Failure` they raise and
 to their asset check results (metadata key `failed_items`). The failure sensor reads it back from the
 step failure events (never from the error text) so that each business hears only of its own items and
-the data team of all of them. Imports nothing else of the project, so every stage can use it.
+the data team of all of them. Imports nothing else of the project (but the redaction of secrets), so every
+stage can use it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import dagster as dg
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from pos_exports.redact import scrub
 
 METADATA_KEY = "failed_items"
 
@@ -37,6 +40,11 @@ class FailedItem(BaseModel):
     must_act: bool = False  # True only when the business itself can fix it (e.g. a refused address)
     transient: bool = False
     detail: str = ""  # the technical cause, for the data team only
+
+    @field_validator("reason", "detail")
+    @classmethod
+    def _no_secret(cls, text: str) -> str:  # causes come from drivers, which may quote a URL with its password
+        return scrub(text)
 
     def business_line(self) -> str:
         """The item as its business reads it: what did not arrive, why, and whether to act."""

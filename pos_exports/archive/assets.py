@@ -13,6 +13,7 @@ from pos_exports.archive.tables import DATASETS
 from pos_exports.automation.retries import RETRY_POLICY, failure, is_transient
 from pos_exports.failures import ON_OUR_SIDE, TEMPORARY, FailedItem, to_metadata
 from pos_exports.periods import PeriodError, parse_date
+from pos_exports.redact import scrub
 from pos_exports.reports.period import daily
 from pos_exports.source.database import Business, PosSourceError, SourceDataError, list_businesses
 from pos_exports.source.resource import PosDatabase, StorageResource
@@ -124,7 +125,7 @@ def daily_archive(
                             )
                         except Exception as exc:  # isolate: one business never costs the others their archive
                             causes.append(exc)
-                            message = f"{ds.name} {day} business {business.id} ({business.name}): {exc}"
+                            message = f"{ds.name} {day} business {business.id} ({business.name}): {scrub(exc)}"
                             context.log.error(message)
                             failures.append(message)
                             failed_datasets[ds.name].append(message)

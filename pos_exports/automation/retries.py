@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from pos_exports import config
+from pos_exports.redact import scrub
 from pos_exports.source.database import PosSourceError
 
 STEP_RETRIES = 2
@@ -47,4 +48,5 @@ def is_transient(exc: BaseException) -> bool:
 
 def failure(description: str, causes: list[BaseException] | None = None, **kwargs) -> dg.Failure:
     """A step failure that Dagster retries only when one of its causes is transient."""
+    description = scrub(description)  # driver messages may quote a URL or a secret
     return dg.Failure(description=description, allow_retries=any(is_transient(c) for c in causes or []), **kwargs)

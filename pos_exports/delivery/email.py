@@ -35,9 +35,10 @@ from email.utils import format_datetime, formataddr, getaddresses, make_msgid
 from importlib import resources
 from pathlib import Path
 from typing import Literal
-from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from pos_exports import config
+from pos_exports.redact import needs_encoding, redact_url, scrub
 
 SMTP_URL_ENV = "POS_EXPORTS_SMTP_URL"
 DEFAULT_SIZE_BUDGET = int(config.default("email_max_mb") * 1024 * 1024)
@@ -380,6 +381,10 @@ class SmtpSettings:
     def from_url(cls, url: str) -> SmtpSettings:
         """Parse a `POS_EXPORTS_SMTP_URL`; ValueError naming the problem (never showing the password)."""
         shown = mask(url)
+        if needs_encoding(url.strip()):
+            raise ValueError(
+                f"{SMTP_URL_ENV}: the user name or password {config.ENCODE_HINT}: {shown}"
+            )
         try:
             parts = urlsplit(url.strip())
         except ValueError as exc:
@@ -473,22 +478,8 @@ class SmtpSettings:
 
 
 def mask(url: str | None) -> str:
-    """The URL with its password replaced by `***` (for logs and error messages)."""
-    if not url:
-        return ""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        netloc = parts.netloc.rpartition("@")[2]
-        user = parts.username or ""
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-    except ValueError:
-        # Unparseable: hide everything between the scheme and the last '@' (where credentials would be).
-        scheme, sep, rest = url.partition("://")
-        if "@" in rest:
-            return f"{scheme}{sep}***@{rest.rpartition('@')[2]}"
-        return url
+    """The URL with its password replaced by `***` (for logs and error messages), also when malformed."""
+    return redact_url(url) if url else ""
 
 
 # --------------------------------------------------------------------------------------------- sending
@@ -587,7 +578,7 @@ def _close(client: smtplib.SMTP) -> None:
 def _reply_text(code: int | None, resp: bytes | str | None) -> str:
     if isinstance(resp, bytes):
         resp = resp.decode("utf-8", "replace")
-    resp = (resp or "").replace("\r", " ").replace("\n", " ").strip()
+    resp = scrub(resp or "").replace("\r", " ").replace("\n", " ").strip()
     return f"{code} {resp}".strip() if code is not None else resp
 
 
@@ -745,7 +736,7 @@ def send(
             else:
                 fail_all(None, _lost(exc, settings), getattr(exc, "stage", "data"), "retry")
         except smtplib.SMTPException as exc:  # e.g. STARTTLS or AUTH not supported by the server: configuration
-            fail_all(None, f"{exc.__class__.__name__}: {exc}", getattr(exc, "stage", "connect"), "failed")
+            fail_all(None, f"{exc.__class__.__name__}: {scrub(exc)}", getattr(exc, "stage", "connect"), "failed")
         finally:
             if client is not None:
                 _close(client)
@@ -760,10 +751,10 @@ def send(
 def _lost(exc: BaseException, settings: SmtpSettings) -> str:
     """What went wrong with the connection, in one line."""
     if isinstance(exc, TimeoutError) or "timed out" in str(exc):
-        return f"timed out after {settings.timeout:g} s: {exc}"
+        return f"timed out after {settings.timeout:g} s: {scrub(exc)}"
     if isinstance(exc, smtplib.SMTPServerDisconnected):
-        return f"server disconnected: {exc}"
-    return f"connection error: {exc.__class__.__name__}: {exc}"
+        return f"server disconnected: {scrub(exc)}"
+    return f"connection error: {exc.__class__.__name__}: {scrub(exc)}"
 
 
 def _sender_of(message: EmailMessage) -> str:

@@ -426,5 +426,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return run_handler(handler, args, ctx, CliError)
     except Exception as exc:  # storage unreachable, a broken manifest, ...: a message, not a traceback
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        from pos_exports.redact import scrub
+
+        print(f"error: {type(exc).__name__}: {scrub(exc)}", file=sys.stderr)
         return 2

@@ -39,6 +39,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pos_exports.delivery.email import RecipientResult
 from pos_exports.delivery.state import deliveries
+from pos_exports.redact import scrub
 
 STATUSES = ("pending", "processing", "completed", "sending", "emailed", "failed", "unknown", "skipped")
 TEMPORARY = "temporary: "
@@ -459,7 +460,12 @@ def mark_failed(
         result = conn.execute(  # never over an outcome: emailed, skipped, or one being / maybe sent
             deliveries.update()
             .where(where, deliveries.c.status.not_in(["emailed", "skipped", "sending", "unknown"]))
-            .values(status="failed", error=error, traceback=traceback, finished_at=_bind_time(eng, _now()))
+            .values(
+                status="failed",
+                error=scrub(error),
+                traceback=scrub(traceback) if traceback else None,
+                finished_at=_bind_time(eng, _now()),
+            )
         )
         return result.rowcount
 

@@ -27,6 +27,7 @@ from pos_exports.delivery.email import EmailContent, SmtpSettings, build_message
 from pos_exports.delivery.state import alerted_runs, alerts, reported
 from pos_exports.delivery.subscriptions import get_settings
 from pos_exports.failures import ON_OUR_SIDE, TEMPORARY, FailedItem
+from pos_exports.redact import scrub
 from pos_exports.reports.period import Period
 
 MAX_ATTEMPTS = 8
@@ -53,8 +54,8 @@ def queue(
                 kind=kind,
                 business_id=business_id,
                 recipients=recipients,
-                subject=subject,
-                body=body,
+                subject=scrub(subject),  # alerts quote error messages: never a secret in them
+                body=scrub(body),
                 status="pending",
                 attempts=0,
                 created_at=dt.datetime.now(dt.UTC),
@@ -278,7 +279,7 @@ def flush(eng: sa.Engine, smtp: SmtpSettings | None, outbox_dir: Path, *, sleep=
             )
             errors = [f"{r}: {res.response}" for r, res in results.items() if res.status != "emailed"]
         except Exception as exc:  # the alert must survive whatever sending does
-            errors = [f"{type(exc).__name__}: {exc}"]
+            errors = [f"{type(exc).__name__}: {scrub(exc)}"]
         attempts = row.attempts + 1
         if not errors:
             status = "sent"

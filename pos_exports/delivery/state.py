@@ -13,6 +13,14 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from pos_exports import config
+from pos_exports.redact import needs_encoding, redact_url, scrub
+
+STATE_URL_ENV = "POS_EXPORTS_STATE_URL"
+
+
+class StateDatabaseError(sa.exc.SQLAlchemyError):
+    """The state database cannot be used (bad URL, unreachable); the message never shows the password."""
+
 
 metadata = sa.MetaData()
 
@@ -172,14 +180,30 @@ def first_partition(default: dt.date, eng: sa.Engine | None = None) -> dt.date:
 
 @lru_cache(maxsize=8)
 def _engine(url: str) -> sa.Engine:
+    shown = redact_url(url)
+    if needs_encoding(url):
+        raise StateDatabaseError(
+            f"{STATE_URL_ENV} {shown}: the user name or password {config.ENCODE_HINT}"
+        )
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg2://" + url.split("://", 1)[1]
-    eng = sa.create_engine(url, future=True)
     try:
-        metadata.create_all(eng)
-    except sa.exc.DBAPIError:  # another process (webserver, daemon) created the tables at the same moment
-        metadata.create_all(eng)
-    _upgrade(eng)
+        eng = sa.create_engine(url, future=True)
+    except (sa.exc.ArgumentError, ValueError) as exc:  # SQLAlchemy's parse error quotes the whole URL
+        raise StateDatabaseError(f"{STATE_URL_ENV} {shown} is not a usable SQLAlchemy URL: {scrub(exc)}") from None
+    except ImportError as exc:
+        raise StateDatabaseError(f"{STATE_URL_ENV} {shown}: the driver is not installed: {scrub(exc)}") from None
+    try:
+        try:
+            metadata.create_all(eng)
+        except sa.exc.DBAPIError:  # another process (webserver, daemon) created the tables at the same moment
+            metadata.create_all(eng)
+        _upgrade(eng)
+    except sa.exc.SQLAlchemyError as exc:
+        detail = scrub(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise StateDatabaseError(
+            f"cannot use the state database {shown}: {detail[0] if detail else type(exc).__name__}"
+        ) from None
     return eng
 
 

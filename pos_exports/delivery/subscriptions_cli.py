@@ -116,7 +116,10 @@ def load_business_timezones(pos_url: str | None = None) -> dict[int, str] | None
         with connect(url) as reader:
             return {b.id: b.timezone for b in list_businesses(reader)}
     except Exception as exc:  # any failure of the POS database means "zones unknown"
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        from pos_exports.redact import scrub
+
+        text = scrub(exc).strip()
+        message = text.splitlines()[0] if text else type(exc).__name__
         if pos_url:
             raise SubscriptionError("pos_url", message) from None
         print(f"warning: cannot read business time zones ({message}); business ids are not checked", file=sys.stderr)
@@ -529,8 +532,9 @@ def run_handler(handler: Handler, args: argparse.Namespace, ctx: Context, *expec
     except schedule.ScheduleError as exc:
         print(f"error: schedule: {exc}", file=sys.stderr)
     except sa.exc.SQLAlchemyError as exc:
-        from pos_exports.source.database import redact
+        from pos_exports.redact import redact_url, scrub
 
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        print(f"error: state_url: cannot use {redact(ctx.state_url)}: {detail[0] if detail else exc}", file=sys.stderr)
+        detail = scrub(getattr(exc, "orig", None) or exc).strip().splitlines()
+        shown = redact_url(ctx.state_url)
+        print(f"error: state_url: cannot use {shown}: {detail[0] if detail else type(exc).__name__}", file=sys.stderr)
     return 2

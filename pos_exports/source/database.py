@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import pyarrow as pa
 
 from pos_exports import config
+from pos_exports.redact import needs_encoding, redact_url, scrub
 
 SQLITE_BATCH_ROWS = 50_000
 POS_TABLES = (
@@ -48,13 +50,8 @@ class SourceDataError(ValueError):
     """Rows in the POS database that break its own schema (e.g. text in a money column)."""
 
 
-def redact(url: str) -> str:
-    """The URL with its password hidden, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+redact = redact_url  # the URL with its password hidden, for messages and logs (also when malformed)
+
 
 
 @dataclass(frozen=True)
@@ -147,6 +144,8 @@ _PG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg2", "postgresql+psyc
 def parse_url(url: str) -> tuple[str, str]:
     """Validate a `POS_DATABASE_URL`; return (dialect name, connection target)."""
     url = (url or "").strip()
+    if needs_encoding(url):
+        raise PosSourceError(f"POS_DATABASE_URL {redact(url)!r}: the user name or password {config.ENCODE_HINT}")
     if url.startswith(_SQLITE_PREFIX):
         path = url[len(_SQLITE_PREFIX) :]
         if not path:
@@ -154,14 +153,19 @@ def parse_url(url: str) -> tuple[str, str]:
         return "sqlite", path
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in _PG_SCHEMES:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:
+            raise PosSourceError(f"POS_DATABASE_URL {redact(url)!r} is not a valid URL: {scrub(exc)}") from None
         if not (parts.hostname or "host=" in parts.query) or not parts.path.strip("/"):
             raise PosSourceError(
                 f"POS_DATABASE_URL {redact(url)!r} is incomplete: expected postgresql://user:password@host:port/dbname"
             )
         return "postgresql", urlunsplit(parts._replace(scheme="postgresql"))
+    # Not echoed: a value without a known scheme may be anything, a bare password included.
+    shown = f"scheme {scheme!r}" if re.fullmatch(r"[a-z][a-z0-9+.-]{0,30}", scheme) else "no known scheme://"
     raise PosSourceError(
-        f"POS_DATABASE_URL {redact(url)!r} is not supported: expected postgresql://user:password@host:port/dbname "
+        f"POS_DATABASE_URL has {shown}, which is not supported: expected postgresql://user:password@host:port/dbname "
         "or sqlite:///path/to/pos.db"
     )
 
@@ -201,7 +205,8 @@ def connect(url: str) -> Iterator[PosReader]:
         try:
             conn = adbc.connect(_pg_uri(target))
         except Exception as exc:  # the driver raises several error types for one cause
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            text = scrub(exc).strip()  # libpq may echo the connection string
+            first = text.splitlines()[0] if text else type(exc).__name__
             raise PosSourceError(f"cannot connect to the POS database {redact(url)}: {first}") from None
         reader = PosReader(Dialect("postgresql"), conn, redact(url))
     try:
@@ -221,7 +226,7 @@ def _check_tables(reader: PosReader) -> None:
     try:
         found = {r["name"] for r in reader.rows(sql)}
     except Exception as exc:
-        raise PosSourceError(f"cannot read the POS database {reader.description}: {exc}") from None
+        raise PosSourceError(f"cannot read the POS database {reader.description}: {scrub(exc)}") from None
     missing = [t for t in POS_TABLES if t not in found]
     if missing:
         raise PosSourceError(f"{reader.description} is not a POS database: missing table(s) {', '.join(missing)}")
