@@ -37,6 +37,7 @@ bench: $(VENV)/.installed-test  ## archive and render benchmarks against their f
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check pos_exports pos_exports_tests benchmarks
+	$(BIN)/ruff format --check pos_exports pos_exports_tests benchmarks
 
 clean:
 	rm -rf var

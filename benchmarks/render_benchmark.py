@@ -116,12 +116,8 @@ def line_item_batches(rows: int) -> Iterator[pa.RecordBatch]:
         tax = net * 15 // 100
         cogs = qty * cost
         when = start_us + (ids * month_us) // max(rows, 1)
-        receipt = pc.binary_join_element_wise(
-            "R-", pc.utf8_lpad(pc.cast(pa.array(ids // 3), pa.string()), 8, "0"), ""
-        )
-        sku = pc.binary_join_element_wise(
-            "SKU-", pc.utf8_lpad(pc.cast(pa.array(product), pa.string()), 5, "0"), ""
-        )
+        receipt = pc.binary_join_element_wise("R-", pc.utf8_lpad(pc.cast(pa.array(ids // 3), pa.string()), 8, "0"), "")
+        sku = pc.binary_join_element_wise("SKU-", pc.utf8_lpad(pc.cast(pa.array(product), pa.string()), 5, "0"), "")
         yield pa.RecordBatch.from_arrays(
             [
                 receipt,
@@ -213,9 +209,7 @@ def phase(name: str, rows: int, out: Path) -> dict:
 
         pacsv.write_csv(pa.Table.from_batches(batches), out / "floor.csv")
         written = rows
-    elif (
-        name == "csv-floor-naive"
-    ):  # a stricter floor: datetimes already naive whole seconds (cheap to print)
+    elif name == "csv-floor-naive":  # a stricter floor: datetimes already naive whole seconds (cheap to print)
         import pyarrow.csv as pacsv
 
         table = pa.Table.from_batches(batches)
@@ -255,9 +249,7 @@ def _line(label: str, r: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)

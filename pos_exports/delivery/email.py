@@ -382,9 +382,7 @@ class SmtpSettings:
         """Parse a `POS_EXPORTS_SMTP_URL`; ValueError naming the problem (never showing the password)."""
         shown = mask(url)
         if needs_encoding(url.strip()):
-            raise ValueError(
-                f"{SMTP_URL_ENV}: the user name or password {config.ENCODE_HINT}: {shown}"
-            )
+            raise ValueError(f"{SMTP_URL_ENV}: the user name or password {config.ENCODE_HINT}: {shown}")
         try:
             parts = urlsplit(url.strip())
         except ValueError as exc:

@@ -182,9 +182,7 @@ def first_partition(default: dt.date, eng: sa.Engine | None = None) -> dt.date:
 def _engine(url: str) -> sa.Engine:
     shown = redact_url(url)
     if needs_encoding(url):
-        raise StateDatabaseError(
-            f"{STATE_URL_ENV} {shown}: the user name or password {config.ENCODE_HINT}"
-        )
+        raise StateDatabaseError(f"{STATE_URL_ENV} {shown}: the user name or password {config.ENCODE_HINT}")
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg2://" + url.split("://", 1)[1]
     try:

@@ -53,7 +53,6 @@ class SourceDataError(ValueError):
 redact = redact_url  # the URL with its password hidden, for messages and logs (also when malformed)
 
 
-
 @dataclass(frozen=True)
 class Dialect:
     """The few SQL spellings that differ between PostgreSQL and the SQLite demo database."""

@@ -119,9 +119,7 @@ def test_xlsx_is_deterministic(tmp_path, workbook):
 def test_empty_section(tmp_path):
     cols = (Column("n", "N", "int"),)
     schema = pa.schema([("n", pa.int64())])
-    section = Section(
-        "empty", "Empty", cols, lambda: iter([pa.RecordBatch.from_pylist([], schema=schema)]), 0
-    )
+    section = Section("empty", "Empty", cols, lambda: iter([pa.RecordBatch.from_pylist([], schema=schema)]), 0)
     path = tmp_path / "e.xlsx"
     assert render_xlsx(sample_report([section]), path) == {"empty": 0}
     ws = openpyxl.load_workbook(path)["Empty"]

@@ -34,9 +34,7 @@ def test_week(storage, accra):
         ("refund_issued", 1),
         ("report_exported", 1),
     ]
-    assert [
-        (r["user_id"], r["user_email"], r["user_name"], r["events"]) for r in rows(report, "top_users")
-    ] == [
+    assert [(r["user_id"], r["user_email"], r["user_name"], r["events"]) for r in rows(report, "top_users")] == [
         (1, "kofi@example.com", "Kofi Owusu", 4),
         (2, "esi@example.com", "Esi Boateng", 2),
         (None, "(system / no user)", None, 1),

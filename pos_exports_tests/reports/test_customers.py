@@ -167,9 +167,7 @@ def test_filter_matching_nobody(storage, accra):
 def test_invalid_filters(storage, accra):
     with pytest.raises(ValueError, match=r"credit_status.*'late'.*good, near_limit, over_limit, blocked"):
         build(storage, accra, WEEK, {"credit_status": "late"})
-    with pytest.raises(
-        ValueError, match=r"'category' is not a filter of the customers export.*customer_type"
-    ):
+    with pytest.raises(ValueError, match=r"'category' is not a filter of the customers export.*customer_type"):
         build(storage, accra, WEEK, {"category": "Drinks"})
 
 

@@ -35,9 +35,7 @@ def test_values_are_converted():
         "is_active": True,
     }
     assert validate_filters("customers", {"customer_type": " Wholesale "}) == {"customer_type": "wholesale"}
-    assert validate_filters(
-        "inventory", {"storefront_id": "12", "exclude_zero_value": False, "category": None}
-    ) == {
+    assert validate_filters("inventory", {"storefront_id": "12", "exclude_zero_value": False, "category": None}) == {
         "storefront_id": 12,
         "exclude_zero_value": False,
     }

@@ -108,9 +108,7 @@ def test_movements_need_every_day(storage, accra):
     period = date_range(dt.date(2025, 3, 2), dt.date(2025, 3, 9))
     with pytest.raises(ArchiveMissing, match="2025-03-02"):
         build(storage, accra, period, {"include_movement_history": True})
-    assert (
-        figures(build(storage, accra, period))["Total quantity"] == 56
-    )  # without movements: the snapshot only
+    assert figures(build(storage, accra, period))["Total quantity"] == 56  # without movements: the snapshot only
 
 
 @pytest.mark.parametrize(

@@ -153,9 +153,7 @@ def test_customer_in_credit_has_empty_buckets():
     assert aging.balance == D("-15.00")
     assert aging.buckets == (D("0.00"),) * 4 and aging.oldest_open is None
     settled = fifo_aging([(day("2025-02-01"), D("10.00")), (day("2025-02-10"), D("-10.00"))], AS_OF)
-    assert (
-        settled.balance == D("0.00") and settled.buckets == (D("0.00"),) * 4 and settled.oldest_open is None
-    )
+    assert settled.balance == D("0.00") and settled.buckets == (D("0.00"),) * 4 and settled.oldest_open is None
     assert fifo_aging([], AS_OF).balance == D("0.00")
 
 

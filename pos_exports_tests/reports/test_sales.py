@@ -135,8 +135,7 @@ def test_week_line_items_and_breakdowns(storage, accra):
     report = build(storage, accra, WEEK)
     items = rows(report, "line_items")
     assert [
-        (i["receipt_number"], i["product_name"], i["quantity"], i["net"], i["cogs"], i["profit"])
-        for i in items
+        (i["receipt_number"], i["product_name"], i["quantity"], i["net"], i["cogs"], i["profit"]) for i in items
     ] == [
         ("R-101", "Water", 2, D("3.00"), D("2.00"), D("1.00")),
         ("R-101", "Juice", 1, D("9.00"), D("6.00"), D("3.00")),

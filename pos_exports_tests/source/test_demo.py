@@ -86,10 +86,7 @@ def test_businesses_and_catalog(db):
         assert 8 <= one(db, "SELECT count(*) FROM customers WHERE business_id = ?", bid) <= 20
     assert one(db, "SELECT count(DISTINCT role) FROM business_memberships") >= 4
     assert one(db, "SELECT count(*) - count(DISTINCT email) FROM users") == 0
-    assert (
-        q(db, "SELECT business_id, count(*) FROM products GROUP BY business_id, sku HAVING count(*) > 1")
-        == []
-    )
+    assert q(db, "SELECT business_id, count(*) FROM products GROUP BY business_id, sku HAVING count(*) > 1") == []
     # every (storefront, product) of a business has an inventory row, with all the stock situations
     assert (
         one(
@@ -103,9 +100,7 @@ def test_businesses_and_catalog(db):
     )
     assert one(db, "SELECT count(*) FROM storefront_inventory WHERE quantity < 0") >= 1
     assert one(db, "SELECT count(*) FROM storefront_inventory WHERE quantity = 0") >= 1
-    assert (
-        one(db, "SELECT count(*) FROM storefront_inventory WHERE quantity BETWEEN 1 AND reorder_level") >= 1
-    )
+    assert one(db, "SELECT count(*) FROM storefront_inventory WHERE quantity BETWEEN 1 AND reorder_level") >= 1
     # businesses 1 and 4 share names and SKUs (tenant isolation tests rely on it)
     for sql in (
         "SELECT business_id FROM customers WHERE name = 'Ama Mensah'",
@@ -293,9 +288,7 @@ def test_credit_balances_and_aging(db):
         )
         == 0
     )
-    assert (
-        one(db, "SELECT count(*) FROM credit_transactions WHERE kind = 'charge' AND sale_id IS NOT NULL") > 0
-    )
+    assert one(db, "SELECT count(*) FROM credit_transactions WHERE kind = 'charge' AND sale_id IS NOT NULL") > 0
 
     # FIFO: payments and negative adjustments settle the oldest charges first
     ledger = defaultdict(list)
@@ -474,9 +467,7 @@ def test_postgres_matches_sqlite(tmp_path):
             assert with_data == lite_valid < total
             # empty but NOT NULL text stays '' (not NULL) and foreign keys are in place
             cur.execute("SELECT count(*) FROM audit_logs WHERE description = ''")
-            assert (
-                cur.fetchone()[0] == one(lite, "SELECT count(*) FROM audit_logs WHERE description = ''") > 0
-            )
+            assert cur.fetchone()[0] == one(lite, "SELECT count(*) FROM audit_logs WHERE description = ''") > 0
             cur.execute("SELECT count(*) FROM pg_constraint WHERE contype = 'f'")
             assert cur.fetchone()[0] == 29
             cur.execute("SELECT count(*) FROM pg_indexes WHERE indexname = 'sale_items_sale'")
