@@ -12,8 +12,6 @@ executed in a process (the `pos-exports` CLI), which carry no origin and so are 
 run failure sensor. Each run is alerted exactly once (`alerted_runs` in the state database).
 """
 
-import re
-
 import dagster as dg
 
 from pos_exports.archive.read import load_businesses
@@ -23,8 +21,8 @@ from pos_exports.delivery.email import SmtpSettings
 from pos_exports.delivery.state import engine
 from pos_exports.delivery.subscriptions import get as get_subscription
 from pos_exports.failures import ON_OUR_SIDE, FailedItem, from_metadata
+from pos_exports.redact import scrub
 from pos_exports.reports.period import period_for
-from pos_exports.source.database import redact
 from pos_exports.source.resource import StorageResource
 
 WHAT_TO_DO = (
@@ -65,17 +63,12 @@ def team_message(run: dg.DagsterRun, items: list[FailedItem], error: str) -> tup
                 else ["No per-business record: the run failed as a whole (fleet-level).", ""]
             ),
             "Error:",
-            redact_urls(error.strip()[:4000]),
+            scrub(error.strip()[:4000]),
             "",
             WHAT_TO_DO,
         ]
     )
     return subject, body
-
-
-def redact_urls(text: str) -> str:
-    """Hide the password of any URL within `text`."""
-    return re.sub(r"\S+://\S+", lambda m: redact(m.group()), text)
 
 
 def run_level_item(eng, storage, run: dg.DagsterRun) -> FailedItem | None:
