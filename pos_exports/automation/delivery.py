@@ -170,6 +170,8 @@ def deliver_batch(context: dg.OpExecutionContext, config: DeliveryBatchConfig, s
             failed = failure(outcome.message, [exc])
         sub = get(engine(), item.subscription_id)
         results = outcome.results.values()
+        message = scrub(failed.description if failed is not None else outcome.message)
+        message += "".join(f"; {r}: {res.response}" for r, res in outcome.results.items() if res.status != "emailed")
         rows.append(
             dg.TableRecord(
                 {
@@ -179,21 +181,22 @@ def deliver_batch(context: dg.OpExecutionContext, config: DeliveryBatchConfig, s
                     "status": outcome.status,
                     "emailed": sum(r.status == "emailed" for r in results),
                     "failed": sum(r.status != "emailed" for r in results),
-                    "message": scrub(failed.description if failed is not None else outcome.message),
+                    "message": message,
                 }
             )
         )
         if failed is not None:
-            failed_pairs.append(f"subscription {item.subscription_id} {item.period_key}: {scrub(failed.description)}")
+            failed_pairs.append(f"subscription {item.subscription_id} {item.period_key}: {message}")
             items += from_metadata(failed.metadata)
             retryable.append(failed.allow_retries)
-    context.add_output_metadata({"deliveries": dg.MetadataValue.table(rows, schema=BATCH_SCHEMA)})
+    table = {"deliveries": dg.MetadataValue.table(rows, schema=BATCH_SCHEMA)}  # on the output, or the failure
     if failed_pairs:  # the others stay sent; a retry of the step re-sends nothing already emailed (the ledger)
         raise dg.Failure(
             description=f"{len(failed_pairs)} of {len(config.items)} deliveries failed: " + "; ".join(failed_pairs),
             allow_retries=all(retryable),
-            metadata=to_metadata(items),
+            metadata={**table, **to_metadata(items)},
         )
+    context.add_output_metadata(table)
     return len(rows)
 
 

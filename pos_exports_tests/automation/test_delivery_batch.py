@@ -1,0 +1,149 @@
+"""Deliveries batched per tick: one run sends every due (subscription, period), each isolated; the due sensor
+reads the ledger once per tick, whatever the history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import dagster as dg
+import sqlalchemy as sa
+
+from pos_exports.automation import delivery as automation
+from pos_exports.automation.delivery import delivery_batch_job, due_requests, due_subscriptions_sensor
+from pos_exports.delivery import ledger, subscriptions
+from pos_exports.delivery.email import RecipientResult
+from pos_exports.failures import from_metadata
+from pos_exports.source.resource import StorageResource
+from pos_exports.storage.base import LocalStorage
+
+UTC = dt.UTC
+TICK = dt.datetime(2025, 3, 10, 7, 5, tzinfo=UTC)  # Monday 07:05 in Accra: the week of 3-9 March is due
+LAST = dt.datetime(2025, 3, 10, 6, 0, tzinfo=UTC)
+
+
+def _ten(eng) -> list:
+    return [
+        subscriptions.add(
+            eng,
+            {
+                "business_id": 1,
+                "name": f"Weekly {i}",
+                "datasets": ["sales"],
+                "formats": ["csv"],
+                "frequency": "weekly",
+                "day_of_week": "monday",
+                "at": "07:00",
+                "recipients": [f"owner{i}@kofi-shop.example"],
+            },
+        )
+        for i in range(10)
+    ]
+
+
+def _items(request: dg.RunRequest) -> list[dict]:
+    return request.run_config["ops"]["deliver_batch"]["config"]["items"]
+
+
+def test_a_batch_with_one_refused_subscription_sends_the_nine_once_and_fails_only_the_one(
+    archived_root, state, smtp_server, monkeypatch
+):
+    monkeypatch.setenv("POS_EXPORTS_SMTP_URL", smtp_server.url(query="from=exports@pos.example"))
+    subs = _ten(state)
+    refused = subs[4]
+    smtp_server.handler.rcpt_replies["owner4@kofi-shop.example"] = ["550 5.1.1 no such user"]
+    [request] = due_requests(LocalStorage(archived_root), state, LAST, TICK, [])[0]
+    assert len(_items(request)) == 10
+    result = delivery_batch_job.execute_in_process(
+        run_config=request.run_config,
+        resources={"storage": StorageResource(root=str(archived_root))},
+        raise_on_error=False,
+    )
+    assert not result.success
+    # Nine emailed once each at the server; nothing for the refused one.
+    for sub in subs:
+        got = smtp_server.handler.delivered_to(sub.recipients[0])
+        assert len(got) == (0 if sub.id == refused.id else 1), sub.recipients
+    assert len(smtp_server.handler.received) == 9
+    # The ledger: exactly one row per subscription, nine emailed after one attempt, one rejected.
+    rows = ledger.history(state)
+    assert len(rows) == 10
+    by_sub = {r["subscription_id"]: r for r in rows}
+    for sub in subs:
+        row = by_sub[sub.id]
+        assert row["period_key"] == "2025-03-03" and row["attempts"] == 1
+        if sub.id == refused.id:
+            assert row["status"] == "failed" and row["error"].startswith("rejected: 550")
+        else:
+            assert row["status"] == "emailed" and row["emailed_at"] is not None
+    # The run failed with the structured items of that subscription only, and the per-pair table.
+    failure = result.failure_data_for_node("deliver_batch").user_failure_data
+    assert f"subscription {refused.id} 2025-03-03" in failure.description and "550 5.1.1" in failure.description
+    assert failure.description.startswith("1 of 10 deliveries failed")
+    [item] = from_metadata(failure.metadata)
+    assert (item.business_id, item.stage, item.period_key, item.must_act) == (1, "delivery", "2025-03-03", True)
+    table = {r.data["subscription"]: r.data for r in failure.metadata["deliveries"].records}
+    assert {s: t["status"] for s, t in table.items()} == {
+        sub.id: ("failed" if sub.id == refused.id else "sent") for sub in subs
+    }
+    assert table[refused.id]["failed"] == 1 and "550" in table[refused.id]["message"]
+    assert all(t["emailed"] == 1 and t["business"] == 1 for s, t in table.items() if s != refused.id)
+
+
+def test_the_sensor_launches_one_run_for_ten_due_pairs_once(archived_root, state, monkeypatch):
+    subs = _ten(state)
+    monkeypatch.setattr(automation, "clock", lambda: TICK)
+    start = json.dumps({"checked_at": LAST.isoformat()})
+
+    def tick(cursor):
+        context = dg.build_sensor_context(
+            cursor=cursor, resources={"storage": StorageResource(root=str(archived_root))}
+        )
+        result = due_subscriptions_sensor(context)
+        return (result if isinstance(result, list) else []), context.cursor
+
+    [request], cursor = tick(start)
+    assert sorted(i["subscription_id"] for i in _items(request)) == sorted(s.id for s in subs)
+    [again], _ = tick(start)  # the same tick evaluated again: the same run key, so Dagster launches it once
+    assert again.run_key == request.run_key and again.run_config == request.run_config
+    assert tick(cursor)[0] == []  # the next tick: nothing new
+    # Once delivered, even a tick re-evaluated from the old cursor launches nothing.
+    for sub in subs:
+        [row] = ledger.open_rows(state, sub.id, 1, "weekly", "2025-03-03", sub.recipients, "r")
+        ledger.mark_processing(state, [row["id"]], "r")
+        ledger.claim_sending(state, row["id"], "r")
+        ledger.record_result(
+            state, row["id"], "r", RecipientResult("emailed", 250, "250 OK", 1, "<m@pos.example>", "data")
+        )
+    assert tick(start)[0] == []
+
+
+def test_the_batch_size_shards_the_tick(archived_root, state, monkeypatch):
+    monkeypatch.setenv("POS_EXPORTS_DELIVERY_BATCH_SIZE", "4")
+    _ten(state)
+    requests = due_requests(LocalStorage(archived_root), state, LAST, TICK, [], 50, automation.delivery_batch_size())[0]
+    assert [len(_items(r)) for r in requests] == [4, 4, 2]
+    assert len({r.run_key for r in requests}) == 3
+
+
+def test_the_due_sensor_reads_the_ledger_once_per_tick_whatever_the_history(archived_root, state):
+    subs = _ten(state)
+    monday = dt.date(2025, 3, 3)
+    for sub in subs:  # a long history: 60 past weeks of ledger rows per subscription
+        for week in range(1, 61):
+            key = (monday - dt.timedelta(weeks=week)).isoformat()
+            ledger.open_rows(state, sub.id, 1, "weekly", key, sub.recipients, "old")
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if "deliveries" in statement:
+            statements.append(statement)
+
+    sa.event.listen(state, "before_cursor_execute", record)
+    try:
+        [request] = due_requests(LocalStorage(archived_root), state, LAST, TICK, [])[0]
+    finally:
+        sa.event.remove(state, "before_cursor_execute", record)
+    assert len(_items(request)) == 10
+    assert len(statements) == 1  # one query for the ten pairs (not one per subscription)
+    assert "GROUP BY" in statements[0] and "IN" in statements[0]
