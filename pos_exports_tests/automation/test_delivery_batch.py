@@ -147,3 +147,42 @@ def test_the_due_sensor_reads_the_ledger_once_per_tick_whatever_the_history(arch
     assert len(_items(request)) == 10
     assert len(statements) == 1  # one query for the ten pairs (not one per subscription)
     assert "GROUP BY" in statements[0] and "IN" in statements[0]
+
+
+def test_a_pair_whose_archive_is_missing_fails_alone_and_a_rerun_sends_nothing_twice(
+    archived_root, state, smtp_server, monkeypatch
+):
+    monkeypatch.setenv("POS_EXPORTS_SMTP_URL", smtp_server.url(query="from=exports@pos.example"))
+    *subs, unarchived = _ten(state)[:4]
+    # the week of 10 March is not archived yet (the archive holds 3-9 March)
+    pairs = [*((s.id, "weekly", "2025-03-03") for s in subs), (unarchived.id, "weekly", "2025-03-10")]
+    request = automation.batch_request(pairs)
+    assert request.run_key == automation.batch_request(list(reversed(pairs))).run_key  # the order does not matter
+
+    def run():
+        return delivery_batch_job.execute_in_process(
+            run_config=request.run_config,
+            resources={"storage": StorageResource(root=str(archived_root))},
+            raise_on_error=False,
+        )
+
+    first = run()
+    assert not first.success
+    failure = first.failure_data_for_node("deliver_batch").user_failure_data
+    assert failure.description.startswith("1 of 4 deliveries failed") and "not there yet" in failure.description
+    [item] = from_metadata(failure.metadata)
+    assert (item.business_id, item.period_key) == (
+        1,
+        "2025-03-10",
+    ) and item.reason == "the data it is made from is not archived yet"
+    assert sorted(a for r in smtp_server.handler.received for a in r.rcpt_tos) == sorted(s.recipients[0] for s in subs)
+    assert ledger.history(state, subscription_id=unarchived.id) == []  # nothing written before the archive is there
+    # The same batch again: the three are already emailed (nothing sent twice), the fourth fails the same way.
+    second = run()
+    assert not second.success and len(smtp_server.handler.received) == 3
+    table = {
+        r.data["subscription"]: r.data["status"]
+        for r in second.failure_data_for_node("deliver_batch").user_failure_data.metadata["deliveries"].records
+    }
+    assert table == {**{s.id: "already_sent" for s in subs}, unarchived.id: "failed"}
+    assert {r["status"] for r in ledger.history(state)} == {"emailed"} and len(ledger.history(state)) == 3
