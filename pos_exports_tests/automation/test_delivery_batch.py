@@ -186,3 +186,46 @@ def test_a_pair_whose_archive_is_missing_fails_alone_and_a_rerun_sends_nothing_t
     }
     assert table == {**{s.id: "already_sent" for s in subs}, unarchived.id: "failed"}
     assert {r["status"] for r in ledger.history(state)} == {"emailed"} and len(ledger.history(state)) == 3
+
+
+def test_a_manual_trigger_racing_the_batch_sends_nothing_twice(archived_root, state, smtp_server, monkeypatch):
+    import threading
+
+    from pos_exports.automation.delivery import delivery_job
+
+    monkeypatch.setenv("POS_EXPORTS_SMTP_URL", smtp_server.url(query="from=exports@pos.example"))
+    subs = _ten(state)[:3]
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_first(n: int) -> None:  # the batch's first SMTP transaction waits at the server
+        if n == 1:
+            held.set()
+            release.wait(60)
+
+    smtp_server.handler.on_data = hold_the_first
+    resources = {"storage": StorageResource(root=str(archived_root))}
+    request = automation.batch_request([(s.id, "weekly", "2025-03-03") for s in subs])
+    results = {}
+
+    def batch() -> None:
+        results["batch"] = delivery_batch_job.execute_in_process(
+            run_config=request.run_config, resources=resources, raise_on_error=False
+        )
+
+    thread = threading.Thread(target=batch)
+    thread.start()
+    assert held.wait(120)
+    first = sorted(subs, key=lambda s: s.id)[0]  # the batch sends in the order of its sorted pairs
+    config = {"subscription_id": first.id, "period_kind": "weekly", "period_key": "2025-03-03"}
+    manual = delivery_job.execute_in_process(
+        run_config={"ops": {"deliver_subscription": {"config": config}}}, resources=resources, raise_on_error=False
+    )
+    release.set()
+    thread.join(120)
+    assert manual.success and manual.output_for_node("deliver_subscription") == "already_sent"
+    assert results["batch"].success
+    for sub in subs:
+        assert len(smtp_server.handler.delivered_to(sub.recipients[0])) == 1
+    assert smtp_server.handler.data_commands == 3
+    rows = ledger.history(state)
+    assert len(rows) == 3 and {r["status"] for r in rows} == {"emailed"} and {r["attempts"] for r in rows} == {1}
