@@ -7,12 +7,14 @@ import datetime as dt
 import json
 
 import dagster as dg
+import pytest
 import sqlalchemy as sa
 
 from pos_exports.automation import delivery as automation
 from pos_exports.automation.delivery import delivery_batch_job, due_requests, due_subscriptions_sensor
 from pos_exports.delivery import ledger, subscriptions
 from pos_exports.delivery.email import RecipientResult
+from pos_exports.delivery.state import engine as state_engine
 from pos_exports.failures import from_metadata
 from pos_exports.source.resource import StorageResource
 from pos_exports.storage.base import LocalStorage
@@ -229,3 +231,41 @@ def test_a_manual_trigger_racing_the_batch_sends_nothing_twice(archived_root, st
     assert smtp_server.handler.data_commands == 3
     rows = ledger.history(state)
     assert len(rows) == 3 and {r["status"] for r in rows} == {"emailed"} and {r["attempts"] for r in rows} == {1}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_state(request, tmp_path):
+    url = (
+        f"sqlite:///{tmp_path / 'q.db'}" if request.param == "sqlite" else request.getfixturevalue("new_pg_database")()
+    )
+    eng = state_engine(url)
+    yield eng
+    eng.dispose()
+
+
+def test_delivered_names_only_the_pairs_whose_every_row_is_emailed(sql_state):
+    emailed = RecipientResult("emailed", 250, "250 OK", 1, "<m@pos.example>", "data")
+
+    def send(sub_id: int, key: str, recipients: list[str], ok: set[str]) -> None:
+        for row in ledger.open_rows(sql_state, sub_id, 1, "weekly", key, recipients, "r"):
+            if row["recipient"] in ok:
+                ledger.mark_processing(sql_state, [row["id"]], "r")
+                ledger.claim_sending(sql_state, row["id"], "r")
+                ledger.record_result(sql_state, row["id"], "r", emailed)
+
+    send(1, "2025-03-03", ["a@x.example", "b@x.example"], {"a@x.example", "b@x.example"})  # all emailed
+    send(2, "2025-03-03", ["a@x.example", "b@x.example"], {"a@x.example"})  # one still pending
+    send(3, "2025-02-24", ["a@x.example"], {"a@x.example"})  # emailed, but another period
+    asked = [(1, "2025-03-03"), (2, "2025-03-03"), (3, "2025-03-03"), (4, "2025-03-03")]
+    assert ledger.delivered(sql_state, asked) == {(1, "2025-03-03")}
+    assert ledger.delivered(sql_state, asked, chunk=1) == {(1, "2025-03-03")}
+    assert ledger.delivered(sql_state, []) == set()
+
+
+def test_the_due_sensor_targets_the_batch_job_and_manual_runs_stay_single():
+    from pos_exports.definitions import defs
+
+    repo = defs.get_repository_def()
+    assert {"delivery_batch_job", "delivery_job"} <= set(repo.job_names)
+    assert repo.get_sensor_def("due_subscriptions_sensor").job_name == "delivery_batch_job"
+    assert repo.get_sensor_def("failed_delivery_retry_sensor").job_name == "delivery_job"
