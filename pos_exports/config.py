@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     max_runs_per_tick: int = _setting(
         "POS_EXPORTS_MAX_RUNS_PER_TICK", 50, "a whole number of runs per tick, at least 1", ge=1
     )
+    delivery_batch_size: int = _setting(
+        "POS_EXPORTS_DELIVERY_BATCH_SIZE", 100, "a whole number of deliveries per batch run, at least 1", ge=1
+    )
 
     @field_validator("start_date", mode="before")
     @classmethod

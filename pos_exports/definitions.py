@@ -8,7 +8,12 @@ from pos_exports import config
 from pos_exports.archive.assets import archive_job, daily_archive
 from pos_exports.automation.catchup import catchup_sensor
 from pos_exports.automation.cleanup import cleanup_job, cleanup_schedule
-from pos_exports.automation.delivery import delivery_job, due_subscriptions_sensor, failed_delivery_retry_sensor
+from pos_exports.automation.delivery import (
+    delivery_batch_job,
+    delivery_job,
+    due_subscriptions_sensor,
+    failed_delivery_retry_sensor,
+)
 from pos_exports.automation.notifications import (
     alert_outbox_sensor,
     failure_alert_sensor,
@@ -35,6 +40,7 @@ def build_defs() -> dg.Definitions:
             *period_export_jobs,
             on_demand_export_job,
             delivery_job,
+            delivery_batch_job,
             retention_guard_job,
             cleanup_job,
             statistics_job,

@@ -1,6 +1,7 @@
 """Delivery wiring: the due-subscriptions sensor and the delivery job (also the Launchpad's manual trigger)."""
 
 import datetime as dt
+import hashlib
 import json
 from pathlib import Path
 
@@ -11,12 +12,13 @@ from pos_exports import config as settings
 from pos_exports.archive.read import ArchiveMissing, load_businesses
 from pos_exports.automation.retries import RETRY_POLICY, failure
 from pos_exports.delivery import ledger, notify
-from pos_exports.delivery.deliver import alert_unknown, archive_ready, deliver, sender_address
+from pos_exports.delivery.deliver import DeliveryOutcome, alert_unknown, archive_ready, deliver, sender_address
 from pos_exports.delivery.email import SmtpSettings
 from pos_exports.delivery.schedule import due
 from pos_exports.delivery.state import engine
 from pos_exports.delivery.subscriptions import find, get
-from pos_exports.failures import to_metadata
+from pos_exports.failures import from_metadata, to_metadata
+from pos_exports.redact import scrub
 from pos_exports.reports.period import period_for
 from pos_exports.source.resource import StorageResource
 from pos_exports.storage.base import LocalStorage
@@ -45,11 +47,13 @@ def outbox_dir(storage: StorageResource) -> Path:
     return settings.project_home() / "var" / "outbox"
 
 
-@dg.op(
-    retry_policy=RETRY_POLICY,
-    description="Render (or reuse) the period's exports and email them to the subscription's recipients once.",
-)
-def deliver_subscription(context: dg.OpExecutionContext, config: DeliveryConfig, storage: StorageResource):
+def deliver_pair(
+    context: dg.OpExecutionContext, storage: StorageResource, config: DeliveryConfig
+) -> tuple[DeliveryOutcome, dg.Failure | None]:
+    """Deliver one (subscription, period) with `deliver()`; the outcome and the failure it amounts to (None: ok).
+
+    Raises dg.Failure (with `failed_items`) when the delivery cannot be attempted or raised.
+    """
     eng = engine()
     sub = get(eng, config.subscription_id)
     if sub is None:
@@ -90,7 +94,30 @@ def deliver_subscription(context: dg.OpExecutionContext, config: DeliveryConfig,
         items = notify.delivery_failed_items(sub.datasets, business.id, business.name, period, exc=exc)
         description = f"{sub.name} {config.period_key}: {type(exc).__name__}: {exc}"
         raise failure(description, [exc], metadata=to_metadata(items)) from exc
-    context.log.info(f"{sub.name} {config.period_key}: {outcome.status}: {outcome.message}")
+    context.log.info(f"subscription {sub.id} {sub.name} {config.period_key}: {outcome.status}: {outcome.message}")
+    if outcome.status == "unknown":  # maybe delivered: a retry could send it twice
+        return outcome, dg.Failure(
+            allow_retries=False, description=f"{sub.name} {config.period_key}: {outcome.message}"
+        )
+    if outcome.status in ("failed", "partial"):
+        return outcome, failure(
+            f"{sub.name} {config.period_key}: {outcome.message}",
+            metadata={
+                "results": json.dumps({r: res.response for r, res in outcome.results.items()}),
+                **to_metadata(
+                    notify.delivery_failed_items(sub.datasets, business.id, business.name, period, outcome.results)
+                ),
+            },
+        )
+    return outcome, None
+
+
+@dg.op(
+    retry_policy=RETRY_POLICY,
+    description="Render (or reuse) the period's exports and email them to the subscription's recipients once.",
+)
+def deliver_subscription(context: dg.OpExecutionContext, config: DeliveryConfig, storage: StorageResource):
+    outcome, failed = deliver_pair(context, storage, config)
     context.add_output_metadata(
         {
             "status": outcome.status,
@@ -101,18 +128,8 @@ def deliver_subscription(context: dg.OpExecutionContext, config: DeliveryConfig,
             "folder": outcome.folder,
         }
     )
-    if outcome.status == "unknown":  # maybe delivered: a retry could send it twice
-        raise dg.Failure(allow_retries=False, description=f"{sub.name} {config.period_key}: {outcome.message}")
-    if outcome.status in ("failed", "partial"):
-        raise failure(
-            f"{sub.name} {config.period_key}: {outcome.message}",
-            metadata={
-                "results": json.dumps({r: res.response for r, res in outcome.results.items()}),
-                **to_metadata(
-                    notify.delivery_failed_items(sub.datasets, business.id, business.name, period, outcome.results)
-                ),
-            },
-        )
+    if failed is not None:
+        raise failed
     return outcome.status
 
 
@@ -122,6 +139,106 @@ def deliver_subscription(context: dg.OpExecutionContext, config: DeliveryConfig,
 )
 def delivery_job():
     deliver_subscription()
+
+
+class BatchItem(dg.Config):
+    subscription_id: int = Field(description="The subscription to deliver.")
+    period_kind: str = Field(description="daily | weekly | monthly (the subscription's frequency)")
+    period_key: str = Field(description="2025-03-09 (daily), 2025-03-03 (a Monday), 2025-03 (monthly)")
+
+
+class DeliveryBatchConfig(dg.Config):
+    items: list[BatchItem] = Field(description="The due (subscription, period) pairs this run delivers.")
+
+
+@dg.op(
+    retry_policy=RETRY_POLICY,
+    description="Deliver each due (subscription, period) of one sensor tick, each on its own (`deliver()` per pair).",
+)
+def deliver_batch(context: dg.OpExecutionContext, config: DeliveryBatchConfig, storage: StorageResource):
+    rows, items, retryable, failed_pairs = [], [], [], []
+    for item in config.items:
+        pair = DeliveryConfig(
+            subscription_id=item.subscription_id, period_kind=item.period_kind, period_key=item.period_key
+        )
+        try:  # isolated: one pair's failure never stops (nor undoes) the others
+            outcome, failed = deliver_pair(context, storage, pair)
+        except dg.Failure as exc:
+            outcome, failed = DeliveryOutcome("failed", message=exc.description or ""), exc
+        except Exception as exc:  # an unexpected error before `deliver()` (a resource, the archive index)
+            outcome = DeliveryOutcome("failed", message=f"{type(exc).__name__}: {exc}")
+            failed = failure(outcome.message, [exc])
+        sub = get(engine(), item.subscription_id)
+        results = outcome.results.values()
+        message = scrub(failed.description if failed is not None else outcome.message)
+        message += "".join(f"; {r}: {res.response}" for r, res in outcome.results.items() if res.status != "emailed")
+        rows.append(
+            dg.TableRecord(
+                {
+                    "subscription": item.subscription_id,
+                    "business": sub.business_id if sub else -1,
+                    "period": f"{item.period_kind} {item.period_key}",
+                    "status": outcome.status,
+                    "emailed": sum(r.status == "emailed" for r in results),
+                    "failed": sum(r.status != "emailed" for r in results),
+                    "message": message,
+                }
+            )
+        )
+        if failed is not None:
+            failed_pairs.append(f"subscription {item.subscription_id} {item.period_key}: {message}")
+            items += from_metadata(failed.metadata)
+            retryable.append(failed.allow_retries)
+    table = {"deliveries": dg.MetadataValue.table(rows, schema=BATCH_SCHEMA)}  # on the output, or the failure
+    if failed_pairs:  # the others stay sent; a retry of the step re-sends nothing already emailed (the ledger)
+        raise dg.Failure(
+            description=f"{len(failed_pairs)} of {len(config.items)} deliveries failed: " + "; ".join(failed_pairs),
+            allow_retries=all(retryable),
+            metadata={**table, **to_metadata(items)},
+        )
+    context.add_output_metadata(table)
+    return len(rows)
+
+
+BATCH_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("subscription", "int"),
+        dg.TableColumn("business", "int"),
+        dg.TableColumn("period", "string"),
+        dg.TableColumn("status", "string"),
+        dg.TableColumn("emailed", "int", description="recipients emailed by this run"),
+        dg.TableColumn("failed", "int", description="recipients not emailed (failed, rejected or unknown)"),
+        dg.TableColumn("message", "string"),
+    ]
+)
+
+
+@dg.job(
+    description="Deliver the due (subscription, period)s of one tick of the due sensor, each isolated "
+    "(per-pair results in the `deliveries` table of the run's metadata).",
+    tags={"pos_exports/kind": "delivery"},
+)
+def delivery_batch_job():
+    deliver_batch()
+
+
+def batch_request(pairs: list[tuple[int, str, str]]) -> dg.RunRequest:
+    """One run for these pairs; its run key is derived from them, so a re-evaluated tick launches it once."""
+    ordered = sorted(pairs)
+    digest = hashlib.sha256(json.dumps(ordered).encode()).hexdigest()[:24]
+    return dg.RunRequest(
+        run_key=f"delivery-batch:{digest}",
+        run_config={
+            "ops": {
+                "deliver_batch": {
+                    "config": {
+                        "items": [{"subscription_id": s, "period_kind": k, "period_key": p} for s, k, p in ordered]
+                    }
+                }
+            }
+        },
+        tags={"pos_exports/pairs": str(len(ordered))},
+    )
 
 
 def clock() -> dt.datetime:
@@ -146,19 +263,32 @@ def run_request(sub_id: int, kind: str, key: str, business_id: int, suffix: str 
 
 
 DEFAULT_MAX_RUNS_PER_TICK = settings.Settings.model_fields["max_runs_per_tick"].default
+DEFAULT_BATCH_SIZE = settings.Settings.model_fields["delivery_batch_size"].default
 BROKEN_PREFIX = "broken_subscription:"
 
 
 def max_runs_per_tick() -> int:
-    """`POS_EXPORTS_MAX_RUNS_PER_TICK`: how many delivery runs one tick of the due sensor launches at most."""
+    """`POS_EXPORTS_MAX_RUNS_PER_TICK`: how many (subscription, period)s one tick of the due sensor launches."""
     return settings.settings().max_runs_per_tick
 
 
+def delivery_batch_size() -> int:
+    """`POS_EXPORTS_DELIVERY_BATCH_SIZE`: how many (subscription, period)s one delivery batch run sends at most."""
+    return settings.settings().delivery_batch_size
+
+
 def due_requests(
-    storage, eng, last: dt.datetime, now: dt.datetime, waiting: list, limit: int = DEFAULT_MAX_RUNS_PER_TICK
+    storage,
+    eng,
+    last: dt.datetime,
+    now: dt.datetime,
+    waiting: list,
+    limit: int = DEFAULT_MAX_RUNS_PER_TICK,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> tuple[list[dg.RunRequest], list, dict[int, str]]:
-    """Run requests for the due (subscription, period)s whose archive is complete, oldest fire first, at most
-    `limit`; the rest keep waiting in the cursor (archive incomplete, or over the limit: the next ticks).
+    """Batch run requests for the due (subscription, period)s whose archive is complete, oldest fire first, at
+    most `limit` pairs, `batch_size` pairs a run; the rest keep waiting in the cursor (archive incomplete, or over
+    the limit: the next ticks). The ledger is read once for all the pairs (`ledger.delivered`).
 
     Each subscription is evaluated on its own: one that cannot be (an unknown time zone, a broken schedule)
     is skipped and returned in the third value ({subscription id: why}); the others launch.
@@ -177,26 +307,27 @@ def due_requests(
                     candidates.setdefault((sub.id, kind, key), fire)
             except Exception as exc:  # isolate: one broken subscription never stops the others
                 broken[sub.id] = _why(exc)
-    requests, still_waiting = [], []
-    for (sub_id, kind, key), fire in sorted(candidates.items(), key=lambda c: (c[1], c[0][0], c[0][2])):
-        if sub_id in broken:
-            continue
+    ordered = sorted(candidates.items(), key=lambda c: (c[1], c[0][0], c[0][2]))
+    ordered = [(pair, fire) for pair, fire in ordered if pair[0] not in broken]
+    done = ledger.delivered(eng, [(sub_id, key) for (sub_id, _, key), _ in ordered])  # one query per tick
+    pairs, still_waiting = [], []
+    for (sub_id, kind, key), fire in ordered:
         entry = [sub_id, kind, key, fire.isoformat()]
-        if len(requests) >= limit:
+        if len(pairs) >= limit:
             still_waiting.append(entry)  # the next tick takes it, oldest first
             continue
+        if (sub_id, key) in done:
+            continue  # delivered already (a re-evaluated tick launches nothing)
         sub = subs[sub_id]
         try:
-            rows = [r for r in ledger.history(eng, subscription_id=sub_id) if r["period_key"] == key]
-            if rows and all(r["status"] == "emailed" for r in rows):
-                continue  # delivered already (a re-evaluated tick launches nothing)
             if archive_ready(storage, sub, sub.business_id, period_for(kind, key)):
                 still_waiting.append(entry)  # wait for the archive rather than send a partial period
                 continue
         except Exception as exc:
             broken[sub_id] = _why(exc)
             continue
-        requests.append(run_request(sub_id, kind, key, sub.business_id))
+        pairs.append((sub_id, kind, key))
+    requests = [batch_request(pairs[i : i + batch_size]) for i in range(0, len(pairs), batch_size)]
     return (
         requests,
         still_waiting,
@@ -231,11 +362,12 @@ def report_broken(eng, broken: dict[int, str]) -> list[str]:
 
 
 @dg.sensor(
-    job=delivery_job,
+    job=delivery_batch_job,
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Every 5 minutes: one delivery run per due (subscription, period), once its archive is complete "
-    "(oldest first, at most POS_EXPORTS_MAX_RUNS_PER_TICK per tick; a broken subscription is skipped and reported).",
+    description="Every 5 minutes: the due (subscription, period)s whose archive is complete, in delivery batch "
+    "runs of at most POS_EXPORTS_DELIVERY_BATCH_SIZE pairs (oldest first, at most POS_EXPORTS_MAX_RUNS_PER_TICK "
+    "pairs per tick; a broken subscription is skipped and reported).",
 )
 def due_subscriptions_sensor(context: dg.SensorEvaluationContext, storage: StorageResource):
     cursor = json.loads(context.cursor) if context.cursor else {}
@@ -243,12 +375,14 @@ def due_subscriptions_sensor(context: dg.SensorEvaluationContext, storage: Stora
     last = dt.datetime.fromisoformat(cursor["checked_at"]) if "checked_at" in cursor else now - FIRST_LOOKBACK
     eng = engine()
     requests, waiting, broken = due_requests(
-        storage.get(), eng, last, now, cursor.get("waiting", []), max_runs_per_tick()
+        storage.get(), eng, last, now, cursor.get("waiting", []), max_runs_per_tick(), delivery_batch_size()
     )
     context.update_cursor(json.dumps({"checked_at": now.isoformat(), "waiting": waiting}))
     for line in report_broken(eng, broken):
         context.log.warning(f"skipped, reported to the data team: {line}")
-    account = f"{len(requests)} delivery run(s), {len(waiting)} waiting (archive incomplete or the next ticks)"
+    pairs = sum(len(r.run_config["ops"]["deliver_batch"]["config"]["items"]) for r in requests)
+    account = f"{pairs} delivery(ies) in {len(requests)} batch run(s), {len(waiting)} waiting"
+    account += " (archive incomplete or the next ticks)"
     if broken:
         account += f", {len(broken)} subscription(s) skipped: " + "; ".join(broken.values())
     if not requests:

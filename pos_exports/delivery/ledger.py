@@ -517,3 +517,23 @@ def retryable(eng: sa.Engine, max_attempts: int) -> list[dict[str, Any]]:
     )
     with eng.connect() as conn:
         return [_row(r) for r in conn.execute(query).mappings()]
+
+
+def delivered(eng: sa.Engine, pairs: Iterable[tuple[int, str]], chunk: int = 500) -> set[tuple[int, str]]:
+    """The (subscription_id, period_key)s among `pairs` whose every ledger row is `emailed`.
+
+    One grouped query per `chunk` pairs: reads only these pairs' rows, never a subscription's whole history.
+    """
+    wanted = sorted(set(pairs))
+    emailed = sa.func.sum(sa.case((deliveries.c.status == "emailed", 1), else_=0))
+    done: set[tuple[int, str]] = set()
+    with eng.connect() as conn:
+        for i in range(0, len(wanted), chunk):
+            query = (
+                sa.select(deliveries.c.subscription_id, deliveries.c.period_key)
+                .where(sa.tuple_(deliveries.c.subscription_id, deliveries.c.period_key).in_(wanted[i : i + chunk]))
+                .group_by(deliveries.c.subscription_id, deliveries.c.period_key)
+                .having(sa.func.count() == emailed)
+            )
+            done.update((r.subscription_id, r.period_key) for r in conn.execute(query))
+    return done
