@@ -17,7 +17,7 @@ from pos_exports.delivery.email import SmtpSettings
 from pos_exports.delivery.schedule import due
 from pos_exports.delivery.state import engine
 from pos_exports.delivery.subscriptions import find, get
-from pos_exports.failures import from_metadata, to_metadata
+from pos_exports.failures import FailedItem, from_metadata, to_metadata
 from pos_exports.redact import scrub
 from pos_exports.reports.period import period_for
 from pos_exports.source.resource import StorageResource
@@ -395,11 +395,14 @@ def max_delivery_attempts() -> int:
     return settings.settings().delivery_max_attempts
 
 
-def retry_requests(eng, max_attempts: int) -> tuple[list[dg.RunRequest], list[str]]:
+def retry_requests(
+    eng, max_attempts: int, businesses: dict[int, str] | None = None
+) -> tuple[list[dg.RunRequest], list[str]]:
     """Run requests for deliveries that failed for a temporary reason; give up (and say so) past the limit.
 
     Never an `unknown` outcome (maybe delivered); `sending` claims whose run is gone become `unknown` here
-    and are alerted to the data team.
+    and are alerted to the data team. A delivery given up is alerted as failures are: each business its
+    own plain message, the data team the technical one (`businesses`: names by id, for the messages).
     """
     if gone := ledger.expire_claims(eng, ledger.stale_claims(eng)):
         alert_unknown(eng, gone, sender_address(SmtpSettings.from_env()))
@@ -409,21 +412,35 @@ def retry_requests(eng, max_attempts: int) -> tuple[list[dg.RunRequest], list[st
         if key not in seen:
             seen.add(key)
             requests.append(run_request(*key, row["business_id"], suffix=f":retry{row['attempts']}"))
-    given_up = []
+    given_up: list[str] = []
+    items = []
     for row in ledger.history(eng, status="failed"):
         if (row["error"] or "").startswith(ledger.TEMPORARY) and row["attempts"] >= max_attempts:
             ledger.mark_failed(eng, [row["id"]], f"gave up after {row['attempts']} attempts: {row['error']}")
             given_up.append(
                 f"subscription {row['subscription_id']} {row['period_key']} to {row['recipient']}: {row['error']}"
             )
-            notify.queue(
-                eng,
-                "failure",
-                f"[pos_exports] delivery given up: subscription {row['subscription_id']} {row['period_key']}",
-                "\n".join([given_up[-1], "", WHAT_TO_DO_DELIVERY]),
-                notify.failure_recipients(eng, row["business_id"]),
-                row["business_id"],
+            sub = get(eng, row["subscription_id"])
+            business_id = row["business_id"]
+            name = (businesses or {}).get(business_id, f"business {business_id}")
+            items.append(
+                FailedItem(
+                    business_id=business_id,
+                    business_name=name,
+                    stage="delivery",
+                    dataset=", ".join(sub.datasets) if sub else "exports",
+                    period_kind=row["period_kind"],
+                    period_key=row["period_key"],
+                    period_label=period_for(row["period_kind"], row["period_key"]).label,
+                    reason=f"it could not be sent to {row['recipient']} after {row['attempts']} attempts; "
+                    "the data team has been told and will send it again once the cause is fixed",
+                    detail=given_up[-1],
+                )
             )
+    if items:
+        team_body = "\n".join(["Deliveries given up after their last attempt:", *given_up, "", WHAT_TO_DO_DELIVERY])
+        subject = f"[pos_exports] {len(items)} delivery(ies) given up"
+        notify.queue_alerts(eng, notify.failure_alerts(eng, items, subject, team_body))
     return requests, given_up
 
 
@@ -442,7 +459,8 @@ WHAT_TO_DO_DELIVERY = (
 )
 def failed_delivery_retry_sensor(context: dg.SensorEvaluationContext, storage: StorageResource):
     eng = engine()
-    requests, given_up = retry_requests(eng, max_delivery_attempts())
+    names = {b.id: b.name for b in load_businesses(storage.get())}
+    requests, given_up = retry_requests(eng, max_delivery_attempts(), names)
     if given_up:
         context.log.warning(f"gave up on {len(given_up)} delivery(ies): " + "; ".join(given_up))
     notify.flush(eng, SmtpSettings.from_env(), outbox_dir(storage))  # also the alerts of unknown outcomes

@@ -80,3 +80,40 @@ def test_failed_deliveries_are_retried_up_to_the_limit_then_given_up(tmp_path, m
         [alert] = conn.execute(sa.select(alerts)).all()
     assert alert.recipients == ["data-team@pos.example"] and "given up" in alert.subject
     assert retry_requests(eng, max_attempts=3) == ([], [])  # given up once, notified once
+
+
+def test_a_delivery_given_up_is_alerted_to_its_business_only_in_plain_words(tmp_path, monkeypatch):
+    from pos_exports.delivery.subscriptions import save_settings
+
+    eng = engine(f"sqlite:///{tmp_path / 'state.db'}")
+    monkeypatch.setenv("POS_EXPORTS_DATA_TEAM_EMAIL", "data-team@pos.example")
+    owners = {1: "owner@kofi.example", 2: "owner@ama.example"}
+    for business_id, owner in owners.items():
+        save_settings(eng, {"business_id": business_id, "failure_recipients": [owner]})
+    for sub_id, business_id, rcpt in ((7, 1, "a@kofi.example"), (8, 2, "b@ama.example")):
+        rows = ledger.open_rows(eng, sub_id, business_id, "daily", "2025-03-09", [rcpt], f"run-{sub_id}")
+        ledger.mark_processing(eng, [r["id"] for r in rows], f"run-{sub_id}")
+        ledger.record_results(eng, sub_id, "2025-03-09", {rcpt: RecipientResult("retry", 451, "451 later", 1, "<m>")})
+    with eng.begin() as conn:
+        conn.execute(sa.update(ledger.deliveries).values(attempts=3))
+
+    requests, given_up = retry_requests(eng, max_attempts=3, businesses={1: "Kofi's Corner", 2: "Ama's Salon"})
+    assert requests == [] and len(given_up) == 2
+    with eng.connect() as conn:
+        sent = {tuple(a.recipients): a for a in conn.execute(sa.select(alerts)).all()}
+    assert set(sent) == {("owner@kofi.example",), ("owner@ama.example",), ("data-team@pos.example",)}
+    for (business_id, owner), (name, other, other_owner, other_rcpt) in zip(
+        owners.items(),
+        [
+            ("Kofi's Corner", "Ama's Salon", "owner@ama.example", "b@ama.example"),
+            ("Ama's Salon", "Kofi's Corner", "owner@kofi.example", "a@kofi.example"),
+        ],
+        strict=True,
+    ):
+        alert = sent[(owner,)]
+        text = alert.subject + alert.body
+        assert alert.business_id == business_id and name in text and "9 Mar 2025" in text
+        assert other not in text and other_owner not in text and other_rcpt not in text
+        assert "subscription" not in text.lower() and "dagster" not in text.lower() and "451" not in text
+    team = sent[("data-team@pos.example",)].body
+    assert "a@kofi.example" in team and "b@ama.example" in team and "451 later" in team
