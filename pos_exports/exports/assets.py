@@ -132,7 +132,6 @@ def _build(kind: str) -> dg.AssetsDefinition:
         done: list[tuple[Business, str, list]] = []
         scope = businesses_in_scope(load_businesses(store), config.business_ids)
         wanted = None if config.render == Render.all else wanted_files(kind)
-        skipped = 0
         for business in scope:
             asked = [
                 (d, f)
@@ -140,7 +139,6 @@ def _build(kind: str) -> dg.AssetsDefinition:
                 for f in config.formats
                 if wanted is None or (business.id, d, f) in wanted  # nobody reads the rest: rendered on demand
             ]
-            skipped += len(datasets) * len(config.formats) - len(asked)
             if not asked:
                 continue
             # isolate per business and dataset: what can be produced is produced, the rest is a recorded gap
@@ -151,11 +149,13 @@ def _build(kind: str) -> dg.AssetsDefinition:
                 context.log.error(items[-1].team_line())
             done.append((business, folder, entries))
             context.log.info(f"business {business.id}: {len(entries)} files in {store.uri(folder)}")
+        skipped = 0
         for name in datasets:
             gaps = [i for i in items if i.dataset == name]
             files = [(b, f, e) for b, f, entries in done for e in entries if e.dataset == name]
             produced = {b.id for b, _, _ in files}
             unasked = sum(wanted is not None and (b.id, name, f) not in wanted for b in scope for f in config.formats)
+            skipped += unasked
             if dg.AssetCheckKey(export_key(name, kind), COMPLETE) in context.selected_asset_check_keys:
                 yield dg.AssetCheckResult(
                     asset_key=export_key(name, kind),
