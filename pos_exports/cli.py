@@ -300,6 +300,9 @@ def _demo_deliveries(day: dt.date) -> bool:
     return ok
 
 
+_ALL = {"ops": {"daily_exports": {"config": {"render": "all"}}}}  # the demo shows every file
+
+
 def _demo(days: int) -> int:
     from pos_exports.archive.assets import archive_partitions
     from pos_exports.source.demo import ensure_demo_database
@@ -313,7 +316,7 @@ def _demo(days: int) -> int:
     print(f"archiving {', '.join(events)} for {first}..{last} and {', '.join(snapshots)} as of {last}")
     ok = run_archive(first, last, events, []) and run_archive(last, last, snapshots, [])
     if ok:
-        result = _execute("daily_exports_job", run_config={}, partition_key=last.isoformat())
+        result = _execute("daily_exports_job", run_config=_ALL, partition_key=last.isoformat())
         ok = result.success
         print(f"run {result.run_id}: daily exports of {last}: {'succeeded' if ok else 'FAILED'}")
     if ok:

@@ -7,6 +7,8 @@ A business-dataset that cannot be produced is a recorded gap (manifest, metadata
 `every_business_exported`, the run's `failed_items`); it never withholds the other exports.
 """
 
+import enum
+
 import dagster as dg
 from pydantic import Field
 
@@ -15,7 +17,7 @@ from pos_exports.archive.assets import archive_partitions, asset_key
 from pos_exports.archive.read import load_businesses
 from pos_exports.archive.tables import DATASETS
 from pos_exports.automation.retries import RETRY_POLICY, failure, is_transient
-from pos_exports.exports.produce import export_available, plain_reason
+from pos_exports.exports.produce import export_available, plain_reason, wanted_files
 from pos_exports.failures import FailedItem, to_metadata
 from pos_exports.render import FORMATS
 from pos_exports.reports.period import Period, period_for
@@ -36,9 +38,19 @@ def export_key(dataset: str, kind: str) -> dg.AssetKey:
     return dg.AssetKey(f"{dataset}_{kind}_export")
 
 
+class Render(enum.Enum):
+    subscribed = "subscribed"
+    all = "all"
+
+
 class ExportConfig(dg.Config):
     business_ids: list[int] = Field(default_factory=list, description="Only these businesses (default: all active).")
     formats: list[str] = Field(default_factory=lambda: list(FORMATS), description="Any of xlsx, csv, pdf.")
+    render: Render = Field(
+        default=Render.subscribed,
+        description="subscribed: only the (business, dataset, format) an active unfiltered subscription of this "
+        "frequency asks for (the rest renders on demand); all: every file (backfills that want everything).",
+    )
 
 
 def businesses_in_scope(known: list[Business], wanted: list[int]) -> list[Business]:
@@ -118,19 +130,32 @@ def _build(kind: str) -> dg.AssetsDefinition:
         causes: list[BaseException] = []
         items: list[FailedItem] = []
         done: list[tuple[Business, str, list]] = []
-        for business in businesses_in_scope(load_businesses(store), config.business_ids):
+        scope = businesses_in_scope(load_businesses(store), config.business_ids)
+        wanted = None if config.render == Render.all else wanted_files(kind)
+        for business in scope:
+            asked = [
+                (d, f)
+                for d in datasets
+                for f in config.formats
+                if wanted is None or (business.id, d, f) in wanted  # nobody reads the rest: rendered on demand
+            ]
+            if not asked:
+                continue
             # isolate per business and dataset: what can be produced is produced, the rest is a recorded gap
-            folder, entries, failed = export_available(store, business, period, datasets, config.formats)
+            folder, entries, failed = export_available(store, business, period, asked)
             for name, exc in failed.items():
                 causes.append(exc)
                 items.append(_failed_item(business, name, period, exc))
                 context.log.error(items[-1].team_line())
             done.append((business, folder, entries))
             context.log.info(f"business {business.id}: {len(entries)} files in {store.uri(folder)}")
+        skipped = 0
         for name in datasets:
             gaps = [i for i in items if i.dataset == name]
             files = [(b, f, e) for b, f, entries in done for e in entries if e.dataset == name]
             produced = {b.id for b, _, _ in files}
+            unasked = sum(wanted is not None and (b.id, name, f) not in wanted for b in scope for f in config.formats)
+            skipped += unasked
             if dg.AssetCheckKey(export_key(name, kind), COMPLETE) in context.selected_asset_check_keys:
                 yield dg.AssetCheckResult(
                     asset_key=export_key(name, kind),
@@ -139,6 +164,7 @@ def _build(kind: str) -> dg.AssetsDefinition:
                     severity=dg.AssetCheckSeverity.ERROR,
                     metadata={
                         "exported_businesses": len(produced),
+                        "skipped_unrequested": unasked,  # shown even when nobody asked for any of its files
                         "missing_businesses": len(gaps),
                         "missing": dg.MetadataValue.md(
                             "\n".join(f"- business {i.business_id} ({i.business_name}): {i.reason}" for i in gaps)
@@ -152,6 +178,8 @@ def _build(kind: str) -> dg.AssetsDefinition:
             yield dg.MaterializeResult(
                 asset_key=export_key(name, kind),
                 metadata={
+                    "render": config.render.value,
+                    "skipped_unrequested": unasked,
                     "businesses": len(produced),
                     "missing_businesses": len(gaps),
                     "files": len(files),
@@ -172,6 +200,7 @@ def _build(kind: str) -> dg.AssetsDefinition:
                     **to_metadata(gaps),
                 },
             )
+        context.log.info(f"{skipped} file(s) not rendered because no subscription asks for them")
         if items:  # the rest is exported and materialized; the run fails so that the gaps are alerted
             raise failure(
                 f"{len(items)} business export(s) could not be produced; the others were exported:\n"

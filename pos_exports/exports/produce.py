@@ -45,14 +45,32 @@ def export_period(
 
 
 def export_available(
-    storage: Storage, business: Business, period: Period, datasets: list[str], formats: list[str]
+    storage: Storage, business: Business, period: Period, files: list[tuple[str, str]]
 ) -> tuple[str, list[FileEntry], dict[str, Exception]]:
-    """Like `export_period`, but a dataset that cannot be produced does not withhold the others.
+    """Like `export_period` for these (dataset, format), but a dataset that cannot be produced does not
+    withhold the others.
 
     Returns the folder, the files written and the cause per dataset not produced; those are recorded
     under `missing` in the manifest with their plain-language reason (`plain_reason`).
     """
+    datasets = list(dict.fromkeys(d for d, _ in files))
+    formats = {d: [f for dd, f in files if dd == d] for d in datasets}
     return _export(storage, business, period, datasets, formats, None, None, isolate=True)
+
+
+def wanted_files(kind: str, eng=None) -> set[tuple[int, str, str]]:
+    """(business_id, dataset, format) that an active subscription of this frequency reads from the period's
+    stored exports. A filtered subscription renders into its own folder, so it asks for nothing here."""
+    from pos_exports.delivery import state, subscriptions
+    from pos_exports.delivery.subscriptions import filters_for
+
+    return {
+        (sub.business_id, d, f)
+        for sub in subscriptions.find(eng or state.engine(), active=True)
+        if sub.frequency == kind and not any(filters_for(sub, d) for d in sub.datasets)  # as deliver._files
+        for d in sub.datasets
+        for f in sub.formats
+    }
 
 
 def plain_reason(dataset: str, period: Period, exc: BaseException) -> str:
@@ -76,7 +94,7 @@ def _export(storage, business, period, datasets, formats, filters, folder, *, is
     for dataset in datasets:
         try:
             report = BUILDERS[dataset](storage, business, period, (filters or {}).get(dataset))
-            for fmt in formats:
+            for fmt in formats[dataset] if isinstance(formats, dict) else formats:
                 name = f"{dataset}.{fmt}"
                 with storage.staged(f"{folder}/{name}") as tmp:
                     rows = RENDERERS[fmt](report, tmp)

@@ -85,6 +85,7 @@ def test_three_business_failures_alert_each_business_only_of_its_own(archived_ro
             [weekly_exports],
             partition_key="2025-03-03",
             selection=[dg.AssetKey("sales_weekly_export")],
+            run_config={"ops": {"weekly_exports": {"config": {"render": "all"}}}},
             resources=storage,
             instance=instance,
             raise_on_error=False,

@@ -47,6 +47,7 @@ def test_archive_and_export_runs_on_postgres_instance_storage(tmp_path, new_pg_d
             [weekly_exports],
             instance=instance,
             partition_key="2025-03-03",
+            run_config={"ops": {"weekly_exports": {"config": {"render": "all"}}}},
             resources={"storage": StorageResource(root=str(store))},
         )
         assert export.success

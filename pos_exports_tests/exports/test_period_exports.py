@@ -21,11 +21,12 @@ from pos_exports_tests.exports.conftest import archive_week
 FOLDER = "exports/1/weekly/2025-03-03"
 
 
-def _materialize(assets, root, partition_key, selection=None):
+def _materialize(assets, root, partition_key, selection=None, render="all"):
     return dg.materialize(
         assets,
         partition_key=partition_key,
         selection=selection,
+        run_config={"ops": {a.node_def.name: {"config": {"render": render}} for a in assets}},
         resources={"storage": StorageResource(root=str(root))},
         raise_on_error=False,
     )
