@@ -11,7 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
+import tempfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -244,12 +244,13 @@ def test_the_first_flat_layout_stays_readable_and_is_superseded_safely(tmp_path,
     assert archived(storage, "sales", 1, D)["previous"][0]["generation"] is None
 
 
-def _stage(root, key, mode):
+def _stage(root, key, mode, env=None):
     return subprocess.Popen(
         [sys.executable, "-c", STAGE, root, key, mode],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        env=env,
     )
 
 
@@ -265,7 +266,8 @@ def test_temp_files_of_killed_runs_are_swept_and_a_live_runs_are_not(tmp_path):
     live_tmp = Path(live.stdout.readline().strip())
     old = folder / ".sales.pdf.x1y2z3.tmp"  # the first naming (no writer), a day old
     old.write_bytes(b"old")
-    os.utime(old, (time.time() - 2 * 86400,) * 2)
+    two_days_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=2)).timestamp()
+    os.utime(old, (two_days_ago, two_days_ago))
     young = folder / ".sales.pdf.a1b2c3.tmp"  # no writer, recent: may be someone's; kept
     young.write_bytes(b"young")
 
@@ -290,12 +292,15 @@ def test_an_archive_run_sweeps_the_temp_files_of_a_killed_archive_run(tmp_path, 
     assert not [p for p in (tmp_path / "store/archive").rglob("*.tmp")]
 
 
-def test_s3_scratch_folders_of_killed_runs_are_swept(s3_storage_url):
+def test_s3_scratch_folders_of_killed_runs_are_swept(s3_storage_url, tmp_path, monkeypatch):
+    # A private temporary folder: another process's sweep of the shared one cannot take this test's folders.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
     storage = open_storage(s3_storage_url)
-    killed = _stage(s3_storage_url, "exports/1/daily/2025-03-09/sales.xlsx", "die")
+    killed = _stage(s3_storage_url, "exports/1/daily/2025-03-09/sales.xlsx", "die", env)
     scratch = Path(killed.stdout.readline().strip()).parent
     assert killed.wait(timeout=60) == -signal.SIGKILL and scratch.exists()
-    live = _stage(s3_storage_url, "exports/1/daily/2025-03-09/sales.csv", "wait")
+    live = _stage(s3_storage_url, "exports/1/daily/2025-03-09/sales.csv", "wait", env)
     live_scratch = Path(live.stdout.readline().strip()).parent
 
     swept = storage.sweep_temp("exports/")
