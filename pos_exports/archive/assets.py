@@ -117,6 +117,7 @@ def daily_archive(
             )
             for day in days:
                 for ds in selected:
+                    start = len(results[ds.name])
                     for business in businesses:
                         now = capture.clock()  # the instant the capture rule judges by (archive.capture)
                         try:
@@ -132,10 +133,13 @@ def daily_archive(
                             failed_items[ds.name].append(_failed_item(ds.name, day, business, exc))
                             continue
                         results[ds.name].append(r)
-                        context.log.info(
-                            f"{ds.name} {day} business {business.id}: {r.rows} rows, {r.bytes} bytes"
-                            + (" (kept the earlier capture)" if r.kept_existing else "")
-                        )
+                    # one event per dataset-day: the per-business figures are in metadata `rows_by_business`
+                    done = results[ds.name][start:]
+                    context.log.info(
+                        f"{ds.name} {day}: {len(done)} business(es), {sum(r.rows for r in done)} rows, "
+                        f"{sum(r.bytes for r in done)} bytes, "
+                        f"{sum(r.kept_existing for r in done)} kept the earlier capture"
+                    )
     except PosSourceError as exc:
         raise failure(str(exc), [exc]) from None
 

@@ -28,7 +28,15 @@ class ArchiveDataError(ValueError):
 
 
 class ArchiveCorrupt(RuntimeError):
-    """An archived file that is not what its manifest says (missing, other size or SHA-256)."""
+    """An archived file that is not what its manifest says (missing, other size or SHA-256).
+
+    Permanent: reading it again gives the same bytes, so it is never retried (see `is_transient`);
+    the message says what an operator can do about it."""
+
+    REMEDY = "re-archive that day if the POS still holds it, otherwise restore the file from a backup"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"{message}; {self.REMEDY}")
 
 
 def cents_to_money(column: pa.Array) -> pa.Array:

@@ -182,3 +182,19 @@ def test_each_partition_of_a_range_run_records_its_own_rows_bytes_and_paths(tmp_
         assert sum(per.get("sales", 0) for per in by_business.values()) == single_day_rows[day]
         assert meta[day]["rows"].value == sum(sum(per.values()) for per in by_business.values())
     assert len({meta[d]["bytes"].value for d in days}) == 3  # no day repeats the run's totals
+
+
+def test_info_log_events_are_one_per_dataset_day_not_one_per_business(fixture_db, tmp_path):
+    import logging
+
+    with dg.instance_for_test() as instance:
+        result = _run(fixture_db, tmp_path, instance=instance)
+        assert result.success
+        infos = [
+            e.user_message
+            for e in instance.all_logs(result.run_id)
+            if not e.is_dagster_event and e.level == logging.INFO and e.step_key
+        ]
+    # 2 datasets x 1 day summaries + the opening line; 3 businesses would have given 6 per-business lines
+    assert len(infos) == 1 + len(EVENT_ASSETS)
+    assert any(m.startswith(f"sales {DAY}: 3 business(es)") for m in infos)

@@ -22,6 +22,7 @@ from pos_exports.archive.parquet import ArchiveCorrupt
 from pos_exports.archive.read import archived, archived_business_ids, read_table, save_businesses, table_file
 from pos_exports.archive.tables import DATASETS
 from pos_exports.automation import retention
+from pos_exports.automation.retries import is_transient
 from pos_exports.exports.produce import export_period
 from pos_exports.periods import day_window
 from pos_exports.reports.period import period_for
@@ -212,8 +213,9 @@ def test_a_file_that_differs_from_its_manifest_is_a_loud_error(store, pos):
     payments = table_file(storage, "sales", 1, D, "payments")
     with storage.staged(key) as tmp:  # another valid Parquet file in its place
         tmp.write_bytes(storage.read_bytes(payments))
-    with pytest.raises(ArchiveCorrupt, match=r"sales\.parquet.*(bytes|SHA-256)"):
+    with pytest.raises(ArchiveCorrupt, match=r"sales\.parquet.*(bytes|SHA-256).*re-archive that day") as err:
         read_table(storage, "sales", "sales", 1, [D])
+    assert not is_transient(err.value)  # permanent: the step retry policy never runs it again
     storage.delete(key)
     with pytest.raises(ArchiveCorrupt, match=r"sales\.parquet.*not in storage"):
         read_table(storage, "sales", "sales", 1, [D])
