@@ -172,6 +172,8 @@ def archive_business_day(
             result.kept_existing = True
             names = {f.name for f in fields(TableResult)}
             result.tables = [TableResult(**{k: v for k, v in t.items() if k in names}) for t in previous["tables"]]
+            if "dataset" in previous and "date" in previous:  # on storage already: the index may catch up
+                _index(previous, raw, now)
             return result
         raise SnapshotNotCaptured(
             f"the {dataset.name} snapshot for {day} cannot be taken now: it was {capture.note(now)}. "
