@@ -63,6 +63,17 @@ def run_archive(first: dt.date, last: dt.date, datasets: list[str], business_ids
     return result.success
 
 
+def _reindex() -> int:
+    """Rebuild the archive index of the state database from every manifest on storage (idempotent)."""
+    from pos_exports.archive.index import reindex
+    from pos_exports.delivery.state import engine
+    from pos_exports.storage import open_storage
+
+    count = reindex(open_storage(config.storage_root()), engine(), progress=print)
+    print(f"archive index rebuilt: {count} archived business-day(s)")
+    return 0
+
+
 def _date(text: str) -> dt.date:
     try:
         return parse_date(text)
@@ -77,8 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="build the demo POS database and archive its most recent days")
     demo.add_argument("--days", type=int, default=7, help="how many recent days of events to archive (default 7)")
 
-    archive = sub.add_parser("archive", help="archive a business-local day or a range of days")
-    archive.add_argument("--date", type=_date, required=True, help="first day, YYYY-MM-DD")
+    archive = sub.add_parser(
+        "archive", help="archive a business-local day or a range of days; `archive reindex`: rebuild the archive index"
+    )
+    archive.add_argument("action", nargs="?", choices=["reindex"], help="reindex: rebuild the index from the manifests")
+    archive.add_argument("--date", type=_date, help="first day, YYYY-MM-DD (required to archive)")
     archive.add_argument("--to", type=_date, help="last day (default: --date)")
     archive.add_argument("--dataset", action="append", choices=sorted(DATASETS), help="default: all four")
     archive.add_argument("--business-id", type=int, action="append", default=[], help="default: every active one")
@@ -143,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         from pos_exports.automation.cleanup import run_cleanup
 
         return run_cleanup(args.dry_run, args.max_age_days)
+    if args.action == "reindex":
+        return _reindex()
+    if args.date is None:
+        parser.error("archive: --date is required (or `pos-exports archive reindex`)")
     last = args.to or args.date
     if last < args.date:
         parser.error("--to must not be before --date")

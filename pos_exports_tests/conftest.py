@@ -9,6 +9,8 @@ import tempfile
 os.environ.setdefault("POS_EXPORTS_RETRY_DELAY_SECONDS", "0")
 # The fixtures are March 2025 days; without this the calendar would start 90 days before the first load.
 os.environ.setdefault("POS_EXPORTS_START_DATE", "2025-01-01")
+# The archive writes its index to the state database: session fixtures use a scratch one, never the project's.
+os.environ.setdefault("POS_EXPORTS_STATE_URL", f"sqlite:///{tempfile.mkdtemp(prefix='pos-state-')}/state.db")
 import uuid
 from pathlib import Path
 
@@ -16,6 +18,12 @@ import pytest
 
 from pos_exports_tests.fixtures import CROSS_BUSINESS, load_postgres, load_sqlite, with_database
 from pos_exports_tests.smtp_server import smtp_server, smtps_server, starttls_server, tls_files  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def _own_state_database(tmp_path, monkeypatch):
+    """Each test its own state database (the archive index keys on business-days, not on a storage root)."""
+    monkeypatch.setenv("POS_EXPORTS_STATE_URL", f"sqlite:///{tmp_path / 'state.db'}")
 
 
 @pytest.fixture(scope="session")

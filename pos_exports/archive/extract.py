@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import secrets
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
@@ -37,6 +38,7 @@ from pos_exports.storage import Storage
 from pos_exports.storage.base import sha256_file
 
 MARKER = "_reconciliation.json"
+log = logging.getLogger(__name__)
 
 
 class ArchiveError(RuntimeError):
@@ -170,6 +172,8 @@ def archive_business_day(
             result.kept_existing = True
             names = {f.name for f in fields(TableResult)}
             result.tables = [TableResult(**{k: v for k, v in t.items() if k in names}) for t in previous["tables"]]
+            if "dataset" in previous and "date" in previous:  # on storage already: the index may catch up
+                _index(previous, raw, now)
             return result
         raise SnapshotNotCaptured(
             f"the {dataset.name} snapshot for {day} cannot be taken now: it was {capture.note(now)}. "
@@ -227,8 +231,30 @@ def archive_business_day(
         "tables": [t.__dict__ for t in result.tables],
         "previous": _history(previous),
     }
-    storage.write_bytes(marker, json.dumps(document, indent=2, sort_keys=True).encode())
+    data = json.dumps(document, indent=2, sort_keys=True).encode()
+    storage.write_bytes(marker, data)
+    _index(document, data, now)  # after the manifest: the index may lag storage, never lead it
     return result
+
+
+def _index(document: dict, data: bytes, now: dt.datetime) -> None:
+    """Record the published manifest in the state database's archive index (a failure leaves it behind,
+    which is safe: the day looks unarchived until the next run or `pos-exports archive reindex`)."""
+    import sqlalchemy as sa
+
+    from pos_exports.archive import index
+    from pos_exports.delivery.state import engine
+
+    try:
+        index.record_published(engine(), document, data, now)
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning(
+            "archive index not updated for %s %s business %s: %s (run pos-exports archive reindex)",
+            document["dataset"],
+            document["date"],
+            document["business_id"],
+            type(exc).__name__,
+        )
 
 
 def _history(previous: dict | None) -> list[dict]:

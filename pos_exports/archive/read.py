@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pos_exports.archive.extract import MARKER, load_manifest, parse_manifest
+from pos_exports.archive.index import archived_days  # noqa: F401 (the index's reader: coverage, readiness)
 from pos_exports.archive.parquet import ArchiveCorrupt, open_verified
 from pos_exports.archive.tables import DATASETS
 from pos_exports.source.database import Business

@@ -39,11 +39,15 @@ import json
 from dataclasses import dataclass, field
 
 import dagster as dg
+import sqlalchemy as sa
 
 from pos_exports import config as settings
+from pos_exports.archive import index
 from pos_exports.archive.capture import SNAPSHOT_MAX_LAG, Capture, snapshot_capture
-from pos_exports.archive.read import archived_business_ids, load_businesses
+from pos_exports.archive.extract import MARKER
+from pos_exports.archive.read import load_businesses
 from pos_exports.archive.tables import DATASETS
+from pos_exports.delivery.state import engine
 from pos_exports.periods import PeriodError, parse_date, zone
 from pos_exports.source.resource import StorageResource
 from pos_exports.storage import Storage
@@ -57,6 +61,7 @@ WARN_DAYS = 14
 ERROR_DAYS = 3
 # The archive schedule runs for day D at 12:30 UTC of D+1 (00:30 in Etc/GMT+12); give that run time to finish.
 SCHEDULE_GRACE = dt.timedelta(hours=3)
+INDEX_EMPTY = "the archive index is empty: run pos-exports archive reindex"
 LEVELS = ("ok", "pending", "lost", "info", "warn", "error")  # ascending severity (for sorting)
 
 
@@ -121,6 +126,8 @@ class Coverage:
     def status(self) -> str:
         if not self.businesses:
             return "warn"
+        if INDEX_EMPTY in self.notes:
+            return "error"
         levels = {g.level for g in self.gaps}
         for level in ("error", "warn"):
             if level in levels:
@@ -167,6 +174,8 @@ class Coverage:
         return "\n".join(lines)
 
     def how_to_fix(self) -> str:
+        if INDEX_EMPTY in self.notes:
+            return "Run `pos-exports archive reindex` (reads every archive manifest once), then check again."
         days = self.event_days()
         if not days and not any(g.kind == "snapshot" and g.recoverable and g.overdue for g in self.gaps):
             return "Nothing to do."
@@ -190,6 +199,8 @@ class Coverage:
     def summary(self) -> str:
         oldest = self.oldest
         head = f"retention guard {self.status}: {len(self.gaps)} gap(s) in {self.window_start}..{self.today}"
+        if INDEX_EMPTY in self.notes:
+            return f"retention guard {self.status}: {INDEX_EMPTY}"
         if oldest:
             head += (
                 f"; most urgent: {oldest.dataset} {oldest.day} business {oldest.business_id} "
@@ -224,11 +235,6 @@ def _spans(days: list[dt.date]) -> str:
     return ", ".join(s[0].isoformat() if len(s) == 1 else f"{s[0]}..{s[-1]}" for s in spans)
 
 
-def _archived_ids(storage: Storage, dataset: str, day: dt.date) -> set[int]:
-    """Businesses with a whole reconciled archive of `dataset` on `day` (the archive's reader decides)."""
-    return archived_business_ids(storage, dataset, day)
-
-
 def _level(kind: str, days_left: int, overdue: bool, recoverable: bool) -> str:
     if not overdue:
         return "pending"
@@ -249,6 +255,7 @@ def coverage(
     *,
     now: dt.datetime | None = None,
     start: dt.date | None = None,
+    eng: sa.Engine | None = None,
 ) -> Coverage:
     """Every archive gap of every active business inside the POS's retention window (see the module doc).
 
@@ -276,16 +283,22 @@ def coverage(
             result.notes.append(f"business {b.id}: {exc}; not checked")
     if not last_day:
         return result
-    day = window_start
     latest = max(last_day.values())
-    while day <= latest:
+    days = [window_start + dt.timedelta(days=i) for i in range((latest - window_start).days + 1)]
+    eng = eng or engine()
+    if days and index.is_empty(eng) and any(k.endswith("/" + MARKER) for k in storage.list("archive/")):
+        # an archive written before the index existed (or a new state database): not a wall of gaps
+        result.notes.append(INDEX_EMPTY)
+        return result
+    # what the archive holds: one query per dataset on the state database's index, no storage listing
+    have = {name: index.archived_days(eng, name, last_day, days) for name in datasets}
+    for day in days:
         days_left = (day + dt.timedelta(days=retention_days) - today).days
         overdue = now >= overdue_at(day)
         for name in datasets:
             kind = DATASETS[name].kind
-            have = _archived_ids(storage, name, day)
             for b in businesses:
-                if b.id not in last_day or day > last_day[b.id] or b.id in have:
+                if b.id not in last_day or day > last_day[b.id] or (b.id, day) in have[name]:
                     continue
                 capture = snapshot_capture(day, b.timezone) if kind == "snapshot" else None
                 recoverable = capture is None or capture.capturable(now)
@@ -303,7 +316,6 @@ def coverage(
                         capture,
                     )
                 )
-        day += dt.timedelta(days=1)
     return result
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from pos_exports import config
-from pos_exports.archive.read import ArchiveMissing, archived
+from pos_exports.archive.read import ArchiveMissing, archived, archived_days
 from pos_exports.archive.tables import DATASETS
 from pos_exports.automation.retries import is_transient
 from pos_exports.delivery import ledger, notify
@@ -30,6 +30,7 @@ from pos_exports.delivery.email import (
     render_content,
     send,
 )
+from pos_exports.delivery.state import engine
 from pos_exports.delivery.subscriptions import Subscription, filters_for, get_settings
 from pos_exports.exports.manifest import read_manifest
 from pos_exports.exports.produce import export_period, period_folder
@@ -54,11 +55,16 @@ class DeliveryOutcome:
 
 
 def missing_archive(storage: Storage, sub: Subscription, business_id: int, period: Period) -> list[tuple[str, dt.date]]:
-    """(dataset, day) the period still lacks in the archive (empty: ready to deliver)."""
+    """(dataset, day) the period still lacks in the archive (empty: ready to deliver).
+
+    Asks the state database's archive index first (one query per dataset, no storage call); only a day
+    the index lacks is confirmed on storage (the index may lag the archive, never lead it)."""
     missing = []
+    eng = engine()
     for name in sub.datasets:
         days = period.days if DATASETS[name].kind == "event" else period.days[-1:]
-        missing += [(name, d) for d in days if archived(storage, name, business_id, d) is None]
+        have = {d for _, d in archived_days(eng, name, [business_id], days)}
+        missing += [(name, d) for d in days if d not in have and archived(storage, name, business_id, d) is None]
     return missing
 
 

@@ -134,6 +134,25 @@ reported = sa.Table(
 )
 
 
+# What the archive holds, one row per archived business-day: a cache of the manifests on storage, written
+# right after each manifest (never before), so it may lag storage but never claims more than it holds.
+# Coverage, catch-up and readiness read it instead of listing storage; `pos-exports archive reindex`
+# rebuilds it from the manifests.
+archive_index = sa.Table(
+    "archive_index",
+    metadata,
+    sa.Column("dataset", sa.Text, primary_key=True),
+    sa.Column("business_id", sa.BigInteger, primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("generation", sa.Text),  # None: the first, flat layout
+    sa.Column("kind", sa.Text),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("manifest_sha256", sa.Text, nullable=False),
+    sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
 def state_url() -> str:
     if url := config.settings().state_url:
         return url

@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from pos_exports.archive import index
 from pos_exports.archive.extract import archive_business_day, marker_key
 from pos_exports.archive.read import save_businesses
 from pos_exports.archive.tables import DATASETS
@@ -50,7 +51,13 @@ def archive_copy(base_archive, tmp_path):
     url, root = base_archive
     mine = tmp_path / "store"
     shutil.copytree(root, mine)
+    reindex_all(mine)
     return url, mine
+
+
+def reindex_all(root) -> None:
+    """Index the archive under `root` in the test's state database (after a test changed it on disk)."""
+    index.reindex(LocalStorage(root), engine())
 
 
 @pytest.fixture
@@ -86,6 +93,7 @@ def marker_archive(tmp_path):
                 for b in MARKER_BUSINESSES:
                     if b.is_active and (dataset, day, b.id) not in missing:
                         write_marker(storage, dataset, day, b.id)
+        index.reindex(storage, engine())
         return storage
 
     return make

@@ -16,6 +16,7 @@ from pos_exports.delivery.state import deliveries
 from pos_exports.delivery.state import subscriptions as subscriptions_table
 from pos_exports.source.resource import PosDatabase, StorageResource
 from pos_exports.storage.base import LocalStorage
+from pos_exports_tests.automation.conftest import reindex_all
 
 UTC = dt.UTC
 MISSED = ["2025-03-07", "2025-03-08", "2025-03-09"]
@@ -35,6 +36,7 @@ def missed_ticks(archive_copy):
     for dataset_dir in (root / "archive").iterdir():
         for day in [*MISSED, "2025-03-10"]:
             shutil.rmtree(dataset_dir / f"date={day}", ignore_errors=True)
+    reindex_all(root)
     return url, root
 
 
@@ -54,6 +56,7 @@ def missed_events(archive_copy):
     for dataset in ("sales", "audit_log"):
         for day in [*MISSED, "2025-03-10"]:
             shutil.rmtree(root / "archive" / dataset / f"date={day}", ignore_errors=True)
+    reindex_all(root)
     return url, root
 
 

@@ -12,6 +12,7 @@ from pos_exports.automation.delivery import delivery_job, due_subscriptions_sens
 from pos_exports.delivery import ledger, subscriptions
 from pos_exports.delivery.email import message_id_for
 from pos_exports.source.resource import StorageResource
+from pos_exports_tests.automation.conftest import reindex_all
 
 UTC = dt.UTC
 
@@ -122,6 +123,7 @@ def test_sensor_waits_for_the_archive(archived_root, state, monkeypatch):
     marker = archived_root / "archive/sales/date=2025-03-07/business_id=1/_reconciliation.json"
     saved = marker.read_bytes()
     marker.unlink()
+    reindex_all(archived_root)  # not archived yet: neither on storage nor in the index
     start = json.dumps({"checked_at": "2025-03-10T06:00:00+00:00"})
     requests, cursor = _evaluate(archived_root, dt.datetime(2025, 3, 10, 7, 5, tzinfo=UTC), start, monkeypatch)
     assert requests == [] and json.loads(cursor)["waiting"]

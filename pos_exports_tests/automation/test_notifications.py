@@ -15,6 +15,7 @@ from pos_exports.delivery.state import alerts, engine
 from pos_exports.exports.assets import weekly_exports
 from pos_exports.failures import from_metadata
 from pos_exports.source.resource import PosDatabase, StorageResource
+from pos_exports_tests.automation.conftest import reindex_all
 from pos_exports_tests.fixtures import load_sqlite
 from pos_exports_tests.smtp_server import free_port
 
@@ -81,6 +82,7 @@ def test_three_business_failures_alert_each_business_only_of_its_own(archived_ro
         # export: the sales archive of Wednesday 5 March is missing for every business
         for b in OWNERS:
             (archived_root / f"archive/sales/date=2025-03-05/business_id={b}/_reconciliation.json").unlink()
+        reindex_all(archived_root)
         export = dg.materialize(
             [weekly_exports],
             partition_key="2025-03-03",

@@ -14,6 +14,7 @@ from pos_exports.delivery import ledger, subscriptions
 from pos_exports.delivery.email import RecipientResult
 from pos_exports.source.resource import StorageResource
 from pos_exports.storage.base import LocalStorage
+from pos_exports_tests.automation.conftest import reindex_all
 
 UTC = dt.UTC
 WEEK = dt.date(2025, 3, 3)
@@ -214,6 +215,7 @@ def test_missing_days_and_not_yet_due(archived_root, state):
     (archived_root / "archive/sales/date=2025-03-05/business_id=1/_reconciliation.json").unlink()
     monday_morning = dt.datetime(2025, 3, 10, 6, 0, tzinfo=UTC)
     (archived_root / "archive/sales/date=2025-03-09/business_id=1/_reconciliation.json").unlink()
+    reindex_all(archived_root)
     s = week_summary(state, storage, 1, WEEK, now=monday_morning)
     assert (s.coverage["sales"].archived, s.coverage["sales"].expected) == (5, 7)
     assert "  sales: 5 of 7; missing 2025-03-05; not archived yet (its run is later) 2025-03-09\n" in s.text()

@@ -16,6 +16,7 @@ from pos_exports.exports.assets import daily_exports, weekly_exports
 from pos_exports.source.resource import StorageResource
 from pos_exports.storage import open_storage
 from pos_exports.storage.base import LocalStorage
+from pos_exports_tests.automation.conftest import reindex_all
 from pos_exports_tests.exports.conftest import archive_week
 
 FOLDER = "exports/1/weekly/2025-03-03"
@@ -104,6 +105,7 @@ def test_rerender_of_an_unchanged_archive_is_identical(archived_root):
 
 def test_missing_archive_day_fails_naming_business_and_day(archived_root):
     (archived_root / "archive/sales/date=2025-03-05/business_id=2/_reconciliation.json").unlink()
+    reindex_all(archived_root)
     result = _materialize([weekly_exports], archived_root, "2025-03-03", [dg.AssetKey("sales_weekly_export")])
     assert not result.success
     message = result.get_step_failure_events()[0].step_failure_data.error.message
@@ -145,6 +147,7 @@ def test_a_missing_snapshot_of_one_business_withholds_nothing_else(archived_root
     marker = archived_root / "archive/customers/date=2025-03-09/business_id=2/_reconciliation.json"
     kept = marker.read_bytes()
     marker.unlink()
+    reindex_all(archived_root)
     result = _materialize([weekly_exports], archived_root, "2025-03-03")
     assert not result.success  # the run fails, so the gap is alerted ...
     [failure] = result.get_step_failure_events()
