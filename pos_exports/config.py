@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     max_runs_per_tick: int = _setting(
         "POS_EXPORTS_MAX_RUNS_PER_TICK", 50, "a whole number of runs per tick, at least 1", ge=1
     )
+    shards: int = _setting(
+        "POS_EXPORTS_SHARDS", 1, "a whole number of shards (runs per archive/export partition), at least 1", ge=1
+    )
 
     @field_validator("start_date", mode="before")
     @classmethod

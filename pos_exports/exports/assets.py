@@ -19,6 +19,7 @@ from pos_exports.exports.produce import export_available, plain_reason
 from pos_exports.failures import FailedItem, to_metadata
 from pos_exports.render import FORMATS
 from pos_exports.reports.period import Period, period_for
+from pos_exports.shards import ShardConfig, apply_shard
 from pos_exports.source.database import Business
 from pos_exports.source.resource import StorageResource
 
@@ -39,6 +40,9 @@ def export_key(dataset: str, kind: str) -> dg.AssetKey:
 class ExportConfig(dg.Config):
     business_ids: list[int] = Field(default_factory=list, description="Only these businesses (default: all active).")
     formats: list[str] = Field(default_factory=lambda: list(FORMATS), description="Any of xlsx, csv, pdf.")
+    shard: ShardConfig | None = Field(
+        default=None, description="Only this shard's businesses (business_id % count == index), within business_ids."
+    )
 
 
 def businesses_in_scope(known: list[Business], wanted: list[int]) -> list[Business]:
@@ -118,7 +122,10 @@ def _build(kind: str) -> dg.AssetsDefinition:
         causes: list[BaseException] = []
         items: list[FailedItem] = []
         done: list[tuple[Business, str, list]] = []
-        for business in businesses_in_scope(load_businesses(store), config.business_ids):
+        in_scope = apply_shard(
+            businesses_in_scope(load_businesses(store), config.business_ids), config.shard, config.business_ids
+        )
+        for business in in_scope:
             # isolate per business and dataset: what can be produced is produced, the rest is a recorded gap
             folder, entries, failed = export_available(store, business, period, datasets, config.formats)
             for name, exc in failed.items():
