@@ -24,8 +24,7 @@ def _run(root, shard=None):
 
 def _files(root) -> dict[str, str]:
     return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in (root / "exports").rglob("*.csv")
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in (root / "exports").rglob("*.csv")
     }
 
 
