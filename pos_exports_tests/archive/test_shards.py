@@ -46,11 +46,8 @@ def _materializations(result, key: str) -> list[dg.AssetMaterialization]:
 def _schedule_requests(monkeypatch, count: int) -> list[dg.RunRequest]:
     monkeypatch.setenv("POS_EXPORTS_SHARDS", str(count))
     [schedule] = [s for s in SCHEDULES if s.name == "daily_archive_schedule"]
-    with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=dt.datetime(2025, 3, 10, 12, 30, tzinfo=dt.UTC)
-        )
-        return list(schedule.evaluate_tick(context).run_requests)
+    context = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2025, 3, 10, 12, 30, tzinfo=dt.UTC))
+    return list(schedule.evaluate_tick(context).run_requests)
 
 
 def _whole_archive(root) -> dict:
@@ -99,11 +96,8 @@ def test_schedule_tick_asks_for_one_run_per_shard_with_distinct_tags_and_run_key
 def test_export_schedules_shard_too(monkeypatch):
     monkeypatch.setenv("POS_EXPORTS_SHARDS", "2")
     [schedule] = [s for s in SCHEDULES if s.name == "weekly_exports_schedule"]
-    with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=dt.datetime(2025, 3, 10, 15, tzinfo=dt.UTC)
-        )
-        requests = list(schedule.evaluate_tick(context).run_requests)
+    context = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2025, 3, 10, 15, tzinfo=dt.UTC))
+    requests = list(schedule.evaluate_tick(context).run_requests)
     assert [r.partition_key for r in requests] == ["2025-03-03", "2025-03-03"]
     assert [r.run_config["ops"]["weekly_exports"]["config"]["shard"]["index"] for r in requests] == [0, 1]
 
