@@ -146,3 +146,11 @@ def test_business_ids_and_a_shard_intersect(tmp_path):
     with dg.instance_for_test() as instance:
         assert _run(url, tmp_path / "store", instance, config).success
     assert archived_business_ids(LocalStorage(tmp_path / "store"), "sales", D) == {1}
+
+
+def test_a_bad_shard_count_is_refused_naming_the_variable(monkeypatch):
+    from pos_exports.config import SettingsError, settings
+
+    monkeypatch.setenv("POS_EXPORTS_SHARDS", "0")
+    with pytest.raises(SettingsError, match=r"POS_EXPORTS_SHARDS: .*at least 1"):
+        settings()
