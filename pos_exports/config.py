@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     delivery_batch_size: int = _setting(
         "POS_EXPORTS_DELIVERY_BATCH_SIZE", 100, "a whole number of deliveries per batch run, at least 1", ge=1
     )
+    shards: int = _setting(
+        "POS_EXPORTS_SHARDS", 1, "a whole number of shards (runs per archive/export partition), at least 1", ge=1
+    )
 
     @field_validator("start_date", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from pos_exports.failures import ON_OUR_SIDE, TEMPORARY, FailedItem, to_metadata
 from pos_exports.periods import PeriodError, parse_date
 from pos_exports.redact import scrub
 from pos_exports.reports.period import daily
+from pos_exports.shards import ShardConfig, apply_shard
 from pos_exports.source.database import Business, PosSourceError, SourceDataError, list_businesses
 from pos_exports.source.resource import PosDatabase, StorageResource
 
@@ -43,6 +44,11 @@ class ArchiveConfig(dg.Config):
         default=False,
         description="Re-archive a day even if the source now lacks rows (primary keys) the archive holds "
         "(e.g. after a fix); the old generation is kept as a previous one.",
+    )
+    shard: ShardConfig | None = Field(
+        default=None,
+        description="Only the businesses of this shard (business_id % count == index), intersected with "
+        "business_ids; the schedule runs one shard per run when POS_EXPORTS_SHARDS > 1.",
     )
 
 
@@ -110,7 +116,7 @@ def daily_archive(
         with pos_database.open() as reader:
             known = list_businesses(reader)
             save_businesses(store, known)
-            businesses = select_businesses(known, config.business_ids)
+            businesses = apply_shard(select_businesses(known, config.business_ids), config.shard, config.business_ids)
             context.log.info(
                 f"archiving {', '.join(ds.name for ds in selected)} for {len(days)} day(s) "
                 f"{days[0]}..{days[-1]} and {len(businesses)} business(es) from {reader.description}"

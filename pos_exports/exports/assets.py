@@ -21,6 +21,7 @@ from pos_exports.exports.produce import export_available, plain_reason, wanted_f
 from pos_exports.failures import FailedItem, to_metadata
 from pos_exports.render import FORMATS
 from pos_exports.reports.period import Period, period_for
+from pos_exports.shards import ShardConfig, apply_shard
 from pos_exports.source.database import Business
 from pos_exports.source.resource import StorageResource
 
@@ -50,6 +51,9 @@ class ExportConfig(dg.Config):
         default=Render.subscribed,
         description="subscribed: only the (business, dataset, format) an active unfiltered subscription of this "
         "frequency asks for (the rest renders on demand); all: every file (backfills that want everything).",
+    )
+    shard: ShardConfig | None = Field(
+        default=None, description="Only this shard's businesses (business_id % count == index), within business_ids."
     )
 
 
@@ -130,7 +134,9 @@ def _build(kind: str) -> dg.AssetsDefinition:
         causes: list[BaseException] = []
         items: list[FailedItem] = []
         done: list[tuple[Business, str, list]] = []
-        scope = businesses_in_scope(load_businesses(store), config.business_ids)
+        scope = apply_shard(
+            businesses_in_scope(load_businesses(store), config.business_ids), config.shard, config.business_ids
+        )
         wanted = None if config.render == Render.all else wanted_files(kind)
         for business in scope:
             asked = [
