@@ -99,7 +99,7 @@ def measure(n: int, day: dt.date, work: Path) -> dict:
                 "datasets": sorted(BUILDERS),
                 "formats": FORMATS,
                 "frequency": "daily",
-                "at": "07:00",
+                "at": "00:30",  # due by 12:00 UTC the next day in every zone (-11:30..+14)
                 "recipients": [f"owner{b}@fleet.example"],
             },
         )
