@@ -34,6 +34,7 @@ test: $(VENV)/.installed-test  ## the whole test suite
 bench: $(VENV)/.installed-test  ## archive and render benchmarks against their floors (see BENCHMARKS.md)
 	$(BIN)/python benchmarks/archive_benchmark.py
 	$(BIN)/python benchmarks/render_benchmark.py
+	$(BIN)/python benchmarks/fleet_benchmark.py --businesses 200
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check pos_exports pos_exports_tests benchmarks
