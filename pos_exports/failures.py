@@ -41,6 +41,23 @@ class FailedItem(BaseModel):
     transient: bool = False
     detail: str = ""  # the technical cause, for the data team only
 
+    @classmethod
+    def for_period(
+        cls, business_id: int, business_name: str, stage: str, dataset: str, period: Any, reason: str, **more: Any
+    ) -> FailedItem:
+        """The item of one period (`period`: anything with `kind`, `key` and `label`, e.g. `reports.period.Period`)."""
+        return cls(
+            business_id=business_id,
+            business_name=business_name,
+            stage=stage,
+            dataset=dataset,
+            period_kind=period.kind,
+            period_key=period.key,
+            period_label=period.label,
+            reason=reason,
+            **more,
+        )
+
     @field_validator("reason", "detail")
     @classmethod
     def _no_secret(cls, text: str) -> str:  # causes come from drivers, which may quote a URL with its password

@@ -197,16 +197,13 @@ def _failed_item(dataset: str, day: dt.date, business: Business, exc: Exception)
         reason = "some of the records of that day could not be read as they are; the data team will look at them"
     else:
         reason = TEMPORARY if is_transient(exc) else ON_OUR_SIDE
-    period = daily(day)
-    return FailedItem(
-        business_id=business.id,
-        business_name=business.name,
-        stage="archive",
-        dataset=dataset,
-        period_kind=period.kind,
-        period_key=period.key,
-        period_label=period.label,
-        reason=reason,
+    return FailedItem.for_period(
+        business.id,
+        business.name,
+        "archive",
+        dataset,
+        daily(day),
+        reason,
         transient=is_transient(exc),
         detail=f"{type(exc).__name__}: {exc}",
     )

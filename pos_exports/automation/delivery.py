@@ -424,15 +424,13 @@ def retry_requests(
             business_id = row["business_id"]
             name = (businesses or {}).get(business_id, f"business {business_id}")
             items.append(
-                FailedItem(
-                    business_id=business_id,
-                    business_name=name,
-                    stage="delivery",
-                    dataset=", ".join(sub.datasets) if sub else "exports",
-                    period_kind=row["period_kind"],
-                    period_key=row["period_key"],
-                    period_label=period_for(row["period_kind"], row["period_key"]).label,
-                    reason=f"it could not be sent to {row['recipient']} after {row['attempts']} attempts; "
+                FailedItem.for_period(
+                    business_id,
+                    name,
+                    "delivery",
+                    ", ".join(sub.datasets) if sub else "exports",
+                    period_for(row["period_kind"], row["period_key"]),
+                    f"it could not be sent to {row['recipient']} after {row['attempts']} attempts; "
                     "the data team has been told and will send it again once the cause is fixed",
                     detail=given_up[-1],
                 )

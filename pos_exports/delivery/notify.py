@@ -184,15 +184,13 @@ def delivery_failed_items(
     """The failed items of one delivery: a recipient not emailed (from `results`), or the whole of it (`exc`)."""
 
     def item(reason: str, *, must_act: bool = False, transient: bool = False, detail: str = "") -> FailedItem:
-        return FailedItem(
-            business_id=business_id,
-            business_name=business_name,
-            stage="delivery",
-            dataset=", ".join(sub_datasets),
-            period_kind=period.kind,
-            period_key=period.key,
-            period_label=period.label,
-            reason=reason,
+        return FailedItem.for_period(
+            business_id,
+            business_name,
+            "delivery",
+            ", ".join(sub_datasets),
+            period,
+            reason,
             must_act=must_act,
             transient=transient,
             detail=detail,

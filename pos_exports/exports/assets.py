@@ -77,15 +77,13 @@ def businesses_in_scope(known: list[Business], wanted: list[int]) -> list[Busine
 
 
 def _failed_item(business: Business, dataset: str, period: Period, exc: Exception) -> FailedItem:
-    return FailedItem(
-        business_id=business.id,
-        business_name=business.name,
-        stage="export",
-        dataset=dataset,
-        period_kind=period.kind,
-        period_key=period.key,
-        period_label=period.label,
-        reason=plain_reason(dataset, period, exc),
+    return FailedItem.for_period(
+        business.id,
+        business.name,
+        "export",
+        dataset,
+        period,
+        plain_reason(dataset, period, exc),
         transient=is_transient(exc),
         detail=f"{type(exc).__name__}: {exc}",
     )
