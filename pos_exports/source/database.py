@@ -50,9 +50,6 @@ class SourceDataError(ValueError):
     """Rows in the POS database that break its own schema (e.g. text in a money column)."""
 
 
-redact = redact_url  # the URL with its password hidden, for messages and logs (also when malformed)
-
-
 @dataclass(frozen=True)
 class Dialect:
     """The few SQL spellings that differ between PostgreSQL and the SQLite demo database."""
@@ -144,7 +141,7 @@ def parse_url(url: str) -> tuple[str, str]:
     """Validate a `POS_DATABASE_URL`; return (dialect name, connection target)."""
     url = (url or "").strip()
     if needs_encoding(url):
-        raise PosSourceError(f"POS_DATABASE_URL {redact(url)!r}: the user name or password {config.ENCODE_HINT}")
+        raise PosSourceError(f"POS_DATABASE_URL {redact_url(url)!r}: the user name or password {config.ENCODE_HINT}")
     if url.startswith(_SQLITE_PREFIX):
         path = url[len(_SQLITE_PREFIX) :]
         if not path:
@@ -155,10 +152,10 @@ def parse_url(url: str) -> tuple[str, str]:
         try:
             parts = urlsplit(url)
         except ValueError as exc:
-            raise PosSourceError(f"POS_DATABASE_URL {redact(url)!r} is not a valid URL: {scrub(exc)}") from None
+            raise PosSourceError(f"POS_DATABASE_URL {redact_url(url)!r} is not a valid URL: {scrub(exc)}") from None
         if not (parts.hostname or "host=" in parts.query) or not parts.path.strip("/"):
             raise PosSourceError(
-                f"POS_DATABASE_URL {redact(url)!r} is incomplete: expected postgresql://user:password@host:port/dbname"
+                f"POS_DATABASE_URL {redact_url(url)!r} is incomplete: expected postgresql://user:password@host:port/dbname"
             )
         return "postgresql", urlunsplit(parts._replace(scheme="postgresql"))
     # Not echoed: a value without a known scheme may be anything, a bare password included.
@@ -206,8 +203,8 @@ def connect(url: str) -> Iterator[PosReader]:
         except Exception as exc:  # the driver raises several error types for one cause
             text = scrub(exc).strip()  # libpq may echo the connection string
             first = text.splitlines()[0] if text else type(exc).__name__
-            raise PosSourceError(f"cannot connect to the POS database {redact(url)}: {first}") from None
-        reader = PosReader(Dialect("postgresql"), conn, redact(url))
+            raise PosSourceError(f"cannot connect to the POS database {redact_url(url)}: {first}") from None
+        reader = PosReader(Dialect("postgresql"), conn, redact_url(url))
     try:
         _check_tables(reader)
         yield reader

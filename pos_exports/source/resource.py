@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import dagster as dg
 
 from pos_exports import config
-from pos_exports.source.database import PosReader, connect, redact
+from pos_exports.redact import redact_url
+from pos_exports.source.database import PosReader, connect
 from pos_exports.storage import Storage, open_storage
 
 
@@ -24,7 +25,7 @@ class PosDatabase(dg.ConfigurableResource):
 
     @property
     def display_url(self) -> str:
-        return redact(self.url)
+        return redact_url(self.url)
 
 
 class StorageResource(dg.ConfigurableResource):
