@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--from", dest="start", help="or a date range: first day YYYY-MM-DD")
     export.add_argument("--to", dest="end", help="last day YYYY-MM-DD")
     export.add_argument("--format", action="append", choices=["xlsx", "csv", "pdf"], help="default: all three")
-    export.add_argument("--filter", action="append", default=[], metavar="NAME=VALUE", help="a REPORTS.md filter")
+    export.add_argument("--filter", action="append", default=[], metavar="NAME=VALUE", help="see docs/reports.md")
 
     retention = sub.add_parser(
         "retention", help="is every business-day the POS still holds archived? (exit 1 warn, 2 error)"

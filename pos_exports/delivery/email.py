@@ -1,6 +1,6 @@
 """Export emails: render the content, build a header-safe MIME message, send it over SMTP (or to an outbox).
 
-`POS_EXPORTS_SMTP_URL` selects the transport (DESIGN.md, "email"):
+`POS_EXPORTS_SMTP_URL` selects the transport (README, "Delivery"):
 
 - `smtp://user:pass@host:port`                 plain SMTP (`?starttls=true` upgrades the connection)
 - `smtp+starttls://user:pass@host:port`        STARTTLS (default port 587)

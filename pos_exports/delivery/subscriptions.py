@@ -7,7 +7,7 @@ naming the field. The store functions keep subscriptions and per-business notifi
 in the state database (`pos_exports.delivery.state`), SQLite or PostgreSQL.
 
 Filters are one flat mapping, e.g. `{"customer_type": "wholesale", "stock_status": "low_stock"}`;
-the names of REPORTS.md do not collide across datasets, and `filters_for(sub, dataset)` gives the
+the filter names (docs/reports.md) do not collide across datasets, and `filters_for(sub, dataset)` gives the
 filters of one dataset. In YAML they may also be grouped by dataset (`customers: {...}`).
 """
 
@@ -522,7 +522,7 @@ def _short_text(fld: str, value: Any) -> str:
     return _line(fld, value, max_len=100)
 
 
-# REPORTS.md: dataset -> filter -> parser.
+# docs/reports.md, "Filters": dataset -> filter -> parser.
 FILTERS: dict[str, dict[str, Callable[[str, Any], Any]]] = {
     "sales": {},
     "customers": {

@@ -30,7 +30,7 @@ class OnDemandConfig(dg.Config):
     formats: list[str] = Field(default_factory=lambda: list(FORMATS), description="xlsx, csv, pdf")
     filters: dict[str, str] = Field(
         default_factory=dict,
-        description="REPORTS.md filters by name, e.g. {customer_type: wholesale, min_outstanding_balance: '100'}; "
+        description="Filters (docs/reports.md), e.g. {customer_type: wholesale, min_outstanding_balance: '100'}; "
         "each applies to the dataset that knows it",
     )
 

@@ -1,4 +1,4 @@
-"""The audit log export (REPORTS.md "Audit log export"): every audit event of the period, oldest first."""
+"""The audit log export (docs/reports.md, "Audit log"): every audit event of the period, oldest first."""
 
 from __future__ import annotations
 

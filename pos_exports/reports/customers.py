@@ -1,4 +1,4 @@
-"""The customer export (REPORTS.md "Customer export"): a snapshot as of the end of the period.
+"""The customer export (docs/reports.md, "Customers"): a snapshot as of the end of the period.
 
 Built from the customers snapshot archived on the period's last day, which holds every customer existing
 then (with lifetime sales figures) and the whole credit ledger up to the end of that day: balances and
@@ -158,7 +158,7 @@ def customer_rows(storage: Storage, business: Business, period: Period) -> list[
 
 
 def apply_filters(rows: list[dict], filters: dict) -> list[dict]:
-    """The customers matching every given filter (REPORTS.md customer filters)."""
+    """The customers matching every given filter (docs/reports.md, "Filters")."""
     out = []
     for r in rows:
         if "customer_type" in filters and r["customer_type"] != filters["customer_type"]:

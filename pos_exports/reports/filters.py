@@ -1,4 +1,4 @@
-"""The filters each export accepts (REPORTS.md), their types, and their validation.
+"""The filters each export accepts (docs/reports.md), their types, and their validation.
 
 Values may arrive as text (Launchpad config, command line, subscriptions) and are converted to their
 type: `{"min_outstanding_balance": "100"}` -> `{"min_outstanding_balance": Decimal("100.00")}`.

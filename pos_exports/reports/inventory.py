@@ -1,4 +1,4 @@
-"""The inventory export (REPORTS.md "Inventory export"): stock as of the end of the period.
+"""The inventory export (docs/reports.md, "Inventory"): stock as of the end of the period.
 
 Stock levels come from the inventory snapshot archived on the period's last day; the Stock movements
 section (when asked for with `include_movement_history`) holds the movements of every day of the period.

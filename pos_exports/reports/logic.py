@@ -1,4 +1,4 @@
-"""Domain rules of the exports as plain functions (REPORTS.md), tested directly.
+"""Domain rules of the exports as plain functions (docs/reports.md), tested directly.
 
 Money is `Decimal` (2 places) or Arrow `decimal128(18, 2)`, never a float; percents are float ratios.
 Each rule exists once for Python values and, where a builder needs it over whole columns, once over

@@ -1,4 +1,4 @@
-"""The sales export of a period (REPORTS.md "Sales export"), built from the archive.
+"""The sales export of a period (docs/reports.md, "Sales"), built from the archive.
 
 Included sales: status completed, refunded or partially_refunded, completed in the period (the archive
 files each sale under the business-local day it completed, with its line items). The figures come from

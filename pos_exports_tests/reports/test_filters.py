@@ -1,4 +1,4 @@
-"""Filter names, types and messages (REPORTS.md)."""
+"""Filter names, types and messages (docs/reports.md)."""
 
 from __future__ import annotations
 
