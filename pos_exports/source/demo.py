@@ -28,7 +28,7 @@ import re
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -764,8 +764,7 @@ def _build_world(spec: DemoSpec, start: datetime.date, days: int) -> list[_Busin
     world: list[_Business] = []
     owners: dict[int, int] = {}
     for bid, name, tz_name, currency, active, kind, tax_bp, stores in _business_list(spec):
-        rng = random.Random(f"{spec.seed}/{bid}/static")
-        r = rng.random
+        r = random.Random(f"{spec.seed}/{bid}/static").random  # one stream per business: draws in this order
         tz = ZoneInfo(tz_name)
         clock = _Clock(tz, start)
         rows: dict[str, list[tuple]] = {t: [] for t in STATIC_TABLES}
@@ -773,7 +772,6 @@ def _build_world(spec: DemoSpec, start: datetime.date, days: int) -> list[_Busin
         rows["businesses"].append(
             (bid, name, tz_name, currency, active, clock.fmt(created_d, 9 * _HOUR + int(r() * 8 * _HOUR)))
         )
-
         storefronts = []
         for k, (sf_name, location) in enumerate(stores):
             sf = ids.take("storefronts")
@@ -781,128 +779,15 @@ def _build_world(spec: DemoSpec, start: datetime.date, days: int) -> list[_Busin
             when = clock.fmt(created_d + 1 + k * 30 + int(r() * 20), 8 * _HOUR + int(r() * 10 * _HOUR))
             rows["storefronts"].append((sf, sf_name, location, when))
             rows["business_storefronts"].append((bid, sf))
-
-        staff = _STAFF[kind]
-        n_users = min(len(staff), 4 + int(r() * 5))
-        sellers, managers, owner = [], [], 0
-        for k in range(n_users):
-            first, last = staff[k]
-            uid = ids.take("users")
-            email = f"{_ascii_slug(first) or 'user'}.{_ascii_slug(last) or 'staff'}.{uid}@b{bid}.example.com"
-            role = _ROLES[k]
-            member_active = not (k == n_users - 1 and role == "cashier")
-            rows["users"].append((uid, email, first, last, member_active))
-            rows["business_memberships"].append((bid, uid, role, member_active))
-            if role == "owner":
-                owner = uid
-            if role in ("owner", "manager", "admin"):
-                managers.append(uid)
-            if role in ("cashier", "manager") and member_active:
-                sellers.append(uid)
+        sellers, managers, owner = _staff(r, ids, rows, bid, kind)
         if bid == 4 and 1 in owners:  # a user who belongs to two businesses
             rows["business_memberships"].append((bid, owners[1], "viewer", True))
         owners[bid] = owner
-
-        catalog = _CATALOGS[kind]
-        product_ids, base_prices, product_rows = [], [], []
-        for cat_name, products in catalog:
-            cid = ids.take("categories")
-            rows["categories"].append((cid, bid, cat_name))
-            for p_name, sku, price, unit in products:
-                pid = ids.take("products")
-                barcode = None if r() < 0.15 else f"{600 + bid % 400:03d}{int(r() * 1e10):010d}"
-                product_rows.append(
-                    [
-                        pid,
-                        bid,
-                        cid,
-                        p_name,
-                        sku,
-                        barcode,
-                        unit,
-                        True,
-                        clock.fmt(created_d + 40 + int(r() * 200), 10 * _HOUR + int(r() * 8 * _HOUR)),
-                    ]
-                )
-                product_ids.append(pid)
-                base_prices.append(price)
-        product_rows[-1][7] = False  # one discontinued product (never sold)
-        rows["products"] = [tuple(p) for p in product_rows]
-        sellable = len(product_ids) - 1
-
-        updated = clock.fmt(days - 1, 22 * _HOUR + int(r() * _HOUR))
-        prices, wprices, costs = [], [], []
-        for si, sf in enumerate(storefronts):
-            sp, wp, cp = [], [], []
-            for j, pid in enumerate(product_ids):
-                price = base_prices[j] + (base_prices[j] * (int(r() * 11) - 5) // 100 if si else 0)
-                cost = price * (55 + int(r() * 35)) // 100 if r() > 0.05 else price + price // 10
-                reorder = 5 + int(r() * 16)
-                slot = (j + si) % 10
-                if si == 0 and j == 2:
-                    qty = -1 - int(r() * 5)  # oversold
-                elif slot == 0:
-                    qty = 0
-                elif slot == 1:
-                    qty = 1 + int(r() * reorder)
-                else:
-                    qty = reorder + 1 + int(r() * 200)
-                rows["storefront_inventory"].append((sf, pid, qty, reorder, cost, price, updated))
-                if j < sellable:
-                    sp.append(price)
-                    wp.append(price * 90 // 100)
-                    cp.append(cost)
-            prices.append(sp)
-            wprices.append(wp)
-            costs.append(cp)
+        product_ids, base_prices = _catalogue(r, ids, rows, clock, bid, kind, created_d)
+        sellable = len(product_ids) - 1  # the last product is discontinued (never sold)
+        prices, wprices, costs = _stock_levels(r, rows, clock, days, storefronts, product_ids, base_prices)
         median = sorted(base_prices)[len(base_prices) // 2]
-
-        names = _CUSTOMERS[kind]
-        n_cust = min(len(names), max(8, 8 + int(r() * 13)))
-        customers = []
-        for k in range(n_cust):
-            c_name = names[k]
-            wholesale = c_name.endswith("*")
-            c_name = c_name.rstrip("*")
-            cid = ids.take("customers")
-            profile = _PROFILES[k] if k < len(_PROFILES) else ("credit" if r() < 0.4 else "cash")
-            limit = {
-                "slow": median * 8,
-                "near": median * 30,
-                "overpaid": median * 20,
-                "blocked": median * 10,
-                "good": median * 40,
-                "credit": median * 25,
-            }.get(profile, 0)
-            limit = -(-limit // 100) * 100
-            slug = _ascii_slug(c_name)
-            email = f"{slug}@example.com" if slug and r() < 0.7 else None
-            phone = f"+{200 + bid} {20 + int(r() * 79)} 555 {int(r() * 10000):04d}" if r() < 0.8 else None
-            address = f"{1 + int(r() * 300)} {('High St', 'Market Rd', 'Station Ave')[k % 3]}" if r() < 0.6 else None
-            if bid == 1 and k == 1:
-                phone, address, email = "+233 24 555 0101", "-5 Main St", "@handle"
-            if profile == "new":
-                when = clock.fmt(0, 6 * _HOUR + 30 * _MIN)
-            else:
-                when = clock.fmt(created_d + 60 + int(r() * 300), 9 * _HOUR + int(r() * 9 * _HOUR))
-            c = _Customer(cid, profile, wholesale, limit, profile != "inactive", profile == "blocked")
-            customers.append(c)
-            rows["customers"].append(
-                (
-                    cid,
-                    bid,
-                    c_name,
-                    email,
-                    phone,
-                    address,
-                    "wholesale" if wholesale else "retail",
-                    limit,
-                    c.active,
-                    c.blocked,
-                    when,
-                )
-            )
-
+        customers = _customer_rows(r, ids, rows, clock, bid, kind, created_d, median)
         world.append(
             _Business(
                 bid,
@@ -922,6 +807,136 @@ def _build_world(spec: DemoSpec, start: datetime.date, days: int) -> list[_Busin
             )
         )
     return world
+
+
+def _staff(
+    r: Callable[[], float], ids: _IdCounter, rows: dict[str, list[tuple]], bid: int, kind: str
+) -> tuple[list[int], list[int], int]:
+    """The business's users and memberships: (sellers, managers, owner)."""
+    staff = _STAFF[kind]
+    n_users = min(len(staff), 4 + int(r() * 5))
+    sellers, managers, owner = [], [], 0
+    for k in range(n_users):
+        first, last = staff[k]
+        uid = ids.take("users")
+        email = f"{_ascii_slug(first) or 'user'}.{_ascii_slug(last) or 'staff'}.{uid}@b{bid}.example.com"
+        role = _ROLES[k]
+        member_active = not (k == n_users - 1 and role == "cashier")
+        rows["users"].append((uid, email, first, last, member_active))
+        rows["business_memberships"].append((bid, uid, role, member_active))
+        if role == "owner":
+            owner = uid
+        if role in ("owner", "manager", "admin"):
+            managers.append(uid)
+        if role in ("cashier", "manager") and member_active:
+            sellers.append(uid)
+    return sellers, managers, owner
+
+
+def _catalogue(
+    r: Callable[[], float],
+    ids: _IdCounter,
+    rows: dict[str, list[tuple]],
+    clock: _Clock,
+    bid: int,
+    kind: str,
+    created_d: int,
+) -> tuple[list[int], list[int]]:
+    """Categories and products: (product ids, base prices)."""
+    product_ids, base_prices, product_rows = [], [], []
+    for cat_name, products in _CATALOGS[kind]:
+        cid = ids.take("categories")
+        rows["categories"].append((cid, bid, cat_name))
+        for p_name, sku, price, unit in products:
+            pid = ids.take("products")
+            barcode = None if r() < 0.15 else f"{600 + bid % 400:03d}{int(r() * 1e10):010d}"
+            made = clock.fmt(created_d + 40 + int(r() * 200), 10 * _HOUR + int(r() * 8 * _HOUR))
+            product_rows.append([pid, bid, cid, p_name, sku, barcode, unit, True, made])
+            product_ids.append(pid)
+            base_prices.append(price)
+    product_rows[-1][7] = False  # one discontinued product (never sold)
+    rows["products"] = [tuple(p) for p in product_rows]
+    return product_ids, base_prices
+
+
+def _stock_levels(
+    r: Callable[[], float],
+    rows: dict[str, list[tuple]],
+    clock: _Clock,
+    days: int,
+    storefronts: list[int],
+    product_ids: list[int],
+    base_prices: list[int],
+) -> tuple[list[list[int]], list[list[int]], list[list[int]]]:
+    """Each storefront's inventory rows: (retail prices, wholesale prices, costs) of the sellable products."""
+    sellable = len(product_ids) - 1
+    updated = clock.fmt(days - 1, 22 * _HOUR + int(r() * _HOUR))
+    prices, wprices, costs = [], [], []
+    for si, sf in enumerate(storefronts):
+        sp, wp, cp = [], [], []
+        for j, pid in enumerate(product_ids):
+            price = base_prices[j] + (base_prices[j] * (int(r() * 11) - 5) // 100 if si else 0)
+            cost = price * (55 + int(r() * 35)) // 100 if r() > 0.05 else price + price // 10
+            reorder = 5 + int(r() * 16)
+            slot = (j + si) % 10
+            if si == 0 and j == 2:
+                qty = -1 - int(r() * 5)  # oversold
+            elif slot == 0:
+                qty = 0
+            elif slot == 1:
+                qty = 1 + int(r() * reorder)
+            else:
+                qty = reorder + 1 + int(r() * 200)
+            rows["storefront_inventory"].append((sf, pid, qty, reorder, cost, price, updated))
+            if j < sellable:
+                sp.append(price)
+                wp.append(price * 90 // 100)
+                cp.append(cost)
+        prices.append(sp)
+        wprices.append(wp)
+        costs.append(cp)
+    return prices, wprices, costs
+
+
+_LIMIT_TIMES_MEDIAN = {"slow": 8, "near": 30, "overpaid": 20, "blocked": 10, "good": 40, "credit": 25}
+
+
+def _customer_rows(
+    r: Callable[[], float],
+    ids: _IdCounter,
+    rows: dict[str, list[tuple]],
+    clock: _Clock,
+    bid: int,
+    kind: str,
+    created_d: int,
+    median: int,
+) -> list[_Customer]:
+    """The business's customers, each with the profile that drives their credit history."""
+    names = _CUSTOMERS[kind]
+    n_cust = min(len(names), max(8, 8 + int(r() * 13)))
+    customers = []
+    for k in range(n_cust):
+        c_name = names[k]
+        wholesale = c_name.endswith("*")
+        c_name = c_name.rstrip("*")
+        cid = ids.take("customers")
+        profile = _PROFILES[k] if k < len(_PROFILES) else ("credit" if r() < 0.4 else "cash")
+        limit = -(-median * _LIMIT_TIMES_MEDIAN.get(profile, 0) // 100) * 100  # rounded up to whole units
+        slug = _ascii_slug(c_name)
+        email = f"{slug}@example.com" if slug and r() < 0.7 else None
+        phone = f"+{200 + bid} {20 + int(r() * 79)} 555 {int(r() * 10000):04d}" if r() < 0.8 else None
+        address = f"{1 + int(r() * 300)} {('High St', 'Market Rd', 'Station Ave')[k % 3]}" if r() < 0.6 else None
+        if bid == 1 and k == 1:
+            phone, address, email = "+233 24 555 0101", "-5 Main St", "@handle"
+        if profile == "new":
+            when = clock.fmt(0, 6 * _HOUR + 30 * _MIN)
+        else:
+            when = clock.fmt(created_d + 60 + int(r() * 300), 9 * _HOUR + int(r() * 9 * _HOUR))
+        c = _Customer(cid, profile, wholesale, limit, profile != "inactive", profile == "blocked")
+        customers.append(c)
+        kind_of = "wholesale" if wholesale else "retail"
+        rows["customers"].append((cid, bid, c_name, email, phone, address, kind_of, limit, c.active, c.blocked, when))
+    return customers
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -1058,17 +1073,22 @@ class _Sim:
 
     # -- one day ----------------------------------------------------------------------------------------
     def day(self, d: int) -> list[tuple]:
-        self.out = out = []
-        b, spec, r, ids, want = self.b, self.spec, self.rng.random, self.ids, self.want
-        fmt = self.clock.fmt
-        last = self.days - 1
-        date = self.start + datetime.timedelta(days=d)
-        nsf = len(b.storefronts)
-        w_sales, w_items, w_pay = want == "sales", want == "sale_items", want == "payments"
-        w_stock, w_audit = want == "stock_movements", want == "audit_logs"
+        """Staff sign in, the day's sales (with payments, credit and refunds due), stock and credit events,
+        staff sign out; every random draw in a fixed order, so the same seed gives the same rows."""
+        self.out = []
+        self._sign_in(d)
+        for us, si, _, force in self._sale_times(d):
+            self._sale(d, us, si, force)
+        self._refunds_due(d)
+        self._stock_events(d)
+        self._credit_events(d)
+        self._sign_out(d)
+        return self.out
 
-        # Staff logins and a few things that happen before opening.
-        for si in range(nsf):
+    def _sign_in(self, d: int) -> None:
+        """Staff logins and what happens before opening."""
+        b, r = self.b, self.rng.random
+        for si in range(len(b.storefronts)):
             self._audit(
                 d,
                 6 * _HOUR + 35 * _MIN + int(r() * 20 * _MIN),
@@ -1090,9 +1110,25 @@ class _Sim:
                 data=f'{{"customer_id": {c.id}, "credit_limit_cents": {c.limit}}}',
             )
 
-        # Sale start times, sorted, with forced sales that guarantee coverage of every case.
+    def _sign_out(self, d: int) -> None:
+        b, r = self.b, self.rng.random
+        for si in range(len(b.storefronts)):
+            self._audit(
+                d,
+                22 * _HOUR + 10 * _MIN + int(r() * 30 * _MIN),
+                b.sellers[si % len(b.sellers)],
+                "user_logout",
+                desc="Signed out",
+                data=None,
+                si=si,
+            )
+
+    def _sale_times(self, d: int) -> list[tuple[int, int, int, tuple | None]]:
+        """Sale start times, sorted, with forced sales that guarantee every case the demo promises."""
+        r, last, nsf = self.rng.random, self.days - 1, len(self.b.storefronts)
+        date = self.start + datetime.timedelta(days=d)
         events: list[tuple[int, int, int, tuple | None]] = []
-        k_sales = spec.sales_per_day * _WEEKDAY[date.weekday()]
+        k_sales = self.spec.sales_per_day * _WEEKDAY[date.weekday()]
         for si in range(nsf):
             for _ in range(int(k_sales * (0.85 + 0.3 * r()) + 0.5)):
                 events.append((_OPEN + int(r() * _SPAN), si, 0, None))
@@ -1111,220 +1147,272 @@ class _Sim:
         if d < last and (date + datetime.timedelta(days=1)).day == 1:  # month end: refund next month
             events.append((15 * _HOUR + int(r() * _HOUR), 0, 22, ("partially_refunded", "card", None, 3)))
         events.sort()
+        return events
 
-        tax_bp, buyers = b.tax_bp, self.buyers
-        lo, hi = spec.items_per_sale
-        span = hi - lo + 1
-        pids = b.product_ids
-        npids = len(pids)
-        nsell = len(b.sellers)
-        for us, si, _, force in events:
-            ids[0] += 1
-            sid = ids[0]
-            self.receipt += 1
-            receipt = f"R{b.id}-{self.receipt:06d}"
-            cashier = b.sellers[int(r() * nsell)]
-            delay: int | None = None
-            if force is None:
-                cust = buyers[int(r() * len(buyers))] if r() < 0.4 and buyers else None
-                y = r()
-                status = (
-                    "completed"
-                    if y < 0.84
-                    else "draft"
-                    if y < 0.87
-                    else "cancelled"
-                    if y < 0.91
-                    else "partially_refunded"
-                    if y < 0.96
-                    else "refunded"
-                )
-                z = r()
-                if cust is not None and cust.limit > 0 and z < 0.45 and cust.profile != "new":
-                    ptype = "credit"
-                else:
-                    ptype = "cash" if z < 0.45 else "card" if z < 0.72 else "mobile_money" if z < 0.9 else "mixed"
-            else:
-                status, ptype, cust, delay = force
-                if ptype == "credit" and cust is None:
-                    ptype = "cash"
-            wholesale = cust is not None and cust.wholesale
-            prices = b.wholesale_prices[si] if wholesale else b.prices[si]
-            costs = b.costs[si]
-            sub = disc = tax = 0
-            lines = []
-            for _ in range(lo + int(r() * span)):
-                j = int(r() * npids)
-                u = r()
-                q = 5 + int(u * 46) if wholesale else 1 if u < 0.7 else 2 + int(u * 40) % 4
-                price = prices[j]
-                line = q * price
-                dc = line * (5 + int(r() * 16)) // 100 if r() < 0.1 else 0
-                tx = (line - dc) * tax_bp // 10000
-                sub += line
-                disc += dc
-                tax += tx
-                ids[1] += 1
-                if w_items:
-                    out.append((ids[1], sid, pids[j], q, price, costs[j], dc, tx, line - dc + tx))
-                lines.append((j, q))
-            total = sub - disc + tax
-            done = status in ("completed", "refunded", "partially_refunded")
-            if ptype == "credit" and done and force is None and self.balance[cust.id] + total > cust.limit:
-                ptype = "cash"  # the POS refuses credit over the limit
-            end_us = us + _MIN + int(r() * 14 * _MIN)
-            if d == last and end_us >= _DAY:
-                end_us = _DAY - 1
-            if w_sales:
-                out.append(
-                    (
-                        sid,
-                        b.id,
-                        b.storefronts[si],
-                        cust.id if cust else None,
-                        cashier,
-                        receipt,
-                        "wholesale" if wholesale else "retail",
-                        status,
-                        ptype,
-                        sub,
-                        disc,
-                        tax,
-                        total,
-                        fmt(d, us),
-                        fmt(d, end_us) if done else None,
-                    )
-                )
-            cust_id = cust.id if cust else None
-            if w_audit:
-                self._audit(
-                    d,
-                    us,
+    def _sale_kind(self, force: tuple | None) -> tuple[_Customer | None, str, str, int | None]:
+        """(customer, status, payment type, refund delay) of a sale: drawn, or forced."""
+        if force is not None:
+            status, ptype, cust, delay = force
+            return cust, status, ("cash" if ptype == "credit" and cust is None else ptype), delay
+        r, buyers = self.rng.random, self.buyers
+        cust = buyers[int(r() * len(buyers))] if r() < 0.4 and buyers else None
+        y = r()
+        status = (
+            "completed"
+            if y < 0.84
+            else "draft"
+            if y < 0.87
+            else "cancelled"
+            if y < 0.91
+            else "partially_refunded"
+            if y < 0.96
+            else "refunded"
+        )
+        z = r()
+        if cust is not None and cust.limit > 0 and z < 0.45 and cust.profile != "new":
+            ptype = "credit"
+        else:
+            ptype = "cash" if z < 0.45 else "card" if z < 0.72 else "mobile_money" if z < 0.9 else "mixed"
+        return cust, status, ptype, None
+
+    def _sale_lines(self, sid: int, si: int, wholesale: bool) -> tuple[list[tuple[int, int]], int, int, int]:
+        """The sale's line items: ([(product index, quantity)], subtotal, discount, tax)."""
+        b, r, ids = self.b, self.rng.random, self.ids
+        lo, hi = self.spec.items_per_sale
+        prices = b.wholesale_prices[si] if wholesale else b.prices[si]
+        costs, pids = b.costs[si], b.product_ids
+        sub = disc = tax = 0
+        lines = []
+        for _ in range(lo + int(r() * (hi - lo + 1))):
+            j = int(r() * len(pids))
+            u = r()
+            q = 5 + int(u * 46) if wholesale else 1 if u < 0.7 else 2 + int(u * 40) % 4
+            price = prices[j]
+            line = q * price
+            dc = line * (5 + int(r() * 16)) // 100 if r() < 0.1 else 0
+            tx = (line - dc) * b.tax_bp // 10000
+            sub += line
+            disc += dc
+            tax += tx
+            ids[1] += 1
+            if self.want == "sale_items":
+                self.out.append((ids[1], sid, pids[j], q, price, costs[j], dc, tx, line - dc + tx))
+            lines.append((j, q))
+        return lines, sub, disc, tax
+
+    def _sale(self, d: int, us: int, si: int, force: tuple | None) -> None:
+        """One sale started at `us` in storefront `si`: its rows, payments, credit, stock and audit events."""
+        b, r, ids, fmt = self.b, self.rng.random, self.ids, self.clock.fmt
+        last = self.days - 1
+        ids[0] += 1
+        sid = ids[0]
+        self.receipt += 1
+        receipt = f"R{b.id}-{self.receipt:06d}"
+        cashier = b.sellers[int(r() * len(b.sellers))]
+        cust, status, ptype, delay = self._sale_kind(force)
+        wholesale = cust is not None and cust.wholesale
+        lines, sub, disc, tax = self._sale_lines(sid, si, wholesale)
+        total = sub - disc + tax
+        done = status in ("completed", "refunded", "partially_refunded")
+        if ptype == "credit" and done and force is None and self.balance[cust.id] + total > cust.limit:
+            ptype = "cash"  # the POS refuses credit over the limit
+        end_us = us + _MIN + int(r() * 14 * _MIN)
+        if d == last and end_us >= _DAY:
+            end_us = _DAY - 1
+        if self.want == "sales":
+            self.out.append(
+                (
+                    sid,
+                    b.id,
+                    b.storefronts[si],
+                    cust.id if cust else None,
                     cashier,
-                    "sale_created",
-                    sale=sid,
-                    customer=cust_id,
-                    desc=f"Sale {receipt} opened",
-                    data=f'{{"receipt": "{receipt}", "storefront_id": {b.storefronts[si]}}}',
-                    si=si,
+                    receipt,
+                    "wholesale" if wholesale else "retail",
+                    status,
+                    ptype,
+                    sub,
+                    disc,
+                    tax,
+                    total,
+                    fmt(d, us),
+                    fmt(d, end_us) if done else None,
                 )
-                if status in ("draft", "cancelled"):
-                    for j, q in lines:
-                        self._audit(
-                            d,
-                            us + 1000,
-                            cashier,
-                            "item_added",
-                            sale=sid,
-                            data=f'{{"product_id": {pids[j]}, "quantity": {q}}}',
-                            si=si,
-                        )
-            else:
-                ids[6] += 1 + (len(lines) if status in ("draft", "cancelled") else 0)
-            if status == "cancelled":
-                self._audit(
-                    d,
-                    end_us,
-                    cashier,
-                    "sale_cancelled",
-                    sale=sid,
-                    customer=cust_id,
-                    desc=f"Sale {receipt} cancelled",
-                    data='{"reason": "customer left"}',
-                    si=si,
-                )
-            if not done:
-                continue
+            )
+        cust_id = cust.id if cust else None
+        self._sale_opened(d, us, si, sid, receipt, cashier, cust_id, status, lines)
+        if status == "cancelled":
             self._audit(
                 d,
                 end_us,
                 cashier,
-                "sale_completed",
+                "sale_cancelled",
                 sale=sid,
                 customer=cust_id,
-                desc=f"Sale {receipt} completed",
-                data=f'{{"receipt": "{receipt}", "total_cents": {total}, "payment_type": "{ptype}"}}',
+                desc=f"Sale {receipt} cancelled",
+                data='{"reason": "customer left"}',
                 si=si,
             )
-            if ptype == "mixed":
-                a = max(1, min(total - 1, total * (20 + int(r() * 61)) // 100))
-                pays = (("cash", a), ("card" if r() < 0.6 else "mobile_money", total - a))
-            else:
-                pays = ((ptype, total),)
-            for method, amount in pays:
-                ids[2] += 1
-                if w_pay:
-                    out.append((ids[2], b.id, sid, method, amount, fmt(d, end_us)))
+        if not done:
+            return
+        self._audit(
+            d,
+            end_us,
+            cashier,
+            "sale_completed",
+            sale=sid,
+            customer=cust_id,
+            desc=f"Sale {receipt} completed",
+            data=f'{{"receipt": "{receipt}", "total_cents": {total}, "payment_type": "{ptype}"}}',
+            si=si,
+        )
+        self._payments(d, end_us, si, sid, cashier, cust_id, ptype, total)
+        if ptype == "credit":
+            self._credit(d, end_us, cust, "charge", total, sid, receipt, f"Credit sale {receipt}")
+            self._audit(
+                d,
+                end_us,
+                cashier,
+                "credit_charged",
+                sale=sid,
+                customer=cust_id,
+                desc="Charged to account",
+                data=f'{{"amount_cents": {total}}}',
+                si=si,
+            )
+        if self.want == "stock_movements":
+            sale_ts = fmt(d, end_us)
+            for j, q in lines:
+                ids[5] += 1
+                self.out.append(
+                    (ids[5], b.id, b.storefronts[si], b.product_ids[j], -q, "sale", receipt, cashier, sale_ts)
+                )
+        else:
+            ids[5] += len(lines)
+        if status != "completed":
+            self._queue_refund(d, end_us, si, sid, receipt, cust, ptype, status, total, lines, delay)
+
+    def _sale_opened(
+        self,
+        d: int,
+        us: int,
+        si: int,
+        sid: int,
+        receipt: str,
+        cashier: int,
+        cust_id: int | None,
+        status: str,
+        lines: list[tuple[int, int]],
+    ) -> None:
+        """The audit events of opening a sale (and of each item added to one never completed)."""
+        unfinished = status in ("draft", "cancelled")
+        if self.want != "audit_logs":  # same ids, no detail drawn (the audit rng is its own stream)
+            self.ids[6] += 1 + (len(lines) if unfinished else 0)
+            return
+        self._audit(
+            d,
+            us,
+            cashier,
+            "sale_created",
+            sale=sid,
+            customer=cust_id,
+            desc=f"Sale {receipt} opened",
+            data=f'{{"receipt": "{receipt}", "storefront_id": {self.b.storefronts[si]}}}',
+            si=si,
+        )
+        if unfinished:
+            for j, q in lines:
                 self._audit(
                     d,
-                    end_us,
+                    us + 1000,
                     cashier,
-                    "payment_received",
+                    "item_added",
                     sale=sid,
-                    customer=cust_id,
-                    payment=ids[2],
-                    desc=f"{method} payment",
-                    data=f'{{"method": "{method}", "amount_cents": {amount}}}',
+                    data=f'{{"product_id": {self.b.product_ids[j]}, "quantity": {q}}}',
                     si=si,
-                )
-            if ptype == "credit":
-                self._credit(d, end_us, cust, "charge", total, sid, receipt, f"Credit sale {receipt}")
-                self._audit(
-                    d,
-                    end_us,
-                    cashier,
-                    "credit_charged",
-                    sale=sid,
-                    customer=cust_id,
-                    desc="Charged to account",
-                    data=f'{{"amount_cents": {total}}}',
-                    si=si,
-                )
-            if w_stock:
-                sale_ts = fmt(d, end_us)
-                for j, q in lines:
-                    ids[5] += 1
-                    out.append((ids[5], b.id, b.storefronts[si], pids[j], -q, "sale", receipt, cashier, sale_ts))
-            else:
-                ids[5] += len(lines)
-            if status != "completed":
-                if delay is None:
-                    delay = 1 + int(r() * 10) if r() < 0.45 else 0
-                delay = min(delay, last - d)
-                if delay == 0:
-                    ref_us = end_us + 10 * _MIN + int(r() * 3 * _HOUR)
-                else:
-                    ref_us = delay * _DAY + 9 * _HOUR + int(r() * 10 * _HOUR)
-                ref_us = min(ref_us, (last - d + 1) * _DAY - 1)
-                amount = total if status == "refunded" else max(1, total * (10 + int(r() * 51)) // 100)
-                reason = _REFUND_REASONS[int(r() * len(_REFUND_REASONS))]
-                returned = lines if status == "refunded" else lines[:1]
-                self.seq += 1
-                heapq.heappush(
-                    self.pending,
-                    (
-                        d * _DAY + ref_us,
-                        self.seq,
-                        sid,
-                        si,
-                        amount,
-                        reason,
-                        receipt,
-                        cust if ptype == "credit" else None,
-                        cust_id,
-                        [(pids[j], q if status == "refunded" else 1) for j, q in returned],
-                    ),
                 )
 
-        # Refunds due today (from today's or earlier sales).
+    def _payments(
+        self, d: int, end_us: int, si: int, sid: int, cashier: int, cust_id: int | None, ptype: str, total: int
+    ) -> None:
+        r, ids = self.rng.random, self.ids
+        if ptype == "mixed":
+            a = max(1, min(total - 1, total * (20 + int(r() * 61)) // 100))
+            pays = (("cash", a), ("card" if r() < 0.6 else "mobile_money", total - a))
+        else:
+            pays = ((ptype, total),)
+        for method, amount in pays:
+            ids[2] += 1
+            if self.want == "payments":
+                self.out.append((ids[2], self.b.id, sid, method, amount, self.clock.fmt(d, end_us)))
+            self._audit(
+                d,
+                end_us,
+                cashier,
+                "payment_received",
+                sale=sid,
+                customer=cust_id,
+                payment=ids[2],
+                desc=f"{method} payment",
+                data=f'{{"method": "{method}", "amount_cents": {amount}}}',
+                si=si,
+            )
+
+    def _queue_refund(
+        self,
+        d: int,
+        end_us: int,
+        si: int,
+        sid: int,
+        receipt: str,
+        cust: _Customer | None,
+        ptype: str,
+        status: str,
+        total: int,
+        lines: list[tuple[int, int]],
+        delay: int | None,
+    ) -> None:
+        """A refunded or partly refunded sale: its refund, due the same day or up to ten days later."""
+        r, last, pids = self.rng.random, self.days - 1, self.b.product_ids
+        if delay is None:
+            delay = 1 + int(r() * 10) if r() < 0.45 else 0
+        delay = min(delay, last - d)
+        if delay == 0:
+            ref_us = end_us + 10 * _MIN + int(r() * 3 * _HOUR)
+        else:
+            ref_us = delay * _DAY + 9 * _HOUR + int(r() * 10 * _HOUR)
+        ref_us = min(ref_us, (last - d + 1) * _DAY - 1)
+        amount = total if status == "refunded" else max(1, total * (10 + int(r() * 51)) // 100)
+        reason = _REFUND_REASONS[int(r() * len(_REFUND_REASONS))]
+        returned = lines if status == "refunded" else lines[:1]
+        self.seq += 1
+        heapq.heappush(
+            self.pending,
+            (
+                d * _DAY + ref_us,
+                self.seq,
+                sid,
+                si,
+                amount,
+                reason,
+                receipt,
+                cust if ptype == "credit" else None,
+                cust.id if cust else None,
+                [(pids[j], q if status == "refunded" else 1) for j, q in returned],
+            ),
+        )
+
+    def _refunds_due(self, d: int) -> None:
+        """The refunds due today (of today's or earlier sales)."""
+        b, r = self.b, self.rng.random
         while self.pending and self.pending[0][0] < (d + 1) * _DAY:
             at, _, sid, si, amount, reason, receipt, credit_cust, cust_id, returned = heapq.heappop(self.pending)
             ref_us = at - d * _DAY
             user = b.managers[int(r() * len(b.managers))]
-            ids[3] += 1
-            rid = ids[3]
-            if want == "refunds":
-                out.append((rid, b.id, sid, amount, reason, user, fmt(d, ref_us)))
+            self.ids[3] += 1
+            rid = self.ids[3]
+            if self.want == "refunds":
+                self.out.append((rid, b.id, sid, amount, reason, user, self.clock.fmt(d, ref_us)))
             for pid, q in returned:
                 self._stock(d, ref_us, si, pid, q, "return", receipt, user)
             if credit_cust is not None:
@@ -1341,20 +1429,6 @@ class _Sim:
                 data=f'{{"amount_cents": {amount}}}',
                 si=si,
             )
-
-        self._stock_events(d)
-        self._credit_events(d)
-        for si in range(nsf):
-            self._audit(
-                d,
-                22 * _HOUR + 10 * _MIN + int(r() * 30 * _MIN),
-                b.sellers[si % len(b.sellers)],
-                "user_logout",
-                desc="Signed out",
-                data=None,
-                si=si,
-            )
-        return out
 
     def _stock_events(self, d: int) -> None:
         b, r = self.b, self.rng.random
