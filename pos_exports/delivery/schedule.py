@@ -9,14 +9,16 @@ own zone `tz`) on its days. Across DST changes the local time is kept, so the UT
 
 Each firing delivers the most recently completed period as of the local date it fires on: the
 previous day, the previous Monday-Sunday week, or the previous calendar month.
+The fire dates are a `dateutil.rrule` (`day_rule`); the local time and the DST rules above are ours.
 """
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dateutil import rrule
 
 UTC = dt.UTC
 _ORDINALS = {"1st": 1, "2nd": 2, "3rd": 3, "4th": 4, "last": -1}
@@ -62,33 +64,35 @@ def _utc(name: str, value: dt.datetime) -> dt.datetime:
     return value.astimezone(UTC)
 
 
-def fires_on(sub: Scheduled, day: dt.date) -> bool:
-    """Whether the subscription fires on this local date."""
+def day_rule(sub: Scheduled, start: dt.datetime) -> rrule.rrule:
+    """The subscription's local fire dates from the naive local midnight `start` on, as a `dateutil.rrule`
+    (midnights, no zone: the time of day and the DST rules are applied by `local_instant`)."""
     if sub.frequency == "daily":
-        return True
+        return rrule.rrule(rrule.DAILY, dtstart=start)
     if sub.frequency == "weekly":
         if sub.day_of_week is None:
             raise ScheduleError("a weekly subscription without day_of_week")
-        return day.weekday() == sub.day_of_week
+        return rrule.rrule(rrule.WEEKLY, byweekday=sub.day_of_week, dtstart=start)
     if sub.frequency == "monthly":
-        last_day = calendar.monthrange(day.year, day.month)[1]
         if sub.nth_weekday:
             try:
                 ordinal_text, weekday_text = sub.nth_weekday.lower().split()
                 ordinal, weekday = _ORDINALS[ordinal_text], _WEEKDAYS.index(weekday_text)
             except (ValueError, KeyError):
                 raise ScheduleError(f"nth_weekday {sub.nth_weekday!r} is not like '2nd tuesday'") from None
-            if day.weekday() != weekday:
-                return False
-            if ordinal == -1:
-                return day.day + 7 > last_day
-            return (day.day - 1) // 7 + 1 == ordinal
+            return rrule.rrule(rrule.MONTHLY, byweekday=rrule.weekday(weekday, ordinal), dtstart=start)
         if sub.day_of_month == "last":
-            return day.day == last_day
+            return rrule.rrule(rrule.MONTHLY, bymonthday=-1, dtstart=start)
         if sub.day_of_month and sub.day_of_month.isdigit():
-            return day.day == int(sub.day_of_month)
+            return rrule.rrule(rrule.MONTHLY, bymonthday=int(sub.day_of_month), dtstart=start)
         raise ScheduleError("a monthly subscription without day_of_month or nth_weekday")
     raise ScheduleError(f"unknown frequency {sub.frequency!r}")
+
+
+def fires_on(sub: Scheduled, day: dt.date) -> bool:
+    """Whether the subscription fires on this local date."""
+    midnight = dt.datetime.combine(day, dt.time())
+    return day_rule(sub, midnight).after(midnight, inc=True) == midnight
 
 
 def local_instant(day: dt.date, hour: int, minute: int, zone: ZoneInfo) -> dt.datetime:
@@ -123,15 +127,13 @@ def fire_times(sub: Scheduled, tz: str | None, start: dt.datetime, end: dt.datet
     start_utc, end_utc = _utc("start", start), _utc("end", end)
     if end_utc <= start_utc:
         return []
-    day = start_utc.astimezone(zone).date() - dt.timedelta(days=1)
-    last = end_utc.astimezone(zone).date() + dt.timedelta(days=1)
+    first = dt.datetime.combine(start_utc.astimezone(zone).date() - dt.timedelta(days=1), dt.time())
+    last = dt.datetime.combine(end_utc.astimezone(zone).date() + dt.timedelta(days=1), dt.time())
     fires: list[dt.datetime] = []
-    while day <= last:
-        if fires_on(sub, day):
-            instant = local_instant(day, sub.hour, sub.minute, zone)
-            if start_utc <= instant < end_utc and (not fires or fires[-1] != instant):
-                fires.append(instant)
-        day += dt.timedelta(days=1)
+    for midnight in day_rule(sub, first).between(first, last, inc=True):
+        instant = local_instant(midnight.date(), sub.hour, sub.minute, zone)
+        if start_utc <= instant < end_utc and (not fires or fires[-1] != instant):
+            fires.append(instant)
     return fires
 
 

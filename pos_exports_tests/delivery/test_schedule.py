@@ -236,3 +236,42 @@ def test_due_returns_the_fires_of_the_window_oldest_first():
     assert due(weekly, "America/New_York", utc(2025, 3, 4), utc(2025, 3, 10, 10, 59)) == []
     weekly.is_active = False
     assert due(weekly, "America/New_York", utc(2025, 3, 1), utc(2025, 3, 20)) == []
+
+
+def _by_calendar(s, day: dt.date) -> bool:
+    """Whether `s` fires on `day`, from the calendar alone (independent of the rrule the schedule uses)."""
+    import calendar
+
+    last = calendar.monthrange(day.year, day.month)[1]
+    if s.frequency == "daily":
+        return True
+    if s.frequency == "weekly":
+        return day.weekday() == s.day_of_week
+    if s.nth_weekday:
+        ordinal, weekday = s.nth_weekday.split()
+        if day.weekday() != ("monday tuesday wednesday thursday friday saturday sunday".split()).index(weekday):
+            return False
+        return day.day + 7 > last if ordinal == "last" else (day.day - 1) // 7 + 1 == int(ordinal[0])
+    return day.day == (last if s.day_of_month == "last" else int(s.day_of_month))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"frequency": "daily"},
+        {"frequency": "weekly", "day_of_week": "sunday"},
+        {"frequency": "monthly", "day_of_month": 28},
+        {"frequency": "monthly", "day_of_month": "last"},
+        {"frequency": "monthly", "nth_weekday": "1st monday"},
+        {"frequency": "monthly", "nth_weekday": "4th thursday"},
+        {"frequency": "monthly", "nth_weekday": "last saturday"},
+    ],
+)
+def test_fire_dates_over_three_years_match_the_calendar(fields):
+    s = sub(at="09:15", timezone="Europe/Warsaw", **fields)
+    zone = ZoneInfo("Europe/Warsaw")
+    fires = fire_times(s, None, utc(2024, 1, 1), utc(2027, 1, 1))
+    days = [dt.date(2024, 1, 1) + dt.timedelta(days=n) for n in range((dt.date(2027, 1, 1) - dt.date(2024, 1, 1)).days)]
+    expected = [d for d in days if _by_calendar(s, d)]
+    assert [f.astimezone(zone).date() for f in fires] == expected
+    assert {f.astimezone(zone).time() for f in fires} == {dt.time(9, 15)}
