@@ -17,14 +17,13 @@ The flow for one delivery: `render_content` -> `build_message` -> `send`, which 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
-import html
 import inspect
 import os
 import re
 import smtplib
 import ssl
-import string
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -32,10 +31,11 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, formataddr, getaddresses, make_msgid
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+import jinja2
 
 from pos_exports import config
 from pos_exports.redact import needs_encoding, redact_url, scrub
@@ -180,78 +180,24 @@ def render_content(
     else:
         notice = ""
 
-    # ---- plain text
-    lines: list[str] = []
-    if message:
-        lines += [message, ""]
-    lines += [f"Business: {business}", f"Period:   {period}", ""]
-    if summary:
-        width = max(len(str(label)) for label, _ in summary)
-        lines.append("Summary")
-        lines += [f"  {str(label).ljust(width)}  {value}" for label, value in summary]
-        lines.append("")
-    if files:
-        lines.append(f"Files ({len(files)}, {human_size(total)})")
-        if link_mode:
-            lines.append(notice + ":")
-        for f in files:
-            entry = f"  {f.name}  ({human_size(f.bytes)})"
-            lines.append(f"{entry}\n    {f.uri}" if link_mode else entry)
-        lines.append("")
-    else:
-        lines += ["No files were produced for this period.", ""]
-    lines.append(f"This message was sent automatically by the export service. Periods are shown in {tz_name}.")
-    text = "\n".join(lines) + "\n"
-
-    # ---- HTML (every value escaped; the template is trusted, the values are not)
-    esc = html.escape
-    paragraphs = [p for p in re.split(r"\n\s*\n", message) if p.strip()]
-    message_html = "\n".join(
-        f'<p style="margin:0 0 12px 0;">{esc(p.strip()).replace(chr(10), "<br>")}</p>' for p in paragraphs
-    )
-    summary_section = ""
-    if summary:
-        rows = "\n".join(
-            f'<tr><td style="padding:4px 8px;border-bottom:1px solid #eef0f2;">{esc(str(label))}</td>'
-            f'<td style="padding:4px 8px;border-bottom:1px solid #eef0f2;text-align:right;">{esc(str(value))}</td></tr>'
-            for label, value in summary
-        )
-        summary_section = (
-            '<tr><td style="padding:12px 28px 4px 28px;">'
-            '<div style="font-size:15px;font-weight:bold;margin-bottom:6px;">Summary</div>'
-            '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" '
-            f'style="font-size:14px;border-collapse:collapse;">\n{rows}\n</table></td></tr>'
-        )
-    file_rows = []
-    for f in files:
-        name = esc(f.name)
-        if link_mode:
-            if _is_web_link(f.uri):
-                name = f'<a href="{esc(f.uri, quote=True)}" style="color:#2f6fde;">{name}</a>'
-            else:
-                name = f'{name}<br><span style="font-size:12px;color:#6b7785;">{esc(f.uri)}</span>'
-        file_rows.append(
-            f'<tr><td style="padding:4px 8px;border-bottom:1px solid #eef0f2;">{name}</td>'
-            f'<td style="padding:4px 8px;border-bottom:1px solid #eef0f2;text-align:right;white-space:nowrap;">'
-            f"{esc(human_size(f.bytes))}</td></tr>"
-        )
-    if not files:
-        file_rows.append('<tr><td style="padding:4px 8px;">No files were produced for this period.</td></tr>')
-    html_body = _html_template().substitute(
-        title=esc(subject),
-        business_name=esc(business),
-        message=message_html,
-        period=esc(period),
-        summary_section=summary_section,
-        files_heading=esc(f"Files ({len(files)}, {human_size(total)})" if files else "Files"),
-        files_notice=(
-            f'<p style="margin:0 0 8px 0;font-size:14px;background:#fff8e1;padding:8px;">{esc(notice)}:</p>'
-            if link_mode
-            else ""
-        ),
-        file_rows="\n".join(file_rows),
-        timezone=esc(tz_name),
-    )
+    values = {
+        "subject": subject,
+        "message": message,
+        "paragraphs": [p.strip().split("\n") for p in re.split(r"\n\s*\n", message) if p.strip()],
+        "business": business,
+        "period": period,
+        "summary": [(str(label), str(value)) for label, value in summary],
+        "label_width": max((len(str(label)) for label, _ in summary), default=0),
+        "files": [
+            {"name": f.name, "size": human_size(f.bytes), "uri": f.uri, "web": _is_web_link(f.uri)} for f in files
+        ],
+        "total_size": human_size(total),
+        "link_mode": link_mode,
+        "notice": notice,
+        "timezone": tz_name,
+    }
+    text = _templates(html=False).render(values)
+    html_body = _templates(html=True).render(values)
 
     return EmailContent(
         subject=subject,
@@ -267,9 +213,18 @@ def render_content(
     )
 
 
-def _html_template() -> string.Template:
-    source = resources.files("pos_exports.delivery").joinpath("templates", "export_email.html").read_text("utf-8")
-    return string.Template(source)
+@functools.cache
+def _templates(*, html: bool) -> jinja2.Template:
+    """The email body templates (`templates/export_email.{html,txt}.j2`); HTML is autoescaped."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("pos_exports.delivery", "templates"),
+        autoescape=html,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return env.get_template("export_email.html.j2" if html else "export_email.txt.j2")
 
 
 # --------------------------------------------------------------------------------------------- message
