@@ -10,7 +10,9 @@ storage, as the daemon would, in this process:
               tick after tick until nothing is due;
 and times one tick each of due_subscriptions_sensor, catchup_sensor and retention_guard_sensor afterwards.
 Per stage: wall s, CPU s (self + children), CPU s per business; Dagster runs launched, files written under
-storage, peak RSS. The driver runs N and N/4 each in its own child process (own peak RSS) and prints the
+storage, peak RSS; then the naive pandas peer (`naive_peer_benchmark.py`) and the project's sales export in the
+same formats, each in a child process on the same database and archive. The driver runs N and N/4 each in its
+own child process (own peak RSS) and prints the
 per-business cost of both and the extrapolation to 10,000 businesses.
 
     .venv/bin/python benchmarks/fleet_benchmark.py --businesses 1000 [--day YYYY-MM-DD] [--workdir DIR]
@@ -87,9 +89,7 @@ def measure(n: int, day: dt.date, work: Path) -> dict:
     snaps = [k for k, d in DATASETS.items() if d.kind == "snapshot"]
     with _Stage(stages, "archive"):
         assert cli.run_archive(day, day, events, []) and cli.run_archive(day, day, snaps, [])
-    with _Stage(stages, "exports"):
-        assert cli._execute("daily_exports_job", run_config={}, partition_key=day.isoformat()).success
-    eng = engine()
+    eng = engine()  # the subscriptions exist before the day's exports run (which renders what they ask for)
     for b in range(1, n + 1):
         subscriptions.add(
             eng,
@@ -103,6 +103,8 @@ def measure(n: int, day: dt.date, work: Path) -> dict:
                 "recipients": [f"owner{b}@fleet.example"],
             },
         )
+    with _Stage(stages, "exports"):
+        assert cli._execute("daily_exports_job", run_config={}, partition_key=day.isoformat()).success
     now = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(12), dt.UTC)
     for module in (delivery, catchup, retention):
         module.clock = lambda: now
@@ -130,7 +132,30 @@ def measure(n: int, day: dt.date, work: Path) -> dict:
             sensor(context)
             tick_s[sensor.name] = time.perf_counter() - start
     outbox = storage_root / "outbox"
+    # The peer, on the same database in the same run: the naive pandas script (sales lines, XLSX + CSV) and
+    # the project's sales export in the same two formats, each a fresh child process (imports included).
+    peer = ROOT / "benchmarks" / "naive_peer_benchmark.py"
+    (work / "naive").mkdir()
+    naive_cpu = _child_cpu(
+        [peer, "--phase", "naive", "--db", work / "pos.sqlite", "--out", work / "naive", "--day", day]
+    )
+    sales_cpu = _child_cpu(
+        [
+            peer,
+            "--phase",
+            "exports",
+            "--root",
+            storage_root,
+            "--datasets",
+            "sales",
+            "--formats",
+            "xlsx,csv",
+            "--day",
+            day,
+        ]
+    )
     return {
+        "peer": {"naive pandas script (sales, XLSX+CSV)": naive_cpu, "project sales export (XLSX+CSV)": sales_cpu},
         "businesses": n,
         "stages": stages,
         "runs": runs,
@@ -142,9 +167,17 @@ def measure(n: int, day: dt.date, work: Path) -> dict:
     }
 
 
+def _child_cpu(args: list) -> float:
+    """CPU seconds (user + system) of one child Python process running `args`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([sys.executable, *map(str, args)], check=True, stdout=subprocess.DEVNULL)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def _child(n: int, day: dt.date, work: Path) -> dict:
     cmd = [sys.executable, __file__, "--phase", "--businesses", str(n), "--day", str(day), "--workdir", str(work)]
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)  # its log on our stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -161,6 +194,13 @@ def _report(results: list[dict]) -> None:
         print(f"{key:28} " + " ".join(f"{r[key]:>34.0f}" for r in results))
     for name in results[0]["tick_s"]:
         print(f"tick {name:23} " + " ".join(f"{r['tick_s'][name]:>33.2f}s" for r in results))
+    for name in results[0]["peer"]:
+        print(f"peer {name:40} " + " ".join(f"{r['peer'][name]:>10.1f} CPU s" for r in results))
+    for r in results:
+        naive, mine = r["peer"].values()
+        print(
+            f"N={r['businesses']}: project / naive script CPU (sales, XLSX+CSV) = {mine / naive:.2f}x (target <= 0.50)"
+        )
     counted = ("archive", "exports", "deliveries")
     for r in results:
         wall = sum(r["stages"][s]["wall"] for s in counted)
@@ -178,7 +218,7 @@ def main() -> None:
         "--day",
         type=dt.date.fromisoformat,
         default=None,
-        help="YYYY-MM-DD, recent enough for snapshots (default: yesterday UTC)",
+        help="YYYY-MM-DD, recent enough for snapshots (default: the latest day ended in every zone)",
     )
     parser.add_argument("--workdir", type=Path, help="where to build (default: a temporary folder)")
     parser.add_argument("--no-quarter", action="store_true", help="skip the N/4 run (per-business constancy)")
@@ -186,7 +226,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.businesses < 6:
         parser.error(f"--businesses: at least 6 (the fixed demo set), got {args.businesses}")
-    args.day = args.day or dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    if args.day is None:  # the latest day that has ended in every zone (its snapshots are still capturable)
+        from pos_exports.archive.assets import archive_partitions
+
+        args.day = dt.date.fromisoformat(archive_partitions.get_last_partition_key())
     if args.phase:
         print(json.dumps(measure(args.businesses, args.day, args.workdir)))
         return

@@ -44,7 +44,7 @@ ORDER BY s.completed_at, s.id, i.id
 """
 
 
-def naive(db: Path, out: Path) -> None:
+def naive(db: Path, out: Path, day: dt.date = DAY) -> None:
     """The naive script (what a team writes in an afternoon)."""
     import sqlite3
 
@@ -54,13 +54,13 @@ def naive(db: Path, out: Path) -> None:
 
     con = sqlite3.connect(db)
     for bid, tz in con.execute("SELECT id, timezone FROM businesses WHERE is_active ORDER BY id").fetchall():
-        win = day_window(DAY, tz)
+        win = day_window(day, tz)
         df = pd.read_sql_query(NAIVE_SQL, con, params=(bid, win.start.isoformat(), win.end.isoformat()))
         df.to_excel(out / f"{bid}.xlsx", sheet_name="Sales", index=False)
         df.to_csv(out / f"{bid}.csv", index=False)
 
 
-def exports(root: Path, datasets: list[str], formats: list[str]) -> None:
+def exports(root: Path, datasets: list[str], formats: list[str], day: dt.date = DAY) -> None:
     from pos_exports.archive.read import load_businesses
     from pos_exports.exports.produce import export_available
     from pos_exports.reports.period import daily
@@ -69,7 +69,7 @@ def exports(root: Path, datasets: list[str], formats: list[str]) -> None:
     storage = LocalStorage(root)
     for business in load_businesses(storage):
         if business.is_active:
-            export_available(storage, business, daily(DAY), datasets, formats)
+            export_available(storage, business, daily(day), [(d, f) for d in datasets for f in formats])
 
 
 def prepare(base: Path, sales_per_day: int) -> tuple[Path, Path]:
@@ -116,13 +116,14 @@ def main() -> None:
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--day", type=dt.date.fromisoformat, default=DAY, help=argparse.SUPPRESS)  # fleet benchmark
     args = parser.parse_args()
     datasets, formats = args.datasets.split(","), args.formats.split(",")
 
     if args.phase == "naive":
-        return naive(Path(args.db), Path(args.out))
+        return naive(Path(args.db), Path(args.out), args.day)
     if args.phase == "exports":
-        return exports(Path(args.root), datasets, formats)
+        return exports(Path(args.root), datasets, formats, args.day)
 
     with tempfile.TemporaryDirectory(prefix="pos-naive-") as tmp:
         base = Path(tmp)
