@@ -1,5 +1,8 @@
 """The project's state database: subscriptions, notification settings and the delivery ledger.
 
+Its schema changes through Alembic migrations (`pos_exports/delivery/migrations/`), applied automatically
+by `migrate` when a process first uses the database.
+
 `POS_EXPORTS_STATE_URL` (SQLAlchemy URL): SQLite under the Dagster home by default
 (`$DAGSTER_HOME/pos_exports_state.db`), PostgreSQL in production (`postgresql://...`).
 """
@@ -8,11 +11,17 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from pos_exports import config
+from pos_exports.delivery.migrations import schema_0001
 from pos_exports.redact import needs_encoding, redact_url, scrub
 
 STATE_URL_ENV = "POS_EXPORTS_STATE_URL"
@@ -212,10 +221,9 @@ def _engine(url: str) -> sa.Engine:
         raise StateDatabaseError(f"{STATE_URL_ENV} {shown}: the driver is not installed: {scrub(exc)}") from None
     try:
         try:
-            metadata.create_all(eng)
-        except sa.exc.DBAPIError:  # another process (webserver, daemon) created the tables at the same moment
-            metadata.create_all(eng)
-        _upgrade(eng)
+            migrate(eng)
+        except sa.exc.DBAPIError:  # another process (webserver, daemon) migrated it at the same moment
+            migrate(eng)
     except sa.exc.SQLAlchemyError as exc:
         detail = scrub(getattr(exc, "orig", None) or exc).strip().splitlines()
         raise StateDatabaseError(
@@ -224,17 +232,53 @@ def _engine(url: str) -> sa.Engine:
     return eng
 
 
-def _upgrade(eng: sa.Engine) -> None:
-    """Bring a state database made by an earlier version up to date (idempotent; no migration tool yet)."""
-    have = {c["name"] for c in sa.inspect(eng).get_columns("deliveries")}
+def _alembic(conn: sa.Connection) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("pos_exports.delivery") / "migrations"))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+@lru_cache(maxsize=1)
+def head_revision() -> str:
+    """The latest migration (`pos_exports/delivery/migrations/versions/`)."""
+    with sa.create_engine("sqlite://").connect() as conn:
+        return ScriptDirectory.from_config(_alembic(conn)).get_current_head()
+
+
+def migrate(eng: sa.Engine) -> str:
+    """Bring the state database to the latest migration, in one transaction; returns what it did.
+
+    Idempotent and run by every process on first use. An empty database gets the current tables and is
+    stamped as migrated (what the migrations would build, checked by a test); a database made before
+    migrations existed is first brought to revision 0001 (`_before_migrations`), then upgraded like any other.
+    """
     with eng.begin() as conn:
-        for column in ("claimed_at", "claimant"):
-            if column not in have:
-                kind = deliveries.c[column].type.compile(dialect=eng.dialect)
-                conn.execute(sa.text(f"ALTER TABLE deliveries ADD COLUMN {column} {kind}"))
-        # Earlier versions recorded an only_if_data skip as `failed` with a `skipped: ...` error.
-        conn.execute(
-            deliveries.update()
-            .where(deliveries.c.status == "failed", deliveries.c.error.startswith("skipped:"))
-            .values(status="skipped")
-        )
+        current = MigrationContext.configure(conn).get_current_revision()
+        if current == head_revision():
+            return "current"
+        cfg = _alembic(conn)
+        if current is None and not sa.inspect(conn).has_table("deliveries"):
+            metadata.create_all(conn)
+            command.stamp(cfg, "head")
+            return "created"
+        if current is None:
+            _before_migrations(conn)
+            command.stamp(cfg, "0001")
+        command.upgrade(cfg, "head")
+        return "upgraded"
+
+
+def _before_migrations(conn: sa.Connection) -> None:
+    """A state database made before migrations: bring it to revision 0001 (what `_upgrade` used to do)."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
+    for column in ("claimed_at", "claimant"):
+        if column not in have:
+            kind = schema_0001.metadata.tables["deliveries"].c[column].type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE deliveries ADD COLUMN {column} {kind}"))
+    # Earlier versions recorded an only_if_data skip as `failed` with a `skipped: ...` error.
+    old = schema_0001.metadata.tables["deliveries"]
+    conn.execute(
+        old.update().where(old.c.status == "failed", old.c.error.startswith("skipped:")).values(status="skipped")
+    )
+    schema_0001.metadata.create_all(conn)  # the tables it lacks, as they were at 0001 (alerts, archive_index, ...)
