@@ -362,45 +362,10 @@ class SmtpSettings:
         if password is not None and not username:
             raise ValueError(f"{SMTP_URL_ENV} has a password but no user name: {shown}")
 
-        try:
-            query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
-        except ValueError:
-            raise ValueError(f"{SMTP_URL_ENV} has a malformed query string: {shown}") from None
-        unknown = sorted(set(query) - {"starttls", "timeout", "from", "cafile"})
-        if unknown:
-            raise ValueError(
-                f"{SMTP_URL_ENV} has unknown option(s) {', '.join(unknown)} "
-                f"(known: starttls, timeout, from, cafile): {shown}"
-            )
-
-        def one(name: str) -> str | None:
-            values = query.get(name)
-            if values is None:
-                return None
-            if len(values) != 1:
-                raise ValueError(f"{SMTP_URL_ENV} gives {name} more than once: {shown}")
-            return values[0]
-
-        security = {"smtp": "plain", "smtp+starttls": "starttls", "smtps": "ssl"}[scheme]
-        if (starttls := one("starttls")) is not None:
-            flag = starttls.lower()
-            if flag not in _TRUE | _FALSE:
-                raise ValueError(f"{SMTP_URL_ENV}: starttls must be true or false, not {starttls!r}: {shown}")
-            if scheme == "smtps" and flag in _TRUE:
-                raise ValueError(f"{SMTP_URL_ENV}: smtps:// is already TLS; starttls does not apply: {shown}")
-            if scheme == "smtp+starttls" and flag in _FALSE:
-                raise ValueError(f"{SMTP_URL_ENV}: smtp+starttls:// with starttls=false is contradictory: {shown}")
-            if scheme == "smtp" and flag in _TRUE:
-                security = "starttls"
-        timeout = 30.0
-        if (raw := one("timeout")) is not None:
-            try:
-                timeout = float(raw)
-            except ValueError:
-                timeout = -1
-            if not (0 < timeout < float("inf")):
-                raise ValueError(f"{SMTP_URL_ENV}: timeout must be a positive number of seconds, not {raw!r}")
-        from_address = one("from")
+        options = _smtp_options(parts.query, shown)
+        security = _smtp_security(scheme, options.get("starttls"), shown)
+        timeout = _smtp_timeout(options.get("timeout"))
+        from_address = options.get("from")
         if from_address is not None:
             try:
                 check_address(from_address, "from address")
@@ -414,7 +379,7 @@ class SmtpSettings:
             security=security,
             timeout=timeout,
             from_address=from_address,
-            cafile=one("cafile") or None,
+            cafile=options.get("cafile") or None,
         )
 
     @classmethod
@@ -428,6 +393,50 @@ class SmtpSettings:
         scheme = {"plain": "smtp", "starttls": "smtp+starttls", "ssl": "smtps"}[self.security]
         user = f"{quote(self.username, safe='')}@" if self.username else ""
         return f"{scheme}://{user}{self.host}:{self.port}"
+
+
+def _smtp_options(query_text: str, shown: str) -> dict[str, str]:
+    """The URL's query options (`starttls`, `timeout`, `from`, `cafile`), each given at most once."""
+    try:
+        query = parse_qs(query_text, keep_blank_values=True, strict_parsing=bool(query_text))
+    except ValueError:
+        raise ValueError(f"{SMTP_URL_ENV} has a malformed query string: {shown}") from None
+    unknown = sorted(set(query) - {"starttls", "timeout", "from", "cafile"})
+    if unknown:
+        raise ValueError(
+            f"{SMTP_URL_ENV} has unknown option(s) {', '.join(unknown)} "
+            f"(known: starttls, timeout, from, cafile): {shown}"
+        )
+    for name, values in query.items():
+        if len(values) != 1:
+            raise ValueError(f"{SMTP_URL_ENV} gives {name} more than once: {shown}")
+    return {name: values[0] for name, values in query.items()}
+
+
+def _smtp_security(scheme: str, starttls: str | None, shown: str) -> Literal["plain", "starttls", "ssl"]:
+    security = {"smtp": "plain", "smtp+starttls": "starttls", "smtps": "ssl"}[scheme]
+    if starttls is None:
+        return security
+    flag = starttls.lower()
+    if flag not in _TRUE | _FALSE:
+        raise ValueError(f"{SMTP_URL_ENV}: starttls must be true or false, not {starttls!r}: {shown}")
+    if scheme == "smtps" and flag in _TRUE:
+        raise ValueError(f"{SMTP_URL_ENV}: smtps:// is already TLS; starttls does not apply: {shown}")
+    if scheme == "smtp+starttls" and flag in _FALSE:
+        raise ValueError(f"{SMTP_URL_ENV}: smtp+starttls:// with starttls=false is contradictory: {shown}")
+    return "starttls" if scheme == "smtp" and flag in _TRUE else security
+
+
+def _smtp_timeout(raw: str | None) -> float:
+    if raw is None:
+        return 30.0
+    try:
+        timeout = float(raw)
+    except ValueError:
+        timeout = -1
+    if not (0 < timeout < float("inf")):
+        raise ValueError(f"{SMTP_URL_ENV}: timeout must be a positive number of seconds, not {raw!r}")
+    return timeout
 
 
 def mask(url: str | None) -> str:
@@ -603,102 +612,113 @@ def send(
             r: RecipientResult("emailed", None, f"written to outbox {path}", 1, message_id, "outbox") for r in ordered
         }
 
-    sender = settings.from_address or _sender_of(message)
-    results: dict[str, RecipientResult] = {}
-    attempts = dict.fromkeys(ordered, 0)
-    last: dict[str, tuple[int | None, str, str]] = {}  # the latest temporary problem per recipient
-    pending = list(ordered)
-
-    def ambiguous(client: smtplib.SMTP, text: str) -> None:
-        """After the body: `unknown` for every recipient the server took at RCPT; the refused keep their reply."""
-        replies = getattr(client, "rcpt_replies", {})
-        for r in pending:
-            r_code, r_resp = replies.get(r, (None, b""))
-            if r_code is not None and 200 <= r_code <= 299:
-                results[r] = RecipientResult("unknown", None, text, attempts[r], message_id, "data")
-            elif _classify(r_code) == "failed":
-                results[r] = RecipientResult(
-                    "failed", r_code, _reply_text(r_code, r_resp), attempts[r], message_id, "rcpt"
-                )
-            else:
-                last[r] = (r_code, _reply_text(r_code, r_resp), "rcpt")
-
-    def fail_all(code: int | None, text: str, stage: str, status: Status) -> None:
-        """The whole transaction failed: final for every pending recipient, or remembered for a retry."""
-        for r in pending:
-            if status == "failed":
-                results[r] = RecipientResult("failed", code, text, attempts[r], message_id, stage)
-            else:
-                last[r] = (code, text, stage)
-
+    transaction = _Transaction(settings, message, settings.from_address or _sender_of(message), ordered)
     for attempt in range(1, max(1, retries) + 1):
-        if not pending:
+        if not transaction.pending:
             break
         if attempt > 1 and backoff_seconds:
             sleep(backoff_seconds[min(attempt - 2, len(backoff_seconds) - 1)])
-        for r in pending:
-            attempts[r] += 1
+        transaction.attempt()
+    return transaction.finish()
 
+
+class _Transaction:
+    """The recipients of one `send`: who is still pending, each one's outcome, its latest temporary problem."""
+
+    def __init__(self, settings: SmtpSettings, message: EmailMessage, sender: str, ordered: list[str]) -> None:
+        self.settings, self.message, self.sender, self.ordered = settings, message, sender, ordered
+        self.message_id = str(message["Message-ID"] or "")
+        self.results: dict[str, RecipientResult] = {}
+        self.attempts = dict.fromkeys(ordered, 0)
+        self.last: dict[str, tuple[int | None, str, str]] = {}  # the latest temporary problem per recipient
+        self.pending = list(ordered)
+
+    def _result(self, r: str, status: Status, code: int | None, text: str, stage: str) -> None:
+        self.results[r] = RecipientResult(status, code, text, self.attempts[r], self.message_id, stage)
+
+    def _rcpt_reply(self, r: str, code: int | None, resp: bytes | str | None) -> bool:
+        """Record a refusal at RCPT: final for 5xx, remembered for a retry otherwise (True: still pending)."""
+        text = _reply_text(code, resp)
+        if _classify(code) == "failed":
+            self._result(r, "failed", code, text, "rcpt")
+            return False
+        self.last[r] = (code, text, "rcpt")
+        return True
+
+    def _fail_all(self, code: int | None, text: str, stage: str, status: Status) -> None:
+        """The whole transaction failed: final for every pending recipient, or remembered for a retry."""
+        for r in self.pending:
+            if status == "failed":
+                self._result(r, "failed", code, text, stage)
+            else:
+                self.last[r] = (code, text, stage)
+
+    def _ambiguous(self, client: smtplib.SMTP, text: str) -> None:
+        """After the body: `unknown` for every recipient the server took at RCPT; the refused keep their reply."""
+        replies = getattr(client, "rcpt_replies", {})
+        for r in self.pending:
+            code, resp = replies.get(r, (None, b""))
+            if code is not None and 200 <= code <= 299:
+                self._result(r, "unknown", None, text, "data")
+            else:
+                self._rcpt_reply(r, code, resp)
+
+    def attempt(self) -> None:
+        """One SMTP transaction for every pending recipient."""
+        for r in self.pending:
+            self.attempts[r] += 1
         client = None
         try:
-            client = _open(settings)
-            refused = client.send_message(message, from_addr=sender, to_addrs=list(pending))
+            client = _open(self.settings)
+            refused = client.send_message(self.message, from_addr=self.sender, to_addrs=list(self.pending))
             code, resp = client.last_data_reply or (250, b"")
-            accepted_text = _reply_text(code, resp)
-            still: list[str] = []
-            for r in pending:
+            for r in self.pending:
                 if r in refused:
-                    r_code, r_resp = refused[r]
-                    text = _reply_text(r_code, r_resp)
-                    if _classify(r_code) == "failed":
-                        results[r] = RecipientResult("failed", r_code, text, attempts[r], message_id, "rcpt")
-                    else:
-                        last[r] = (r_code, text, "rcpt")
-                        still.append(r)
+                    self._rcpt_reply(r, *refused[r])
                 else:
-                    results[r] = RecipientResult("emailed", code, accepted_text, attempts[r], message_id, "data")
-            pending = still
-            continue
+                    self._result(r, "emailed", code, _reply_text(code, resp), "data")
         except smtplib.SMTPRecipientsRefused as exc:
-            still = []
-            for r in pending:
-                r_code, r_resp = exc.recipients.get(r, (None, b"no reply"))
-                text = _reply_text(r_code, r_resp)
-                if _classify(r_code) == "failed":
-                    results[r] = RecipientResult("failed", r_code, text, attempts[r], message_id, "rcpt")
-                else:
-                    last[r] = (r_code, text, "rcpt")
-                    still.append(r)
-            pending = still
-            continue
-        except smtplib.SMTPSenderRefused as exc:
-            fail_all(exc.smtp_code, _reply_text(exc.smtp_code, exc.smtp_error), "mail", _classify(exc.smtp_code))
-        except smtplib.SMTPDataError as exc:
-            fail_all(exc.smtp_code, _reply_text(exc.smtp_code, exc.smtp_error), "data", _classify(exc.smtp_code))
-        except smtplib.SMTPResponseException as exc:  # connect / EHLO / STARTTLS / AUTH answered with an error
-            stage = getattr(exc, "stage", "connect")
-            fail_all(exc.smtp_code, _reply_text(exc.smtp_code, exc.smtp_error), stage, _classify(exc.smtp_code))
-        except ssl.SSLCertVerificationError as exc:  # configuration, not luck: retrying will not help
-            fail_all(None, f"TLS certificate verification failed: {exc}", "connect", "failed")
-        except (smtplib.SMTPServerDisconnected, TimeoutError, OSError) as exc:  # incl. a reply that timed out
-            if client is not None and client.body_sent:
-                # The body went out, the reply did not come back: maybe delivered. Never sent again here.
-                ambiguous(
-                    client, f"no reply after the message body ({_lost(exc, settings)}); it may have been delivered"
-                )
-            else:
-                fail_all(None, _lost(exc, settings), getattr(exc, "stage", "data"), "retry")
-        except smtplib.SMTPException as exc:  # e.g. STARTTLS or AUTH not supported by the server: configuration
-            fail_all(None, f"{exc.__class__.__name__}: {scrub(exc)}", getattr(exc, "stage", "connect"), "failed")
+            for r in self.pending:
+                self._rcpt_reply(r, *exc.recipients.get(r, (None, b"no reply")))
+        except Exception as exc:  # noqa: BLE001 (classified below; anything else is re-raised)
+            self._failed(exc, client)
         finally:
             if client is not None:
                 _close(client)
-        pending = [r for r in pending if r not in results]
+        self.pending = [r for r in self.pending if r not in self.results]
 
-    for r in pending:
-        code, text, stage = last.get(r, (None, "not attempted", ""))
-        results[r] = RecipientResult("retry", code, text, attempts[r], message_id, stage)
-    return {r: results[r] for r in ordered}
+    def _failed(self, exc: Exception, client: smtplib.SMTP | None) -> None:
+        """A transaction that failed as a whole, by where and how (most specific first: every SMTP error is
+        an OSError too)."""
+        if isinstance(exc, smtplib.SMTPResponseException):  # MAIL, DATA, or connect/EHLO/STARTTLS/AUTH refused
+            if isinstance(exc, smtplib.SMTPSenderRefused):
+                stage = "mail"
+            elif isinstance(exc, smtplib.SMTPDataError):
+                stage = "data"
+            else:
+                stage = getattr(exc, "stage", "connect")
+            self._fail_all(exc.smtp_code, _reply_text(exc.smtp_code, exc.smtp_error), stage, _classify(exc.smtp_code))
+        elif isinstance(exc, ssl.SSLCertVerificationError):  # configuration, not luck: retrying will not help
+            self._fail_all(None, f"TLS certificate verification failed: {exc}", "connect", "failed")
+        elif isinstance(exc, smtplib.SMTPException) and not isinstance(exc, smtplib.SMTPServerDisconnected):
+            # e.g. STARTTLS or AUTH not supported by the server: configuration, final
+            self._fail_all(None, f"{exc.__class__.__name__}: {scrub(exc)}", getattr(exc, "stage", "connect"), "failed")
+        elif isinstance(exc, OSError):  # disconnected, refused, reset, a reply that timed out
+            if client is not None and client.body_sent:
+                # The body went out, the reply did not come back: maybe delivered. Never sent again here.
+                lost = _lost(exc, self.settings)
+                self._ambiguous(client, f"no reply after the message body ({lost}); it may have been delivered")
+            else:
+                self._fail_all(None, _lost(exc, self.settings), getattr(exc, "stage", "data"), "retry")
+        else:
+            raise exc
+
+    def finish(self) -> dict[str, RecipientResult]:
+        """Every recipient's outcome; those still pending after the last attempt are `retry`."""
+        for r in self.pending:
+            code, text, stage = self.last.get(r, (None, "not attempted", ""))
+            self._result(r, "retry", code, text, stage)
+        return {r: self.results[r] for r in self.ordered}
 
 
 def _lost(exc: BaseException, settings: SmtpSettings) -> str:

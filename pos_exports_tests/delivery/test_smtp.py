@@ -235,3 +235,16 @@ def test_smtps(smtps_server, tls_files, tmp_path):
     settings = SmtpSettings.from_url(smtps_server.url("smtps", query=f"cafile={tls_files[0]}"))
     assert send(msg, ["a@example.com"], settings, tmp_path)["a@example.com"].status == "emailed"
     assert smtps_server.handler.received[0].message["Subject"].startswith("Café")
+
+
+def test_a_server_without_starttls_is_a_final_configuration_error(smtp_server, tmp_path):
+    """smtp+starttls:// to a server that offers no STARTTLS: refused at once, never sent in clear, not retried."""
+    msg = build_message(content_for(make_files(tmp_path), ["a@example.com"]))
+    sleeps: list[float] = []
+    results = send(
+        msg, ["a@example.com"], SmtpSettings.from_url(smtp_server.url("smtp+starttls")), tmp_path, sleep=sleeps.append
+    )
+    r = results["a@example.com"]
+    assert (r.status, r.attempts, r.stage) == ("failed", 1, "connect")
+    assert "SMTPNotSupportedError" in r.response and "STARTTLS" in r.response
+    assert sleeps == [] and smtp_server.handler.received == []
