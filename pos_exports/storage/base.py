@@ -21,6 +21,7 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 TEMP_MAX_AGE = dt.timedelta(hours=24)  # far longer than any write takes
 HOST = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname()) or "host"
@@ -77,29 +78,29 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-class Storage:
-    """Keys are `/`-separated paths relative to the storage root."""
+class Storage(Protocol):
+    """What the archive and the exports need of a storage; keys are `/`-separated paths relative to its root.
+
+    `LocalStorage` and `S3Storage` implement it (and inherit `list` and `write_bytes`); any object with these
+    methods is a storage (tests wrap one to count its calls)."""
 
     root: str
 
     @contextlib.contextmanager
     def staged(self, key: str) -> Iterator[Path]:
         """Yield a local temporary path to write; publish it at `key` only if the block succeeds."""
-        raise NotImplementedError
+        ...
 
-    def read_bytes(self, key: str) -> bytes:
-        raise NotImplementedError
+    def read_bytes(self, key: str) -> bytes: ...
 
     @contextlib.contextmanager
     def local_copy(self, key: str) -> Iterator[Path]:
         """A local path holding the file at `key` (the file itself locally, a temporary download on S3)."""
-        raise NotImplementedError
+        ...
 
-    def exists(self, key: str) -> bool:
-        raise NotImplementedError
+    def exists(self, key: str) -> bool: ...
 
-    def size(self, key: str) -> int:
-        raise NotImplementedError
+    def size(self, key: str) -> int: ...
 
     def list(self, prefix: str) -> list[str]:
         """Every key under `prefix`, sorted."""
@@ -107,18 +108,17 @@ class Storage:
 
     def sizes(self, prefix: str) -> dict[str, int]:
         """Every key under `prefix` with its size in bytes (one listing)."""
-        raise NotImplementedError
+        ...
 
     def sweep_temp(self, prefix: str) -> list[str]:
         """Delete the temporary files that killed runs left under `prefix` (never a live run's); return them."""
-        raise NotImplementedError
+        ...
 
-    def delete(self, key: str) -> None:
-        raise NotImplementedError
+    def delete(self, key: str) -> None: ...
 
     def uri(self, key: str) -> str:
         """Where a user can open the file."""
-        raise NotImplementedError
+        ...
 
     def write_bytes(self, key: str, data: bytes) -> None:
         with self.staged(key) as tmp:
