@@ -13,6 +13,7 @@ import datetime as dt
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import sqlalchemy as sa
 
@@ -26,6 +27,7 @@ from pos_exports.delivery.email import (
     RecipientResult,
     SmtpSettings,
     build_message,
+    mail_filename,
     message_id_for,
     render_content,
     send,
@@ -270,6 +272,15 @@ def _file_record(storage: Storage, folder: str, f: dict) -> dict:
     return {**{k: f[k] for k in keep}, "uri": storage.uri(f"{folder}/{f['name']}")}
 
 
+def manage_line(sub: Subscription, contact: str | None) -> str:
+    """How a recipient changes or stops the subscription (closes every export email)."""
+    who = f"write to {contact}" if contact else "ask the team that runs your POS exports"
+    return (
+        f'You receive this through the {sub.frequency} subscription "{sub.name}" (number {sub.id}). '
+        f"To change or stop it, {who}."
+    )
+
+
 def _messages(settings, storage, sub, business, period, folder, manifest, files, rows, from_address):
     """(row, message) for each claimed row: one message per recipient, with its stable Message-ID."""
     link = getattr(storage, "presigned_url", storage.uri)  # S3: a link that works for a week
@@ -291,7 +302,7 @@ def _messages(settings, storage, sub, business, period, folder, manifest, files,
     with contextlib.ExitStack() as stack:  # S3 files are downloaded for the time of sending
         attachments = [
             Attachment(
-                f["name"],
+                mail_filename(business.name, f["name"], period.key),
                 stack.enter_context(storage.local_copy(f"{folder}/{f['name']}")),
                 link(f"{folder}/{f['name']}"),
                 f["bytes"],
@@ -299,7 +310,14 @@ def _messages(settings, storage, sub, business, period, folder, manifest, files,
             )
             for f in files
         ]
+        team = notify.data_team()
+        reply_to = settings.reply_to or (team[0] if team else None)
         for row in rows:
+            unsubscribe = None
+            if team:  # RFC 2369: a mail to the data team naming the subscription and the recipient
+                unsubscribe = f"mailto:{team[0]}?subject=" + quote(
+                    f"Unsubscribe subscription {sub.id} {row['recipient']}"
+                )
             content = render_content(
                 subject_template=sub.subject_template,
                 message_template=sub.message_template,
@@ -309,8 +327,10 @@ def _messages(settings, storage, sub, business, period, folder, manifest, files,
                 to=[row["recipient"]],
                 from_name=settings.from_name,
                 from_address=from_address,
-                reply_to=settings.reply_to,
+                reply_to=reply_to,
                 size_budget_bytes=size_budget(),
+                manage=manage_line(sub, reply_to),
+                unsubscribe=unsubscribe,
             )
             mid = message_id_for(sub.id, period.kind, period.key, row["recipient"], from_address)
             yield row, build_message(content, message_id=mid)

@@ -26,10 +26,11 @@ import smtplib
 import ssl
 import tempfile
 import time
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
+from email.policy import SMTP
 from email.utils import format_datetime, formataddr, getaddresses, make_msgid
 from pathlib import Path
 from typing import Literal
@@ -41,6 +42,8 @@ from pos_exports import config
 from pos_exports.redact import needs_encoding, redact_url, scrub
 
 SMTP_URL_ENV = "POS_EXPORTS_SMTP_URL"
+# Headers set raw (an attachment's two file names) are sent as written, already folded.
+SMTP_POLICY = SMTP.clone(refold_source="none")
 DEFAULT_SIZE_BUDGET = int(config.default("email_max_mb") * 1024 * 1024)
 TEMPLATE_KEYS = frozenset(
     {"business_name", "period_label", "period_key", "frequency", "datasets", "timezone", "subscription_name"}
@@ -83,6 +86,7 @@ class EmailContent:
     attachments: list[Attachment]  # empty in link mode
     link_mode: bool
     files: list[Attachment] = field(default_factory=list)  # every file, attached or linked
+    unsubscribe: str | None = None  # a `mailto:` or https URL for List-Unsubscribe (RFC 2369)
 
 
 def fill_template(template: str, context: dict) -> str:
@@ -153,11 +157,14 @@ def render_content(
     from_address: str,
     reply_to: str | None,
     size_budget_bytes: int = DEFAULT_SIZE_BUDGET,
+    manage: str = "",
+    unsubscribe: str | None = None,
 ) -> EmailContent:
     """The subject and the plain-text and HTML bodies of one export email.
 
     When the files together exceed `size_budget_bytes` (or a file has no local copy), nothing is
-    attached: both bodies list the links (`Attachment.uri`) and say why.
+    attached: both bodies list the links (`Attachment.uri`) and say why. `manage` (how to change or stop
+    the subscription) closes both bodies; `unsubscribe` becomes the List-Unsubscribe header.
     """
     files = list(files)
     subject_context = {k: _one_line(_as_text(v)) for k, v in context.items()}
@@ -195,6 +202,7 @@ def render_content(
         "link_mode": link_mode,
         "notice": notice,
         "timezone": tz_name,
+        "manage": manage,
     }
     text = _templates(html=False).render(values)
     html_body = _templates(html=True).render(values)
@@ -210,6 +218,7 @@ def render_content(
         attachments=[] if link_mode else files,
         link_mode=link_mode,
         files=files,
+        unsubscribe=unsubscribe,
     )
 
 
@@ -301,16 +310,41 @@ def build_message(
     _no_line_breaks("message id", message_id)
     msg["Message-ID"] = message_id or make_msgid(domain=_msgid_domain(content.from_address))
     msg["Auto-Submitted"] = "auto-generated"
+    if content.unsubscribe:
+        _no_line_breaks("unsubscribe link", content.unsubscribe)
+        msg["List-Unsubscribe"] = f"<{content.unsubscribe}>"
     msg.set_content(content.text)
     msg.add_alternative(content.html, subtype="html")
     for att in content.attachments:
         maintype, _, subtype = (att.content_type or "").split(";")[0].strip().lower().partition("/")
         if not (_MIME_TOKEN.fullmatch(maintype) and _MIME_TOKEN.fullmatch(subtype)) or maintype == "multipart":
             maintype, subtype = "application", "octet-stream"
-        msg.add_attachment(
-            att.path.read_bytes(), maintype=maintype, subtype=subtype, filename=os.path.basename(att.name)
-        )
+        name = os.path.basename(att.name)
+        safe = ascii_filename(name)
+        msg.add_attachment(att.path.read_bytes(), maintype=maintype, subtype=subtype, filename=safe)
+        if safe != name:  # the ASCII name for every client, the original (RFC 2231) for those that read it
+            part = msg.get_payload()[-1]
+            del part["Content-Disposition"]
+            part.set_raw(
+                "Content-Disposition", f"attachment;\r\n filename=\"{safe}\";\r\n filename*=utf-8''{quote(name)}"
+            )
     return msg
+
+
+def ascii_filename(name: str) -> str:
+    """`Kofi's Corner Shop_sales_2026-11-30.xlsx` -> `kofis-corner-shop_sales_2026-11-30.xlsx`: ASCII letters,
+    digits, `.`, `_` and `-` only (accents folded, other scripts dropped), never empty."""
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower().replace("'", "")
+    safe = re.sub(r"-*_-*", "_", re.sub(r"[^a-z0-9._]+", "-", folded)).strip("-_.")
+    return safe or "export"
+
+
+def mail_filename(business_name: str, stored_name: str, period_key: str) -> str:
+    """The name a file carries in an email, unique in a Downloads folder: business, file, period
+    (`Kofi's Corner Shop_sales_2026-11-30.xlsx`); `ascii_filename` gives its ASCII form."""
+    stem, dot, ext = stored_name.rpartition(".")
+    business = _LINE_BREAKS.sub(" ", business_name).replace("/", "-").replace("\\", "-").strip()[:80]
+    return f"{business}_{stem or ext}_{period_key}{dot}{ext if stem else ''}"
 
 
 # --------------------------------------------------------------------------------------------- settings

@@ -46,6 +46,29 @@ def _deliver(root, sub_id, key="2025-03-03"):
     )
 
 
+def test_each_email_says_how_to_change_or_stop_it(archived_root, state, smtp_server, monkeypatch):
+    """The closing line names the subscription and whom to write to; List-Unsubscribe is a mail to the data
+    team naming the subscription and that recipient; Reply-To falls back to the data team."""
+    from email.utils import unquote
+    from urllib.parse import unquote as url_unquote
+
+    monkeypatch.setenv("POS_EXPORTS_SMTP_URL", smtp_server.url(query="from=exports@pos.example"))
+    monkeypatch.setenv("POS_EXPORTS_DATA_TEAM_EMAIL", "data-team@pos.example")
+    sub = _weekly(state)
+    assert _deliver(archived_root, sub.id).success
+    for received in smtp_server.handler.received:
+        m, [rcpt] = received.message, received.rcpt_tos
+        assert m["Reply-To"] == "data-team@pos.example"
+        header = unquote(m["List-Unsubscribe"])
+        assert url_unquote(header) == f"mailto:data-team@pos.example?subject=Unsubscribe subscription {sub.id} {rcpt}"
+        line = (
+            f'You receive this through the weekly subscription "Weekly owner pack" (number {sub.id}). '
+            "To change or stop it, write to data-team@pos.example."
+        )
+        assert line in m.get_body(("plain",)).get_content()
+        assert line.replace('"', "&#34;") in m.get_body(("html",)).get_content()
+
+
 def test_delivery_emails_the_stored_files_once(archived_root, state, smtp_server, monkeypatch):
     monkeypatch.setenv("POS_EXPORTS_SMTP_URL", smtp_server.url(query="from=exports@pos.example"))
     sub = _weekly(state)
@@ -61,9 +84,14 @@ def test_delivery_emails_the_stored_files_once(archived_root, state, smtp_server
     assert message.get_body(("plain",)) is not None and message.get_body(("html",)) is not None
     attached = {part.get_filename(): part.get_payload(decode=True) for part in message.iter_attachments()}
     folder = archived_root / "exports/1/weekly/2025-03-03"
-    assert set(attached) == {"sales.xlsx", "sales.csv", "customers.xlsx", "customers.csv"}
+    # named for a Downloads folder: business, dataset, period (ASCII; the original name in RFC 2231 beside it)
+    stored = {
+        f"accra-shop_{n.replace('.', '_2025-03-03.')}": n
+        for n in ("sales.xlsx", "sales.csv", "customers.xlsx", "customers.csv")
+    }
+    assert set(attached) == set(stored)
     for name, data in attached.items():
-        assert data == (folder / name).read_bytes(), name
+        assert data == (folder / stored[name]).read_bytes(), name
     assert "21.00" in message.get_body(("plain",)).get_content()  # the week's net revenue in the summary
     rows = ledger.history(state, subscription_id=sub.id)
     assert {r["status"] for r in rows} == {"emailed"} and len(rows) == 2

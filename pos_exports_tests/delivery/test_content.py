@@ -258,3 +258,45 @@ def test_attachment_content_types_are_sanitized(tmp_path):
     got = [p.get_content_type() for p in msg.iter_attachments()]
     assert got == ["text/csv"] + ["application/octet-stream"] * 4 + ["text/csv"]
     assert b"X-Evil" not in msg.as_bytes()
+
+
+@pytest.mark.parametrize(
+    ("business", "stored", "original", "ascii_name"),
+    [
+        (
+            "Kofi's Corner Shop",
+            "sales.xlsx",
+            "Kofi's Corner Shop_sales_2026-11-30.xlsx",
+            "kofis-corner-shop_sales_2026-11-30.xlsx",
+        ),
+        (
+            "Café Zürich & Sons",
+            "sales-line_items.csv",
+            "Café Zürich & Sons_sales-line_items_2026-11-30.csv",
+            "cafe-zurich-sons_sales-line_items_2026-11-30.csv",
+        ),
+        (
+            "東京 Shibuya 店",
+            "inventory.pdf",
+            "東京 Shibuya 店_inventory_2026-11-30.pdf",
+            "shibuya_inventory_2026-11-30.pdf",
+        ),
+    ],
+)
+def test_attachments_are_named_for_a_downloads_folder(tmp_path, business, stored, original, ascii_name):
+    """Business, file and period in the name; ASCII for every client, the original in RFC 2231 (filename*)."""
+    from urllib.parse import quote
+
+    from pos_exports.delivery.email import SMTP_POLICY, ascii_filename, mail_filename
+
+    assert mail_filename(business, stored, "2026-11-30") == original
+    assert ascii_filename(original) == ascii_name
+    (tmp_path / stored).write_bytes(b"data")
+    files = [Attachment(original, tmp_path / stored, str(tmp_path / stored), 4, "application/octet-stream")]
+    raw = build_message(content_for(files, ["a@example.com"])).as_bytes(policy=SMTP_POLICY)
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    [part] = message_from_bytes(raw, policy=policy.default).iter_attachments()
+    disposition = str(part.get("Content-Disposition"))
+    assert part.get_payload(decode=True) == b"data" and part.get_filename() == ascii_name
+    assert f'filename="{ascii_name}"' in raw.decode() and f"filename*=utf-8''{quote(original)}" in raw.decode()
+    assert disposition.startswith("attachment")

@@ -151,7 +151,7 @@ def test_delivery_renders_a_subscribed_file_the_period_asset_skipped(archived_ro
     assert outcome.status == "sent", outcome.message
     [received] = smtp_server.handler.delivered_to(OWNER)
     names = sorted(p.get_filename() for p in received.message.iter_attachments())
-    assert names == ["sales.csv", "sales.pdf"]
+    assert names == [f"accra-shop_sales_{WEEK}.csv", f"accra-shop_sales_{WEEK}.pdf"]
     manifest = json.loads((archived_root / FOLDER / "manifest.json").read_text())
     assert {f["name"] for f in manifest["files"]} == {"sales.xlsx", "sales.csv", "sales.pdf"}
     assert sub.id != later.id
