@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from pos_exports.core import catalog
 from pos_exports.source.database import Dialect
 
 MONEY = pa.decimal128(18, 2)
@@ -415,3 +416,4 @@ DATASETS: dict[str, Dataset] = {
         ),
     )
 }
+assert tuple(DATASETS) == catalog.DATASETS, "the archive defines exactly the catalogue's datasets, in its order"

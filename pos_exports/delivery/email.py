@@ -39,6 +39,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 import jinja2
 
 from pos_exports import config
+from pos_exports.core.words import truth
 from pos_exports.redact import needs_encoding, redact_url, scrub
 
 SMTP_URL_ENV = "POS_EXPORTS_SMTP_URL"
@@ -351,8 +352,6 @@ def mail_filename(business_name: str, stored_name: str, period_key: str) -> str:
 
 
 _DEFAULT_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 @dataclass(frozen=True)
@@ -451,14 +450,14 @@ def _smtp_security(scheme: str, starttls: str | None, shown: str) -> Literal["pl
     security = {"smtp": "plain", "smtp+starttls": "starttls", "smtps": "ssl"}[scheme]
     if starttls is None:
         return security
-    flag = starttls.lower()
-    if flag not in _TRUE | _FALSE:
+    flag = truth(starttls)
+    if flag is None:
         raise ValueError(f"{SMTP_URL_ENV}: starttls must be true or false, not {starttls!r}: {shown}")
-    if scheme == "smtps" and flag in _TRUE:
+    if scheme == "smtps" and flag:
         raise ValueError(f"{SMTP_URL_ENV}: smtps:// is already TLS; starttls does not apply: {shown}")
-    if scheme == "smtp+starttls" and flag in _FALSE:
+    if scheme == "smtp+starttls" and not flag:
         raise ValueError(f"{SMTP_URL_ENV}: smtp+starttls:// with starttls=false is contradictory: {shown}")
-    return "starttls" if scheme == "smtp" and flag in _TRUE else security
+    return "starttls" if scheme == "smtp" and flag else security
 
 
 def _smtp_timeout(raw: str | None) -> float:

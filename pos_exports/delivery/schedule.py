@@ -20,9 +20,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil import rrule
 
+from pos_exports.core.words import ORDINALS, WEEKDAYS
+
 UTC = dt.UTC
-_ORDINALS = {"1st": 1, "2nd": 2, "3rd": 3, "4th": 4, "last": -1}
-_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _TICK = dt.timedelta(microseconds=1)
 
 
@@ -77,7 +77,7 @@ def day_rule(sub: Scheduled, start: dt.datetime) -> rrule.rrule:
         if sub.nth_weekday:
             try:
                 ordinal_text, weekday_text = sub.nth_weekday.lower().split()
-                ordinal, weekday = _ORDINALS[ordinal_text], _WEEKDAYS.index(weekday_text)
+                ordinal, weekday = ORDINALS[ordinal_text], WEEKDAYS.index(weekday_text)
             except (ValueError, KeyError):
                 raise ScheduleError(f"nth_weekday {sub.nth_weekday!r} is not like '2nd tuesday'") from None
             return rrule.rrule(rrule.MONTHLY, byweekday=rrule.weekday(weekday, ordinal), dtstart=start)

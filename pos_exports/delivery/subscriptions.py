@@ -29,15 +29,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import sqlalchemy as sa
 import yaml
 
+from pos_exports.core.catalog import DATASETS, FORMATS, FREQUENCIES
+from pos_exports.core.words import ORDINALS, WEEKDAYS, truth
 from pos_exports.delivery import state
 
 UTC = dt.UTC
 
-DATASETS = ("sales", "customers", "inventory", "audit_log")
-FORMATS = ("xlsx", "csv", "pdf")
-FREQUENCIES = ("daily", "weekly", "monthly")
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-ORDINALS = {"1st": 1, "2nd": 2, "3rd": 3, "4th": 4, "last": -1}
 _ORDINAL_ALIASES = {"first": "1st", "second": "2nd", "third": "3rd", "fourth": "4th"}
 PLACEHOLDERS = (
     "business_name",
@@ -225,17 +222,13 @@ def _int(fld: str, value: Any, *, low: int | None = None, high: int | None = Non
     return number
 
 
-_TRUE = {"true", "yes", "on", "1"}
-_FALSE = {"false", "no", "off", "0"}
-
-
 def _bool(fld: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
+    if isinstance(value, str) and (flag := truth(value)) is not None:
+        return flag
     raise SubscriptionError(fld, f"{_show(value)} is not true or false")
 
 

@@ -100,7 +100,7 @@ def _build(kind: str) -> dg.AssetsDefinition:
                 f"in exports/{{business_id}}/{kind}/{{period key}}/ with manifest.json."
                 + (" Uses the snapshot at the end of the period." if ds.kind == "snapshot" else ""),
                 group_name=EXPORTS_GROUP,
-                kinds={"xlsx", "csv", "pdf"},
+                kinds=set(FORMATS),
                 skippable=True,
             )
             for name, ds in DATASETS.items()

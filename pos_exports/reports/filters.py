@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from pos_exports.core.words import truth
 from pos_exports.reports.logic import CREDIT_STATUSES, STOCK_STATUSES, money
 
 
@@ -58,21 +59,15 @@ FILTERS: dict[str, dict[str, Filter]] = {
     ),
 }
 
-_TRUE = {"true", "1", "yes", "y", "on"}
-_FALSE = {"false", "0", "no", "n", "off"}
-
 
 def _convert(dataset: str, spec: Filter, value: object) -> object:
     bad = ValueError(f"filter {spec.name} of {dataset}: {value!r} is not valid (expected {spec.describe()})")
     if spec.type is bool:
         if isinstance(value, bool):
             return value
-        text = str(value).strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-        raise bad
+        if (flag := truth(str(value))) is None:
+            raise bad
+        return flag
     if spec.type is int:
         if isinstance(value, bool):
             raise bad
