@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-import inspect
 import os
 import re
 import smtplib
@@ -39,6 +38,8 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 import jinja2
 
 from pos_exports import config
+from pos_exports.core.addresses import address_problem
+from pos_exports.core.catalog import PLACEHOLDERS
 from pos_exports.core.words import truth
 from pos_exports.redact import needs_encoding, redact_url, scrub
 
@@ -46,17 +47,6 @@ SMTP_URL_ENV = "POS_EXPORTS_SMTP_URL"
 # Headers set raw (an attachment's two file names) are sent as written, already folded.
 SMTP_POLICY = SMTP.clone(refold_source="none")
 DEFAULT_SIZE_BUDGET = int(config.default("email_max_mb") * 1024 * 1024)
-TEMPLATE_KEYS = frozenset(
-    {"business_name", "period_label", "period_key", "frequency", "datasets", "timezone", "subscription_name"}
-)
-
-# An addr-spec without quoting, comments or a display name: the only recipient form accepted.
-_LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_PLAIN_ADDRESS = re.compile(rf"{_LOCAL}@{_LABEL}(?:\.{_LABEL})*")
-
-
-_GETADDRESSES_STRICT = "strict" in inspect.signature(getaddresses).parameters  # 3.11.10+ / 3.12.6+
 
 
 class EmailHeaderError(ValueError):
@@ -105,7 +95,7 @@ def fill_template(template: str, context: dict) -> str:
         if token == "}}":
             return "}"
         key = match.group(1)
-        if key in TEMPLATE_KEYS and key in context:
+        if key in PLACEHOLDERS and key in context:
             return _as_text(context[key])
         return token
 
@@ -259,15 +249,14 @@ def check_address(value: str, what: str = "recipient") -> str:
     if not isinstance(value, str) or not value:
         raise EmailHeaderError(f"{what} is empty")
     _no_line_breaks(what, value)
-    parsed = getaddresses([value], strict=True) if _GETADDRESSES_STRICT else getaddresses([value])
-    if len(parsed) != 1 or parsed[0] != ("", value) or not _PLAIN_ADDRESS.fullmatch(value):
+    if address_problem(value, public=False) is not None:  # an internal relay's sender may be user@host
         raise EmailHeaderError(f"{what} is not exactly one plain address: {value!r}")
     return value
 
 
 def _msgid_domain(address: str) -> str:
     domain = address.rpartition("@")[2]
-    return domain if _PLAIN_ADDRESS.fullmatch(f"x@{domain}") else "localhost"
+    return domain if address_problem(f"x@{domain}", public=False) is None else "localhost"
 
 
 def message_id_for(subscription_id: int, period_kind: str, period_key: str, recipient: str, from_address: str) -> str:
