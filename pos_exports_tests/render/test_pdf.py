@@ -99,3 +99,22 @@ def test_wide_section_fits_the_page(tmp_path):
     assert render_pdf(sample_report([section]), path) == {"wide": 5}
     text = "".join(p.extract_text() for p in pypdf.PdfReader(path).pages)
     assert "6 more column(s) in the XLSX/CSV" in text
+
+
+def test_cells_wrap_or_switch_fonts_only_where_needed():
+    from reportlab.platypus import Paragraph
+
+    cols = (Column("name", "Name"), Column("total", "Total", "money"))
+    names = ["Short name", "王小明", "word " * 200, "José Álvarez"]
+    table = pa.table({"name": names, "total": pa.array([Decimal("1.50")] * 4, pa.decimal128(18, 2))})
+    section = table_section("t", "T", cols, table)
+    style = _style("s", 9)
+    flowables, shown = _section(section, sample_report([section]), style, style, style)
+    (grid,) = [f for f in flowables if isinstance(f, Table)]
+    cells = grid._cellvalues[1:]
+    assert shown == 4
+    # one font, fits its column: drawn as a plain string
+    assert cells[0] == ["Short name", "1.50"] and cells[3][0] == "José Álvarez"
+    # Chinese needs the fallback font, and the long text wraps: both stay Paragraphs
+    assert isinstance(cells[1][0], Paragraph) and isinstance(cells[2][0], Paragraph)
+    assert len(cells[2][0].breakLines([grid._colWidths[0] - 6]).lines) > 1
