@@ -15,7 +15,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pos_exports.archive.extract import MARKER, load_manifest, parse_manifest
-from pos_exports.archive.index import archived_days  # noqa: F401 (the index's reader: coverage, readiness)
 from pos_exports.archive.parquet import ArchiveCorrupt, open_verified
 from pos_exports.archive.tables import DATASETS
 from pos_exports.source.database import Business
@@ -23,6 +22,16 @@ from pos_exports.storage import Storage
 
 BATCH_ROWS = 64 * 1024
 BUSINESSES_KEY = "archive/businesses.json"
+
+
+def __getattr__(name: str):
+    """`archived_days` (the index's reader: coverage, readiness) is still importable from here, but imported
+    only when asked for: the index needs SQLAlchemy and the state database, which rendering does not."""
+    if name == "archived_days":
+        from pos_exports.archive.index import archived_days
+
+        return archived_days
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ArchiveMissing(LookupError):

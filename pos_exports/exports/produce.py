@@ -6,7 +6,6 @@ import datetime as dt
 
 from pos_exports.archive.read import ArchiveMissing
 from pos_exports.archive.tables import DATASETS
-from pos_exports.automation.retries import is_transient
 from pos_exports.exports.manifest import FileEntry, source_counts, write_manifest
 from pos_exports.failures import ON_OUR_SIDE, TEMPORARY
 from pos_exports.render import RENDERERS
@@ -16,6 +15,7 @@ from pos_exports.reports.period import Period, span_label
 from pos_exports.source.database import Business
 from pos_exports.storage import Storage
 from pos_exports.storage.base import sha256_file
+from pos_exports.transient import is_transient
 
 
 def period_folder(business_id: int, period: Period) -> str:
