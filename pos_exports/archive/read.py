@@ -120,7 +120,7 @@ def _shared_table(storage: Storage, entry: dict) -> pa.Table | None:
     table = shared.tables.get(key)
     if table is None and shared.used < shared.budget:
         with open_verified(storage, entry["key"], entry["bytes"], entry["sha256"]) as data:
-            table = pq.read_table(pa.py_buffer(data.to_pybytes()))  # a copy: the map closes, the table stays
+            table = pq.ParquetFile(pa.py_buffer(data.to_pybytes())).read()  # a copy: the map closes, the table stays
         shared.tables[key] = table
         shared.used += table.nbytes
     return table
