@@ -430,11 +430,44 @@ def _section(section: Section, report: Report, h2, note_style, body) -> tuple[li
 
 def _cell(text: str, style: ParagraphStyle, room: float) -> str | Paragraph:
     """A plain string (drawn by the table in the cell's font, far cheaper than a Paragraph) when the text is
-    in one font and fits on one line; otherwise a Paragraph, which wraps and switches fonts per run."""
+    in one font: on one line when it fits, else broken into lines at spaces (and within a word wider than the
+    column) as a Paragraph would; a Paragraph, which switches fonts per run, only for text of several fonts."""
     shaped, width, single = measure(text, style.fontSize, style.fontName)
-    if single and width <= room:
+    if not single:
+        return _para(text, style)
+    if width <= room:
         return shaped
-    return _para(text, style)
+    return "\n".join(wrap_lines(shaped, style.fontName, style.fontSize, room))
+
+
+def wrap_lines(text: str, font: str, size: float, room: float) -> list[str]:
+    """Greedy line breaking of one-font text into lines at most `room` wide: at spaces, and a word wider
+    than a line is split between characters."""
+    width = pdfmetrics.stringWidth
+    space = width(" ", font, size)
+    lines: list[str] = []
+    line, used = "", 0.0
+    for word in text.split():
+        w = width(word, font, size)
+        if line and used + space + w <= room:
+            line, used = f"{line} {word}", used + space + w
+            continue
+        if line:
+            lines.append(line)
+        while w > room and len(word) > 1:  # the longest head that fits (at least one character)
+            cut, head = 0, 0.0
+            for ch in word:
+                head += width(ch, font, size)  # glyph widths add up (no kerning in reportlab)
+                if head > room and cut:
+                    break
+                cut += 1
+            lines.append(word[:cut])
+            word = word[cut:]
+            w = width(word, font, size)
+        line, used = word, w
+    if line or not lines:
+        lines.append(line)
+    return lines
 
 
 @cache  # one TableStyle per (size, right-aligned columns) and process: reportlab only reads it
