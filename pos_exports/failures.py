@@ -10,12 +10,14 @@ stage can use it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import dagster as dg
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from pos_exports.redact import scrub
+
+if TYPE_CHECKING:  # Dagster is imported only by what uses it (rendering and archive reads do not)
+    import dagster as dg
 
 METADATA_KEY = "failed_items"
 
@@ -85,6 +87,8 @@ class FailedItem(BaseModel):
 
 def to_metadata(items: Iterable[FailedItem]) -> dict[str, dg.MetadataValue]:
     """The items as Dagster metadata (`failed_items`: a JSON list)."""
+    import dagster as dg
+
     return {METADATA_KEY: dg.MetadataValue.json([item.model_dump() for item in items])}
 
 
@@ -93,5 +97,7 @@ def from_metadata(metadata: Mapping[str, Any] | None) -> list[FailedItem]:
     value = (metadata or {}).get(METADATA_KEY)
     if value is None:
         return []
+    import dagster as dg
+
     data = value.value if isinstance(value, dg.MetadataValue) else value
     return [FailedItem.model_validate(item) for item in data]

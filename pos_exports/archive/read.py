@@ -7,15 +7,17 @@ that does not match is an `ArchiveCorrupt` error naming it, never data read sile
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pos_exports.archive.extract import MARKER, load_manifest, parse_manifest
-from pos_exports.archive.index import archived_days  # noqa: F401 (the index's reader: coverage, readiness)
 from pos_exports.archive.parquet import ArchiveCorrupt, open_verified
 from pos_exports.archive.tables import DATASETS
 from pos_exports.source.database import Business
@@ -23,15 +25,105 @@ from pos_exports.storage import Storage
 
 BATCH_ROWS = 64 * 1024
 BUSINESSES_KEY = "archive/businesses.json"
+SHARED_READ_BYTES = 256 * 1024 * 1024  # decoded Arrow memory one `shared_reads` scope may keep
+
+
+def __getattr__(name: str):
+    """`archived_days` (the index's reader: coverage, readiness) is still importable from here, but imported
+    only when asked for: the index needs SQLAlchemy and the state database, which rendering does not."""
+    if name == "archived_days":
+        from pos_exports.archive.index import archived_days
+
+        return archived_days
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ArchiveMissing(LookupError):
     """A business-day the archive does not hold (not archived yet, or never captured)."""
 
 
+@dataclass
+class _Shared:
+    budget: int
+    manifests: dict[tuple, dict | None] = field(default_factory=dict)
+    tables: dict[tuple, pa.Table] = field(default_factory=dict)
+    batches: dict[object, list[pa.RecordBatch]] = field(default_factory=dict)  # see `shared_batches`
+    used: int = 0
+
+
+_SHARED: ContextVar[_Shared | None] = ContextVar("pos_exports_shared_reads", default=None)
+
+
+@contextlib.contextmanager
+def shared_reads(budget: int = SHARED_READ_BYTES) -> Iterator[None]:
+    """Within this block each business-day manifest and file is read, verified and decoded once, however
+    often the reports ask for it (a report's first pass and its sections, once per rendered format).
+
+    Files are kept whole, first come first kept, until `budget` bytes of decoded tables are held; the
+    rest are read from storage each time, as outside the block (so a huge period costs no more memory
+    than the budget). Nested blocks share the outer one.
+    """
+    if _SHARED.get() is not None:
+        yield
+        return
+    token = _SHARED.set(_Shared(budget))
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def shared_batches(token: object, produce: Callable[[], Iterator[pa.RecordBatch]]) -> Iterator[pa.RecordBatch]:
+    """`produce()`'s batches; within a `shared_reads` block the batches of a first complete pass are kept
+    (within the budget) and handed out again to later passes with the same `token`: a report section is
+    then built once for all the formats rendered from it."""
+    shared = _SHARED.get()
+    if shared is None:
+        yield from produce()
+        return
+    kept = shared.batches.get(token)
+    if kept is not None:
+        yield from kept
+        return
+    collected: list[pa.RecordBatch] | None = []
+    size = 0
+    for batch in produce():
+        if collected is not None:
+            size += batch.nbytes
+            if shared.used + size <= shared.budget:
+                collected.append(batch)
+            else:
+                collected = None  # too big to keep: later passes build it again
+        yield batch
+    if collected is not None:  # reached only when the caller read every batch
+        shared.batches[token] = collected
+        shared.used += size
+
+
 def archived(storage: Storage, dataset: str, business_id: int, day: dt.date) -> dict | None:
     """The manifest (reconciliation record) of an archived business-day, or None."""
-    return load_manifest(storage, dataset, day, business_id)
+    shared = _SHARED.get()
+    if shared is None:
+        return load_manifest(storage, dataset, day, business_id)
+    key = (id(storage), dataset, business_id, day)
+    if key not in shared.manifests:
+        shared.manifests[key] = load_manifest(storage, dataset, day, business_id)
+    return shared.manifests[key]
+
+
+def _shared_table(storage: Storage, entry: dict) -> pa.Table | None:
+    """The whole decoded file of a manifest entry when a `shared_reads` block keeps it (None: read it)."""
+    shared = _SHARED.get()
+    if shared is None:
+        return None
+    key = (id(storage), entry["key"])
+    table = shared.tables.get(key)
+    if table is None and shared.used < shared.budget:
+        with open_verified(storage, entry["key"], entry["bytes"], entry["sha256"]) as data:
+            table = pq.ParquetFile(pa.py_buffer(data.to_pybytes())).read()  # a copy: the map closes, the table stays
+        shared.tables[key] = table
+        shared.used += table.nbytes
+    return table
 
 
 def table_file(storage: Storage, dataset: str, business_id: int, day: dt.date, table: str) -> str | None:
@@ -80,6 +172,10 @@ def read_batches(
             raise ArchiveCorrupt(
                 f"the archive manifest of {dataset} {day} business {business_id} names no verifiable {table} file"
             )
+        whole = _shared_table(storage, entry)
+        if whole is not None:
+            yield from (whole.select(columns) if columns else whole).to_batches(max_chunksize=BATCH_ROWS)
+            continue
         with open_verified(storage, entry["key"], entry["bytes"], entry["sha256"]) as data:
             yield from pq.ParquetFile(pa.BufferReader(data)).iter_batches(batch_size=BATCH_ROWS, columns=columns)
 

@@ -9,16 +9,11 @@ raised with `allow_retries=False` and are attempted once.
 
 from __future__ import annotations
 
-import smtplib
-import socket
-
 import dagster as dg
-from botocore.exceptions import ClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from pos_exports import config
 from pos_exports.redact import scrub
-from pos_exports.source.database import PosSourceError
+from pos_exports.transient import is_transient  # the rule lives without Dagster; this name stays
 
 STEP_RETRIES = 2
 RUN_RETRIES = 1  # dagster.yaml: run_retries.max_retries
@@ -28,22 +23,6 @@ ATTEMPT_BUDGET = (1 + STEP_RETRIES) * (1 + RUN_RETRIES)
 RETRY_POLICY = dg.RetryPolicy(
     max_retries=STEP_RETRIES, delay=RETRY_DELAY_SECONDS, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A failure that may well pass on its own: a lost connection, a timeout, S3 throttling, SMTP 4xx."""
-    if isinstance(exc, ConnectionError | TimeoutError | socket.timeout | smtplib.SMTPServerDisconnected):
-        return True
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return 400 <= exc.smtp_code < 500
-    if isinstance(exc, PosSourceError):
-        return "cannot connect" in str(exc)
-    if isinstance(exc, BotoConnectionError):
-        return True
-    if isinstance(exc, ClientError):
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return status >= 500 or exc.response.get("Error", {}).get("Code") in ("SlowDown", "Throttling")
-    return False
 
 
 def failure(description: str, causes: list[BaseException] | None = None, **kwargs) -> dg.Failure:

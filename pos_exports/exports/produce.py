@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pos_exports.archive.read import ArchiveMissing
+from pos_exports.archive.read import ArchiveMissing, shared_reads
 from pos_exports.archive.tables import DATASETS
-from pos_exports.automation.retries import is_transient
 from pos_exports.exports.manifest import FileEntry, source_counts, write_manifest
 from pos_exports.failures import ON_OUR_SIDE, TEMPORARY
 from pos_exports.render import RENDERERS
@@ -16,6 +15,7 @@ from pos_exports.reports.period import Period, span_label
 from pos_exports.source.database import Business
 from pos_exports.storage import Storage
 from pos_exports.storage.base import sha256_file
+from pos_exports.transient import is_transient
 
 
 def period_folder(business_id: int, period: Period) -> str:
@@ -91,21 +91,22 @@ def _export(storage, business, period, datasets, formats, filters, folder, *, is
     sources: dict[str, dict] = {}
     summaries: dict[str, list] = {}
     failed: dict[str, Exception] = {}
-    for dataset in datasets:
-        try:
-            report = BUILDERS[dataset](storage, business, period, (filters or {}).get(dataset))
-            for fmt in formats[dataset] if isinstance(formats, dict) else formats:
-                name = f"{dataset}.{fmt}"
-                with storage.staged(f"{folder}/{name}") as tmp:
-                    rows = RENDERERS[fmt](report, tmp)
-                    entries.append(FileEntry(name, dataset, fmt, tmp.stat().st_size, sha256_file(tmp), rows))
-        except Exception as exc:
-            if not isolate:
-                raise
-            failed[dataset] = exc  # the formats already published stay listed: they are complete files
-            continue
-        sources[dataset] = source_counts(storage, dataset, business.id, period.days)
-        summaries[dataset] = [[f.label, figure_text(f)] for f in report.summary]
+    with shared_reads():  # each business-day file is read once for the report's passes and every format
+        for dataset in datasets:
+            try:
+                report = BUILDERS[dataset](storage, business, period, (filters or {}).get(dataset))
+                for fmt in formats[dataset] if isinstance(formats, dict) else formats:
+                    name = f"{dataset}.{fmt}"
+                    with storage.staged(f"{folder}/{name}") as tmp:
+                        rows = RENDERERS[fmt](report, tmp)
+                        entries.append(FileEntry(name, dataset, fmt, tmp.stat().st_size, sha256_file(tmp), rows))
+            except Exception as exc:
+                if not isolate:
+                    raise
+                failed[dataset] = exc  # the formats already published stay listed: they are complete files
+                continue
+            sources[dataset] = source_counts(storage, dataset, business.id, period.days)
+            summaries[dataset] = [[f.label, figure_text(f)] for f in report.summary]
     win = period.window(business.timezone)  # the reports' own window (and fixed document date)
     header = {
         "business_id": business.id,

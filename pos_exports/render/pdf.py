@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -123,7 +123,19 @@ def markup(text: str, base: str = REGULAR) -> str:
 
 
 def text_width(text: str, size: float, base: str = REGULAR) -> float:
-    return sum(pdfmetrics.stringWidth(chunk, font, size) for font, chunk in runs(shape(text), base))
+    return measure(text, size, base)[1]
+
+
+@lru_cache(maxsize=1 << 16)
+def measure(text: str, size: float, base: str = REGULAR) -> tuple[str, float, bool]:
+    """(shaped text, its width, whether it is all in `base`): cached per process, since names, products and
+    statuses repeat from row to row and from business to business."""
+    shaped = shape(text)
+    if shaped.isascii():  # every printable ASCII character is in DejaVu Sans and its bold
+        return shaped, pdfmetrics.stringWidth(shaped, base, size), True
+    parts = runs(shaped, base)
+    width = sum(pdfmetrics.stringWidth(chunk, font, size) for font, chunk in parts)
+    return shaped, width, all(font == base for font, _ in parts)
 
 
 def clip(text: str, limit: int = MAX_CELL_CHARS) -> str:
@@ -134,6 +146,7 @@ def clip(text: str, limit: int = MAX_CELL_CHARS) -> str:
 # --- styles ---------------------------------------------------------------------------------------------
 
 
+@cache  # one style object per process: reportlab only reads it
 def _style(name: str, size: float, *, bold: bool = False, color=colors.black, align=TA_LEFT, space=0.0):
     return ParagraphStyle(
         name,
@@ -395,29 +408,16 @@ def _section(section: Section, report: Report, h2, note_style, body) -> tuple[li
         if c.kind not in NUMERIC_KINDS:
             limit = max(12, int((widths[j] - 2 * pad) / (size * 0.55)) * 3)
             texts[j] = [clip(t, limit) for t in texts[j]]
+    right = [c.kind in NUMERIC_KINDS and c.kind not in ("datetime", "date") for c in columns]
     header_row = [
-        _para(h, head_right if c.kind in NUMERIC_KINDS and c.kind not in ("datetime", "date") else head_style)
-        for c, h in zip(columns, headers, strict=True)
+        _cell(h, head_right if r else head_style, w - 2 * pad) for h, r, w in zip(headers, right, widths, strict=True)
     ]
     rows = [header_row]
-    aligns = [cell_right if c.kind in ("int", "money", "percent") else cell_left for c in columns]
+    aligns = [cell_right if r else cell_left for r in right]
     for i in range(count):
-        rows.append([_para(texts[j][i], aligns[j]) for j in range(ncol)])
+        rows.append([_cell(texts[j][i], aligns[j], widths[j] - 2 * pad) for j in range(ncol)])
     table = Table(rows, colWidths=widths, repeatRows=1, hAlign="LEFT")
-    table.setStyle(
-        TableStyle(
-            [
-                ("BACKGROUND", (0, 0), (-1, 0), HEADER_BLUE),
-                ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, STRIPE]),
-                ("LINEBELOW", (0, -1), (-1, -1), 0.5, HEADER_BLUE),
-                ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                ("LEFTPADDING", (0, 0), (-1, -1), pad),
-                ("RIGHTPADDING", (0, 0), (-1, -1), pad),
-                ("TOPPADDING", (0, 0), (-1, -1), 2),
-                ("BOTTOMPADDING", (0, 0), (-1, -1), 2.5),
-            ]
-        )
-    )
+    table.setStyle(_table_style(size, pad, tuple(j for j, r in enumerate(right) if r)))
     out.append(table)
     if total > count:
         out.append(Spacer(1, 1.5 * mm))
@@ -426,6 +426,70 @@ def _section(section: Section, report: Report, h2, note_style, body) -> tuple[li
         names = ", ".join(c.header for c in omitted)
         out.append(_para(f"{len(omitted)} more column(s) in the XLSX/CSV: {names}", note_style))
     return out, count
+
+
+def _cell(text: str, style: ParagraphStyle, room: float) -> str | Paragraph:
+    """A plain string (drawn by the table in the cell's font, far cheaper than a Paragraph) when the text is
+    in one font: on one line when it fits, else broken into lines at spaces (and within a word wider than the
+    column) as a Paragraph would; a Paragraph, which switches fonts per run, only for text of several fonts."""
+    shaped, width, single = measure(text, style.fontSize, style.fontName)
+    if not single:
+        return _para(text, style)
+    if width <= room:
+        return shaped
+    return "\n".join(wrap_lines(shaped, style.fontName, style.fontSize, room))
+
+
+def wrap_lines(text: str, font: str, size: float, room: float) -> list[str]:
+    """Greedy line breaking of one-font text into lines at most `room` wide: at spaces, and a word wider
+    than a line is split between characters."""
+    width = pdfmetrics.stringWidth
+    space = width(" ", font, size)
+    lines: list[str] = []
+    line, used = "", 0.0
+    for word in text.split():
+        w = width(word, font, size)
+        if line and used + space + w <= room:
+            line, used = f"{line} {word}", used + space + w
+            continue
+        if line:
+            lines.append(line)
+        while w > room and len(word) > 1:  # the longest head that fits (at least one character)
+            cut, head = 0, 0.0
+            for ch in word:
+                head += width(ch, font, size)  # glyph widths add up (no kerning in reportlab)
+                if head > room and cut:
+                    break
+                cut += 1
+            lines.append(word[:cut])
+            word = word[cut:]
+            w = width(word, font, size)
+        line, used = word, w
+    if line or not lines:
+        lines.append(line)
+    return lines
+
+
+@cache  # one TableStyle per (size, right-aligned columns) and process: reportlab only reads it
+def _table_style(size: float, pad: float, right: tuple[int, ...]) -> TableStyle:
+    """Grid, stripes and paddings, and the font, colour and alignment of the plain-string cells (the same as
+    the Paragraph styles of `_section`)."""
+    commands = [
+        ("BACKGROUND", (0, 0), (-1, 0), HEADER_BLUE),
+        ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, STRIPE]),
+        ("LINEBELOW", (0, -1), (-1, -1), 0.5, HEADER_BLUE),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("LEFTPADDING", (0, 0), (-1, -1), pad),
+        ("RIGHTPADDING", (0, 0), (-1, -1), pad),
+        ("TOPPADDING", (0, 0), (-1, -1), 2),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 2.5),
+        ("FONT", (0, 0), (-1, 0), BOLD, size, size * 1.25),
+        ("TEXTCOLOR", (0, 0), (-1, 0), colors.white),
+        ("FONT", (0, 1), (-1, -1), REGULAR, size, size * 1.25),
+        ("TEXTCOLOR", (0, 1), (-1, -1), colors.black),
+        *(("ALIGN", (j, 0), (j, -1), "RIGHT") for j in right),
+    ]
+    return TableStyle(commands)
 
 
 def _column_widths(

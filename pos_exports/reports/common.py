@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pos_exports.archive import capture
-from pos_exports.archive.read import ArchiveMissing, archived, missing_days, read_table
+from pos_exports.archive.read import ArchiveMissing, archived, missing_days, read_table, shared_batches
 from pos_exports.reports.model import Column, Report, Section, table_section
 from pos_exports.reports.period import Period
 from pos_exports.source.database import Business
@@ -85,7 +85,9 @@ def stream_section(
     """A section whose rows are produced lazily (one table per archive day, say) as record batches of
     exactly `schema` (one empty batch when there are no rows); `tables` is called again per renderer."""
 
-    def batches() -> Iterator[pa.RecordBatch]:
+    token = object()
+
+    def produce() -> Iterator[pa.RecordBatch]:
         produced = False
         for table in tables():
             if table.num_rows:
@@ -95,6 +97,9 @@ def stream_section(
                     yield batch
         if not produced:
             yield pa.RecordBatch.from_pylist([], schema=schema)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        return shared_batches(token, produce)  # built once for every format of an export (`shared_reads`)
 
     return Section(key, title, columns, batches, row_count, pdf_rows)
 

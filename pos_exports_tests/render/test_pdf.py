@@ -4,9 +4,10 @@ from decimal import Decimal
 import pyarrow as pa
 import pypdf
 import pytest
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import Table
 
-from pos_exports.render.pdf import WIDTH, _section, _style, render_pdf
+from pos_exports.render.pdf import WIDTH, _section, _style, clip, render_pdf, wrap_lines
 from pos_exports.reports.model import Column, Section, table_section
 from pos_exports_tests.render.sample import sample_report
 
@@ -99,3 +100,40 @@ def test_wide_section_fits_the_page(tmp_path):
     assert render_pdf(sample_report([section]), path) == {"wide": 5}
     text = "".join(p.extract_text() for p in pypdf.PdfReader(path).pages)
     assert "6 more column(s) in the XLSX/CSV" in text
+
+
+def test_cells_wrap_or_switch_fonts_only_where_needed():
+    from reportlab.platypus import Paragraph
+
+    cols = (Column("name", "Name"), Column("total", "Total", "money"))
+    names = ["Short name", "王小明", "word " * 200, "José Álvarez"]
+    table = pa.table({"name": names, "total": pa.array([Decimal("1.50")] * 4, pa.decimal128(18, 2))})
+    section = table_section("t", "T", cols, table)
+    style = _style("s", 9)
+    flowables, shown = _section(section, sample_report([section]), style, style, style)
+    (grid,) = [f for f in flowables if isinstance(f, Table)]
+    cells = grid._cellvalues[1:]
+    assert shown == 4
+    # one font, fits its column: drawn as a plain string
+    assert cells[0] == ["Short name", "1.50"] and cells[3][0] == "José Álvarez"
+    # Chinese needs the fallback font: a Paragraph, which switches fonts per run
+    assert isinstance(cells[1][0], Paragraph)
+    # one font, too long for a line: a plain string broken into lines that each fit, words kept whole
+    room = grid._colWidths[0] - 6
+    lines = cells[2][0].split("\n")
+    assert len(lines) > 1 and all(stringWidth(line, "DejaVuSans", 8) <= room for line in lines)  # 8 pt: 2 columns
+    assert " ".join(lines) == clip("word " * 200, len(" ".join(lines)))
+    assert all(set(line.split()) <= {"word", "word…"} for line in lines)
+
+
+def test_wrap_lines_breaks_at_spaces_and_within_words_too_wide():
+    def width(text):
+        return stringWidth(text, "DejaVuSans", 8)
+
+    room = width("abcdefghij")
+    assert wrap_lines("ab cd ef", "DejaVuSans", 8, width("ab cd")) == ["ab cd", "ef"]
+    long = wrap_lines("x " + "a" * 35 + " y", "DejaVuSans", 8, room)
+    assert long[0] == "x" and long[-1].endswith("y") and len(long) >= 4  # the a's are split over lines
+    assert all(width(line) <= room for line in long)
+    assert "".join(long).replace(" ", "") == "x" + "a" * 35 + "y"
+    assert wrap_lines("", "DejaVuSans", 8, room) == [""]

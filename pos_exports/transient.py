@@ -1,0 +1,31 @@
+"""Which failures may pass on their own (and are worth another attempt).
+
+Kept apart from `automation.retries` (Dagster's retry policy) so that what only renders or reads the
+archive, and must know whether a failure is temporary, does not import Dagster.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+
+from botocore.exceptions import ClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from pos_exports.source.database import PosSourceError
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure that may well pass on its own: a lost connection, a timeout, S3 throttling, SMTP 4xx."""
+    if isinstance(exc, ConnectionError | TimeoutError | socket.timeout | smtplib.SMTPServerDisconnected):
+        return True
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 400 <= exc.smtp_code < 500
+    if isinstance(exc, PosSourceError):
+        return "cannot connect" in str(exc)
+    if isinstance(exc, BotoConnectionError):
+        return True
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return status >= 500 or exc.response.get("Error", {}).get("Code") in ("SlowDown", "Throttling")
+    return False
