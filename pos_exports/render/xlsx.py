@@ -252,8 +252,7 @@ def _write_section(
                 if ws is not None:
                     ws.autofilter(0, 0, row - 1, len(columns) - 1)
                 if widths is None:
-                    lists = _column_lists(batch.slice(0, FIT_ROWS), columns, sheets, 1, [])
-                    widths = _fit_widths(headers, columns, lists)
+                    widths = fit_widths(headers, columns, batch.slice(0, FIT_ROWS))
                 ws = new_sheet()
                 row = 1
             take = min(batch.num_rows - start, MAX_SHEET_ROWS - row)
@@ -302,7 +301,8 @@ def _write_chunk(
     # and extend the sheet's dimensions to the last non-blank row.
     ws._write_single_row(first_row + chunk.num_rows - 1)
     ws._check_dimensions(last, 0)
-    ws.fh.write(text)
+    ws.fh.flush()  # the row stream is a UTF-8 text file: its pending text first, then our UTF-8 bytes
+    ws.fh.buffer.write(text)
 
 
 # Characters Python's `\s` (XlsxWriter's whitespace-preserve test) matches, in RE2 syntax.
@@ -317,7 +317,7 @@ _MAX_EXACT = 1e15  # integers and 2-decimal money below this print the same as X
 
 def rows_xml(
     chunk: pa.RecordBatch, columns: tuple[Column, ...], first_row: int, xf: list[int | None]
-) -> tuple[str, int | None] | None:
+) -> tuple[memoryview, int | None] | None:
     """The chunk's `<row>` elements as XlsxWriter's constant-memory writer would emit them, built column-wise
     with pyarrow.compute, and the 0-based index of the last row holding a cell (None: all blank).
 
@@ -340,7 +340,7 @@ def rows_xml(
         parts.append(pc.fill_null(cell, ""))
     rows = pc.binary_join_element_wise('<row r="', rownum, '">', *parts, "</row>", "")
     if filled is None or not pc.any(filled).as_py():
-        return "", None
+        return memoryview(b""), None
     if not pc.all(filled).as_py():
         rows = pc.filter(rows, filled)
     last = first_row + int(np.flatnonzero(filled.to_numpy(zero_copy_only=False))[-1])
@@ -356,7 +356,7 @@ def _cell_xml(arr: pa.Array, kind: str, letter: str, rownum: pa.Array, xf: int |
         return pc.binary_join_element_wise(f'<c r="{letter}', rownum, f'"{style}><v>', text, "</v></c>", "")
     if _has_long(arr):
         return None
-    strings = _strings(arr)
+    strings = _string_array(arr)
     strings = pc.if_else(pc.equal(strings, ""), pa.scalar(None, pa.string()), strings)  # "" is a blank cell
     if pc.any(pc.match_substring_regex(strings, _ESCAPE_RE2)).as_py():
         strings = pc.replace_substring_regex(strings, _ESCAPE_RE2, "_x005F\\1")
@@ -405,12 +405,12 @@ def _below(arr: pa.Array, limit: float) -> bool:
     return low is None or (abs(float(low)) < limit and abs(float(high)) < limit)
 
 
-def _joined(rows: pa.Array) -> str:
-    """The concatenated text of a string array (its data buffer between the first and last offsets)."""
+def _joined(rows: pa.Array) -> memoryview:
+    """The concatenated UTF-8 of a string array, without a copy: its data buffer between the first and last
+    offsets."""
     rows = rows.combine_chunks() if isinstance(rows, pa.ChunkedArray) else rows
     offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32)[rows.offset : rows.offset + len(rows) + 1]
-    data = rows.buffers()[2]
-    return data[int(offsets[0]) : int(offsets[-1])].to_pybytes().decode("utf-8")
+    return memoryview(rows.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
 
 
 def _nonempty(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -448,15 +448,8 @@ def _has_long(arr: pa.Array) -> bool:
 def xlsx_values(arr: pa.Array, kind: str) -> list:
     """A column of a batch as the Python values to write (numbers, Excel serials, clean strings, None)."""
     t = arr.type
-    if kind == "money":
-        if pa.types.is_decimal(t):  # via its exact text: the float nearest to the decimal
-            arr = pc.cast(pc.cast(arr, pa.string()), pa.float64())
-        else:
-            arr = pc.cast(arr, pa.float64())
-        return arr.to_pylist()
-    if kind == "percent":
-        arr = pc.cast(arr, pa.float64())
-        return pc.if_else(pc.is_finite(arr), arr, pa.scalar(None, pa.float64())).to_pylist()
+    if kind in ("money", "percent"):
+        return _floats(arr, kind).to_pylist()
     if kind == "int":
         if pa.types.is_integer(t) or pa.types.is_floating(t):
             return arr.to_pylist()
@@ -466,6 +459,16 @@ def xlsx_values(arr: pa.Array, kind: str) -> list:
     ):
         return _excel_serials(arr, kind).to_pylist()
     return _strings(arr)
+
+
+def _floats(arr: pa.Array, kind: str) -> pa.Array:
+    """Money (a decimal via its exact text: the float nearest to it) or percent (non-finite: null) as float64."""
+    if kind == "money":
+        if pa.types.is_decimal(arr.type):
+            return pc.cast(pc.cast(arr, pa.string()), pa.float64())
+        return pc.cast(arr, pa.float64())
+    arr = pc.cast(arr, pa.float64())
+    return pc.if_else(pc.is_finite(arr), arr, pa.scalar(None, pa.float64()))
 
 
 def _excel_serials(arr: pa.Array, kind: str) -> pa.Array:
@@ -481,9 +484,14 @@ def _excel_serials(arr: pa.Array, kind: str) -> pa.Array:
 
 
 def _strings(arr: pa.Array) -> list:
+    return _string_array(arr).to_pylist()
+
+
+def _string_array(arr: pa.Array) -> pa.Array:
+    """A column as the text cells hold: XML-safe, formula-like text neutralised."""
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         arr = pc.cast(arr, pa.string())
-    return neutralise_array(xml_clean_array(arr)).to_pylist()
+    return neutralise_array(xml_clean_array(arr))
 
 
 def _utf16_len(value: str) -> int:
@@ -508,6 +516,38 @@ def _col_letter(index: int) -> str:
 
 
 _FIXED_WIDTHS = {"datetime": 19, "date": 10}
+
+
+# Characters str.splitlines() breaks at: a string without them (and ASCII) is one line as wide as it is long.
+_LINE_BREAKS_RE2 = "[\\n\\r\\x0b\\x0c\\x1c-\\x1e\\x{85}\\x{2028}\\x{2029}]"
+
+
+def fit_widths(headers: list[str], columns: tuple[Column, ...], sample: pa.RecordBatch) -> list[float]:
+    """`_fit_widths` of the sample's values, computed from the few values that bound the others' widths
+    (Arrow minima/maxima), not from every cell in Python: the same widths."""
+    return _fit_widths(headers, columns, [_width_values(sample.column(c.name), c.kind) for c in columns])
+
+
+def _width_values(arr: pa.Array, kind: str) -> list:
+    """Values of a column whose shown widths bound all the others': formatted numbers grow with |value| on
+    each side of zero, so the minimum and maximum; for text, the longest one-line ASCII value (as x's) and
+    every other value as it is."""
+    if kind in _FIXED_WIDTHS or not len(arr):
+        return []
+    t = arr.type
+    if kind in ("money", "percent") or (kind == "int" and pa.types.is_integer(t)):
+        values = _floats(arr, kind) if kind != "int" else arr
+        bounds = pc.min_max(values)
+        return [v for v in (bounds["min"].as_py(), bounds["max"].as_py()) if v is not None]
+    if kind == "int" and pa.types.is_floating(t):
+        return arr.to_pylist()  # str() of floats does not grow with the value
+    strings = _string_array(arr)
+    simple = pc.fill_null(
+        pc.and_(pc.string_is_ascii(strings), pc.invert(pc.match_substring_regex(strings, _LINE_BREAKS_RE2))), False
+    )
+    longest = pc.max(pc.utf8_length(pc.filter(strings, simple))).as_py() or 0
+    others = pc.filter(strings, pc.invert(simple)).to_pylist()
+    return ["x" * min(longest, 400), *(v for v in others if v is not None)]
 
 
 def _fit_widths(headers: list[str], columns: tuple[Column, ...], lists: list[list]) -> list[float]:

@@ -132,3 +132,31 @@ def test_bulk_numbers_read_back_exactly(tmp_path, monkeypatch):
     with zipfile.ZipFile(bulk) as z:
         sheet = z.read("xl/worksheets/sheet2.xml")
     assert b"<v>95.74</v>" in sheet and b"<v>1200</v>" in sheet
+
+
+def test_widths_from_arrow_bounds_equal_widths_from_every_value():
+    """`fit_widths` (minima, maxima, longest one-line ASCII text) gives what `_fit_widths` gives from every cell."""
+    mixed = pa.table(
+        {
+            "money": pa.array([Decimal("-9.99"), Decimal("-10.00"), Decimal("99999.99"), None], pa.decimal128(18, 2)),
+            "pct": pa.array([0.5, -0.123, float("inf"), None]),
+            "n": pa.array([-7, 123456, 0, None], pa.int64()),
+            "f": pa.array([0.1 + 0.2, 1.0, None, 3.5]),
+            "text": ["short", "王小明 wide", "two\nlines that are longer", "x" * 500],
+            "at": pa.array([None] * 4, pa.timestamp("us", tz="UTC")),
+        }
+    )
+    cols = (
+        Column("money", "Money", "money"),
+        Column("pct", "Pct", "percent"),
+        Column("n", "N", "int"),
+        Column("f", "F", "int"),
+        Column("text", "A long header for text", "text"),
+        Column("at", "At", "datetime"),
+    )
+    sections = [table_section("mixed", "Mixed", cols, mixed), *sample_report().sections]
+    for section in sections:
+        batch = pa.Table.from_batches(list(section.batches())).combine_chunks().to_batches()[0]
+        headers = [c.header for c in section.columns]
+        every = xlsx._column_lists(batch, section.columns, ["x"], 1, [])
+        assert xlsx.fit_widths(headers, section.columns, batch) == xlsx._fit_widths(headers, section.columns, every)
