@@ -13,6 +13,7 @@ import re
 import zoneinfo
 from decimal import Decimal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -33,9 +34,33 @@ def neutralise(value: str) -> str:
 
 def neutralise_array(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """`neutralise` over an Arrow string array (nulls stay null); the array itself when nothing needs it."""
-    if len(arr) and pc.any(pc.match_substring_regex(arr, _FORMULA_RE2)).as_py():
+    if len(arr) and _may_start_formula(arr) and pc.any(pc.match_substring_regex(arr, _FORMULA_RE2)).as_py():
         return pc.replace_substring_regex(arr, _FORMULA_RE2, "'\\1")
     return arr
+
+
+# First UTF-8 bytes of FORMULA_PREFIXES: the ASCII ones, and 0xEF (U+FF1D..U+FF20 are EF BC 9D..EF BC A0).
+_FIRST_BYTES = np.zeros(256, dtype=bool)
+_FIRST_BYTES[[ord(c) for c in "=+-@\t\r"] + [0xEF]] = True
+
+
+def _may_start_formula(arr: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether a value of a string array could start with a formula prefix, from each value's first byte
+    (one vectorised look at the data buffer instead of a regex over every value)."""
+    for chunk in arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]:
+        if not len(chunk):
+            continue
+        if not pa.types.is_string(chunk.type):
+            return True  # large strings and others: the regex decides
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32)[chunk.offset : chunk.offset + len(chunk) + 1]
+        starts, stops = offsets[:-1], offsets[1:]
+        data = chunk.buffers()[2]
+        if data is None:
+            continue
+        first = np.frombuffer(data, dtype=np.uint8)[starts[stops > starts]]  # non-empty values (nulls are empty)
+        if _FIRST_BYTES[first].any():
+            return True
+    return False
 
 
 def xml_clean(value: str) -> str:
