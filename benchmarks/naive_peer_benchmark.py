@@ -69,7 +69,7 @@ def exports(root: Path, datasets: list[str], formats: list[str]) -> None:
     storage = LocalStorage(root)
     for business in load_businesses(storage):
         if business.is_active:
-            export_available(storage, business, daily(DAY), datasets, formats)
+            export_available(storage, business, daily(DAY), [(d, f) for d in datasets for f in formats])
 
 
 def prepare(base: Path, sales_per_day: int) -> tuple[Path, Path]:

@@ -312,6 +312,7 @@ _SPACE = (
 )
 _PRESERVE_RE2 = f"^{_SPACE}|{_SPACE}$"
 _ESCAPE_RE2 = "(_x[0-9a-fA-F]{4}_)"  # a literal _xHHHH_ is escaped so Excel does not decode it
+_NEEDS_ESCAPE_RE2 = "[&<>\\r]|_x[0-9a-fA-F]{4}_"
 _MAX_EXACT = 1e15  # integers and 2-decimal money below this print the same as XlsxWriter's `{:.16G}`
 
 
@@ -328,18 +329,22 @@ def rows_xml(
     """
     n = chunk.num_rows
     rownum = pc.cast(pa.array(np.arange(first_row + 1, first_row + n + 1, dtype=np.int64)), pa.string())
-    parts: list[pa.Array] = []
-    filled: pa.Array | None = None
+    cells: list[pa.Array] = []
     for j, column in enumerate(columns):
-        arr = chunk.column(column.name)
-        cell = _cell_xml(arr, column.kind, _col_letter(j), rownum, xf[j])
+        cell = _cell_xml(chunk.column(column.name), column.kind, _col_letter(j), rownum, xf[j])
         if cell is None:
             return None
-        present = pc.is_valid(cell)
-        filled = present if filled is None else pc.or_(filled, present)
-        parts.append(pc.fill_null(cell, ""))
+        cells.append(cell)
+    if not cells:
+        return memoryview(b""), None
+    parts = [pc.fill_null(cell, "") if cell.null_count else cell for cell in cells]
     rows = pc.binary_join_element_wise('<row r="', rownum, '">', *parts, "</row>", "")
-    if filled is None or not pc.any(filled).as_py():
+    if any(cell.null_count == 0 for cell in cells):  # a column with a cell in every row: no blank row
+        return _joined(rows), first_row + n - 1
+    filled = pc.is_valid(cells[0])
+    for cell in cells[1:]:
+        filled = pc.or_(filled, pc.is_valid(cell))
+    if not pc.any(filled).as_py():
         return memoryview(b""), None
     if not pc.all(filled).as_py():
         rows = pc.filter(rows, filled)
@@ -358,15 +363,13 @@ def _cell_xml(arr: pa.Array, kind: str, letter: str, rownum: pa.Array, xf: int |
         return None
     strings = _string_array(arr)
     strings = pc.if_else(pc.equal(strings, ""), pa.scalar(None, pa.string()), strings)  # "" is a blank cell
-    if pc.any(pc.match_substring_regex(strings, _ESCAPE_RE2)).as_py():
+    if pc.any(pc.match_substring_regex(strings, _NEEDS_ESCAPE_RE2)).as_py():  # one scan for the usual case
         strings = pc.replace_substring_regex(strings, _ESCAPE_RE2, "_x005F\\1")
-    if pc.any(pc.match_substring(strings, "\r")).as_py():  # the one control character xml_clean keeps
-        strings = pc.replace_substring(strings, "\r", "_x000D_")
+        strings = pc.replace_substring(strings, "\r", "_x000D_")  # the one control character xml_clean keeps
+        for raw, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
+            strings = pc.replace_substring(strings, raw, escaped)
     preserve = pc.fill_null(pc.match_substring_regex(strings, _PRESERVE_RE2), False)
     t_open = pc.if_else(preserve, '<t xml:space="preserve">', "<t>")
-    for raw, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
-        if pc.any(pc.match_substring(strings, raw)).as_py():
-            strings = pc.replace_substring(strings, raw, escaped)
     return pc.binary_join_element_wise(
         f'<c r="{letter}', rownum, f'"{style} t="inlineStr"><is>', t_open, strings, "</t></is></c>", ""
     )
