@@ -17,9 +17,8 @@ the shortest text of the same float), and handed to XlsxWriter's row stream (`ro
 writes everything else (styles, sheet set-up, Summary, zip). A chunk with a value that needs XlsxWriter's
 per-cell checks (text over the cell limit, NaN/inf, integers >= 1e15) is written with `write_row`.
 Column widths come from the first rows, computed on Arrow maxima where the width follows from them.
-Determinism: the workbook's creation
-date is `report.generated_at` and XlsxWriter gives every zip entry a fixed 1980 timestamp, so the same
-report gives identical bytes.
+Determinism: the workbook's creation date is `report.generated_at` and XlsxWriter gives every zip entry
+a fixed 1980 timestamp, so the same report gives identical bytes.
 """
 
 from __future__ import annotations
@@ -296,11 +295,11 @@ def _write_chunk(
     text, last = xml
     if last is None:  # every cell blank: XlsxWriter writes nothing for such rows either
         return
-    # Hand XlsxWriter's constant-memory row stream the rows as it would write them itself: flush the row it
-    # holds (the header), mark these rows as written (later writes to them are refused, as for its own rows)
-    # and extend the sheet's dimensions to the last non-blank row.
-    ws._write_single_row(first_row + chunk.num_rows - 1)
+    # Hand XlsxWriter's constant-memory row stream the rows as it would write them itself: extend the sheet's
+    # dimensions to the last non-blank row (before the next step, which makes it refuse rows behind it), flush
+    # the row it holds (the header) and mark these rows as written (later writes to them are refused).
     ws._check_dimensions(last, 0)
+    ws._write_single_row(first_row + chunk.num_rows - 1)
     ws.fh.flush()  # the row stream is a UTF-8 text file: its pending text first, then our UTF-8 bytes
     ws.fh.buffer.write(text)
 

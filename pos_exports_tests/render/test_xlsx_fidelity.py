@@ -56,11 +56,11 @@ AWKWARD = [
 
 def _awkward_report():
     n = len(AWKWARD)
-    table = pa.table(
+    table = pa.table(  # the last row all blank: the sheet's dimension ends on the row before
         {
-            "text": pa.array(AWKWARD, pa.string()),
-            "other": pa.array([None] * (n - 1) + ["last"], pa.string()),
-            "n": pa.array([None, *range(n - 1)], pa.int64()),
+            "text": pa.array([*AWKWARD, None], pa.string()),
+            "other": pa.array([None] * (n - 1) + ["last", None], pa.string()),
+            "n": pa.array([None, *range(n - 1), None], pa.int64()),
         }
     )
     cols = (Column("text", "Text"), Column("other", "Other", "json"), Column("n", "N", "int"))
@@ -84,6 +84,7 @@ def test_bulk_rows_escape_text_as_xlsxwriter_does(tmp_path, monkeypatch):
     expected[4] = "literal _x005F_x0041_ escape"
     expected[5] = "carriage_x000D_return"
     assert got == expected
+    assert ws.max_row == len(AWKWARD) + 1
     assert openpyxl.load_workbook(bulk)["Blank rows"].max_row == 1  # all-blank rows: no row written
 
 
