@@ -361,6 +361,8 @@ def _cell_xml(arr: pa.Array, kind: str, letter: str, rownum: pa.Array, xf: int |
     if _has_long(arr):
         return None
     strings = _string_array(arr)
+    if not pa.types.is_string(strings.type):  # large strings: a chunk's cells are < 32,767 chars each
+        strings = pc.cast(strings, pa.string())
     strings = pc.if_else(pc.equal(strings, ""), pa.scalar(None, pa.string()), strings)  # "" is a blank cell
     if pc.any(pc.match_substring_regex(strings, _NEEDS_ESCAPE_RE2)).as_py():  # one scan for the usual case
         strings = pc.replace_substring_regex(strings, _ESCAPE_RE2, "_x005F\\1")

@@ -161,3 +161,14 @@ def test_widths_from_arrow_bounds_equal_widths_from_every_value():
         headers = [c.header for c in section.columns]
         every = xlsx._column_lists(batch, section.columns, ["x"], 1, [])
         assert xlsx.fit_widths(headers, section.columns, batch) == xlsx._fit_widths(headers, section.columns, every)
+
+
+def test_large_string_columns_write_like_string_columns(tmp_path):
+    cols = (Column("text", "Text"), Column("n", "N", "int"))
+    values = ["a & b", " edge ", "=x", None, "王"]
+    paths = []
+    for kind in (pa.string(), pa.large_string()):
+        table = pa.table({"text": pa.array(values, kind), "n": pa.array(range(5), pa.int64())})
+        paths.append(tmp_path / f"{kind}.xlsx")
+        render_xlsx(sample_report([table_section("t", "T", cols, table)]), paths[-1])
+    assert paths[0].read_bytes() == paths[1].read_bytes()
