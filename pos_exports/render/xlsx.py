@@ -10,11 +10,15 @@ formulas; text a spreadsheet would execute is neutralised with a leading apostro
 ..., header repeated. A text longer than Excel's 32,767-character cell limit is cut with an explicit
 "[truncated ...]" marker and counted on the Summary sheet (the CSV holds the full text).
 
-Speed: values are converted column-wise with pyarrow.compute (money via its exact decimal text to
-float, datetimes straight to Excel serial numbers), the number formats are column formats, and rows go
-out with `write_row`, so the per-cell cost is XlsxWriter's own. Determinism: the workbook's creation
-date is `report.generated_at` and XlsxWriter gives every zip entry a fixed 1980 timestamp, so the same
-report gives identical bytes.
+Speed: section rows never go through Python cell by cell. Each chunk's `<row>` XML is built column-wise
+with pyarrow.compute, exactly as XlsxWriter's constant-memory writer would emit it (inline strings with
+its escapes, each cell styled with its column format; money as its exact decimal text, other numbers as
+the shortest text of the same float), and handed to XlsxWriter's row stream (`rows_xml`); XlsxWriter still
+writes everything else (styles, sheet set-up, Summary, zip). A chunk with a value that needs XlsxWriter's
+per-cell checks (text over the cell limit, NaN/inf, integers >= 1e15) is written with `write_row`.
+Column widths come from the first rows, computed on Arrow maxima where the width follows from them.
+Determinism: the workbook's creation date is `report.generated_at` and XlsxWriter gives every zip entry
+a fixed 1980 timestamp, so the same report gives identical bytes.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import xlsxwriter
@@ -39,6 +44,7 @@ MAX_DATA_ROWS = MAX_SHEET_ROWS - 1  # below the header row
 MAX_CELL_CHARS = 32_767
 MAX_WIDTH = 60
 FIT_ROWS = 200
+XML_CHUNK_ROWS = 16_384  # rows turned into XML at once (bounds the text held in memory)
 HEADER_FILL = "#2C3E50"
 WORKBOOK_OPTIONS = {
     "constant_memory": True,
@@ -225,6 +231,7 @@ def _write_section(
     widths: list[float] | None = None
     row = MAX_SHEET_ROWS  # "full": the first chunk opens the first sheet
     total = 0
+    xf = [_column_xf(formats, c.kind) for c in columns]
 
     def new_sheet() -> Worksheet:
         name = names.claim(section.title, len(sheets) + 1)
@@ -244,17 +251,14 @@ def _write_section(
                 if ws is not None:
                     ws.autofilter(0, 0, row - 1, len(columns) - 1)
                 if widths is None:
-                    lists = _column_lists(batch.slice(0, FIT_ROWS), columns, sheets, 1, [])
-                    widths = _fit_widths(headers, columns, lists)
+                    widths = fit_widths(headers, columns, batch.slice(0, FIT_ROWS))
                 ws = new_sheet()
                 row = 1
             take = min(batch.num_rows - start, MAX_SHEET_ROWS - row)
-            chunk = batch.slice(start, take)
-            lists = _column_lists(chunk, columns, sheets, row, truncated)
-            write_row = ws.write_row
-            for values in zip(*lists, strict=True):
-                write_row(row, 0, values)
-                row += 1
+            for sub in range(start, start + take, XML_CHUNK_ROWS):
+                chunk = batch.slice(sub, min(XML_CHUNK_ROWS, start + take - sub))
+                _write_chunk(ws, chunk, columns, row, xf, sheets, truncated)
+                row += chunk.num_rows
             start += take
             total += take
     if ws is None:  # no rows: the header alone
@@ -263,6 +267,154 @@ def _write_section(
         row = 1
     ws.autofilter(0, 0, max(row - 1, 0), max(len(columns) - 1, 0))
     return total, sheets
+
+
+def _column_xf(formats: _Formats, kind: str) -> int | None:
+    """The style index XlsxWriter gives a cell of a column with this kind's column format (none for int/text)."""
+    fmt = formats.kind.get(kind) if kind in NUMBER_FORMATS else None
+    return None if fmt is None else fmt._get_xf_index()
+
+
+def _write_chunk(
+    ws: Worksheet,
+    chunk: pa.RecordBatch,
+    columns: tuple[Column, ...],
+    first_row: int,
+    xf: list[int | None],
+    sheets: list[str],
+    truncated: list[str],
+) -> None:
+    """Rows `first_row`.. of the sheet: as bulk row XML, or cell by cell where the fast path does not apply."""
+    xml = rows_xml(chunk, columns, first_row, xf)
+    if xml is None:  # long text (cut and reported per cell) or values only XlsxWriter's own checks handle
+        lists = _column_lists(chunk, columns, sheets, first_row, truncated)
+        write_row = ws.write_row
+        for i, values in enumerate(zip(*lists, strict=True)):
+            write_row(first_row + i, 0, values)
+        return
+    text, last = xml
+    if last is None:  # every cell blank: XlsxWriter writes nothing for such rows either
+        return
+    # Hand XlsxWriter's constant-memory row stream the rows as it would write them itself: extend the sheet's
+    # dimensions to the last non-blank row (before the next step, which makes it refuse rows behind it), flush
+    # the row it holds (the header) and mark these rows as written (later writes to them are refused).
+    ws._check_dimensions(last, 0)
+    ws._write_single_row(first_row + chunk.num_rows - 1)
+    ws.fh.flush()  # the row stream is a UTF-8 text file: its pending text first, then our UTF-8 bytes
+    ws.fh.buffer.write(text)
+
+
+# Characters Python's `\s` (XlsxWriter's whitespace-preserve test) matches, in RE2 syntax.
+_SPACE = (
+    "[\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}"
+    "\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}]"
+)
+_PRESERVE_RE2 = f"^{_SPACE}|{_SPACE}$"
+_ESCAPE_RE2 = "(_x[0-9a-fA-F]{4}_)"  # a literal _xHHHH_ is escaped so Excel does not decode it
+_NEEDS_ESCAPE_RE2 = "[&<>\\r]|_x[0-9a-fA-F]{4}_"
+_MAX_EXACT = 1e15  # integers and 2-decimal money below this print the same as XlsxWriter's `{:.16G}`
+
+
+def rows_xml(
+    chunk: pa.RecordBatch, columns: tuple[Column, ...], first_row: int, xf: list[int | None]
+) -> tuple[memoryview, int | None] | None:
+    """The chunk's `<row>` elements as XlsxWriter's constant-memory writer would emit them, built column-wise
+    with pyarrow.compute, and the 0-based index of the last row holding a cell (None: all blank).
+
+    Same cells as `write_row` of `xlsx_values`: numbers as `<v>` (None: no cell), strings as inline strings
+    (empty or None: no cell) with XlsxWriter's escapes (`_xHHHH_`, CR, `& < >`, `xml:space` for edge
+    whitespace), each cell styled with its column format. None when a value needs XlsxWriter's per-cell
+    handling: text too long for a cell, a non-finite float, a number too large to print the same way.
+    """
+    n = chunk.num_rows
+    rownum = pc.cast(pa.array(np.arange(first_row + 1, first_row + n + 1, dtype=np.int64)), pa.string())
+    cells: list[pa.Array] = []
+    for j, column in enumerate(columns):
+        cell = _cell_xml(chunk.column(column.name), column.kind, _col_letter(j), rownum, xf[j])
+        if cell is None:
+            return None
+        cells.append(cell)
+    if not cells:
+        return memoryview(b""), None
+    parts = [pc.fill_null(cell, "") if cell.null_count else cell for cell in cells]
+    rows = pc.binary_join_element_wise('<row r="', rownum, '">', *parts, "</row>", "")
+    if any(cell.null_count == 0 for cell in cells):  # a column with a cell in every row: no blank row
+        return _joined(rows), first_row + n - 1
+    filled = pc.is_valid(cells[0])
+    for cell in cells[1:]:
+        filled = pc.or_(filled, pc.is_valid(cell))
+    if not pc.any(filled).as_py():
+        return memoryview(b""), None
+    if not pc.all(filled).as_py():
+        rows = pc.filter(rows, filled)
+    last = first_row + int(np.flatnonzero(filled.to_numpy(zero_copy_only=False))[-1])
+    return _joined(rows), last
+
+
+def _cell_xml(arr: pa.Array, kind: str, letter: str, rownum: pa.Array, xf: int | None) -> pa.Array | None:
+    text = _number_text(arr, kind)
+    style = "" if xf is None else f' s="{xf}"'
+    if text is not None:
+        if text is _FALLBACK:
+            return None
+        return pc.binary_join_element_wise(f'<c r="{letter}', rownum, f'"{style}><v>', text, "</v></c>", "")
+    if _has_long(arr):
+        return None
+    strings = _string_array(arr)
+    if not pa.types.is_string(strings.type):  # large strings: a chunk's cells are < 32,767 chars each
+        strings = pc.cast(strings, pa.string())
+    strings = pc.if_else(pc.equal(strings, ""), pa.scalar(None, pa.string()), strings)  # "" is a blank cell
+    if pc.any(pc.match_substring_regex(strings, _NEEDS_ESCAPE_RE2)).as_py():  # one scan for the usual case
+        strings = pc.replace_substring_regex(strings, _ESCAPE_RE2, "_x005F\\1")
+        strings = pc.replace_substring(strings, "\r", "_x000D_")  # the one control character xml_clean keeps
+        for raw, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
+            strings = pc.replace_substring(strings, raw, escaped)
+    preserve = pc.fill_null(pc.match_substring_regex(strings, _PRESERVE_RE2), False)
+    t_open = pc.if_else(preserve, '<t xml:space="preserve">', "<t>")
+    return pc.binary_join_element_wise(
+        f'<c r="{letter}', rownum, f'"{style} t="inlineStr"><is>', t_open, strings, "</t></is></c>", ""
+    )
+
+
+_FALLBACK = pa.array([], pa.string())
+
+
+def _number_text(arr: pa.Array, kind: str) -> pa.Array | None:
+    """A numeric column as the text of its `<v>` values (null: no cell); None for a text column;
+    `_FALLBACK` when a value must go through XlsxWriter's own number writer."""
+    t = arr.type
+    if kind == "money" and pa.types.is_decimal(t):
+        if not _below(pc.cast(arr, pa.float64()), _MAX_EXACT):
+            return _FALLBACK
+        # 1234.50 -> 1234.5, 0.00 -> 0: what `{float(1234.50):.16G}` prints
+        text = pc.replace_substring_regex(pc.cast(arr, pa.string()), "\\.?0+$", "") if t.scale > 0 else None
+        return pc.cast(arr, pa.string()) if text is None else pc.if_else(pc.equal(text, ""), "0", text)
+    if kind in ("money", "percent") or (kind == "int" and pa.types.is_floating(t)):
+        values = pc.cast(arr, pa.float64())
+        if kind == "percent":
+            values = pc.if_else(pc.is_finite(values), values, pa.scalar(None, pa.float64()))
+        elif not pc.all(pc.fill_null(pc.is_finite(values), True)).as_py():
+            return _FALLBACK  # XlsxWriter refuses NaN/inf
+        return pc.cast(values, pa.string())  # the shortest text that reads back as the same float
+    if kind == "int" and pa.types.is_integer(t):
+        return pc.cast(arr, pa.string()) if _below(arr, _MAX_EXACT) else _FALLBACK
+    if kind in ("datetime", "date") and (pa.types.is_timestamp(t) or (kind == "date" and pa.types.is_date(t))):
+        return pc.cast(_excel_serials(arr, kind), pa.string())
+    return None
+
+
+def _below(arr: pa.Array, limit: float) -> bool:
+    bounds = pc.min_max(arr)
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    return low is None or (abs(float(low)) < limit and abs(float(high)) < limit)
+
+
+def _joined(rows: pa.Array) -> memoryview:
+    """The concatenated UTF-8 of a string array, without a copy: its data buffer between the first and last
+    offsets."""
+    rows = rows.combine_chunks() if isinstance(rows, pa.ChunkedArray) else rows
+    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32)[rows.offset : rows.offset + len(rows) + 1]
+    return memoryview(rows.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
 
 
 def _nonempty(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -300,36 +452,50 @@ def _has_long(arr: pa.Array) -> bool:
 def xlsx_values(arr: pa.Array, kind: str) -> list:
     """A column of a batch as the Python values to write (numbers, Excel serials, clean strings, None)."""
     t = arr.type
-    if kind == "money":
-        if pa.types.is_decimal(t):  # via its exact text: the float nearest to the decimal
-            arr = pc.cast(pc.cast(arr, pa.string()), pa.float64())
-        else:
-            arr = pc.cast(arr, pa.float64())
-        return arr.to_pylist()
-    if kind == "percent":
-        arr = pc.cast(arr, pa.float64())
-        return pc.if_else(pc.is_finite(arr), arr, pa.scalar(None, pa.float64())).to_pylist()
+    if kind in ("money", "percent"):
+        return _floats(arr, kind).to_pylist()
     if kind == "int":
         if pa.types.is_integer(t) or pa.types.is_floating(t):
             return arr.to_pylist()
         return _strings(pc.cast(arr, pa.string()))
-    if kind == "datetime" and pa.types.is_timestamp(t):
-        if t.tz is not None:
-            arr = pc.local_timestamp(arr)
-        seconds = pc.cast(pc.cast(arr, pa.timestamp("s"), safe=False), pa.int64())
-        return pc.add(pc.divide(seconds, 86400.0), float(_EXCEL_EPOCH_DAYS)).to_pylist()
-    if kind == "date" and (pa.types.is_date(t) or pa.types.is_timestamp(t)):
-        if pa.types.is_timestamp(t) and t.tz is not None:
-            arr = pc.local_timestamp(arr)
-        days = pc.cast(pc.cast(arr, pa.date32()), pa.int32())
-        return pc.add(pc.cast(days, pa.int64()), _EXCEL_EPOCH_DAYS).to_pylist()
+    if (kind == "datetime" and pa.types.is_timestamp(t)) or (
+        kind == "date" and (pa.types.is_date(t) or pa.types.is_timestamp(t))
+    ):
+        return _excel_serials(arr, kind).to_pylist()
     return _strings(arr)
 
 
+def _floats(arr: pa.Array, kind: str) -> pa.Array:
+    """Money (a decimal via its exact text: the float nearest to it) or percent (non-finite: null) as float64."""
+    if kind == "money":
+        if pa.types.is_decimal(arr.type):
+            return pc.cast(pc.cast(arr, pa.string()), pa.float64())
+        return pc.cast(arr, pa.float64())
+    arr = pc.cast(arr, pa.float64())
+    return pc.if_else(pc.is_finite(arr), arr, pa.scalar(None, pa.float64()))
+
+
+def _excel_serials(arr: pa.Array, kind: str) -> pa.Array:
+    """Business-local timestamps (datetime: fractional days, whole seconds) or dates (int days) as Excel
+    serial numbers."""
+    if pa.types.is_timestamp(arr.type) and arr.type.tz is not None:
+        arr = pc.local_timestamp(arr)
+    if kind == "datetime":
+        seconds = pc.cast(pc.cast(arr, pa.timestamp("s"), safe=False), pa.int64())
+        return pc.add(pc.divide(seconds, 86400.0), float(_EXCEL_EPOCH_DAYS))
+    days = pc.cast(pc.cast(arr, pa.date32()), pa.int32())
+    return pc.add(pc.cast(days, pa.int64()), _EXCEL_EPOCH_DAYS)
+
+
 def _strings(arr: pa.Array) -> list:
+    return _string_array(arr).to_pylist()
+
+
+def _string_array(arr: pa.Array) -> pa.Array:
+    """A column as the text cells hold: XML-safe, formula-like text neutralised."""
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         arr = pc.cast(arr, pa.string())
-    return neutralise_array(xml_clean_array(arr)).to_pylist()
+    return neutralise_array(xml_clean_array(arr))
 
 
 def _utf16_len(value: str) -> int:
@@ -354,6 +520,38 @@ def _col_letter(index: int) -> str:
 
 
 _FIXED_WIDTHS = {"datetime": 19, "date": 10}
+
+
+# Characters str.splitlines() breaks at: a string without them (and ASCII) is one line as wide as it is long.
+_LINE_BREAKS_RE2 = "[\\n\\r\\x0b\\x0c\\x1c-\\x1e\\x{85}\\x{2028}\\x{2029}]"
+
+
+def fit_widths(headers: list[str], columns: tuple[Column, ...], sample: pa.RecordBatch) -> list[float]:
+    """`_fit_widths` of the sample's values, computed from the few values that bound the others' widths
+    (Arrow minima/maxima), not from every cell in Python: the same widths."""
+    return _fit_widths(headers, columns, [_width_values(sample.column(c.name), c.kind) for c in columns])
+
+
+def _width_values(arr: pa.Array, kind: str) -> list:
+    """Values of a column whose shown widths bound all the others': formatted numbers grow with |value| on
+    each side of zero, so the minimum and maximum; for text, the longest one-line ASCII value (as x's) and
+    every other value as it is."""
+    if kind in _FIXED_WIDTHS or not len(arr):
+        return []
+    t = arr.type
+    if kind in ("money", "percent") or (kind == "int" and pa.types.is_integer(t)):
+        values = _floats(arr, kind) if kind != "int" else arr
+        bounds = pc.min_max(values)
+        return [v for v in (bounds["min"].as_py(), bounds["max"].as_py()) if v is not None]
+    if kind == "int" and pa.types.is_floating(t):
+        return arr.to_pylist()  # str() of floats does not grow with the value
+    strings = _string_array(arr)
+    simple = pc.fill_null(
+        pc.and_(pc.string_is_ascii(strings), pc.invert(pc.match_substring_regex(strings, _LINE_BREAKS_RE2))), False
+    )
+    longest = pc.max(pc.utf8_length(pc.filter(strings, simple))).as_py() or 0
+    others = pc.filter(strings, pc.invert(simple)).to_pylist()
+    return ["x" * min(longest, 400), *(v for v in others if v is not None)]
 
 
 def _fit_widths(headers: list[str], columns: tuple[Column, ...], lists: list[list]) -> list[float]:

@@ -29,6 +29,22 @@ def test_neutralise_python_and_arrow_agree():
     assert neutralise_array(pa.array([*texts, None])).to_pylist() == [*expected, None]
 
 
+def test_neutralise_array_finds_each_prefix_alone_in_slices_and_chunks():
+    """The first-byte pre-check (before the regex) must see every prefix, also in sliced and chunked arrays."""
+    prefixes = ["=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20"]
+    for prefix in prefixes:
+        values = ["plain", None, "", f"{prefix}x", "tail"]
+        expected = [neutralise(v) if v is not None else None for v in values]
+        assert neutralise_array(pa.array(values)).to_pylist() == expected
+        assert neutralise_array(pa.array(["skip", *values]).slice(1)).to_pylist() == expected
+        assert neutralise_array(pa.chunked_array([values[:2], values[2:]])).to_pylist() == expected
+    clean = pa.array(["a", "b=c", "\uff21 full-width A", "\uffe5 yen", "\ufeffbom", "\uff1c", "é", None, ""])
+    assert neutralise_array(clean) is clean
+    assert neutralise_array(pa.array(["=x", "ok"]).slice(1)).to_pylist() == ["ok"]
+    mixed = [chr(c) + "v" for c in range(0x20, 0x80)] + [chr(c) + "w" for c in range(0xFF00, 0xFF30)]
+    assert neutralise_array(pa.array(mixed)).to_pylist() == [neutralise(v) for v in mixed]
+
+
 def test_xml_clean():
     dirty = "a\x00b\x07c\x1fd\ufffee\uffff\tf\ng\rh"
     assert xml_clean(dirty) == "abcde\tf\ng\rh"
