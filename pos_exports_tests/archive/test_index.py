@@ -208,3 +208,18 @@ def test_kill_9_between_manifest_and_index_leaves_the_index_behind_and_reindex_r
     assert _index_rows(engine()) == before  # ... the index still names the old one: behind, never ahead
     index.reindex(storage, engine())
     assert _index_rows(engine()) == on_storage
+
+
+def test_an_existing_state_database_gets_the_index_of_days(tmp_path):
+    from pos_exports.delivery import state
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = sa.create_engine(url)
+    state.metadata.create_all(old)
+    with old.begin() as conn:  # a state database made before the index of days existed
+        conn.execute(sa.text("DROP INDEX archive_index_by_day"))
+    assert "archive_index_by_day" not in {i["name"] for i in sa.inspect(old).get_indexes("archive_index")}
+    eng = engine(url)
+    assert "archive_index_by_day" in {i["name"] for i in sa.inspect(eng).get_indexes("archive_index")}
+    state._engine.cache_clear()
+    engine(url)  # idempotent on a database that has it
