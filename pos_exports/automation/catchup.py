@@ -192,7 +192,7 @@ def missed_deliveries(storage: Storage, eng, horizon: dt.datetime, now: dt.datet
                     continue  # emailed, rejected for good, or a live run is on it
             elif sub.updated_at is not None and fire < sub.updated_at:
                 continue  # maybe paused back then: not caught up (schedule.due's rule)
-            if archive_ready(storage, sub, sub.business_id, period_for(kind, key)):
+            if archive_ready(sub, sub.business_id, business.timezone, period_for(kind, key), now):
                 continue  # the archive is not complete yet: the archive catch-up comes first
             out.append(MissedDelivery(fire, sub.id, sub.business_id, kind, key))
     return sorted(out, key=lambda m: (m.fire, m.subscription_id))

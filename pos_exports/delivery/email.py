@@ -153,8 +153,11 @@ def render_content(
     from_address: str,
     reply_to: str | None,
     size_budget_bytes: int = DEFAULT_SIZE_BUDGET,
+    missing: Sequence[str] = (),
 ) -> EmailContent:
     """The subject and the plain-text and HTML bodies of one export email.
+
+    `missing`: why each export the subscription asks for is not in this email (one plain sentence each).
 
     When the files together exceed `size_budget_bytes` (or a file has no local copy), nothing is
     attached: both bodies list the links (`Attachment.uri`) and say why.
@@ -200,6 +203,8 @@ def render_content(
         lines.append("")
     else:
         lines += ["No files were produced for this period.", ""]
+    if missing:
+        lines += ["Not included", *(f"  {m}" for m in missing), ""]
     lines.append(f"This message was sent automatically by the export service. Periods are shown in {tz_name}.")
     text = "\n".join(lines) + "\n"
 
@@ -237,6 +242,10 @@ def render_content(
         )
     if not files:
         file_rows.append('<tr><td style="padding:4px 8px;">No files were produced for this period.</td></tr>')
+    file_rows += [
+        f'<tr><td colspan="2" style="padding:4px 8px;background:#fff8e1;">Not included: {esc(m)}</td></tr>'
+        for m in missing
+    ]
     html_body = _html_template().substitute(
         title=esc(subject),
         business_name=esc(business),

@@ -330,8 +330,15 @@ def stale_claims(eng: sa.Engine, now: dt.datetime | None = None) -> list[dict[st
     return [r for r in rows if claim_is_gone(r, now)]
 
 
-def mark_completed(eng: sa.Engine, ids: Sequence[int], files: list[dict[str, Any]], bytes: int) -> int:
-    """The files are rendered and stored (not yet sent): status completed, `files`, `bytes`, `finished_at`."""
+def mark_completed(
+    eng: sa.Engine,
+    ids: Sequence[int],
+    files: list[dict[str, Any]],
+    bytes: int,
+    missing: list[dict[str, Any]] | None = None,
+) -> int:
+    """The files are rendered and stored (not yet sent): status completed, `files`, `bytes`, `finished_at`;
+    `missing`: what the delivery goes without ([{"dataset", "day", "reason"}], None: nothing)."""
     if not ids:
         return 0
     with eng.begin() as conn:
@@ -342,6 +349,7 @@ def mark_completed(eng: sa.Engine, ids: Sequence[int], files: list[dict[str, Any
                 status="completed",
                 files=files,
                 bytes=bytes,
+                missing=missing or None,
                 error=None,
                 traceback=None,
                 finished_at=_bind_time(eng, _now()),

@@ -80,6 +80,9 @@ deliveries = sa.Table(
     sa.Column("message_id", sa.Text),
     sa.Column("files", sa.JSON),  # [{"name", "dataset", "format", "bytes", "sha256", "uri"}]
     sa.Column("bytes", sa.BigInteger),
+    # What the subscription asks for but the delivery could not include: [{"dataset", "day", "reason"}]
+    # (a snapshot never captured: it will never exist, so the period is delivered without it).
+    sa.Column("missing", sa.JSON),
     sa.Column("error", sa.Text),
     sa.Column("traceback", sa.Text),
     sa.Column("run_id", sa.Text),
@@ -233,7 +236,7 @@ def _upgrade(eng: sa.Engine) -> None:
     for idx in archive_index.indexes:  # create_all skips the indexes of a table that exists already
         idx.create(eng, checkfirst=True)
     with eng.begin() as conn:
-        for column in ("claimed_at", "claimant"):
+        for column in ("claimed_at", "claimant", "missing"):
             if column not in have:
                 kind = deliveries.c[column].type.compile(dialect=eng.dialect)
                 conn.execute(sa.text(f"ALTER TABLE deliveries ADD COLUMN {column} {kind}"))
