@@ -527,6 +527,19 @@ def retryable(eng: sa.Engine, max_attempts: int) -> list[dict[str, Any]]:
         return [_row(r) for r in conn.execute(query).mappings()]
 
 
+def rows_for(eng: sa.Engine, pairs: Iterable[tuple[int, str]], chunk: int = 500) -> dict[tuple[int, str], list]:
+    """The ledger rows of exactly these (subscription_id, period_key)s, by pair (one query per `chunk` pairs)."""
+    wanted = sorted(set(pairs))
+    out: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    key = sa.tuple_(deliveries.c.subscription_id, deliveries.c.period_key)
+    with eng.connect() as conn:
+        for i in range(0, len(wanted), chunk):
+            query = sa.select(deliveries).where(key.in_(wanted[i : i + chunk])).order_by(deliveries.c.id)
+            for r in conn.execute(query).mappings():
+                out.setdefault((r["subscription_id"], r["period_key"]), []).append(_row(r))
+    return out
+
+
 def delivered(eng: sa.Engine, pairs: Iterable[tuple[int, str]], chunk: int = 500) -> set[tuple[int, str]]:
     """The (subscription_id, period_key)s among `pairs` whose every ledger row is `emailed`.
 
