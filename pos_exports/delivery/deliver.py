@@ -157,7 +157,9 @@ def deliver(
     """Deliver `sub` for one period; every step is recorded per recipient in the ledger.
 
     Raises ArchiveMissing (with `archive_missing_message`) before anything is written when the
-    period's archive is incomplete. Each recipient gets its own message with a stable Message-ID
+    period's archive is incomplete. A snapshot past its capture window never comes: the period is delivered
+    without it (said in the email, the ledger's `missing` and the outcome), or, when nothing else is asked for,
+    ArchiveMissing says so. Each recipient gets its own message with a stable Message-ID
     (`message_id_for`), sent only after `ledger.claim_sending` succeeded. `resend` also sends to the
     recipients whose outcome is `unknown` (they may get a second copy); `recipients` limits the delivery.
     """
@@ -168,7 +170,11 @@ def deliver(
         raise ArchiveMissing(archive_missing_message(business.id, waiting))
     # A snapshot never captured will never be: deliver what exists, and say what is not there and why.
     lost = [
-        {"dataset": g.dataset, "day": g.day.isoformat(), "reason": "snapshot " + _capture(g, business).note(now)}
+        {
+            "dataset": g.dataset,
+            "day": g.day.isoformat(),
+            "reason": "snapshot " + capture.snapshot_capture(g.day, business.timezone).note(now),
+        }
         for g in gaps
     ]
     datasets = [d for d in sub.datasets if d not in {g.dataset for g in gaps}]
@@ -262,10 +268,6 @@ def deliver(
         who = ", ".join(unknown)
         text += f"; the outcome for {who} is unknown (not sent again; see `pos-exports resend`)"
     return DeliveryOutcome(status, folder, results, text, missing)
-
-
-def _capture(gap: ArchiveGap, business: Business) -> capture.Capture:
-    return capture.snapshot_capture(gap.day, business.timezone)
 
 
 def _flush(eng: sa.Engine, smtp: SmtpSettings | None, outbox_dir: Path, sleep, queued: bool) -> None:
