@@ -73,6 +73,31 @@ def archived_days(
     return {(b, d) for b, d in found if d in keep}
 
 
+def day_counts(
+    eng: sa.Engine, datasets: Iterable[str], business_ids: Iterable[int], first: dt.date, last: dt.date
+) -> dict[tuple[str, dt.date], int]:
+    """How many of `business_ids` the index holds per (dataset, day) in `first..last` (one GROUP BY, no storage):
+    a day whose count is every expected business needs no per-business look."""
+    ids, names = sorted(set(business_ids)), sorted(set(datasets))
+    if not ids or not names or last < first:
+        return {}
+    t = archive_index
+    query = (
+        sa.select(t.c.dataset, t.c.day, sa.func.count())
+        .where(t.c.dataset.in_(names), t.c.day >= first, t.c.day <= last, t.c.business_id.in_(ids))
+        .group_by(t.c.dataset, t.c.day)
+    )
+    with eng.connect() as conn:
+        return {(name, day): int(n) for name, day, n in conn.execute(query)}
+
+
+def business_ids_on(eng: sa.Engine, dataset: str, day: dt.date) -> set[int]:
+    """The businesses whose `dataset` of `day` the index holds (one query, no storage)."""
+    t = archive_index
+    with eng.connect() as conn:
+        return set(conn.execute(sa.select(t.c.business_id).where(t.c.dataset == dataset, t.c.day == day)).scalars())
+
+
 def is_empty(eng: sa.Engine) -> bool:
     with eng.connect() as conn:
         return conn.execute(sa.select(archive_index.c.day).limit(1)).first() is None

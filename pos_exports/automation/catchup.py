@@ -55,10 +55,10 @@ from pos_exports.archive.read import load_businesses
 from pos_exports.automation import retention
 from pos_exports.automation.delivery import delivery_job, run_request
 from pos_exports.delivery import ledger, notify
-from pos_exports.delivery.deliver import archive_ready
+from pos_exports.delivery.deliver import archive_gaps
 from pos_exports.delivery.schedule import ScheduleError, due
 from pos_exports.delivery.state import engine
-from pos_exports.delivery.subscriptions import find
+from pos_exports.delivery.subscriptions import Subscription, find
 from pos_exports.reports.period import period_for
 from pos_exports.source.resource import StorageResource
 from pos_exports.storage import Storage
@@ -170,7 +170,7 @@ def missed_deliveries(storage: Storage, eng, horizon: dt.datetime, now: dt.datet
     complete, oldest first (see the module doc)."""
     businesses = {b.id: b for b in load_businesses(storage) if b.is_active}
     until = now - DELIVERY_GRACE
-    out: list[MissedDelivery] = []
+    fired: list[tuple[dt.datetime, Subscription, str, str]] = []
     for sub in find(eng, active=True):
         business = businesses.get(sub.business_id)
         if business is None:
@@ -179,22 +179,34 @@ def missed_deliveries(storage: Storage, eng, horizon: dt.datetime, now: dt.datet
         if start >= until:
             continue
         try:
-            fires = due(sub, business.timezone, start, until)
+            fired += [(fire, sub, kind, key) for fire, kind, key in due(sub, business.timezone, start, until)]
         except ScheduleError:
             continue  # a broken subscription: the due sensor and the CLI report it
-        rows_by_key: dict[str, list[dict]] = {}
-        for row in ledger.history(eng, subscription_id=sub.id, since=start):  # rows open after their fire
-            rows_by_key.setdefault(row["period_key"], []).append(row)
-        for fire, kind, key in fires:
-            rows = rows_by_key.get(key)
-            if rows:
-                if not ledger.pending_recipients(rows, now=now):
-                    continue  # emailed, rejected for good, or a live run is on it
-            elif sub.updated_at is not None and fire < sub.updated_at:
-                continue  # maybe paused back then: not caught up (schedule.due's rule)
-            if archive_ready(storage, sub, sub.business_id, period_for(kind, key)):
-                continue  # the archive is not complete yet: the archive catch-up comes first
-            out.append(MissedDelivery(fire, sub.id, sub.business_id, kind, key))
+    # the ledger rows of exactly these fires (one query), not each subscription's history
+    rows_by_pair = ledger.rows_for(eng, [(sub.id, key) for _, sub, _, key in fired])
+    candidates = []
+    for fire, sub, kind, key in fired:
+        rows = rows_by_pair.get((sub.id, key))
+        if rows:
+            if not ledger.pending_recipients(rows, now=now):
+                continue  # emailed, rejected for good, or a live run is on it
+        elif sub.updated_at is not None and fire < sub.updated_at:
+            continue  # maybe paused back then: not caught up (schedule.due's rule)
+        candidates.append((fire, sub, kind, key))
+    # the archive index once per dataset for all of them; an incomplete archive: the archive catch-up comes first
+    gaps = archive_gaps(
+        [
+            (sub, sub.business_id, businesses[sub.business_id].timezone, period_for(kind, key))
+            for _, sub, kind, key in candidates
+        ],
+        now,
+        eng,
+    )
+    out = [
+        MissedDelivery(fire, sub.id, sub.business_id, kind, key)
+        for (fire, sub, kind, key), found in zip(candidates, gaps, strict=True)
+        if all(g.lost for g in found)
+    ]
     return sorted(out, key=lambda m: (m.fire, m.subscription_id))
 
 

@@ -12,7 +12,7 @@ from pos_exports import config as settings
 from pos_exports.archive.read import ArchiveMissing, load_businesses
 from pos_exports.automation.retries import RETRY_POLICY, failure
 from pos_exports.delivery import ledger, notify
-from pos_exports.delivery.deliver import DeliveryOutcome, alert_unknown, archive_ready, deliver, sender_address
+from pos_exports.delivery.deliver import DeliveryOutcome, alert_unknown, archive_gaps, deliver, sender_address
 from pos_exports.delivery.email import SmtpSettings
 from pos_exports.delivery.schedule import due
 from pos_exports.delivery.state import engine
@@ -126,6 +126,11 @@ def deliver_subscription(context: dg.OpExecutionContext, config: DeliveryConfig,
                 or outcome.message
             ),
             "folder": outcome.folder,
+            **(
+                {"not_included": dg.MetadataValue.md("\n".join(f"- {m}" for m in outcome.missing))}
+                if outcome.missing
+                else {}
+            ),
         }
     )
     if failed is not None:
@@ -268,7 +273,7 @@ BROKEN_PREFIX = "broken_subscription:"
 
 
 def max_runs_per_tick() -> int:
-    """`POS_EXPORTS_MAX_RUNS_PER_TICK`: how many (subscription, period)s one tick of the due sensor launches."""
+    """`POS_EXPORTS_MAX_RUNS_PER_TICK`: how many delivery batch runs one tick of the due sensor launches at most."""
     return settings.settings().max_runs_per_tick
 
 
@@ -286,9 +291,10 @@ def due_requests(
     limit: int = DEFAULT_MAX_RUNS_PER_TICK,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> tuple[list[dg.RunRequest], list, dict[int, str]]:
-    """Batch run requests for the due (subscription, period)s whose archive is complete, oldest fire first, at
-    most `limit` pairs, `batch_size` pairs a run; the rest keep waiting in the cursor (archive incomplete, or over
-    the limit: the next ticks). The ledger is read once for all the pairs (`ledger.delivered`).
+    """Batch run requests for the due (subscription, period)s whose archive is complete, oldest fire first: at
+    most `limit` runs of `batch_size` pairs each; the rest keep waiting in the cursor (archive incomplete, or over
+    the limit: the next ticks). The ledger is read once for all the pairs (`ledger.delivered`) and the archive
+    index once per dataset (`archive_gaps`); no storage call but the business list.
 
     Each subscription is evaluated on its own: one that cannot be (an unknown time zone, a broken schedule)
     is skipped and returned in the third value ({subscription id: why}); the others launch.
@@ -310,21 +316,33 @@ def due_requests(
     ordered = sorted(candidates.items(), key=lambda c: (c[1], c[0][0], c[0][2]))
     ordered = [(pair, fire) for pair, fire in ordered if pair[0] not in broken]
     done = ledger.delivered(eng, [(sub_id, key) for (sub_id, _, key), _ in ordered])  # one query per tick
+    wanted: dict[tuple[int, str, str], tuple] = {}
+    for (sub_id, kind, key), _ in ordered:
+        if (sub_id, key) in done:
+            continue
+        sub = subs[sub_id]
+        if (business := businesses.get(sub.business_id)) is None:
+            continue  # not in the archive's business list yet: it waits
+        try:
+            wanted[(sub_id, kind, key)] = (sub, sub.business_id, business.timezone, period_for(kind, key))
+        except Exception as exc:
+            broken[sub_id] = _why(exc)
+    ready: dict[tuple[int, str, str], bool] = {}
+    try:
+        gaps = archive_gaps(list(wanted.values()), now, eng)
+        ready = {pair: not any(not g.lost for g in found) for pair, found in zip(wanted, gaps, strict=True)}
+    except Exception as exc:  # the index cannot be read: nothing is ready, say so
+        broken.update({sub_id: _why(exc) for sub_id, _, _ in wanted})
     pairs, still_waiting = [], []
     for (sub_id, kind, key), fire in ordered:
         entry = [sub_id, kind, key, fire.isoformat()]
-        if len(pairs) >= limit:
+        if len(pairs) >= limit * batch_size:
             still_waiting.append(entry)  # the next tick takes it, oldest first
             continue
-        if (sub_id, key) in done:
-            continue  # delivered already (a re-evaluated tick launches nothing)
-        sub = subs[sub_id]
-        try:
-            if archive_ready(storage, sub, sub.business_id, period_for(kind, key)):
-                still_waiting.append(entry)  # wait for the archive rather than send a partial period
-                continue
-        except Exception as exc:
-            broken[sub_id] = _why(exc)
+        if (sub_id, key) in done or sub_id in broken:
+            continue  # delivered already (a re-evaluated tick launches nothing), or reported
+        if not ready.get((sub_id, kind, key)):
+            still_waiting.append(entry)  # wait for the archive rather than send a partial period
             continue
         pairs.append((sub_id, kind, key))
     requests = [batch_request(pairs[i : i + batch_size]) for i in range(0, len(pairs), batch_size)]
@@ -367,7 +385,7 @@ def report_broken(eng, broken: dict[int, str]) -> list[str]:
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Every 5 minutes: the due (subscription, period)s whose archive is complete, in delivery batch "
     "runs of at most POS_EXPORTS_DELIVERY_BATCH_SIZE pairs (oldest first, at most POS_EXPORTS_MAX_RUNS_PER_TICK "
-    "pairs per tick; a broken subscription is skipped and reported).",
+    "runs per tick; a broken subscription is skipped and reported).",
 )
 def due_subscriptions_sensor(context: dg.SensorEvaluationContext, storage: StorageResource):
     cursor = json.loads(context.cursor) if context.cursor else {}

@@ -290,15 +290,20 @@ def coverage(
         # an archive written before the index existed (or a new state database): not a wall of gaps
         result.notes.append(INDEX_EMPTY)
         return result
-    # what the archive holds: one query per dataset on the state database's index, no storage listing
-    have = {name: index.archived_days(eng, name, last_day, days) for name in datasets}
+    # What the archive holds, from the state database's index (no storage call): one count per (dataset, day)
+    # first; only a day short of its expected businesses is looked at business by business.
+    counts = index.day_counts(eng, datasets, last_day, window_start, latest)
+    ended_everywhere = min(last_day.values())  # up to this day, every checked business is expected
     for day in days:
         days_left = (day + dt.timedelta(days=retention_days) - today).days
         overdue = now >= overdue_at(day)
         for name in datasets:
+            if day <= ended_everywhere and counts.get((name, day), 0) == len(last_day):
+                continue  # every checked business has this day: complete
+            have = index.business_ids_on(eng, name, day)
             kind = DATASETS[name].kind
             for b in businesses:
-                if b.id not in last_day or day > last_day[b.id] or (b.id, day) in have[name]:
+                if b.id not in last_day or day > last_day[b.id] or b.id in have:
                     continue
                 capture = snapshot_capture(day, b.timezone) if kind == "snapshot" else None
                 recoverable = capture is None or capture.capturable(now)

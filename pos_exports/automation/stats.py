@@ -35,7 +35,7 @@ from pydantic import Field
 from pos_exports.archive.read import load_businesses
 from pos_exports.core.catalog import DATASETS, FORMATS
 from pos_exports.delivery import ledger, schedule
-from pos_exports.delivery.deliver import archive_ready
+from pos_exports.delivery.deliver import missing_archive
 from pos_exports.delivery.state import engine
 from pos_exports.delivery.subscriptions import Subscription, find
 from pos_exports.exports.manifest import MANIFEST
@@ -387,7 +387,7 @@ def overdue(
             by_key.setdefault(row["period_key"], []).append(row)
         for fire, kind, key in fires:
             rows = by_key.get(key, [])
-            reason, detail = _why(storage, sub, kind, key, rows)
+            reason, detail = _why(storage, sub, tz or "UTC", kind, key, rows, now)
             if reason is None:
                 continue
             entries.append(
@@ -407,7 +407,15 @@ def overdue(
     return entries
 
 
-def _why(storage: Storage | None, sub: Subscription, kind: str, key: str, rows: list[dict]) -> tuple[str | None, str]:
+def _why(
+    storage: Storage | None,
+    sub: Subscription,
+    zone: str,
+    kind: str,
+    key: str,
+    rows: list[dict],
+    now: dt.datetime,
+) -> tuple[str | None, str]:
     if rows:
         outcomes = [outcome(r) for r in rows]
         if all(o in ("emailed", "skipped") for o in outcomes):
@@ -427,10 +435,14 @@ def _why(storage: Storage | None, sub: Subscription, kind: str, key: str, rows: 
         states = ", ".join(f"{r['recipient']} {r['status']}" for r in waiting)
         return "in_progress", f"not sent yet: {states}"
     if storage is not None:
-        missing = archive_ready(storage, sub, sub.business_id, period_for(kind, key))
+        gaps = missing_archive(sub, sub.business_id, zone, period_for(kind, key), now)
+        missing = [str(g) for g in gaps if not g.lost]
         if missing:
             more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
             return "waiting_for_archive", f"the archive lacks {', '.join(missing[:5])}{more}"
+        if gaps:  # only snapshots never captured: it is delivered without them
+            lost = ", ".join(str(g) for g in gaps)
+            return "never_ran", f"no delivery was started; it goes without {lost} (snapshot never captured: lost)"
         return "never_ran", "no delivery was started although the archive is complete"
     return "never_ran", "no delivery was started (archive not checked)"
 

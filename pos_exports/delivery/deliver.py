@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -18,7 +19,8 @@ from urllib.parse import quote
 import sqlalchemy as sa
 
 from pos_exports import config
-from pos_exports.archive.read import ArchiveMissing, archived, archived_days
+from pos_exports.archive import capture
+from pos_exports.archive.read import ArchiveMissing, archived_days
 from pos_exports.archive.tables import DATASETS
 from pos_exports.automation.retries import is_transient
 from pos_exports.delivery import ledger, notify
@@ -35,7 +37,7 @@ from pos_exports.delivery.email import (
 from pos_exports.delivery.state import engine
 from pos_exports.delivery.subscriptions import Subscription, filters_for, get_settings
 from pos_exports.exports.manifest import read_manifest
-from pos_exports.exports.produce import export_period, period_folder
+from pos_exports.exports.produce import export_period, period_folder, plain_reason
 from pos_exports.reports.period import Period, period_for
 from pos_exports.source.database import Business
 from pos_exports.storage import Storage
@@ -54,31 +56,73 @@ class DeliveryOutcome:
     folder: str = ""
     results: dict = field(default_factory=dict)
     message: str = ""
+    missing: list[str] = field(default_factory=list)  # "customers 2025-11-30: snapshot never captured: lost ..."
 
 
-def missing_archive(storage: Storage, sub: Subscription, business_id: int, period: Period) -> list[tuple[str, dt.date]]:
-    """(dataset, day) the period still lacks in the archive (empty: ready to deliver).
+@dataclass(frozen=True)
+class ArchiveGap:
+    """A (dataset, day) a period needs that the archive index lacks."""
 
-    Asks the state database's archive index first (one query per dataset, no storage call); only a day
-    the index lacks is confirmed on storage (the index may lag the archive, never lead it)."""
-    missing = []
-    eng = engine()
-    for name in sub.datasets:
-        days = period.days if DATASETS[name].kind == "event" else period.days[-1:]
-        have = {d for _, d in archived_days(eng, name, [business_id], days)}
-        missing += [(name, d) for d in days if d not in have and archived(storage, name, business_id, d) is None]
-    return missing
+    dataset: str
+    day: dt.date
+    lost: bool = False  # a snapshot past its capture window (`archive.capture`): it will never be archived
+
+    def __str__(self) -> str:
+        return f"{self.dataset} {self.day}"
 
 
-def archive_ready(storage: Storage, sub: Subscription, business_id: int, period: Period) -> list[str]:
-    """What the period still lacks in the archive, as `"sales 2025-03-07"` (empty: ready to deliver)."""
-    return [f"{name} {d}" for name, d in missing_archive(storage, sub, business_id, period)]
+Wanted = tuple[Subscription, int, str, Period]  # subscription, business id, business zone, period
 
 
-def archive_missing_message(business_id: int, missing: list[tuple[str, dt.date]]) -> str:
+def archive_gaps(wanted: Sequence[Wanted], now: dt.datetime | None = None, eng=None) -> list[list[ArchiveGap]]:
+    """What each (subscription, business, zone, period) lacks in the archive, from the state database's index
+    alone: one query per dataset for all of them, no storage call (the index may lag storage, never lead it:
+    a day it lacks is archived again by the catch-up, which indexes it). A snapshot past its capture window is
+    `lost`: waiting for it would be waiting forever."""
+    eng = eng or engine()
+    now = now or capture.clock()
+    need: dict[str, tuple[set[int], set[dt.date]]] = {}
+    days_of: list[dict[str, list[dt.date]]] = []
+    for sub, business_id, _, period in wanted:
+        days = {n: period.days if DATASETS[n].kind == "event" else period.days[-1:] for n in sub.datasets}
+        days_of.append(days)
+        for name, ds in days.items():
+            ids, all_days = need.setdefault(name, (set(), set()))
+            ids.add(business_id)
+            all_days.update(ds)
+    have = {name: archived_days(eng, name, ids, ds) for name, (ids, ds) in need.items()}
+    out = []
+    for (_, business_id, zone, _), days in zip(wanted, days_of, strict=True):
+        gaps = []
+        for name, ds in days.items():
+            for d in ds:
+                if (business_id, d) not in have[name]:
+                    snapshot = DATASETS[name].kind == "snapshot"
+                    lost = snapshot and capture.snapshot_capture(d, zone).state(now) == capture.LOST
+                    gaps.append(ArchiveGap(name, d, lost))
+        out.append(gaps)
+    return out
+
+
+def missing_archive(
+    sub: Subscription, business_id: int, zone: str, period: Period, now: dt.datetime | None = None
+) -> list[ArchiveGap]:
+    """What one period lacks in the archive (`archive_gaps`; empty: complete)."""
+    return archive_gaps([(sub, business_id, zone, period)], now)[0]
+
+
+def archive_ready(
+    sub: Subscription, business_id: int, zone: str, period: Period, now: dt.datetime | None = None
+) -> list[str]:
+    """What the period still waits for in the archive at `now`, as `"sales 2025-03-07"` (empty: ready to deliver;
+    a snapshot lost for good is not waited for, the delivery says it is missing)."""
+    return [str(g) for g in missing_archive(sub, business_id, zone, period, now) if not g.lost]
+
+
+def archive_missing_message(business_id: int, missing: list[ArchiveGap]) -> str:
     """One line saying what is missing and the command that archives it (a permanent failure, not retried)."""
-    days = sorted({d for _, d in missing})
-    datasets = [n for n in DATASETS if n in {name for name, _ in missing}]
+    days = sorted({g.day for g in missing})
+    datasets = [n for n in DATASETS if n in {g.dataset for g in missing}]
     span = days[0].isoformat() if len(days) == 1 else f"{days[0]} to {days[-1]} ({len(days)} days)"
     command = f"pos-exports archive --date {days[0]}" + (f" --to {days[-1]}" if len(days) > 1 else "")
     command += "".join(f" --dataset {n}" for n in datasets) + f" --business-id {business_id}"
@@ -115,14 +159,32 @@ def deliver(
     """Deliver `sub` for one period; every step is recorded per recipient in the ledger.
 
     Raises ArchiveMissing (with `archive_missing_message`) before anything is written when the
-    period's archive is incomplete. Each recipient gets its own message with a stable Message-ID
+    period's archive is incomplete. A snapshot past its capture window never comes: the period is delivered
+    without it (said in the email, the ledger's `missing` and the outcome), or, when nothing else is asked for,
+    ArchiveMissing says so. Each recipient gets its own message with a stable Message-ID
     (`message_id_for`), sent only after `ledger.claim_sending` succeeded. `resend` also sends to the
     recipients whose outcome is `unknown` (they may get a second copy); `recipients` limits the delivery.
     """
     period = period_for(period_kind, period_key)
-    missing = missing_archive(storage, sub, business.id, period)
-    if missing:
-        raise ArchiveMissing(archive_missing_message(business.id, missing))
+    now = capture.clock()
+    gaps = missing_archive(sub, business.id, business.timezone, period, now)
+    if waiting := [g for g in gaps if not g.lost]:
+        raise ArchiveMissing(archive_missing_message(business.id, waiting))
+    # A snapshot never captured will never be: deliver what exists, and say what is not there and why.
+    lost = [
+        {
+            "dataset": g.dataset,
+            "day": g.day.isoformat(),
+            "reason": "snapshot " + capture.snapshot_capture(g.day, business.timezone).note(now),
+        }
+        for g in gaps
+    ]
+    datasets = [d for d in sub.datasets if d not in {g.dataset for g in gaps}]
+    if not datasets:
+        raise ArchiveMissing(
+            f"nothing to deliver for {period.label}: "
+            + "; ".join(f"{m['dataset']} {m['day']}: {m['reason']}" for m in lost)
+        )
     from_address = sender_address(smtp)
     rows = ledger.open_rows(eng, sub.id, business.id, period.kind, period.key, sub.recipients, run_id)
     if gone := ledger.expire_claims(eng, rows):  # claimed by a run that died before recording the outcome
@@ -148,16 +210,16 @@ def deliver(
         return DeliveryOutcome("already_sent", message="another run is delivering this period")
     results: dict[str, RecipientResult] = {}
     try:
-        folder, manifest = _files(storage, sub, business, period)
-        files = [f for f in manifest["files"] if f["dataset"] in sub.datasets and f["format"] in sub.formats]
+        folder, manifest = _files(storage, sub, business, period, datasets)
+        files = [f for f in manifest["files"] if f["dataset"] in datasets and f["format"] in sub.formats]
         total = sum(f["bytes"] for f in files)
-        ledger.mark_completed(eng, ids, [_file_record(storage, folder, f) for f in files], total)
+        ledger.mark_completed(eng, ids, [_file_record(storage, folder, f) for f in files], total, lost)
         if sub.only_if_data and not _has_data(files):
             ledger.mark_skipped(eng, ids, "skipped: no data in the period (only_if_data)")
             return DeliveryOutcome("skipped_no_data", folder, message="no data in the period; nothing sent")
         settings = get_settings(eng, business.id)
         for row, message in _messages(
-            settings, storage, sub, business, period, folder, manifest, files, claimed, from_address
+            settings, storage, sub, business, period, folder, manifest, files, claimed, from_address, gaps
         ):
             if not ledger.claim_sending(eng, row["id"], run_id):
                 continue  # another run took this recipient over: only the claimant sends
@@ -201,10 +263,13 @@ def deliver(
     else:
         status = "partial" if sent else ("failed" if results else "already_sent")
     text = f"{len(sent)} of {len(results)} recipient(s) emailed"
+    missing = [f"{m['dataset']} {m['day']}: {m['reason']}" for m in lost]
+    if missing:
+        text += "; not included (never archived): " + "; ".join(missing)
     if unknown:
         who = ", ".join(unknown)
         text += f"; the outcome for {who} is unknown (not sent again; see `pos-exports resend`)"
-    return DeliveryOutcome(status, folder, results, text)
+    return DeliveryOutcome(status, folder, results, text, missing)
 
 
 def _flush(eng: sa.Engine, smtp: SmtpSettings | None, outbox_dir: Path, sleep, queued: bool) -> None:
@@ -246,17 +311,20 @@ def alert_unknown(eng: sa.Engine, rows: list[dict], from_address: str = DEFAULT_
         )
 
 
-def _files(storage: Storage, sub: Subscription, business: Business, period: Period) -> tuple[str, dict]:
-    """The period's stored exports when they fit the subscription (no filters), else a filtered render."""
-    filters = {name: f for name in sub.datasets if (f := filters_for(sub, name))}
+def _files(
+    storage: Storage, sub: Subscription, business: Business, period: Period, datasets: list[str]
+) -> tuple[str, dict]:
+    """The period's stored exports of `datasets` when they fit the subscription (no filters), else a filtered
+    render."""
+    filters = {name: f for name in datasets if (f := filters_for(sub, name))}
     if filters:
         folder = f"exports/{business.id}/subscriptions/{sub.id}/{period.kind}/{period.key}"
-        export_period(storage, business, period, sub.datasets, sub.formats, filters=filters, folder=folder)
+        export_period(storage, business, period, datasets, sub.formats, filters=filters, folder=folder)
         return folder, read_manifest(storage, folder)
     folder = period_folder(business.id, period)
     manifest = read_manifest(storage, folder) or {"files": []}
     have = {(f["dataset"], f["format"]) for f in manifest["files"]}
-    need = [d for d in sub.datasets if any((d, fmt) not in have for fmt in sub.formats)]
+    need = [d for d in datasets if any((d, fmt) not in have for fmt in sub.formats)]
     if need:  # the period assets have not rendered these yet: render them where they belong
         export_period(storage, business, period, need, sorted({*sub.formats}), folder=folder)
         manifest = read_manifest(storage, folder)
@@ -281,8 +349,11 @@ def manage_line(sub: Subscription, contact: str | None) -> str:
     )
 
 
-def _messages(settings, storage, sub, business, period, folder, manifest, files, rows, from_address):
-    """(row, message) for each claimed row: one message per recipient, with its stable Message-ID."""
+def _messages(settings, storage, sub, business, period, folder, manifest, files, rows, from_address, gaps=()):
+    """(row, message) for each claimed row: one message per recipient, with its stable Message-ID; `gaps`: the
+    datasets not included, each said in plain words (`plain_reason`, as the exports' manifest does)."""
+    missing = [f"{plain_reason(g.dataset, period, ArchiveMissing())}." for g in gaps]
+    missing = [m[0].upper() + m[1:] for m in missing]
     link = getattr(storage, "presigned_url", storage.uri)  # S3: a link that works for a week
     summary = [
         (f"{name}: {label}", value)
@@ -331,6 +402,7 @@ def _messages(settings, storage, sub, business, period, folder, manifest, files,
                 size_budget_bytes=size_budget(),
                 manage=manage_line(sub, reply_to),
                 unsubscribe=unsubscribe,
+                missing=missing,
             )
             mid = message_id_for(sub.id, period.kind, period.key, row["recipient"], from_address)
             yield row, build_message(content, message_id=mid)

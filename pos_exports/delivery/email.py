@@ -150,8 +150,11 @@ def render_content(
     size_budget_bytes: int = DEFAULT_SIZE_BUDGET,
     manage: str = "",
     unsubscribe: str | None = None,
+    missing: Sequence[str] = (),
 ) -> EmailContent:
     """The subject and the plain-text and HTML bodies of one export email.
+
+    `missing`: why each export the subscription asks for is not in this email (one plain sentence each).
 
     When the files together exceed `size_budget_bytes` (or a file has no local copy), nothing is
     attached: both bodies list the links (`Attachment.uri`) and say why. `manage` (how to change or stop
@@ -194,6 +197,7 @@ def render_content(
         "notice": notice,
         "timezone": tz_name,
         "manage": manage,
+        "missing": list(missing),
     }
     text = _templates(html=False).render(values)
     html_body = _templates(html=True).render(values)

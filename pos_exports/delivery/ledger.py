@@ -330,8 +330,15 @@ def stale_claims(eng: sa.Engine, now: dt.datetime | None = None) -> list[dict[st
     return [r for r in rows if claim_is_gone(r, now)]
 
 
-def mark_completed(eng: sa.Engine, ids: Sequence[int], files: list[dict[str, Any]], bytes: int) -> int:
-    """The files are rendered and stored (not yet sent): status completed, `files`, `bytes`, `finished_at`."""
+def mark_completed(
+    eng: sa.Engine,
+    ids: Sequence[int],
+    files: list[dict[str, Any]],
+    bytes: int,
+    missing: list[dict[str, Any]] | None = None,
+) -> int:
+    """The files are rendered and stored (not yet sent): status completed, `files`, `bytes`, `finished_at`;
+    `missing`: what the delivery goes without ([{"dataset", "day", "reason"}], None: nothing)."""
     if not ids:
         return 0
     with eng.begin() as conn:
@@ -342,6 +349,7 @@ def mark_completed(eng: sa.Engine, ids: Sequence[int], files: list[dict[str, Any
                 status="completed",
                 files=files,
                 bytes=bytes,
+                missing=missing or None,
                 error=None,
                 traceback=None,
                 finished_at=_bind_time(eng, _now()),
@@ -517,6 +525,19 @@ def retryable(eng: sa.Engine, max_attempts: int) -> list[dict[str, Any]]:
     )
     with eng.connect() as conn:
         return [_row(r) for r in conn.execute(query).mappings()]
+
+
+def rows_for(eng: sa.Engine, pairs: Iterable[tuple[int, str]], chunk: int = 500) -> dict[tuple[int, str], list]:
+    """The ledger rows of exactly these (subscription_id, period_key)s, by pair (one query per `chunk` pairs)."""
+    wanted = sorted(set(pairs))
+    out: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    key = sa.tuple_(deliveries.c.subscription_id, deliveries.c.period_key)
+    with eng.connect() as conn:
+        for i in range(0, len(wanted), chunk):
+            query = sa.select(deliveries).where(key.in_(wanted[i : i + chunk])).order_by(deliveries.c.id)
+            for r in conn.execute(query).mappings():
+                out.setdefault((r["subscription_id"], r["period_key"]), []).append(_row(r))
+    return out
 
 
 def delivered(eng: sa.Engine, pairs: Iterable[tuple[int, str]], chunk: int = 500) -> set[tuple[int, str]]:

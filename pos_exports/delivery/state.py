@@ -89,6 +89,9 @@ deliveries = sa.Table(
     sa.Column("message_id", sa.Text),
     sa.Column("files", sa.JSON),  # [{"name", "dataset", "format", "bytes", "sha256", "uri"}]
     sa.Column("bytes", sa.BigInteger),
+    # What the subscription asks for but the delivery could not include: [{"dataset", "day", "reason"}]
+    # (a snapshot never captured: it will never exist, so the period is delivered without it).
+    sa.Column("missing", sa.JSON),
     sa.Column("error", sa.Text),
     sa.Column("traceback", sa.Text),
     sa.Column("run_id", sa.Text),
@@ -159,6 +162,9 @@ archive_index = sa.Table(
     sa.Column("bytes", sa.BigInteger, nullable=False),
     sa.Column("manifest_sha256", sa.Text, nullable=False),
     sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
+    # Coverage counts a day's businesses per (dataset, day): a covering index for that range scan (the
+    # primary key leads with business_id after the dataset).
+    sa.Index("archive_index_by_day", "dataset", "day", "business_id"),
 )
 
 

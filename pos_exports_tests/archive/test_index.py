@@ -18,7 +18,9 @@ from pos_exports.archive.extract import MARKER, archive_business_day
 from pos_exports.archive.read import save_businesses
 from pos_exports.archive.tables import DATASETS
 from pos_exports.automation import catchup, retention
-from pos_exports.delivery.deliver import missing_archive
+from pos_exports.automation.delivery import due_requests
+from pos_exports.delivery import subscriptions
+from pos_exports.delivery.deliver import archive_gaps
 from pos_exports.delivery.state import archive_index, engine
 from pos_exports.periods import day_window
 from pos_exports.reports.period import period_for
@@ -60,6 +62,10 @@ class CountingStorage(LocalStorage):
     def read_bytes(self, key):
         self.calls.append(("read", key))
         return super().read_bytes(key)
+
+    def local_copy(self, key):
+        self.calls.append(("read", key))
+        return super().local_copy(key)
 
     def archive_calls(self) -> list[tuple[str, str]]:
         """Everything but the one business list (archive/businesses.json) each tick reads."""
@@ -105,10 +111,41 @@ def test_coverage_catchup_and_readiness_on_10000_business_days_touch_no_storage(
     assert {r.partition_key for r in requests} >= {DAYS[3].isoformat(), DAYS[0].isoformat()}
     assert storage.archive_calls() == []
 
-    # the due sensor's readiness check of a weekly delivery of every dataset (week of 17 March)
+    # readiness of a daily delivery of every dataset for each of the 10,000 business-days: one query per
+    # dataset for all of them; exactly the MISSING ones lack something, none of them lost (their windows are open
+    # or they are events)
     sub = SimpleNamespace(datasets=list(DATASETS))
-    period = period_for("weekly", "2025-03-17")
-    assert all(missing_archive(storage, sub, b.id, period) == [] for b in BUSINESSES[:300])
+    wanted = [(sub, b.id, b.timezone, period_for("daily", d.isoformat())) for b in BUSINESSES for d in DAYS]
+    gaps = archive_gaps(wanted, now=NOW, eng=eng)
+    found = {(g.dataset, b, p.first_day) for (_, b, _, p), gs in zip(wanted, gaps, strict=True) for g in gs}
+    assert found == MISSING
+    assert not any(g.lost for gs in gaps for g in gs)
+    assert storage.archive_calls() == []
+
+    # the due sensor's tick: daily subscriptions of three businesses fire on 30 March for the 29th
+    for business_id in (1, 7, 250):
+        subscriptions.add(
+            eng,
+            {
+                "business_id": business_id,
+                "name": "Daily",
+                "datasets": list(DATASETS),
+                "formats": ["csv"],
+                "frequency": "daily",
+                "at": "08:00",
+                "recipients": ["owner@shop.example"],
+            },
+        )
+    last, tick = dt.datetime(2025, 3, 30, 7, tzinfo=UTC), dt.datetime(2025, 3, 30, 9, tzinfo=UTC)
+    requests, waiting, broken = due_requests(storage, eng, last, tick, [])
+    launched = [
+        (i["subscription_id"], i["period_key"])
+        for r in requests
+        for i in r.run_config["ops"]["deliver_batch"]["config"]["items"]
+    ]
+    by_business = {s.business_id: s.id for s in subscriptions.find(eng)}
+    assert not broken and launched == [(by_business[1], "2025-03-29"), (by_business[7], "2025-03-29")]
+    assert [w[:3] for w in waiting] == [[by_business[250], "daily", "2025-03-29"]]  # its inventory is missing
     assert storage.archive_calls() == []
     assert ("list", "archive/") not in storage.calls
 
@@ -208,3 +245,18 @@ def test_kill_9_between_manifest_and_index_leaves_the_index_behind_and_reindex_r
     assert _index_rows(engine()) == before  # ... the index still names the old one: behind, never ahead
     index.reindex(storage, engine())
     assert _index_rows(engine()) == on_storage
+
+
+def test_an_existing_state_database_gets_the_index_of_days(tmp_path):
+    from pos_exports.delivery import state
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = sa.create_engine(url)
+    state.metadata.create_all(old)
+    with old.begin() as conn:  # a state database made before the index of days existed
+        conn.execute(sa.text("DROP INDEX archive_index_by_day"))
+    assert "archive_index_by_day" not in {i["name"] for i in sa.inspect(old).get_indexes("archive_index")}
+    eng = engine(url)
+    assert "archive_index_by_day" in {i["name"] for i in sa.inspect(eng).get_indexes("archive_index")}
+    state._engine.cache_clear()
+    engine(url)  # idempotent on a database that has it

@@ -224,6 +224,36 @@ def test_missed_deliveries_are_requested_once(archive_copy, state, monkeypatch):
         assert requests == []
 
 
+def test_missed_deliveries_read_the_ledger_once_whatever_the_history(archive_copy, state, monkeypatch):
+    _, root = archive_copy  # 3..10 March archived
+    now = dt.datetime(2025, 3, 12, 9, tzinfo=UTC)
+    subs = [
+        _subscription(state, f"Daily {i}", dt.datetime(2024, 1, 1, tzinfo=UTC), frequency="daily", at="07:00")
+        for i in range(5)
+    ]
+    for sub in subs:  # a long history: 60 emailed days before the horizon, plus 9 March emailed
+        for day in [dt.date(2025, 1, 1) + dt.timedelta(days=d) for d in range(60)] + [dt.date(2025, 3, 9)]:
+            ledger.open_rows(state, sub.id, 1, "daily", day.isoformat(), sub.recipients, None)
+    with state.begin() as conn:
+        conn.execute(sa.update(deliveries).values(status="emailed"))
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if "FROM deliveries" in statement:
+            statements.append(statement)
+
+    horizon = dt.datetime(2025, 3, 3, tzinfo=UTC)
+    sa.event.listen(state, "before_cursor_execute", record)
+    try:
+        missed = catchup.missed_deliveries(LocalStorage(root), state, horizon, now)
+    finally:
+        sa.event.remove(state, "before_cursor_execute", record)
+    # fires 3..11 March for 2..10 March: 2 March is not archived, 9 March was emailed
+    expected = [f"2025-03-{d:02d}" for d in range(3, 11) if d != 9]
+    assert [(m.subscription_id, m.key) for m in missed] == [(s.id, k) for k in expected for s in subs]
+    assert len(statements) == 1  # one query for exactly the fires in question, not one history per subscription
+
+
 def _started(instance, tags, started_at):
     """A run record that STARTED at `started_at` (its process may since have died)."""
     from dagster._core.events import DagsterEvent, DagsterEventType

@@ -155,19 +155,25 @@ def test_sensor_waits_for_the_archive(archived_root, state, monkeypatch):
     start = json.dumps({"checked_at": "2025-03-10T06:00:00+00:00"})
     requests, cursor = _evaluate(archived_root, dt.datetime(2025, 3, 10, 7, 5, tzinfo=UTC), start, monkeypatch)
     assert requests == [] and json.loads(cursor)["waiting"]
-    marker.write_bytes(saved)  # the archive catches up: the next tick launches the delivery
+    marker.write_bytes(saved)  # the archive catches up (publishes, then indexes): the next tick launches it
+    reindex_all(archived_root)
     requests, _ = _evaluate(archived_root, dt.datetime(2025, 3, 10, 7, 20, tzinfo=UTC), cursor, monkeypatch)
     assert len(requests) == 1
 
 
 def _mark_archived(root, business_id, first, last, dataset="sales"):
-    """Reconciliation markers for a run of days (what the sensor checks before it launches a delivery)."""
+    """Reconciliation markers for a run of days, indexed as the archive indexes what it publishes (the index is
+    what the sensor checks before it launches a delivery)."""
+    from pos_exports.archive import index
     from pos_exports.archive.extract import marker_key
+    from pos_exports.delivery.state import engine
     from pos_exports.storage.base import LocalStorage
 
     storage, day = LocalStorage(root), first
     while day <= last:
         storage.write_bytes(marker_key(dataset, day, business_id), b'{"tables": []}')
+        manifest = {"dataset": dataset, "business_id": business_id, "date": day.isoformat()}
+        index.upsert(engine(), [index.index_row(manifest, b'{"tables": []}', dt.datetime.now(UTC))])
         day += dt.timedelta(days=1)
 
 
@@ -266,7 +272,8 @@ def test_a_subscription_whose_business_has_a_bad_time_zone_is_skipped_and_report
 
 
 def test_a_tick_launches_at_most_the_limit_oldest_first_and_the_next_tick_the_rest(archived_root, state, monkeypatch):
-    monkeypatch.setenv("POS_EXPORTS_MAX_RUNS_PER_TICK", "2")
+    monkeypatch.setenv("POS_EXPORTS_MAX_RUNS_PER_TICK", "2")  # runs per tick, of one pair each here
+    monkeypatch.setenv("POS_EXPORTS_DELIVERY_BATCH_SIZE", "1")
     late = _weekly(state, name="Late", at="07:00")
     early = _weekly(state, name="Early", at="06:00")
     middle = _weekly(state, name="Middle", at="06:30")

@@ -24,7 +24,7 @@ TICK = dt.datetime(2025, 3, 10, 7, 5, tzinfo=UTC)  # Monday 07:05 in Accra: the 
 LAST = dt.datetime(2025, 3, 10, 6, 0, tzinfo=UTC)
 
 
-def _ten(eng) -> list:
+def _ten(eng, n: int = 10) -> list:
     return [
         subscriptions.add(
             eng,
@@ -39,7 +39,7 @@ def _ten(eng) -> list:
                 "recipients": [f"owner{i}@kofi-shop.example"],
             },
         )
-        for i in range(10)
+        for i in range(n)
     ]
 
 
@@ -126,6 +126,25 @@ def test_the_batch_size_shards_the_tick(archived_root, state, monkeypatch):
     requests = due_requests(LocalStorage(archived_root), state, LAST, TICK, [], 50, automation.delivery_batch_size())[0]
     assert [len(_items(r)) for r in requests] == [4, 4, 2]
     assert len({r.run_key for r in requests}) == 3
+
+
+@pytest.mark.parametrize("max_runs, runs, waiting", [(50, [10, 10, 5], 0), (2, [10, 10], 5)])
+def test_one_tick_starts_up_to_the_run_limit_of_batches(archived_root, state, monkeypatch, max_runs, runs, waiting):
+    monkeypatch.setenv("POS_EXPORTS_DELIVERY_BATCH_SIZE", "10")
+    monkeypatch.setenv("POS_EXPORTS_MAX_RUNS_PER_TICK", str(max_runs))
+    monkeypatch.setattr(automation, "clock", lambda: TICK)
+    subs = _ten(state, 25)
+    context = dg.build_sensor_context(
+        cursor=json.dumps({"checked_at": LAST.isoformat()}),
+        resources={"storage": StorageResource(root=str(archived_root))},
+    )
+    requests = due_subscriptions_sensor(context)
+    assert [len(_items(r)) for r in requests] == runs
+    launched = [i["subscription_id"] for r in requests for i in _items(r)]
+    assert len(launched) == len(set(launched))  # each pair in exactly one run
+    left = [w[0] for w in json.loads(context.cursor)["waiting"]]
+    assert len(left) == waiting and sorted(launched + left) == sorted(s.id for s in subs)
+    assert len({r.run_key for r in requests}) == len(runs)
 
 
 def test_the_due_sensor_reads_the_ledger_once_per_tick_whatever_the_history(archived_root, state):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from pos_exports.archive import index
 from pos_exports.archive.read import load_businesses
 from pos_exports.automation.delivery import delivery_job, retry_requests
 from pos_exports.delivery import ledger, state, subscriptions
@@ -162,7 +163,7 @@ def test_the_launchpad_resend_flag_sends_the_unknown_ones_only(archived_root, st
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def any_state(request, tmp_path, monkeypatch):
+def any_state(request, tmp_path, monkeypatch, archived_root):
     url = (
         f"sqlite:///{tmp_path / 'race.db'}"
         if request.param == "sqlite"
@@ -170,6 +171,7 @@ def any_state(request, tmp_path, monkeypatch):
     )
     monkeypatch.setenv("POS_EXPORTS_STATE_URL", url)
     eng = state.engine(url)
+    index.reindex(LocalStorage(archived_root), eng)  # readiness reads the archive index of this state database
     yield eng
     eng.dispose()
 

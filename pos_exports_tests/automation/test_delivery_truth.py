@@ -146,3 +146,68 @@ def test_a_missing_archive_is_not_retried_by_the_step_policy(archived_root, stat
         "`pos-exports archive --date 2025-03-10 --dataset sales --business-id 1` (or wait for the daily archive), "
         "then deliver again"
     )
+
+
+# --- a snapshot that can never be captured does not hold a delivery back ------------------------------
+
+
+def test_a_lost_snapshot_is_delivered_without_and_said_in_the_email_ledger_and_run(
+    archived_root, state, smtp_server, monkeypatch
+):
+    from pos_exports.archive import capture
+    from pos_exports.automation.delivery import due_requests
+    from pos_exports.storage.base import LocalStorage
+
+    monkeypatch.setenv("POS_EXPORTS_SMTP_URL", smtp_server.url(query=f"from={SENDER}"))
+    # the archive holds the sales of 8 March but no customers snapshot of it (captured on the 9th only)
+    sub = _daily(state, datasets=["sales", "customers"])
+    storage = LocalStorage(archived_root)
+
+    def tick(last, now, waiting):
+        monkeypatch.setattr(capture, "clock", lambda: now)
+        requests, waiting, _ = due_requests(storage, state, last, now, waiting)
+        return [
+            i["period_key"] for r in requests for i in r.run_config["ops"]["deliver_batch"]["config"]["items"]
+        ], waiting
+
+    # Accra's 8 March ended 9 March 00:00 UTC: its snapshot can be captured until 11 March 00:00, so it is awaited
+    first = dt.datetime(2025, 3, 9, 7, 5, tzinfo=UTC)
+    launched, waiting = tick(first - dt.timedelta(hours=1), first, [])
+    assert launched == [] and [w[2] for w in waiting] == ["2025-03-08"]
+    # past the window it never will be: the next tick sends it with what exists
+    lost_at = dt.datetime(2025, 3, 11, 0, 0, tzinfo=UTC)
+    launched, waiting = tick(first, lost_at, waiting)
+    assert launched == ["2025-03-08", "2025-03-09"] and waiting == []  # the 9th: complete
+
+    result = _run(archived_root, sub, "2025-03-08")
+    assert result.success
+    [received] = smtp_server.handler.delivered_to("owner@kofi-shop.example")
+    names = [p.get_filename() for p in received.message.iter_attachments()]
+    assert names and all("sales" in n for n in names)  # the customers export is not there, the sales one is
+    text = received.message.get_body(("plain",)).get_content()
+    html = received.message.get_body(("html",)).get_content()
+    text = text.replace("\r\n", "\n")
+    assert "Not included\n  The customer list as of" in text and "was not captured in time" in text
+    assert "Not included: The customer list as of" in html
+
+    reason = "snapshot " + capture.snapshot_capture(dt.date(2025, 3, 8), "Africa/Accra").note(lost_at)
+    assert "never captured: lost" in reason
+    [row] = ledger.history(state, subscription_id=sub.id)
+    assert row["status"] == "emailed"
+    assert row["missing"] == [{"dataset": "customers", "day": "2025-03-08", "reason": reason}]
+    [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    assert output.event_specific_data.metadata["not_included"].value == f"- customers 2025-03-08: {reason}"
+
+
+def test_a_period_whose_only_dataset_is_a_lost_snapshot_fails_once_saying_why(archived_root, state, monkeypatch):
+    from pos_exports.archive import capture
+
+    monkeypatch.setattr(capture, "clock", lambda: dt.datetime(2025, 3, 11, 0, 0, tzinfo=UTC))
+    sub = _daily(state, datasets=["customers"])
+    result = _run(archived_root, sub, "2025-03-08")
+    assert not result.success
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_RESTARTED"]  # permanent: not retried
+    [failure] = result.get_step_failure_events()
+    message = failure.step_failure_data.error.message
+    assert "nothing to deliver for" in message and "customers 2025-03-08: snapshot never captured: lost" in message
+    assert ledger.history(state) == []

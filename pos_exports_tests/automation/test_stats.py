@@ -284,19 +284,24 @@ def test_overdue_with_reasons(archived_root, state):
     found = {(e["subscription_id"], e["period_key"]): e["reason"] for e in entries}
     # Window (3 Mar 08:00, 10 Mar 08:00] UTC.
     # s1 fires 10 Mar 07:00 for the week of 3 March: emailed, so not listed.
-    # s2 (Tokyo 08:00 = 23:00 UTC the day before) fires for 3..9 March; inventory is archived on the 9th only.
+    # s2 (Tokyo 08:00 = 23:00 UTC the day before) fires for 3..9 March; inventory is archived on the 9th only:
+    # the snapshots of 3..6 March are past their 48 h capture window (lost), so those periods do not wait for
+    # them (they are delivered without inventory) and are `never_ran`, saying so.
     # s3 (New York 09:00) fires 3..9 March (14:00 UTC, 13:00 from the 9th) for 2..8 March; sales from the 3rd.
     assert found == {
-        (s2.id, "2025-03-03"): "waiting_for_archive",
-        (s2.id, "2025-03-04"): "waiting_for_archive",
-        (s2.id, "2025-03-05"): "waiting_for_archive",
-        (s2.id, "2025-03-06"): "waiting_for_archive",
+        (s2.id, "2025-03-03"): "never_ran",
+        (s2.id, "2025-03-04"): "never_ran",
+        (s2.id, "2025-03-05"): "never_ran",
+        (s2.id, "2025-03-06"): "never_ran",
         (s2.id, "2025-03-07"): "in_progress",
         (s2.id, "2025-03-09"): "failed",
         (s3.id, "2025-03-02"): "waiting_for_archive",
         **{(s3.id, f"2025-03-0{d}"): "never_ran" for d in range(3, 9)},
     }
     by_key = {(e["subscription_id"], e["period_key"]): e for e in entries}
+    assert (
+        "goes without inventory 2025-03-04 (snapshot never captured: lost)" in by_key[(s2.id, "2025-03-04")]["detail"]
+    )
     assert by_key[(s3.id, "2025-03-08")]["fire_utc"] == dt.datetime(2025, 3, 9, 13, 0, tzinfo=UTC)  # 09:00 EDT
     assert by_key[(s3.id, "2025-03-07")]["fire_utc"] == dt.datetime(2025, 3, 8, 14, 0, tzinfo=UTC)  # 09:00 EST
     assert "inventory 2025-03-03" in by_key[(s2.id, "2025-03-03")]["detail"]
