@@ -250,11 +250,11 @@ def test_kill_9_between_manifest_and_index_leaves_the_index_behind_and_reindex_r
 def test_an_existing_state_database_gets_the_index_of_days(tmp_path):
     from pos_exports.delivery import state
 
+    from pos_exports.delivery.migrations import schema_0001
+
     url = f"sqlite:///{tmp_path / 'old.db'}"
     old = sa.create_engine(url)
-    state.metadata.create_all(old)
-    with old.begin() as conn:  # a state database made before the index of days existed
-        conn.execute(sa.text("DROP INDEX archive_index_by_day"))
+    schema_0001.metadata.create_all(old)  # a state database made before the index of days existed
     assert "archive_index_by_day" not in {i["name"] for i in sa.inspect(old).get_indexes("archive_index")}
     eng = engine(url)
     assert "archive_index_by_day" in {i["name"] for i in sa.inspect(eng).get_indexes("archive_index")}
