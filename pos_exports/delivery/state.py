@@ -150,6 +150,9 @@ archive_index = sa.Table(
     sa.Column("bytes", sa.BigInteger, nullable=False),
     sa.Column("manifest_sha256", sa.Text, nullable=False),
     sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("layout", sa.Text),  # folders | delta (None: written before the Delta layout existed = folders)
+    sa.Column("versions", sa.JSON),  # delta: {table: the Delta version holding the business-day}
+    sa.Column("totals", sa.JSON),  # {table: {"rows": n, "sums": {column: "1.23"}}}
 )
 
 
@@ -226,12 +229,19 @@ def _engine(url: str) -> sa.Engine:
 
 def _upgrade(eng: sa.Engine) -> None:
     """Bring a state database made by an earlier version up to date (idempotent; no migration tool yet)."""
-    have = {c["name"] for c in sa.inspect(eng).get_columns("deliveries")}
+    inspector = sa.inspect(eng)
+    have = {t: {c["name"] for c in inspector.get_columns(t)} for t in ("deliveries", "archive_index")}
     with eng.begin() as conn:
-        for column in ("claimed_at", "claimant"):
-            if column not in have:
-                kind = deliveries.c[column].type.compile(dialect=eng.dialect)
-                conn.execute(sa.text(f"ALTER TABLE deliveries ADD COLUMN {column} {kind}"))
+        for table, column in [
+            ("deliveries", "claimed_at"),
+            ("deliveries", "claimant"),
+            ("archive_index", "layout"),
+            ("archive_index", "versions"),
+            ("archive_index", "totals"),
+        ]:
+            if column not in have[table]:
+                kind = metadata.tables[table].c[column].type.compile(dialect=eng.dialect)
+                conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
         # Earlier versions recorded an only_if_data skip as `failed` with a `skipped: ...` error.
         conn.execute(
             deliveries.update()
