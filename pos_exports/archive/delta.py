@@ -389,30 +389,31 @@ def commit_dataset_day(
             continue
         documents.append(_record(dataset, s, versions, now))
     if documents:
-        rows = pa.table(
-            {
-                "dataset": [d["dataset"] for d in documents],
-                "business_id": [d["business_id"] for d in documents],
-                PARTITION: [day] * len(documents),
-                "recorded_at": [now.astimezone(dt.UTC)] * len(documents),
-                "record": [json.dumps(d, sort_keys=True) for d in documents],
-            },
-            schema=RECORD_SCHEMA,
-        )
-        recorded = [d["business_id"] for d in documents]
         try:
-            commit_rows(
-                storage,
-                RECORDS,
-                RECORD_SCHEMA,
-                lambda: iter(rows.to_batches()),
-                _predicate(day, recorded, dataset.name),
-            )
+            record_all(storage, dataset.name, day, documents, now)
         except Exception as exc:
+            recorded = {d["business_id"] for d in documents}
             return outcome + [(s, exc) for s in todo if s.result.business_id in recorded]
-        _index(documents, now)
     done = {d["business_id"] for d in documents}
     return outcome + [(s, s.result) for s in todo if s.result.business_id in done]
+
+
+def record_all(storage: Storage, dataset: str, day: dt.date, documents: list[dict], now: dt.datetime) -> None:
+    """Commit the records of business-days of one dataset-day (one transaction, after their data), then
+    index them."""
+    rows = pa.table(
+        {
+            "dataset": [d["dataset"] for d in documents],
+            "business_id": [d["business_id"] for d in documents],
+            PARTITION: [day] * len(documents),
+            "recorded_at": [now.astimezone(dt.UTC)] * len(documents),
+            "record": [json.dumps(d, sort_keys=True) for d in documents],
+        },
+        schema=RECORD_SCHEMA,
+    )
+    ids = [d["business_id"] for d in documents]
+    commit_rows(storage, RECORDS, RECORD_SCHEMA, lambda: iter(rows.to_batches()), _predicate(day, ids, dataset))
+    _index(documents, now)
 
 
 def _record(dataset: Dataset, s: Staged, versions: dict[str, int], now: dt.datetime) -> dict:
@@ -479,3 +480,110 @@ def _index(documents: list[dict], now: dt.datetime) -> None:
             len(documents),
             type(exc).__name__,
         )
+
+
+# ---------------------------------------------------------------- maintenance (explicit, never automatic)
+
+VACUUM_FLOOR_DAYS = 30  # `archive vacuum` never removes history younger than this
+
+
+def data_tables() -> list[str]:
+    from pos_exports.archive.tables import DATASETS
+
+    return [t.name for d in DATASETS.values() for t in d.tables]
+
+
+def _table_spec(name: str) -> tuple[str, Table]:
+    from pos_exports.archive.tables import DATASETS
+
+    return next((d.name, t) for d in DATASETS.values() for t in d.tables if t.name == name)
+
+
+def check_vacuum(table: str, keep_days: int) -> None:
+    """ValueError (one line naming the option) for a table or a retention `archive vacuum` refuses."""
+    if table not in data_tables():
+        raise ValueError(f"--table: {table!r} is not an archive table (one of {', '.join(data_tables())})")
+    if keep_days < VACUUM_FLOOR_DAYS:
+        raise ValueError(f"--keep-days: {keep_days} is below the floor of {VACUUM_FLOOR_DAYS} days; refused")
+
+
+def repin(storage: Storage, table: str, now: dt.datetime) -> int:
+    """Point every record of `table` at the table's latest version, once the rows and sums read there are
+    the record's (so that a vacuum, which keeps only the latest version's files for good, leaves every record
+    readable). ArchiveError naming the business-days whose latest rows differ (a commit without a record):
+    re-archive those first. Returns the records moved."""
+    from deltalake import DeltaTable
+
+    latest = DeltaTable(table_uri(storage, table), storage_options=dict(_options(storage)) or None).version()
+    dataset, spec = _table_spec(table)
+    moved: dict[dt.date, list[dict]] = {}
+    differ = []
+    for (name, business_id, day), rec in records(storage).items():
+        entry = next((t for t in rec["tables"] if t["table"] == table), None)
+        if name != dataset or entry is None or entry["version"] == latest:
+            continue
+        candidate = {**rec, "tables": [{**t, "version": latest} if t is entry else t for t in rec["tables"]]}
+        try:
+            read_record_table(storage, candidate, spec)
+        except ArchiveCorrupt:
+            differ.append(f"{name} {day} business {business_id}")
+            continue
+        moved.setdefault(day, []).append(candidate)
+    if differ:
+        raise ArchiveError(
+            f"{table}: the latest version differs from the record for {', '.join(differ[:10])}"
+            f"{' ...' if len(differ) > 10 else ''}; re-archive those business-days before a vacuum"
+        )
+    for day, documents in sorted(moved.items()):
+        record_all(storage, dataset, day, documents, now)
+    return sum(len(d) for d in moved.values())
+
+
+def vacuum(storage: Storage, table: str, keep_days: int, *, yes: bool = False) -> list[str]:
+    """The files of `table` no longer in its latest version and removed more than `keep_days` ago: listed
+    (dry run, the default) or, with `yes`, deleted after every record is re-pinned to the latest version."""
+    from deltalake import DeltaTable
+
+    check_vacuum(table, keep_days)
+    uri, options = table_uri(storage, table), dict(_options(storage)) or None
+    hours = keep_days * 24
+    # our floor is the guard: the table's own deletedFileRetentionDuration (100 years) would refuse any
+    files = DeltaTable(uri, storage_options=options).vacuum(
+        retention_hours=hours, dry_run=True, enforce_retention_duration=False
+    )
+    if yes and files:
+        repin(storage, table, dt.datetime.now(dt.UTC))
+        files = DeltaTable(uri, storage_options=options).vacuum(
+            retention_hours=hours, dry_run=False, enforce_retention_duration=False
+        )
+    return files
+
+
+def compact(storage: Storage, tables: list[str] | None = None) -> dict[str, dict]:
+    """Rewrite each day of a table held in more than one file into few files sorted on business_id
+    (`optimize.z_order`, which compacts too: a business's rows are read without scanning the others'), and
+    compact the records; earlier versions stay readable. Returns, per table, the files before and after."""
+    from deltalake import DeltaTable
+
+    out = {}
+    options = dict(_options(storage)) or None
+    for name in tables or [*data_tables(), RECORDS]:
+        uri = table_uri(storage, name)
+        if not DeltaTable.is_deltatable(uri, options):
+            continue
+        table = DeltaTable(uri, storage_options=options)
+        before = len(table.file_uris())
+        if name == RECORDS:
+            table.optimize.compact(writer_properties=writer_properties())
+        else:  # a day of several files (replacements, migration) is rewritten sorted on business_id
+            actions = pa.table(table.get_add_actions(flatten=True))
+            days = pc.value_counts(actions.column(f"partition.{PARTITION}")).to_pylist() if actions.num_rows else []
+            for count in days:
+                if count["counts"] > 1:
+                    table.optimize.z_order(
+                        ["business_id"],
+                        partition_filters=[(PARTITION, "=", count["values"].isoformat())],
+                        writer_properties=writer_properties(),
+                    )
+        out[name] = {"files_before": before, "files_after": len(DeltaTable(uri, storage_options=options).file_uris())}
+    return out

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
-import socket
+import shutil
 import sqlite3
-import subprocess
-import sys
-import time
-import uuid
 from collections import Counter
+from decimal import Decimal
+from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 
-from pos_exports.archive import capture, delta
+from pos_exports import cli
+from pos_exports.archive import capture, delta, migrate
 from pos_exports.archive.assets import daily_archive
+from pos_exports.archive.extract import load_manifest
 from pos_exports.archive.parquet import ArchiveCorrupt
 from pos_exports.archive.read import archived, load_businesses, read_table
 from pos_exports.archive.tables import DATASETS, MONEY
@@ -243,40 +244,8 @@ def test_the_index_and_reindex_hold_the_delta_records(both, monkeypatch):
     assert row["totals"]["sales"] == {"rows": rec["tables"][0]["rows"], "sums": rec["tables"][0]["sums"]}
 
 
-@pytest.fixture(scope="module")
-def moto_process():
-    """moto's S3 server in a child process (deltalake's history() holds the GIL while it waits on HTTP)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(200):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-def test_delta_archive_on_s3_reads_back_what_the_folder_archive_holds(demo_url, both, moto_process, monkeypatch):
-    import boto3
-
-    for name, value in {
-        "AWS_ENDPOINT_URL": moto_process,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    bucket = f"pos-{uuid.uuid4().hex[:10]}"
-    boto3.client("s3", endpoint_url=moto_process).create_bucket(Bucket=bucket)
-    url = f"s3://{bucket}/exports"
+def test_delta_archive_on_s3_reads_back_what_the_folder_archive_holds(demo_url, both, s3_storage_url, monkeypatch):
+    url = s3_storage_url
     assert archive(demo_url, url, monkeypatch, "delta", END, datasets=("sales",)).success
     s3 = open_storage(url)
     assert s3.table_options()["AWS_ALLOW_HTTP"] == "true"
@@ -286,3 +255,145 @@ def test_delta_archive_on_s3_reads_back_what_the_folder_archive_holds(demo_url, 
         for table in DATASETS["sales"].tables:
             got = read_table(s3, "sales", table.name, business, [END])
             assert got.equals(read_table(folders, "sales", table.name, business, [END])), (business, table.name)
+
+
+def _csv_exports(root) -> dict:
+    shutil.rmtree(root / "exports", ignore_errors=True)
+    result = dg.materialize(
+        [daily_exports],
+        partition_key=END.isoformat(),
+        run_config={"ops": {"daily_exports": {"config": {"render": "all", "formats": ["csv"]}}}},
+        resources={"storage": StorageResource(root=str(root))},
+        raise_on_error=False,
+    )
+    assert result.success
+    return {p.relative_to(root): p.read_bytes() for p in (root / "exports").rglob("*.csv")}
+
+
+def test_migration_of_the_demo_archive_is_verified_resumable_and_exports_stay_identical(
+    both, tmp_path, monkeypatch, capsys
+):
+    root = tmp_path / "store"
+    shutil.copytree(both[0], root)
+    monkeypatch.setenv("POS_EXPORTS_STORAGE", str(root))
+    store = LocalStorage(root)
+    before, exports = whole(store), _csv_exports(root)
+    manifests = {k: load_manifest(store, k[0], k[1], k[2]) for k in {k[:3] for k in before}}
+    # a migration stopped after its first dataset-day (killed, say) ...
+    real = migrate.delta.record_all
+    calls = []
+
+    def stop_after_one(*args, **kwargs):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(migrate.delta, "record_all", stop_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(["archive", "migrate"])
+    first_name, first_day = calls[0][1], calls[0][2]
+    layouts = {k: archived(store, k[0], k[2], k[1]).get("layout", "folders") for k in manifests}
+    assert {k for k, v in layouts.items() if v == "delta"} == {k for k in manifests if k[:2] == (first_name, first_day)}
+    assert whole(store).keys() == before.keys()  # ... leaves every day readable, migrated or not
+    monkeypatch.setattr(migrate.delta, "record_all", real)
+    assert cli.main(["archive", "migrate"]) == 0  # ... and resumes
+    out = capsys.readouterr().out
+    assert f"{first_name} {first_day}: already migrated" in out and f"sales {END}: migrated" in out
+    assert "verified row by row and sum by sum" in out
+    after = whole(store)
+    assert after.keys() == before.keys()
+    for key, table in before.items():
+        assert archived(store, key[0], key[2], key[1])["layout"] == "delta"
+        assert after[key].equals(table), key  # every row
+    for key, manifest in manifests.items():  # every sum
+        rec = archived(store, key[0], key[2], key[1])
+        assert {t["table"]: (t["rows"], t["sums"]) for t in rec["tables"]} == {
+            t["table"]: (t["rows"], t["sums"]) for t in manifest["tables"]
+        }
+        assert load_manifest(store, *key) == manifest  # the folder files stay
+    assert _csv_exports(root) == exports  # byte-identical
+    assert cli.main(["archive", "migrate"]) == 0
+    assert "migrated 0 business-day(s)" in capsys.readouterr().out  # idempotent
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_duckdb_lines_query_an_archived_day(both, monkeypatch, capsys):
+    text = README.read_text()
+    block = text.split("<!-- duckdb: run by pos_exports_tests/archive/test_delta.py -->\n```python\n", 1)[1]
+    lines = block.split("```", 1)[0].strip().splitlines()
+    assert len(lines) == 3
+    monkeypatch.chdir(both[1].parent)
+    code = "\n".join(lines).replace("var/exports", both[1].name).replace("2025-03-20", END.isoformat())
+    exec(code, {})
+    got = eval(capsys.readouterr().out)  # [(business_id, net), ...]
+    folders = LocalStorage(both[0])  # the folder archive, summed in Python
+    totals = {b: read_table(folders, "sales", "sales", b, [END]).column("total").to_pylist() for b in active(both)}
+    assert got == [(b, sum(t, Decimal("0.00"))) for b, t in totals.items() if t] and len(got) > 5
+
+
+def test_vacuum_is_a_dry_run_by_default_and_refuses_a_short_retention(demo_url, tmp_path, monkeypatch, capsys):
+    root = tmp_path / "store"
+    monkeypatch.setenv("POS_EXPORTS_STORAGE", str(root))
+    assert archive(demo_url, root, monkeypatch, "delta", END, datasets=("sales",)).success
+    assert archive(demo_url, root, monkeypatch, "delta", END, business_ids=[2], datasets=("sales",)).success
+    files = sorted(p for p in root.rglob("*.parquet"))
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["archive", "vacuum", "--table", "sales", "--keep-days", "7", "--yes"])
+    assert refused.value.code == 2
+    assert "--keep-days: 7 is below the floor of 30 days; refused" in capsys.readouterr().err
+    assert cli.main(["archive", "vacuum", "--table", "sales", "--keep-days", "30"]) == 0
+    assert "dry run" in capsys.readouterr().out
+    assert sorted(root.rglob("*.parquet")) == files  # nothing deleted
+    assert DeltaTable(str(root / "archive/tables/sales"), version=0).to_pyarrow_dataset().count_rows() > 0
+
+
+def test_repin_moves_records_to_the_latest_version_only_when_it_holds_their_rows(demo_url, tmp_path, monkeypatch):
+    root, store = tmp_path / "store", LocalStorage(tmp_path / "store")
+    assert archive(demo_url, root, monkeypatch, "delta", END, datasets=("sales",)).success
+    assert archive(demo_url, root, monkeypatch, "delta", END, business_ids=[2], datasets=("sales",)).success
+    rows = read_table(store, "sales", "sales", 1, [END])
+    assert archived(store, "sales", 1, END)["tables"][0]["version"] == 0
+    assert delta.repin(store, "sales", dt.datetime.now(dt.UTC)) == len(active_of(store)) - 1
+    assert archived(store, "sales", 1, END)["tables"][0]["version"] == 1
+    assert read_table(store, "sales", "sales", 1, [END]).equals(rows)
+    sales = DATASETS["sales"].tables[0]
+    delta.commit_rows(store, "sales", delta.delta_schema(sales), lambda: iter([]), delta._predicate(END, [1]))
+    with pytest.raises(delta.ArchiveError, match="sales 2025-03-20 business 1; re-archive those"):
+        delta.repin(store, "sales", dt.datetime.now(dt.UTC))  # the latest version lacks business 1's rows
+
+
+def test_compact_brings_a_replaced_day_back_to_one_file_and_keeps_every_version(demo_url, tmp_path, monkeypatch):
+    root, store = tmp_path / "store", LocalStorage(tmp_path / "store")
+    monkeypatch.setenv("POS_EXPORTS_STORAGE", str(root))
+    assert archive(demo_url, root, monkeypatch, "delta", END, datasets=("sales",)).success
+    for business in (2, 3):
+        assert archive(demo_url, root, monkeypatch, "delta", END, business_ids=[business], datasets=("sales",)).success
+    uri = str(root / "archive/tables/sale_items")
+    # another engine appended rows of a business the archive does not know: the day now has two files
+    sale_items = DATASETS["sales"].tables[1]
+    extra = DeltaTable(uri).to_pyarrow_dataset().to_table(filter=delta._day_filter(1, END)).slice(0, 1)
+    write_deltalake(
+        uri,
+        extra.set_column(extra.schema.get_field_index("business_id"), "business_id", pa.array([999], pa.int64())),
+        mode="append",
+    )
+    assert len(DeltaTable(uri).file_uris()) == 2 and sale_items.name == "sale_items"
+    before = whole(store, [END])
+    assert cli.main(["archive", "compact"]) == 0
+    assert len(DeltaTable(uri).file_uris()) == 1
+    assert DeltaTable(uri).to_pyarrow_dataset().count_rows(filter=delta._day_filter(999, END)) == 1
+    ids = DeltaTable(uri).to_pyarrow_dataset().to_table(columns=["business_id"]).column("business_id").to_pylist()
+    assert ids == sorted(ids)  # clustered on business_id again
+    assert whole(store, [END]).keys() == before.keys()
+    assert all(whole(store, [END])[k].equals(v) for k, v in before.items())
+    latest = DeltaTable(uri).to_pyarrow_dataset().count_rows()
+    assert DeltaTable(uri, version=0).to_pyarrow_dataset().count_rows() == latest - 1  # the old version, as it was
+    props = DeltaTable(uri).to_pyarrow_dataset()
+    assert "ZSTD" in str(pq.ParquetFile(next(iter(props.files))).metadata.row_group(0).column(0).compression).upper()
+
+
+def active_of(store) -> list[int]:
+    return [b.id for b in load_businesses(store) if b.is_active]
