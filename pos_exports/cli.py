@@ -103,7 +103,10 @@ def _maintain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     for name in files:
         print(("deleted " if args.yes else "would delete ") + name)
     verb = "deleted" if args.yes else "would be deleted (dry run; --yes deletes them)"
-    print(f"{args.table}: {len(files)} file(s) older than {args.keep_days} days that no version needs {verb}")
+    print(
+        f"{args.table}: {len(files)} file(s) no longer in the latest version and removed more than "
+        f"{args.keep_days} days ago {verb}"
+    )
     return 0
 
 
@@ -129,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         nargs="?",
         choices=["reindex", "migrate", "vacuum", "compact"],
         help="reindex: rebuild the index from storage; migrate: convert the folder archive into the Delta tables; "
-        "vacuum: list (or with --yes delete) a Delta table's files older than --keep-days no version needs; "
+        "vacuum: list (or with --yes delete) a Delta table's files removed more than --keep-days ago; "
         "compact: rewrite days of several files sorted on business_id",
     )
     archive.add_argument("--table", help="vacuum/compact: the Delta table (sales, sale_items, ...)")
