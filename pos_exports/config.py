@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     )
     archive_layout: Literal["folders", "delta"] = _setting(
         "POS_EXPORTS_ARCHIVE_LAYOUT",
-        "folders",
+        "delta",
         "folders (a folder per business-day) or delta (one Delta Lake table per archived table)",
     )
     shards: int = _setting(

@@ -79,8 +79,10 @@ def select_businesses(businesses: list[Business], wanted: list[int]) -> list[Bus
         dg.AssetSpec(
             asset_key(name),
             description=f"Lossless Parquet archive ({ds.kind}). {ds.description} "
-            f"Files: archive/{name}/date=YYYY-MM-DD/business_id=N/gen=G/"
-            f"{{{','.join(t.name for t in ds.tables)}}}.parquet and the manifest "
+            f"Delta tables (POS_EXPORTS_ARCHIVE_LAYOUT=delta, the default): archive/tables/"
+            f"{{{','.join(t.name for t in ds.tables)}}}/ partitioned by business_date, and the records "
+            "archive/tables/_reconciliation/ (written last). Folders (=folders): archive/"
+            f"{name}/date=YYYY-MM-DD/business_id=N/gen=G/{{table}}.parquet and the manifest "
             "business_id=N/_reconciliation.json (written last).",
             group_name=ARCHIVE_GROUP,
             kinds={"parquet"},
