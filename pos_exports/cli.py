@@ -74,6 +74,42 @@ def _reindex() -> int:
     return 0
 
 
+def _maintain(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """`archive migrate | vacuum | compact`: explicit steps on the Delta tables (see README "The archive")."""
+    from pos_exports.archive import delta
+    from pos_exports.storage import open_storage
+
+    if args.action == "vacuum":
+        if not args.table or args.keep_days is None:
+            parser.error("archive vacuum: --table and --keep-days are required")
+        try:
+            delta.check_vacuum(args.table, args.keep_days)
+        except ValueError as exc:
+            parser.error(f"archive vacuum {exc}")
+    if args.action == "compact" and args.table and args.table not in [*delta.data_tables(), delta.RECORDS]:
+        parser.error(f"archive compact --table: {args.table!r} is not an archive table")
+    storage = open_storage(config.storage_root())
+    if args.action == "migrate":
+        from pos_exports.archive.migrate import migrate
+
+        count = migrate(storage, progress=print)
+        print(f"migrated {count} business-day(s) into {storage.uri(delta.TABLES)}; the folder files are kept")
+        return 0
+    if args.action == "compact":
+        for name, figures in delta.compact(storage, [args.table] if args.table else None).items():
+            print(f"{name}: {figures['files_before']} file(s) -> {figures['files_after']}")
+        return 0
+    files = delta.vacuum(storage, args.table, args.keep_days, yes=args.yes)
+    for name in files:
+        print(("deleted " if args.yes else "would delete ") + name)
+    verb = "deleted" if args.yes else "would be deleted (dry run; --yes deletes them)"
+    print(
+        f"{args.table}: {len(files)} file(s) no longer in the latest version and removed more than "
+        f"{args.keep_days} days ago {verb}"
+    )
+    return 0
+
+
 def _date(text: str) -> dt.date:
     try:
         return parse_date(text)
@@ -91,7 +127,17 @@ def main(argv: list[str] | None = None) -> int:
     archive = sub.add_parser(
         "archive", help="archive a business-local day or a range of days; `archive reindex`: rebuild the archive index"
     )
-    archive.add_argument("action", nargs="?", choices=["reindex"], help="reindex: rebuild the index from the manifests")
+    archive.add_argument(
+        "action",
+        nargs="?",
+        choices=["reindex", "migrate", "vacuum", "compact"],
+        help="reindex: rebuild the index from storage; migrate: convert the folder archive into the Delta tables; "
+        "vacuum: list (or with --yes delete) a Delta table's files removed more than --keep-days ago; "
+        "compact: rewrite days of several files sorted on business_id",
+    )
+    archive.add_argument("--table", help="vacuum/compact: the Delta table (sales, sale_items, ...)")
+    archive.add_argument("--keep-days", type=int, help="vacuum: keep the history of the last N days (at least 30)")
+    archive.add_argument("--yes", action="store_true", help="vacuum: delete the files listed (default: dry run)")
     archive.add_argument("--date", type=_date, help="first day, YYYY-MM-DD (required to archive)")
     archive.add_argument("--to", type=_date, help="last day (default: --date)")
     archive.add_argument("--dataset", action="append", choices=sorted(DATASETS), help="default: all four")
@@ -159,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_cleanup(args.dry_run, args.max_age_days)
     if args.action == "reindex":
         return _reindex()
+    if args.action in ("migrate", "vacuum", "compact"):
+        return _maintain(args, parser)
     if args.date is None:
         parser.error("archive: --date is required (or `pos-exports archive reindex`)")
     last = args.to or args.date

@@ -12,7 +12,7 @@ import datetime as dt
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     )
     delivery_batch_size: int = _setting(
         "POS_EXPORTS_DELIVERY_BATCH_SIZE", 100, "a whole number of deliveries per batch run, at least 1", ge=1
+    )
+    archive_layout: Literal["folders", "delta"] = _setting(
+        "POS_EXPORTS_ARCHIVE_LAYOUT",
+        "delta",
+        "folders (a folder per business-day) or delta (one Delta Lake table per archived table)",
     )
     shards: int = _setting(
         "POS_EXPORTS_SHARDS", 1, "a whole number of shards (runs per archive/export partition), at least 1", ge=1
@@ -205,6 +210,7 @@ _PROBLEMS = {
     "date_parsing": "is not a date",
     "date_from_datetime_parsing": "is not a date",
     "path_type": "is not a path",
+    "literal_error": "is not one of the accepted values",
 }
 
 

@@ -75,18 +75,32 @@ def cross_business_db(request, tmp_path, new_pg_database) -> str:
 
 @pytest.fixture(scope="session")
 def s3_endpoint():
-    """moto's standalone S3 server over HTTP on a free local port."""
+    """moto's standalone S3 server over HTTP on a free local port, in a child process: deltalake (the Delta
+    archive layout) keeps the GIL while it waits on HTTP, which deadlocks a server in the same process."""
     import socket
-
-    from moto.server import ThreadedMotoServer
+    import subprocess
+    import sys
+    import time
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(600):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    else:
+        server.kill()
+        raise RuntimeError("moto server did not start")
     yield f"http://127.0.0.1:{port}"
-    server.stop()
+    server.terminate()
+    server.wait(timeout=10)
 
 
 @pytest.fixture

@@ -1,23 +1,29 @@
 """The daily archive as Dagster assets: one partition per business-local day, all businesses per run."""
 
 import datetime as dt
+import tempfile
+from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
 from pos_exports import config as settings
-from pos_exports.archive import capture
+from pos_exports.archive import capture, delta
 from pos_exports.archive.extract import BusinessDayResult, SnapshotNotCaptured, archive_business_day, partition_prefix
 from pos_exports.archive.read import save_businesses
-from pos_exports.archive.tables import DATASETS
+from pos_exports.archive.tables import DATASETS, Dataset
 from pos_exports.automation.retries import RETRY_POLICY, failure, is_transient
 from pos_exports.failures import ON_OUR_SIDE, TEMPORARY, FailedItem, to_metadata
 from pos_exports.periods import PeriodError, parse_date
 from pos_exports.redact import scrub
 from pos_exports.reports.period import daily
 from pos_exports.shards import ShardConfig, apply_shard
-from pos_exports.source.database import Business, PosSourceError, SourceDataError, list_businesses
+from pos_exports.source.database import Business, PosReader, PosSourceError, SourceDataError, list_businesses
 from pos_exports.source.resource import PosDatabase, StorageResource
+from pos_exports.storage import Storage
+from pos_exports.storage.base import sweep_folder, temp_prefix
+
+STAGE = "pos-stage"  # local folders of the Delta layout's staged files: pos-stage.{host}-{pid}-{random}
 
 # Keys are business-local dates. A key appears once its day has ended in the westernmost zone
 # (UTC-12), i.e. once it has ended for every business of the fleet.
@@ -73,8 +79,10 @@ def select_businesses(businesses: list[Business], wanted: list[int]) -> list[Bus
         dg.AssetSpec(
             asset_key(name),
             description=f"Lossless Parquet archive ({ds.kind}). {ds.description} "
-            f"Files: archive/{name}/date=YYYY-MM-DD/business_id=N/gen=G/"
-            f"{{{','.join(t.name for t in ds.tables)}}}.parquet and the manifest "
+            f"Delta tables (POS_EXPORTS_ARCHIVE_LAYOUT=delta, the default): archive/tables/"
+            f"{{{','.join(t.name for t in ds.tables)}}}/ partitioned by business_date, and the records "
+            "archive/tables/_reconciliation/ (written last). Folders (=folders): archive/"
+            f"{name}/date=YYYY-MM-DD/business_id=N/gen=G/{{table}}.parquet and the manifest "
             "business_id=N/_reconciliation.json (written last).",
             group_name=ARCHIVE_GROUP,
             kinds={"parquet"},
@@ -106,12 +114,22 @@ def daily_archive(
     except PeriodError as exc:
         raise dg.Failure(allow_retries=False, description=str(exc)) from None
     store = storage.get()
+    layout = settings.settings().archive_layout
     selected = [DATASET_BY_KEY[k] for k in DATASET_BY_KEY if k in context.selected_asset_keys]
     failures: list[str] = []
     causes: list[BaseException] = []
     results: dict[str, list[BusinessDayResult]] = {ds.name: [] for ds in selected}
     failed_datasets: dict[str, list[str]] = {ds.name: [] for ds in selected}
     failed_items: dict[str, list[FailedItem]] = {ds.name: [] for ds in selected}
+
+    def fail(ds: Dataset, day: dt.date, business: Business, exc: Exception) -> None:
+        causes.append(exc)
+        message = f"{ds.name} {day} business {business.id} ({business.name}): {scrub(exc)}"
+        context.log.error(message)
+        failures.append(message)
+        failed_datasets[ds.name].append(message)
+        failed_items[ds.name].append(_failed_item(ds.name, day, business, exc))
+
     try:
         with pos_database.open() as reader:
             known = list_businesses(reader)
@@ -124,19 +142,21 @@ def daily_archive(
             for day in days:
                 for ds in selected:
                     start = len(results[ds.name])
-                    for business in businesses:
+
+                    if layout == "delta":
+                        for business, outcome in archive_dataset_day(reader, store, ds, businesses, day, config):
+                            if isinstance(outcome, Exception):
+                                fail(ds, day, business, outcome)
+                            else:
+                                results[ds.name].append(outcome)
+                    for business in businesses if layout == "folders" else []:
                         now = capture.clock()  # the instant the capture rule judges by (archive.capture)
                         try:
                             r = archive_business_day(
                                 reader, store, ds, business, day, now=now, allow_shrink=config.allow_shrink
                             )
                         except Exception as exc:  # isolate: one business never costs the others their archive
-                            causes.append(exc)
-                            message = f"{ds.name} {day} business {business.id} ({business.name}): {scrub(exc)}"
-                            context.log.error(message)
-                            failures.append(message)
-                            failed_datasets[ds.name].append(message)
-                            failed_items[ds.name].append(_failed_item(ds.name, day, business, exc))
+                            fail(ds, day, business, exc)
                             continue
                         results[ds.name].append(r)
                     # one event per dataset-day: the per-business figures are in metadata `rows_by_business`
@@ -175,7 +195,7 @@ def daily_archive(
         if not failed:
             for partition_key, day in zip(context.partition_keys, days, strict=True):  # each day its own figures
                 day_done = [r for r in done if r.day == day]
-                metadata = _metadata(ds.name, day_done, store.root)
+                metadata = _metadata(ds, day_done, store, layout)
                 context.add_asset_metadata(metadata, asset_key=key, partition_key=partition_key)
             yield dg.MaterializeResult(asset_key=key)
     if failures:
@@ -187,6 +207,37 @@ def daily_archive(
                 **to_metadata(i for ds in selected for i in failed_items[ds.name]),
             },
         )
+
+
+def archive_dataset_day(
+    reader: PosReader, store: Storage, ds: Dataset, businesses: list[Business], day: dt.date, config: ArchiveConfig
+) -> list[tuple[Business, BusinessDayResult | Exception]]:
+    """The Delta layout: every business of one dataset-day extracted and reconciled on its own (a failure
+    costs only that business), then all of them committed together (one transaction per table)."""
+    by_id = {b.id: b for b in businesses}
+    out: list[tuple[Business, BusinessDayResult | Exception]] = []
+    staged: list[delta.Staged] = []
+    sweep_folder(Path(tempfile.gettempdir()), f"{STAGE}.*")  # what killed runs left
+    with tempfile.TemporaryDirectory(prefix=temp_prefix(STAGE)) as folder:
+        for business in businesses:
+            try:
+                staged.append(
+                    delta.stage_business_day(
+                        reader,
+                        store,
+                        ds,
+                        business,
+                        day,
+                        now=capture.clock(),
+                        folder=Path(folder),
+                        allow_shrink=config.allow_shrink,
+                    )
+                )
+            except Exception as exc:  # isolate: one business never costs the others their archive
+                out.append((business, exc))
+        for s, outcome in delta.commit_dataset_day(store, ds, day, staged, capture.clock()):
+            out.append((by_id[s.result.business_id], outcome))
+    return sorted(out, key=lambda pair: pair[0].id)
 
 
 def _failed_item(dataset: str, day: dt.date, business: Business, exc: Exception) -> FailedItem:
@@ -209,8 +260,9 @@ def _failed_item(dataset: str, day: dt.date, business: Business, exc: Exception)
     )
 
 
-def _metadata(dataset: str, done: list[BusinessDayResult], root: str) -> dict:
+def _metadata(ds: Dataset, done: list[BusinessDayResult], store: Storage, layout: str) -> dict:
     """The materialization metadata of one dataset-day (`done`: that day's business results)."""
+    dataset, root = ds.name, store.root
     by_table: dict[str, int] = {}
     by_business: dict[str, dict[str, int]] = {}
     for r in done:
@@ -218,7 +270,10 @@ def _metadata(dataset: str, done: list[BusinessDayResult], root: str) -> dict:
         for t in r.tables:
             by_table[t.table] = by_table.get(t.table, 0) + t.rows
             per[t.table] = per.get(t.table, 0) + t.rows
-    paths = sorted({f"{root}/{partition_prefix(dataset, r.day, r.business_id)}" for r in done})
+    if layout == "delta":  # the Delta tables the dataset-day was committed to
+        paths = [delta.table_uri(store, t.name) for t in ds.tables] if done else []
+    else:
+        paths = sorted({f"{root}/{partition_prefix(dataset, r.day, r.business_id)}" for r in done})
     rows_md = (
         "| business | "
         + " | ".join(by_table)

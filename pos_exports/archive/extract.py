@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
@@ -143,6 +144,48 @@ def source_totals(reader: PosReader, table: Table, scope: Scope) -> tuple[int, d
     return int(row["row_count"]), {m: Decimal(int(row[m])) / 100 for m in table.money}
 
 
+def new_result(dataset: Dataset, business: Business, day: dt.date, now: dt.datetime) -> BusinessDayResult:
+    """The (empty) result of archiving a business-day, or ArchiveError if the day has not ended yet."""
+    win = day_window(day, business.timezone)
+    if now < win.end:
+        raise ArchiveError(
+            f"{day} has not ended yet in {business.timezone} (it ends {win.end.isoformat()}); archive it after that"
+        )
+    return BusinessDayResult(
+        dataset.name, day, business.id, business.timezone, (win.start.isoformat(), win.end.isoformat())
+    )
+
+
+def scope_of(result: BusinessDayResult) -> Scope:
+    return Scope(
+        result.business_id, dt.datetime.fromisoformat(result.window[0]), dt.datetime.fromisoformat(result.window[1])
+    )
+
+
+def extract_table(
+    reader: PosReader, table: Table, scope: Scope, path: Path, expected: tuple[int, dict[str, Decimal]], key: str
+) -> TableResult:
+    """Write the table's rows of `scope` to the local Parquet file `path` and reconcile them with the
+    source's own count and sums (`expected`); ReconciliationError if they differ."""
+    write_parquet(path, table, reader.batches(table.sql(reader.dialect, scope)))
+    rows, sums = parquet_totals(path, table.money)
+    want_rows, want_sums = expected
+    if rows != want_rows or sums != want_sums:
+        raise ReconciliationError(
+            f"{table.name} does not reconcile with the source: archive {rows} rows {_fmt(sums)}, "
+            f"source {want_rows} rows {_fmt(want_sums)}"
+        )
+    return TableResult(
+        table.name,
+        key,
+        rows,
+        path.stat().st_size,
+        sha256_file(path),
+        {k: str(v) for k, v in sums.items()},
+        parquet_not_members(path, table.names),
+    )
+
+
 def archive_business_day(
     reader: PosReader,
     storage: Storage,
@@ -154,14 +197,7 @@ def archive_business_day(
     allow_shrink: bool = False,
 ) -> BusinessDayResult:
     """Extract, write and reconcile one (dataset, business, local day); return what was archived."""
-    win = day_window(day, business.timezone)
-    result = BusinessDayResult(
-        dataset.name, day, business.id, business.timezone, (win.start.isoformat(), win.end.isoformat())
-    )
-    if now < win.end:
-        raise ArchiveError(
-            f"{day} has not ended yet in {business.timezone} (it ends {win.end.isoformat()}); archive it after that"
-        )
+    result = new_result(dataset, business, day, now)
     marker = marker_key(dataset.name, day, business.id)
     storage.sweep_temp(partition_prefix(dataset.name, day, business.id))  # what killed runs left here
     raw = _read(storage, marker)
@@ -181,7 +217,7 @@ def archive_business_day(
         )
 
     reader.new_snapshot()  # counts and rows of this business-day come from one consistent snapshot
-    scope = Scope(business.id, win.start, win.end)
+    scope = scope_of(result)
     expected = {t.name: source_totals(reader, t, scope) for t in dataset.tables}
     generation = new_generation(now)
 
@@ -190,27 +226,9 @@ def archive_business_day(
         for table in dataset.tables:
             key = table_key(dataset.name, day, business.id, table.name, generation)
             tmp = written[table.name] = publish.enter_context(storage.staged(key))
-            write_parquet(tmp, table, reader.batches(table.sql(reader.dialect, scope)))
-            rows, sums = parquet_totals(tmp, table.money)
-            want_rows, want_sums = expected[table.name]
-            if rows != want_rows or sums != want_sums:
-                raise ReconciliationError(
-                    f"{table.name} does not reconcile with the source: archive {rows} rows {_fmt(sums)}, "
-                    f"source {want_rows} rows {_fmt(want_sums)}"
-                )
-            result.tables.append(
-                TableResult(
-                    table.name,
-                    key,
-                    rows,
-                    tmp.stat().st_size,
-                    sha256_file(tmp),
-                    {k: str(v) for k, v in sums.items()},
-                    parquet_not_members(tmp, table.names),
-                )
-            )
+            result.tables.append(extract_table(reader, table, scope, tmp, expected[table.name], key))
         if previous is not None and not allow_shrink:
-            _refuse_lost_keys(storage, dataset, previous, written)
+            refuse_lost_keys(dataset, previous, written, lambda table: _held_keys(storage, previous, table))
 
     # The generation's files are all published; the manifest, written last, makes it the business-day's.
     if _read(storage, marker) != raw:
@@ -271,21 +289,30 @@ def _history(previous: dict | None) -> list[dict]:
     return [entry, *previous.get("previous", [])]
 
 
-def _refuse_lost_keys(storage: Storage, dataset: Dataset, previous: dict, written: dict[str, Path]) -> None:
-    """ArchiveError naming the primary keys the archive holds for the day that the new files lack."""
-    held = {t["table"]: t for t in previous.get("tables", [])}
+def _held_keys(storage: Storage, previous: dict, table: Table) -> set | None:
+    """The primary keys a folder manifest's file of `table` holds (None: the manifest has no such table)."""
+    entry = next((t for t in previous.get("tables", []) if t["table"] == table.name), None)
+    if entry is None:
+        return None
+    with open_verified(storage, entry["key"], entry["bytes"], entry["sha256"]) as data:
+        return key_values(data, table.key)
+
+
+def refuse_lost_keys(
+    dataset: Dataset, previous: dict, written: dict[str, Path], held: Callable[[Table], set | None]
+) -> None:
+    """ArchiveError naming the primary keys the archive holds for the day (`held(table)`, from whichever
+    layout holds it) that the new files lack."""
     lost: list[str] = []
     for table in dataset.tables:
-        if table.name not in held:
-            continue
-        entry = held[table.name]
         try:
-            with open_verified(storage, entry["key"], entry["bytes"], entry["sha256"]) as data:
-                before = key_values(data, table.key)
+            before = held(table)
         except ArchiveCorrupt as exc:
             raise ArchiveError(
                 f"cannot compare with the archived day: {exc}. Re-run with allow_shrink: true to archive it anew"
             ) from None
+        if before is None:
+            continue
         missing = sorted(before - key_values(written[table.name], table.key))
         if missing:
             shown = ", ".join(map(str, missing[:20])) + (f" ... ({len(missing)} in all)" if len(missing) > 20 else "")

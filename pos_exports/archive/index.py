@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 
 import sqlalchemy as sa
 
+from pos_exports.archive import delta
 from pos_exports.archive.extract import MARKER, parse_manifest
 from pos_exports.archive.parquet import ArchiveCorrupt
 from pos_exports.delivery.state import archive_index
@@ -34,6 +35,9 @@ def index_row(manifest: dict, data: bytes, published_at: dt.datetime) -> dict:
         "bytes": sum(int(t.get("bytes") or 0) for t in tables),
         "manifest_sha256": hashlib.sha256(data).hexdigest(),
         "published_at": published_at,
+        "layout": manifest.get("layout", "folders"),
+        "versions": {t["table"]: t["version"] for t in tables if "version" in t} or None,
+        "totals": {t["table"]: {"rows": int(t.get("rows") or 0), "sums": t.get("sums", {})} for t in tables},
     }
 
 
@@ -109,7 +113,7 @@ def reindex(storage: Storage, eng: sa.Engine, progress: Callable[[str], None] = 
     rows: list[dict] = []
     last = None
     for key in storage.list("archive/"):
-        if not key.endswith("/" + MARKER):
+        if key.startswith(delta.TABLES + "/") or not key.endswith("/" + MARKER):
             continue
         parts = dict(p.split("=", 1) for p in key.split("/") if "=" in p)
         try:
@@ -130,6 +134,12 @@ def reindex(storage: Storage, eng: sa.Engine, progress: Callable[[str], None] = 
         last = (dataset, day)
     if last is not None:
         progress(f"indexed {last[0]} {last[1]}")
+    found = delta.records(storage)  # a business-day in both layouts (migrated, re-archived): its record wins
+    if found:
+        rows = [r for r in rows if (r["dataset"], r["business_id"], r["day"]) not in found]
+        now = dt.datetime.now(dt.UTC)
+        rows += [index_row(r, delta.record_bytes(r), now) for r in found.values()]
+        progress(f"indexed {len(found)} business-day(s) of the Delta tables")
     with eng.begin() as conn:
         conn.execute(archive_index.delete())
         for i in range(0, len(rows), 5000):

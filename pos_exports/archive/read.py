@@ -1,8 +1,11 @@
 """Reading the archive back: what the reports are built from (never the POS).
 
-Every reader goes through the business-day's manifest (`_reconciliation.json`, written last) and reads
-only the files it names, each checked against the manifest's size and SHA-256 while it is read; a file
-that does not match is an `ArchiveCorrupt` error naming it, never data read silently.
+Every reader goes through the business-day's reconciliation record, whichever layout holds the day: in
+the Delta tables (`archive/delta.py`: its record names the table versions, whose rows are checked against
+the record's rows and money sums) or else in the folders (the manifest `_reconciliation.json`, written last:
+only the files it names are read, each checked against its size and SHA-256 while it is read). Data that
+does not match is an `ArchiveCorrupt` error naming it, never data read silently. A day migrated or
+re-archived as Delta tables is read from them; a day not migrated yet still from its folder.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pos_exports.archive.extract import MARKER, load_manifest, parse_manifest
+from pos_exports.archive import delta
+from pos_exports.archive.extract import MARKER, parse_manifest
 from pos_exports.archive.parquet import ArchiveCorrupt, open_verified
 from pos_exports.archive.tables import DATASETS
 from pos_exports.source.database import Business
@@ -101,13 +105,14 @@ def shared_batches(token: object, produce: Callable[[], Iterator[pa.RecordBatch]
 
 
 def archived(storage: Storage, dataset: str, business_id: int, day: dt.date) -> dict | None:
-    """The manifest (reconciliation record) of an archived business-day, or None."""
+    """The reconciliation record of an archived business-day (Delta record, else folder manifest), or None;
+    read once within a `shared_reads` block."""
     shared = _SHARED.get()
     if shared is None:
-        return load_manifest(storage, dataset, day, business_id)
+        return delta.current(storage, dataset, business_id, day)
     key = (id(storage), dataset, business_id, day)
     if key not in shared.manifests:
-        shared.manifests[key] = load_manifest(storage, dataset, day, business_id)
+        shared.manifests[key] = delta.current(storage, dataset, business_id, day)
     return shared.manifests[key]
 
 
@@ -135,8 +140,8 @@ def table_file(storage: Storage, dataset: str, business_id: int, day: dt.date, t
 def archived_business_ids(storage: Storage, dataset: str, day: dt.date) -> set[int]:
     """Businesses whose `dataset` on `day` is archived whole: a manifest whose every file is in storage with
     its size (one listing and one manifest read per business; the SHA-256 is checked when a file is read)."""
+    ids = {b for d, b, on in delta.records(storage) if d == dataset and on == day}
     listing = storage.sizes(f"archive/{dataset}/date={day.isoformat()}/")
-    ids = set()
     for key in listing:
         folder, _, name = key.rpartition("/")
         business = folder.rpartition("/business_id=")[2]
@@ -167,6 +172,10 @@ def read_batches(
         manifest = archived(storage, dataset, business_id, day)
         if manifest is None:
             raise ArchiveMissing(f"{dataset} for business {business_id} on {day} is not in the archive")
+        if manifest.get("layout") == "delta":
+            spec = next(t for t in DATASETS[dataset].tables if t.name == table)
+            yield from delta.read_record_batches(storage, manifest, spec, columns, BATCH_ROWS)
+            continue
         entry = next((t for t in manifest.get("tables", []) if t.get("table") == table), None)
         if entry is None or "sha256" not in entry or "bytes" not in entry:
             raise ArchiveCorrupt(

@@ -42,7 +42,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from pos_exports import config as settings
-from pos_exports.archive import index
+from pos_exports.archive import delta, index
 from pos_exports.archive.capture import SNAPSHOT_MAX_LAG, Capture, snapshot_capture
 from pos_exports.archive.extract import MARKER
 from pos_exports.archive.read import load_businesses
@@ -286,7 +286,11 @@ def coverage(
     latest = max(last_day.values())
     days = [window_start + dt.timedelta(days=i) for i in range((latest - window_start).days + 1)]
     eng = eng or engine()
-    if days and index.is_empty(eng) and any(k.endswith("/" + MARKER) for k in storage.list("archive/")):
+    if (
+        days
+        and index.is_empty(eng)
+        and (delta.records(storage) or any(k.endswith("/" + MARKER) for k in storage.list("archive/")))
+    ):
         # an archive written before the index existed (or a new state database): not a wall of gaps
         result.notes.append(INDEX_EMPTY)
         return result

@@ -162,6 +162,9 @@ archive_index = sa.Table(
     sa.Column("bytes", sa.BigInteger, nullable=False),
     sa.Column("manifest_sha256", sa.Text, nullable=False),
     sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("layout", sa.Text),  # folders | delta (None: written before the Delta layout existed = folders)
+    sa.Column("versions", sa.JSON),  # delta: {table: the Delta version holding the business-day}
+    sa.Column("totals", sa.JSON),  # {table: {"rows": n, "sums": {column: "1.23"}}}
     # Coverage counts a day's businesses per (dataset, day): a covering index for that range scan (the
     # primary key leads with business_id after the dataset).
     sa.Index("archive_index_by_day", "dataset", "day", "business_id"),

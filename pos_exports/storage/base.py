@@ -120,6 +120,10 @@ class Storage(Protocol):
         """Where a user can open the file."""
         ...
 
+    def table_options(self) -> dict[str, str] | None:
+        """The `storage_options` a Delta Lake table under this storage needs (None: a local path)."""
+        return None
+
     def write_bytes(self, key: str, data: bytes) -> None:
         with self.staged(key) as tmp:
             tmp.write_bytes(data)

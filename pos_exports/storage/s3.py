@@ -112,6 +112,24 @@ class S3Storage(Storage):
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
 
+    def table_options(self) -> dict[str, str]:
+        """deltalake's S3 options from the same settings as this storage's client (endpoint, region and
+        credentials). Commits use S3's conditional put (no lock table, never an unsafe rename)."""
+        import boto3
+
+        options = {"AWS_REGION": self.client.meta.region_name or "us-east-1", "AWS_S3_ALLOW_UNSAFE_RENAME": "false"}
+        if endpoint := config.settings().aws_endpoint_url:
+            options["AWS_ENDPOINT_URL"] = endpoint
+            if endpoint.startswith("http://"):
+                options["AWS_ALLOW_HTTP"] = "true"
+        credentials = boto3.Session().get_credentials()
+        if credentials is not None:
+            frozen = credentials.get_frozen_credentials()
+            options["AWS_ACCESS_KEY_ID"], options["AWS_SECRET_ACCESS_KEY"] = frozen.access_key, frozen.secret_key
+            if frozen.token:
+                options["AWS_SESSION_TOKEN"] = frozen.token
+        return options
+
     def presigned_url(self, key: str, expires_seconds: int = 7 * 24 * 3600) -> str:
         return self.client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=expires_seconds

@@ -152,7 +152,8 @@ def test_a_date_range_is_one_run(tmp_path):
     assert archive_partitions.timezone == "Etc/GMT+12"
 
 
-def test_each_partition_of_a_range_run_records_its_own_rows_bytes_and_paths(tmp_path):
+def test_each_partition_of_a_range_run_records_its_own_rows_bytes_and_paths(tmp_path, monkeypatch):
+    monkeypatch.setenv("POS_EXPORTS_ARCHIVE_LAYOUT", "folders")  # it checks the files of each business-day folder
     """A 3-day run: each day's materialization event (read back from the instance) holds that day only."""
 
     from pos_exports_tests.fixtures import load_sqlite

@@ -249,7 +249,6 @@ def test_kill_9_between_manifest_and_index_leaves_the_index_behind_and_reindex_r
 
 def test_an_existing_state_database_gets_the_index_of_days(tmp_path):
     from pos_exports.delivery import state
-
     from pos_exports.delivery.migrations import schema_0001
 
     url = f"sqlite:///{tmp_path / 'old.db'}"

@@ -7,7 +7,7 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from pos_exports.archive import capture, extract
+from pos_exports.archive import capture, delta, extract
 from pos_exports.archive.assets import daily_archive
 from pos_exports.archive.read import archived, archived_business_ids, read_table
 from pos_exports.archive.tables import DATASETS
@@ -113,6 +113,14 @@ def test_a_failing_shard_fails_only_its_run(tmp_path, monkeypatch):
         return real(reader, store, ds, business, *args, **kwargs)
 
     monkeypatch.setattr("pos_exports.archive.assets.archive_business_day", broken_for_shard_1)
+    real_stage = delta.stage_business_day  # the same fault in the Delta layout (POS_EXPORTS_ARCHIVE_LAYOUT=delta)
+
+    def broken_stage(reader, store, ds, business, *args, **kwargs):
+        if business.id % 2 == 1:
+            raise RuntimeError("disk full")
+        return real_stage(reader, store, ds, business, *args, **kwargs)
+
+    monkeypatch.setattr(delta, "stage_business_day", broken_stage)
     with dg.instance_for_test() as instance:
         ok, failed = (_run(url, tmp_path / "store", instance, r.run_config, r.tags) for r in requests)
         assert ok.success and not failed.success
