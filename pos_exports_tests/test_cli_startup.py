@@ -3,6 +3,7 @@ prints its cause in one or two lines, and `--verbose` adds the trace."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -126,3 +127,27 @@ def test_a_failed_run_prints_its_cause_and_verbose_adds_the_trace(tmp_path, monk
     assert "FAILED (2000-01-03..2000-01-03)" in out
     assert main(["--verbose", *argv]) == 1
     assert "Stack Trace" in capfd.readouterr().err
+
+
+def test_archive_run_prints_a_progress_line_per_dataset_day(tmp_path, monkeypatch, capsys):
+    import re
+
+    from pos_exports import definitions
+    from pos_exports_tests.fixtures import DAY, load_sqlite
+
+    for name, value in {
+        "POS_DATABASE_URL": load_sqlite(tmp_path / "pos.sqlite"),
+        "POS_EXPORTS_STORAGE": str(tmp_path / "store"),
+        "POS_EXPORTS_START_DATE": DAY,
+        "DAGSTER_HOME": str(tmp_path),
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(definitions, "defs", definitions.build_defs())  # resources read the env above
+    days = [DAY, (dt.date.fromisoformat(DAY) + dt.timedelta(days=1)).isoformat()]
+    assert main(["archive", "run", "--date", days[0], "--to", days[1], "--dataset", "sales"]) == 0
+    out = capsys.readouterr().out
+    progress = re.findall(r"^  sales (\S+): \d+ business\(es\), (\d+) rows", out, re.MULTILINE)
+    assert [day for day, _ in progress] == days  # one line per day, in order, printed while the run goes
+    [total] = re.findall(r"^  sales_archive +rows= *(\d+)", out, re.MULTILINE)  # the run's materializations
+    assert sum(int(rows) for _, rows in progress) == int(total) > 0
+    assert out.index(f"  sales {days[1]}:") < out.index("run ")  # before the run's summary
