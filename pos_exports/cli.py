@@ -87,14 +87,15 @@ def _execute(
     Such a run carries no code location origin; `in_process_failure_alert_sensor` alerts its failure.
     A failed step prints its cause in one or two lines; `--verbose` shows Dagster's log with the traces.
     """
+    import uuid
+
     import dagster as dg
-    from dagster._core.utils import make_new_run_id
 
     from pos_exports.definitions import defs
 
     level = "WARNING" if verbose() else "CRITICAL"
     run_config = {**run_config, "loggers": {"console": {"config": {"log_level": level}}}}
-    run_id = make_new_run_id()
+    run_id = str(uuid.uuid4())  # known before the run starts: the progress follower reads its events
     with dg.DagsterInstance.get() as instance:
         done = threading.Event()
         follower = threading.Thread(target=_follow, args=(instance, run_id, done), daemon=True)
