@@ -8,6 +8,7 @@ A new `archive` subcommand is one function under `@archive.command(...)`.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
@@ -66,10 +67,10 @@ def failure_cause(error_info: Any) -> str:
     ):
         error_info = error_info.cause
     lines = [line for line in scrub(error_info.message).strip().splitlines() if line.strip()]
-    if lines and ": " in lines[0] and lines[0].split(": ", 1)[0].count(".") > 0:
-        qualified, rest = lines[0].split(": ", 1)  # `package.module.Error: text` -> `Error: text`
-        name = qualified.rsplit(".", 1)[-1]
-        lines[0] = rest if name == "Failure" else f"{name}: {rest}"  # a `dg.Failure` is its description
+    qualified = re.match(r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+): ", lines[0]) if lines else None
+    if qualified:  # `package.module.Error: text` -> `Error: text`; a `dg.Failure` is its description
+        name, rest = qualified.group(1).rsplit(".", 1)[-1], lines[0][qualified.end() :]
+        lines[0] = rest if name == "Failure" else f"{name}: {rest}"
     return "\n".join(lines[:2]) + (" ..." if len(lines) > 2 else "")
 
 

@@ -114,6 +114,11 @@ def test_a_failure_cause_skips_dagsters_wrappers_and_scrubs():
 
     assert failure_cause(_failure(long)) == "ValueError: one\ntwo ..."
 
+    def dotted():
+        raise OSError("cannot reach db.example: refused")
+
+    assert failure_cause(_failure(dotted)) == "OSError: cannot reach db.example: refused"
+
 
 def test_a_failed_run_prints_its_cause_and_verbose_adds_the_trace(tmp_path, monkeypatch, capfd):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
