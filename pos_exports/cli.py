@@ -89,10 +89,17 @@ def _execute(
     A failed step prints its cause in one or two lines; `--verbose` shows Dagster's log with the traces.
     """
     import uuid
+    import warnings
 
     import dagster as dg
 
-    from pos_exports.definitions import defs
+    with warnings.catch_warnings():  # Dagster's notes on its beta APIs are for developers, not the CLI's user
+        if not verbose():
+            warnings.simplefilter("ignore", dg.BetaWarning)
+            warnings.simplefilter("ignore", dg.PreviewWarning)
+        from pos_exports.definitions import defs
+
+        job = defs.resolve_job_def(job_name)
 
     level = "WARNING" if verbose() else "CRITICAL"
     run_config = {**run_config, "loggers": {"console": {"config": {"log_level": level}}}}
@@ -103,7 +110,7 @@ def _execute(
         if progress:
             follower.start()
         try:
-            result = defs.resolve_job_def(job_name).execute_in_process(
+            result = job.execute_in_process(
                 instance=instance,
                 run_config=run_config,
                 tags=tags,
@@ -260,6 +267,11 @@ def archive_run(first: dt.date, last: dt.date | None, dataset: tuple[str, ...], 
     last = last or first
     if last < first:
         raise click.BadParameter("must not be before --date", param_hint="--to")
+    earliest = parse_date(archive_partitions.get_first_partition_key())
+    if first < earliest:
+        raise click.BadParameter(
+            f"{first} is before the first day of the archive, {earliest} (POS_EXPORTS_START_DATE)", param_hint="--date"
+        )
     latest = parse_date(archive_partitions.get_last_partition_key())
     if last > latest:
         raise click.UsageError(f"{last} has not ended in every time zone yet; the latest day to archive is {latest}")

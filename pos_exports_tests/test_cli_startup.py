@@ -121,17 +121,35 @@ def test_a_failure_cause_skips_dagsters_wrappers_and_scrubs():
 
 
 def test_a_failed_run_prints_its_cause_and_verbose_adds_the_trace(tmp_path, monkeypatch, capfd):
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    monkeypatch.setenv("POS_EXPORTS_HOME", str(tmp_path))
-    argv = ["archive", "--date", "2000-01-03", "--dataset", "sales"]  # before every partition: the run fails
+    from pos_exports import definitions
+    from pos_exports_tests.fixtures import DAY
+
+    for name, value in {
+        "POS_DATABASE_URL": f"sqlite:///{tmp_path / 'no-such-pos.sqlite'}",  # the run cannot read the POS
+        "POS_EXPORTS_STORAGE": str(tmp_path / "store"),
+        "POS_EXPORTS_START_DATE": DAY,
+        "DAGSTER_HOME": str(tmp_path),
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(definitions, "defs", definitions.build_defs())  # resources read the env above
+    argv = ["archive", "--date", DAY, "--dataset", "sales"]
     assert main(argv) == 1
     out, err = capfd.readouterr()
     [line] = [line for line in err.splitlines() if line.startswith("FAILED")]
-    assert line.startswith("FAILED: daily_archive: CheckError: ") and "2000-01-03" in line
+    assert line.startswith("FAILED: daily_archive: POS_DATABASE_URL ") and "no-such-pos.sqlite" in line, err
     assert "Stack Trace" not in err and "Traceback" not in err and "max_retries" not in err + out
-    assert "FAILED (2000-01-03..2000-01-03)" in out
+    assert f"FAILED ({DAY}..{DAY})" in out
     assert main(["--verbose", *argv]) == 1
     assert "Stack Trace" in capfd.readouterr().err
+
+
+def test_a_day_before_the_first_partition_is_refused_before_any_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    assert main(["archive", "--date", "2000-01-03", "--dataset", "sales"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Invalid value for --date: 2000-01-03 is before the first day of the archive, ")
+    assert "(POS_EXPORTS_START_DATE)" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []  # no run was stored
 
 
 def test_archive_run_prints_a_progress_line_per_dataset_day(tmp_path, monkeypatch, capsys):
