@@ -6,33 +6,35 @@
     pos-exports upcoming [--business-id 2] [--limit 20]
     pos-exports overdue [--business-id 2] [--lookback-days 7]
 
-Wiring: `register(subparsers)` adds the four top-level commands to an argparse sub-parsers object;
-`run(args)` executes the parsed command (`args.command` in `COMMANDS`) and returns the exit code:
-0, or 2 after printing `error: <message>` to stderr (no traceback).
+Wiring: `COMMANDS` maps each name to its click command (`pos_exports.cli` adds them to `pos-exports`);
+a command returns the exit code: 0, or 2 after printing `error: <message>` to stderr (no traceback).
+SQLAlchemy, the ledger and the storage are imported inside the handlers (a fast `--help`).
 
 The state database is `--state-url` or `POS_EXPORTS_STATE_URL`; the storage `--storage` or
 `POS_EXPORTS_STORAGE` (exports, archive, and the business time zones of `archive/businesses.json`).
 `--since` / `--until` take `YYYY-MM-DD` (00:00 UTC) or an ISO date-time (naive = UTC); `until` is exclusive.
 """
 
-import argparse
+from __future__ import annotations
+
 import datetime as dt
 import hashlib
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
+import click
 
-from pos_exports import config
-from pos_exports.delivery import ledger, state
-from pos_exports.delivery.email import human_size
-from pos_exports.delivery.subscriptions_cli import run_handler
-from pos_exports.storage import Storage, open_storage
+from pos_exports.cli_kit import Args, args_of, checked
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from pos_exports.storage import Storage
 
 UTC = dt.UTC
-COMMANDS = ("history", "stats", "upcoming", "overdue")
 
 
 class CliError(Exception):
@@ -87,7 +89,7 @@ def _seconds(value: float | None) -> str:
 
 
 class Context:
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: Args) -> None:
         self.args = args
         self.out = sys.stdout
         self._engine: sa.Engine | None = None
@@ -95,16 +97,23 @@ class Context:
 
     @property
     def state_url(self) -> str:
+        from pos_exports.delivery import state
+
         return getattr(self.args, "state_url", None) or state.state_url()
 
     @property
     def engine(self) -> sa.Engine:
+        from pos_exports.delivery import state
+
         if self._engine is None:
             self._engine = state.engine(self.state_url)
         return self._engine
 
     @property
     def storage(self) -> Storage:
+        from pos_exports import config
+        from pos_exports.storage import open_storage
+
         if self._storage is None:
             self._storage = open_storage(getattr(self.args, "storage", None) or config.storage_root())
         return self._storage
@@ -125,7 +134,10 @@ class Context:
 # --- history ---------------------------------------------------------------------------------------------
 
 
-def _history(args: argparse.Namespace, ctx: Context) -> int:
+def _history(args: Args, ctx: Context) -> int:
+    from pos_exports.delivery import ledger
+    from pos_exports.delivery.email import human_size
+
     if args.download is not None:
         if not args.to:
             raise CliError("--download needs --to DIR (where to copy the files)")
@@ -192,6 +204,10 @@ def storage_key(storage: Storage, uri: str) -> str | None:
 
 
 def _download(ctx: Context, delivery_id: int, target: Path) -> int:
+    import sqlalchemy as sa
+
+    from pos_exports.delivery import state
+
     with ctx.engine.connect() as conn:
         row = conn.execute(sa.select(state.deliveries).where(state.deliveries.c.id == delivery_id)).mappings().first()
     if row is None:
@@ -230,6 +246,8 @@ def _download(ctx: Context, delivery_id: int, target: Path) -> int:
 
 
 def format_stats(stats: dict[str, Any]) -> list[str]:
+    from pos_exports.delivery.email import human_size
+
     since, until = stats["since"] or "the start", stats["until"] or "now"
     scope = "all businesses" if stats["business_id"] is None else f"business {stats['business_id']}"
     lines = [
@@ -283,7 +301,7 @@ def format_stats(stats: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _stats(args: argparse.Namespace, ctx: Context) -> int:
+def _stats(args: Args, ctx: Context) -> int:
     from pos_exports.automation.stats import delivery_stats
 
     stats = delivery_stats(
@@ -301,7 +319,7 @@ def _stats(args: argparse.Namespace, ctx: Context) -> int:
 # --- upcoming / overdue -----------------------------------------------------------------------------------
 
 
-def _upcoming(args: argparse.Namespace, ctx: Context) -> int:
+def _upcoming(args: Args, ctx: Context) -> int:
     from pos_exports.automation.stats import upcoming
 
     entries = upcoming(ctx.engine, ctx.zones(), ctx.now, _positive("limit", args.limit), business_id=args.business_id)
@@ -327,7 +345,7 @@ def _upcoming(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _overdue(args: argparse.Namespace, ctx: Context) -> int:
+def _overdue(args: Args, ctx: Context) -> int:
     from pos_exports.automation.stats import overdue
 
     lookback = _positive("lookback_days", args.lookback_days)
@@ -359,74 +377,78 @@ def _overdue(args: argparse.Namespace, ctx: Context) -> int:
 
 # --- wiring -------------------------------------------------------------------------------------------------
 
-_HANDLERS = {"history": _history, "stats": _stats, "upcoming": _upcoming, "overdue": _overdue}
+
+def _command(
+    name: str, help: str, params: list[click.Parameter], handler: Callable[[Args, Context], int]
+) -> click.Command:
+    """One top-level command: its own options plus --state-url, --storage (and a hidden --now for tests)."""
+    common = [
+        click.Option(["--state-url"], help="state database URL (default: POS_EXPORTS_STATE_URL or SQLite)"),
+        click.Option(["--storage"], help="exports storage (default: POS_EXPORTS_STORAGE)"),
+        click.Option(["--now"], hidden=True),  # tests: a fixed "now"
+    ]
+
+    def callback(**params: Any) -> int:
+        return run(handler, args_of(params))
+
+    return click.Command(name, params=[*params, *common], callback=checked(callback), help=help)
 
 
-def register(subparsers: Any) -> dict[str, argparse.ArgumentParser]:
-    """Add `history`, `stats`, `upcoming`, `overdue` to an argparse sub-parsers object; returns their parsers."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--state-url", help="state database URL (default: POS_EXPORTS_STATE_URL or SQLite)")
-    common.add_argument("--storage", help="exports storage (default: POS_EXPORTS_STORAGE)")
-    common.add_argument("--now", help=argparse.SUPPRESS)  # tests: a fixed "now"
-    parsers: dict[str, argparse.ArgumentParser] = {}
+def _int(name: str, help: str | None = None, **kwargs: Any) -> click.Option:
+    return click.Option([name], type=int, help=help, **kwargs)
 
-    p = subparsers.add_parser(
+
+COMMANDS: dict[str, click.Command] = {
+    "history": _command(
         "history",
-        parents=[common],
-        help="past deliveries (the ledger), or download the files one of them emailed",
-        description="Past deliveries, newest first: one row per subscription, period and recipient.",
-    )
-    p.add_argument("--business-id", type=int)
-    p.add_argument("--subscription-id", type=int)
-    p.add_argument("--status", help=f"one of {', '.join(ledger.STATUSES)}")
-    p.add_argument("--since", help="created at or after (YYYY-MM-DD or ISO date-time, UTC)")
-    p.add_argument("--until", help="created before (exclusive)")
-    p.add_argument("--limit", type=int, help="show at most N rows")
-    p.add_argument("--download", type=int, metavar="ID", help="copy the files of delivery ID (with --to DIR)")
-    p.add_argument("--to", metavar="DIR", help="where --download copies the files")
-    parsers["history"] = p
-
-    p = subparsers.add_parser(
+        "Past deliveries (the ledger), newest first: one row per subscription, period and recipient; "
+        "or download the files one of them emailed.",
+        [
+            _int("--business-id"),
+            _int("--subscription-id"),
+            click.Option(["--status"], help="a delivery status: emailed, failed, unknown, skipped, pending, ..."),
+            click.Option(["--since"], help="created at or after (YYYY-MM-DD or ISO date-time, UTC)"),
+            click.Option(["--until"], help="created before (exclusive)"),
+            _int("--limit", "show at most N rows"),
+            _int("--download", "copy the files of delivery ID (with --to DIR)", metavar="ID"),
+            click.Option(["--to"], metavar="DIR", help="where --download copies the files"),
+        ],
+        _history,
+    ),
+    "stats": _command(
         "stats",
-        parents=[common],
-        help="delivery statistics (success rate, sizes, durations) and exports produced",
-        description="Delivery statistics per dataset and format, and the exports produced.",
-    )
-    p.add_argument("--since", help="from (YYYY-MM-DD or ISO date-time, UTC; default: the start)")
-    p.add_argument("--until", help="to (exclusive; default: now)")
-    p.add_argument("--business-id", type=int)
-    parsers["stats"] = p
-
-    p = subparsers.add_parser(
-        "upcoming", parents=[common], help="the next fire of every active subscription", description="Next fires."
-    )
-    p.add_argument("--business-id", type=int)
-    p.add_argument("--limit", type=int)
-    parsers["upcoming"] = p
-
-    p = subparsers.add_parser(
+        "Delivery statistics (success rate, sizes, durations) per dataset and format, and the exports produced.",
+        [
+            click.Option(["--since"], help="from (YYYY-MM-DD or ISO date-time, UTC; default: the start)"),
+            click.Option(["--until"], help="to (exclusive; default: now)"),
+            _int("--business-id"),
+        ],
+        _stats,
+    ),
+    "upcoming": _command(
+        "upcoming", "The next fire of every active subscription.", [_int("--business-id"), _int("--limit")], _upcoming
+    ),
+    "overdue": _command(
         "overdue",
-        parents=[common],
-        help="subscription fires not delivered (waiting for the archive, failed, never ran)",
-        description="Fires of the last days whose delivery is not complete, with the reason.",
-    )
-    p.add_argument("--business-id", type=int)
-    p.add_argument("--lookback-days", type=int, default=7)
-    parsers["overdue"] = p
-
-    for parser in parsers.values():
-        parser.set_defaults(run=run)
-    return parsers
+        "Subscription fires of the last days not delivered (waiting for the archive, failed, never ran), "
+        "with the reason.",
+        [_int("--business-id"), _int("--lookback-days", default=7, show_default=True)],
+        _overdue,
+    ),
+}
 
 
-def run(args: argparse.Namespace) -> int:
-    """Execute a parsed command of `COMMANDS`; 0 on success, 2 after a clean `error: ...` on stderr."""
-    handler = _HANDLERS[args.command]
+def run(handler: Callable[[Args, Context], int], args: Args) -> int:
+    """Run a handler; 0 on success, 2 after a clean `error: ...` on stderr."""
+    from pos_exports.delivery.subscriptions_cli import run_handler
+
     ctx = Context(args)
     try:
         return run_handler(handler, args, ctx, CliError)
     except Exception as exc:  # storage unreachable, a broken manifest, ...: a message, not a traceback
+        from pos_exports.cli_kit import print_traceback
         from pos_exports.redact import scrub
 
+        print_traceback(exc)
         print(f"error: {type(exc).__name__}: {scrub(exc)}", file=sys.stderr)
         return 2

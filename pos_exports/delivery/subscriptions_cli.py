@@ -1,4 +1,4 @@
-"""`subscriptions`: manage who receives which exports, when (a command group for the `pos-exports` CLI).
+"""`subscriptions`: manage who receives which exports, when (a command group of the `pos-exports` CLI).
 
     pos-exports subscriptions add --business-id 2 --name "Weekly" --dataset sales --dataset customers \\
         --format xlsx --format pdf --frequency weekly --day-of-week monday --at 07:00 \\
@@ -10,56 +10,87 @@
     pos-exports subscriptions export [--business-id 2]      (YAML that `import` reads back)
     pos-exports subscriptions settings 2 --notify-success --failure-recipient it@bodega.example
 
-Wiring: `register(subparsers)` adds the group to an argparse parser; `run(args)` executes the parsed
-command and returns the exit code (0, or 2 after printing `error: <field>: <message>` to stderr).
-More subcommands (e.g. `trigger`) plug in with `register_command(...)` before `register` is called.
+Wiring: `group` is the click group (`pos_exports.cli` adds it to `pos-exports`). Each subcommand is one
+handler `handler(args, ctx) -> int` registered with `register_command(name, help, params, handler)`;
+raising SubscriptionError prints `error: <field>: <message>` to stderr and exits 2.
 
 The state database is `--state-url` or `POS_EXPORTS_STATE_URL` (SQLite under the Dagster home by
 default). Business time zones (for "next fire" and to refuse unknown business ids) come from the
 POS database: `--pos-url`, else `POS_DATABASE_URL`, else the demo database when it exists.
+SQLAlchemy and the delivery modules are imported inside the handlers (a fast `--help`).
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
+import click
 
-from pos_exports.delivery import schedule, state
-from pos_exports.delivery import subscriptions as subs
-from pos_exports.delivery.subscriptions import NotificationSettings, Subscription, SubscriptionError
+from pos_exports.cli_kit import Args, args_of, checked
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from pos_exports.delivery.subscriptions import NotificationSettings, Subscription
 
 COMMAND = "subscriptions"
 UTC = dt.UTC
 
-Handler = Callable[[argparse.Namespace, "Context"], int]
-Configure = Callable[[argparse.ArgumentParser], None]
-# name -> (help, add the options, handler). Filled below; extend with register_command.
-_COMMANDS: dict[str, tuple[str, Configure, Handler]] = {}
+Handler = Callable[[Args, "Context"], int]
+
+group = click.Group(
+    COMMAND,
+    help="Manage emailed export subscriptions and notification settings.",
+    epilog="\b\nExamples:\n" + __doc__.split("\n\n")[1],
+)
 
 
-def register_command(name: str, help: str, configure: Configure, handler: Handler) -> None:
-    """Add (or replace) a subcommand of `subscriptions`; call before `register`.
+def _error(field: str, message: str) -> Exception:
+    """A SubscriptionError (`error: field: message`, exit 2), imported only when raised."""
+    from pos_exports.delivery.subscriptions import SubscriptionError
+
+    return SubscriptionError(field, message)
+
+
+def _common() -> list[click.Parameter]:
+    return [
+        click.Option(["--state-url"], help="state database URL (default: POS_EXPORTS_STATE_URL or SQLite)"),
+        click.Option(["--pos-url"], help="POS database for business time zones (default: POS_DATABASE_URL)"),
+        click.Option(["--now"], type=_instant, hidden=True),  # tests: a fixed "now"
+    ]
+
+
+def register_command(name: str, help: str, params: list[click.Parameter], handler: Handler) -> click.Command:
+    """Add (or replace) a subcommand of `subscriptions`; returns its click command.
 
     The hook for `trigger` (manual delivery of a subscription's period), e.g.:
 
-        register_command("trigger", "deliver one period now", add_trigger_options, run_trigger)
+        register_command("trigger", "deliver one period now", [click.Argument(["id"])], run_trigger)
 
-    `handler(args, ctx)` gets a Context (state engine, business time zones, output, now) and returns
-    an exit code; raising SubscriptionError prints `error: field: message` and exits 2.
+    `handler(args, ctx)` gets the options as attributes and a Context (state engine, business time
+    zones, output, now) and returns an exit code; raising SubscriptionError prints `error: field: message`
+    and exits 2. Every subcommand also takes `--state-url` and `--pos-url`.
     """
-    _COMMANDS[name] = (help, configure, handler)
+
+    def callback(**params: Any) -> int:
+        from pos_exports.delivery.subscriptions import SubscriptionError
+
+        args = args_of(params)
+        return run_handler(handler, args, Context(args), SubscriptionError)
+
+    command = click.Command(name, params=[*params, *_common()], callback=checked(callback), help=help)
+    group.add_command(command)
+    return command
 
 
 class Context:
     """What a handler needs, created lazily: the state engine, business time zones, now, output."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: Args) -> None:
         self.args = args
         self.out = sys.stdout
         self._engine: sa.Engine | None = None
@@ -68,10 +99,14 @@ class Context:
 
     @property
     def state_url(self) -> str:
+        from pos_exports.delivery import state
+
         return getattr(self.args, "state_url", None) or state.state_url()
 
     @property
     def engine(self) -> sa.Engine:
+        from pos_exports.delivery import state
+
         if self._engine is None:
             self._engine = state.engine(self.state_url)
         return self._engine
@@ -121,7 +156,7 @@ def load_business_timezones(pos_url: str | None = None) -> dict[int, str] | None
         text = scrub(exc).strip()
         message = text.splitlines()[0] if text else type(exc).__name__
         if pos_url:
-            raise SubscriptionError("pos_url", message) from None
+            raise _error("pos_url", message) from None
         print(f"warning: cannot read business time zones ({message}); business ids are not checked", file=sys.stderr)
         return None
 
@@ -133,17 +168,20 @@ def _id(field: str, text: str) -> int:
     try:
         value = int(text)
     except (TypeError, ValueError):
-        raise SubscriptionError(field, f"{text!r} is not a number") from None
+        raise _error(field, f"{text!r} is not a number") from None
     if value < 1:
-        raise SubscriptionError(field, f"{value} is not a valid id")
+        raise _error(field, f"{value} is not a valid id")
     return value
 
 
-def _instant(text: str) -> dt.datetime:
+def _instant(text: str | dt.datetime | None, param: Any = None, ctx: Any = None) -> dt.datetime | None:
+    """A click type: an ISO date-time, naive = UTC."""
+    if text is None or isinstance(text, dt.datetime):
+        return text
     try:
         value = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date-time") from None
+        raise click.BadParameter(f"{text!r} is not an ISO date-time") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -152,9 +190,9 @@ def _filters(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise SubscriptionError("filters", f"{pair!r} is not key=value (e.g. customer_type=wholesale)")
+            raise _error("filters", f"{pair!r} is not key=value (e.g. customer_type=wholesale)")
         if key.strip() in filters:
-            raise SubscriptionError("filters", f"{key.strip()!r} is given twice")
+            raise _error("filters", f"{key.strip()!r} is given twice")
         filters[key.strip()] = value.strip()
     return filters
 
@@ -177,7 +215,7 @@ _OPTION_FIELDS = (  # (argparse dest, subscription field, "" means None)
 )
 
 
-def _input_from_args(args: argparse.Namespace) -> dict[str, Any]:
+def _input_from_args(args: Args) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for dest, field, empty_is_none in _OPTION_FIELDS:
         value = getattr(args, dest, None)
@@ -185,34 +223,11 @@ def _input_from_args(args: argparse.Namespace) -> dict[str, Any]:
             data[field] = (value or None) if empty_is_none and isinstance(value, str) else value
     if args.filter:
         if getattr(args, "no_filters", False):
-            raise SubscriptionError("filters", "give either --filter or --no-filters")
+            raise _error("filters", "give either --filter or --no-filters")
         data["filters"] = _filters(args.filter)
     elif getattr(args, "no_filters", False):
         data["filters"] = {}
     return data
-
-
-def _subscription_options(parser: argparse.ArgumentParser, *, update: bool) -> None:
-    keep = " (replaces the current list)" if update else ""
-    parser.add_argument("--business-id", help="the business (POS businesses.id)")
-    parser.add_argument("--name", help="a name, unique within the business")
-    parser.add_argument("--dataset", action="append", help=f"sales, customers, inventory, audit_log; repeatable{keep}")
-    parser.add_argument("--format", action="append", help=f"xlsx, csv, pdf; repeatable, one email{keep}")
-    parser.add_argument("--frequency", help="daily, weekly or monthly")
-    parser.add_argument("--at", metavar="HH:MM", help="local time of day to send")
-    parser.add_argument("--day-of-week", help="weekly: monday..sunday (or 0-6, 0 = Monday)")
-    parser.add_argument("--day-of-month", help="monthly: 1-28 or last")
-    parser.add_argument("--nth-weekday", help="monthly: e.g. '2nd tuesday', 'last friday'")
-    parser.add_argument("--timezone", help="IANA zone; default (or ''): the business's own")
-    parser.add_argument("--recipient", action="append", help=f"one email address; repeatable{keep}")
-    parser.add_argument("--subject", help="subject template ('' for the default); placeholders such as {period_label}")
-    parser.add_argument("--message", help="message template ('' for the default)")
-    parser.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help=f"repeatable{keep}")
-    if update:
-        parser.add_argument("--no-filters", action="store_true", help="remove every filter")
-    parser.add_argument(
-        "--only-if-data", action=argparse.BooleanOptionalAction, default=None, help="skip periods without data"
-    )
 
 
 # --- output ----------------------------------------------------------------------------------------
@@ -224,6 +239,8 @@ def _local(instant: dt.datetime, zone: str) -> str:
 
 
 def _next_fires(ctx: Context, sub: Subscription, count: int) -> list[dt.datetime] | None:
+    from pos_exports.delivery import schedule
+
     zone = ctx.zone_for(sub)
     if zone is None:
         return None
@@ -254,6 +271,8 @@ def _describe_zone(ctx: Context, sub: Subscription) -> str:
 
 
 def _show(ctx: Context, sub: Subscription) -> None:
+    from pos_exports.delivery import schedule
+
     p = ctx.print
     zone = ctx.zone_for(sub)
     p(f"subscription {sub.id}: {sub.name}")
@@ -307,26 +326,35 @@ def _one_line(sub: Subscription) -> str:
 # --- handlers --------------------------------------------------------------------------------------
 
 
-def _add(args: argparse.Namespace, ctx: Context) -> int:
+def _add(args: Args, ctx: Context) -> int:
+    from pos_exports.delivery import subscriptions as subs
+
     sub = subs.add(ctx.engine, _input_from_args(args), business_timezones=ctx.business_timezones)
     ctx.print(f"added {_one_line(sub)}")
     _show(ctx, sub)
     return 0
 
 
-def _update(args: argparse.Namespace, ctx: Context) -> int:
+def _update(args: Args, ctx: Context) -> int:
+    from pos_exports.delivery import subscriptions as subs
+
     sub_id = _id("id", args.id)
     changes = _input_from_args(args)
     if not changes:
-        raise SubscriptionError("options", "nothing to change: give at least one option (see --help)")
+        raise _error("options", "nothing to change: give at least one option (see --help)")
     sub = subs.update(ctx.engine, sub_id, changes, business_timezones=ctx.business_timezones)
     ctx.print(f"updated {_one_line(sub)}")
     _show(ctx, sub)
     return 0
 
 
-def _list(args: argparse.Namespace, ctx: Context) -> int:
+def _list(args: Args, ctx: Context) -> int:
+    from pos_exports.delivery import schedule
+    from pos_exports.delivery import subscriptions as subs
+
     business_id = _id("business_id", args.business_id) if args.business_id is not None else None
+    if args.active and args.paused:
+        raise _error("options", "give either --active or --paused")
     active = True if args.active else False if args.paused else None
     found = subs.find(ctx.engine, business_id=business_id, active=active)
     if not found:
@@ -362,35 +390,45 @@ def _list(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _show_cmd(args: argparse.Namespace, ctx: Context) -> int:
+def _show_cmd(args: Args, ctx: Context) -> int:
+    from pos_exports.delivery import subscriptions as subs
+
     sub_id = _id("id", args.id)
     sub = subs.get(ctx.engine, sub_id)
     if sub is None:
-        raise SubscriptionError("id", f"no subscription with id {sub_id}")
+        raise _error("id", f"no subscription with id {sub_id}")
     _show(ctx, sub)
     return 0
 
 
-def _pause(args: argparse.Namespace, ctx: Context) -> int:
+def _pause(args: Args, ctx: Context) -> int:
+    from pos_exports.delivery import subscriptions as subs
+
     sub = subs.set_active(ctx.engine, _id("id", args.id), False)
     ctx.print(f"paused {_one_line(sub)}")
     return 0
 
 
-def _resume(args: argparse.Namespace, ctx: Context) -> int:
+def _resume(args: Args, ctx: Context) -> int:
+    from pos_exports.delivery import subscriptions as subs
+
     sub = subs.set_active(ctx.engine, _id("id", args.id), True)
     ctx.print(f"resumed {_one_line(sub)}")
     return 0
 
 
-def _remove(args: argparse.Namespace, ctx: Context) -> int:
+def _remove(args: Args, ctx: Context) -> int:
+    from pos_exports.delivery import subscriptions as subs
+
     sub = subs.remove(ctx.engine, _id("id", args.id))
     ctx.print(f"removed {_one_line(sub)}")
     return 0
 
 
-def _import(args: argparse.Namespace, ctx: Context) -> int:
+def _import(args: Args, ctx: Context) -> int:
     from pathlib import Path
+
+    from pos_exports.delivery import subscriptions as subs
 
     path = Path(args.file)
     zones = ctx.business_timezones
@@ -408,13 +446,17 @@ def _import(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _export(args: argparse.Namespace, ctx: Context) -> int:
+def _export(args: Args, ctx: Context) -> int:
+    from pos_exports.delivery import subscriptions as subs
+
     business_id = _id("business_id", args.business_id) if args.business_id is not None else None
     ctx.out.write(subs.export_yaml(ctx.engine, business_id))
     return 0
 
 
-def _settings(args: argparse.Namespace, ctx: Context) -> int:
+def _settings(args: Args, ctx: Context) -> int:
+    from pos_exports.delivery import subscriptions as subs
+
     business_id = _id("business_id", args.business_id)
     current = subs.get_settings(ctx.engine, business_id)
     data = current.to_input()
@@ -428,7 +470,7 @@ def _settings(args: argparse.Namespace, ctx: Context) -> int:
     ):
         values, cleared = getattr(args, dest), getattr(args, clear)
         if values and cleared:
-            raise SubscriptionError(field, f"give either --{dest.replace('_', '-')} or --{clear.replace('_', '-')}")
+            raise _error(field, f"give either --{dest.replace('_', '-')} or --{clear.replace('_', '-')}")
         if values or cleared:
             data[field], changed = (values or []), True
     if args.from_name is not None:
@@ -447,89 +489,98 @@ def _settings(args: argparse.Namespace, ctx: Context) -> int:
 # --- options of each subcommand ---------------------------------------------------------------------
 
 
-def _id_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("id", metavar="ID", help="subscription id (see list)")
+def _subscription_options(*, update: bool) -> list[click.Parameter]:
+    keep = " (replaces the current list)" if update else ""
+    opt = click.Option
+    params = [
+        opt(["--business-id"], help="the business (POS businesses.id)"),
+        opt(["--name"], help="a name, unique within the business"),
+        opt(["--dataset"], multiple=True, help=f"sales, customers, inventory, audit_log; repeatable{keep}"),
+        opt(["--format"], multiple=True, help=f"xlsx, csv, pdf; repeatable, one email{keep}"),
+        opt(["--frequency"], help="daily, weekly or monthly"),
+        opt(["--at"], metavar="HH:MM", help="local time of day to send"),
+        opt(["--day-of-week"], help="weekly: monday..sunday (or 0-6, 0 = Monday)"),
+        opt(["--day-of-month"], help="monthly: 1-28 or last"),
+        opt(["--nth-weekday"], help="monthly: e.g. '2nd tuesday', 'last friday'"),
+        opt(["--timezone"], help="IANA zone; default (or ''): the business's own"),
+        opt(["--recipient"], multiple=True, help=f"one email address; repeatable{keep}"),
+        opt(["--subject"], help="subject template ('' for the default); placeholders such as {period_label}"),
+        opt(["--message"], help="message template ('' for the default)"),
+        opt(["--filter"], multiple=True, metavar="KEY=VALUE", help=f"repeatable{keep}"),
+        opt(["--only-if-data/--no-only-if-data"], default=None, help="skip periods without data"),
+    ]
+    if update:
+        params.append(opt(["--no-filters"], is_flag=True, help="remove every filter"))
+    return params
 
 
-def _update_options(parser: argparse.ArgumentParser) -> None:
-    _id_option(parser)
-    _subscription_options(parser, update=True)
+def _id_argument() -> list[click.Parameter]:
+    return [click.Argument(["id"], metavar="ID")]  # the subscription id (see list)
 
 
-def _list_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--business-id", help="only this business")
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("--active", action="store_true", help="only active subscriptions")
-    which.add_argument("--paused", action="store_true", help="only paused subscriptions")
+_BUSINESS_OPTION = ["--business-id"]
+
+register_command("add", "add a subscription", _subscription_options(update=False), _add)
+register_command(
+    "list",
+    "list subscriptions with their next fire time",
+    [
+        click.Option(_BUSINESS_OPTION, help="only this business"),
+        click.Option(["--active"], is_flag=True, help="only active subscriptions"),
+        click.Option(["--paused"], is_flag=True, help="only paused subscriptions"),
+    ],
+    _list,
+)
+register_command("show", "show one subscription and its next fires", _id_argument(), _show_cmd)
+register_command(
+    "update", "change a subscription (validated as a whole)", [*_id_argument(), *_subscription_options(update=True)],
+    _update,
+)  # fmt: skip
+register_command("pause", "pause a subscription", _id_argument(), _pause)
+register_command("resume", "resume a paused subscription", _id_argument(), _resume)
+register_command("remove", "delete a subscription (its delivery history stays)", _id_argument(), _remove)
+register_command(
+    "import",
+    "add or update subscriptions from YAML (all or nothing; subscriptions: and notification_settings: lists)",
+    [click.Argument(["file"], metavar="FILE")],
+    _import,
+)
+register_command(
+    "export",
+    "print subscriptions as YAML that import reads back",
+    [click.Option(_BUSINESS_OPTION, help="only this business")],
+    _export,
+)
+register_command(
+    "settings",
+    "show or change a business's notification settings",
+    [
+        click.Argument(["business_id"], metavar="BUSINESS_ID"),
+        click.Option(["--notify-success/--no-notify-success"], default=None, help="email when an export went out"),
+        click.Option(["--notify-failure/--no-notify-failure"], default=None, help="email when an export failed"),
+        click.Option(["--recipient"], multiple=True, help="default recipient; repeatable (replaces the list)"),
+        click.Option(["--no-recipients"], is_flag=True, help="clear the default recipients"),
+        click.Option(["--failure-recipient"], multiple=True, help="failure recipient; repeatable (replaces)"),
+        click.Option(["--no-failure-recipients"], is_flag=True, help="clear the failure recipients"),
+        click.Option(["--from-name"], help="sender display name"),
+        click.Option(["--reply-to"], help="reply-to address ('' to clear)"),
+    ],
+    _settings,
+)
+# `trigger` (deliver a subscription's period now) is added by `pos_exports.cli`: see register_command.
 
 
-def _import_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", metavar="FILE", help="YAML with subscriptions: and notification_settings: lists")
-
-
-def _export_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--business-id", help="only this business")
-
-
-def _settings_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("business_id", metavar="BUSINESS_ID")
-    bool_opt = argparse.BooleanOptionalAction
-    parser.add_argument("--notify-success", action=bool_opt, default=None, help="email when an export went out")
-    parser.add_argument("--notify-failure", action=bool_opt, default=None, help="email when an export failed")
-    parser.add_argument("--recipient", action="append", help="default recipient; repeatable (replaces the list)")
-    parser.add_argument("--no-recipients", action="store_true", help="clear the default recipients")
-    parser.add_argument("--failure-recipient", action="append", help="failure recipient; repeatable (replaces)")
-    parser.add_argument("--no-failure-recipients", action="store_true", help="clear the failure recipients")
-    parser.add_argument("--from-name", help="sender display name")
-    parser.add_argument("--reply-to", help="reply-to address ('' to clear)")
-
-
-register_command("add", "add a subscription", lambda p: _subscription_options(p, update=False), _add)
-register_command("list", "list subscriptions with their next fire time", _list_options, _list)
-register_command("show", "show one subscription and its next fires", _id_option, _show_cmd)
-register_command("update", "change a subscription (validated as a whole)", _update_options, _update)
-register_command("pause", "pause a subscription", _id_option, _pause)
-register_command("resume", "resume a paused subscription", _id_option, _resume)
-register_command("remove", "delete a subscription (its delivery history stays)", _id_option, _remove)
-register_command("import", "add or update subscriptions from YAML (all or nothing)", _import_options, _import)
-register_command("export", "print subscriptions as YAML that import reads back", _export_options, _export)
-register_command("settings", "show or change a business's notification settings", _settings_options, _settings)
-# `trigger` (deliver a subscription's period now) is added by the delivery runner: see register_command.
-
-
-def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the `subscriptions` command group to an argparse sub-parsers object; returns its parser."""
-    parser = subparsers.add_parser(
-        COMMAND,
-        help="manage emailed export subscriptions and notification settings",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--state-url", help="state database URL (default: POS_EXPORTS_STATE_URL or SQLite)")
-    common.add_argument("--pos-url", help="POS database for business time zones (default: POS_DATABASE_URL)")
-    common.add_argument("--now", type=_instant, help=argparse.SUPPRESS)  # tests: a fixed "now"
-    commands = parser.add_subparsers(dest="subscriptions_command", required=True, metavar="COMMAND")
-    for name, (help_text, configure, _) in _COMMANDS.items():
-        configure(commands.add_parser(name, help=help_text, parents=[common], description=help_text))
-    parser.set_defaults(run=run)
-    return parser
-
-
-def run(args: argparse.Namespace) -> int:
-    """Execute a parsed `subscriptions` command; 0 on success, 2 after a clean `error: field: message`."""
-    _, _, handler = _COMMANDS[args.subscriptions_command]
-    ctx = Context(args)
-    return run_handler(handler, args, ctx, SubscriptionError)
-
-
-def run_handler(handler: Handler, args: argparse.Namespace, ctx: Context, *expected: type[Exception]) -> int:
+def run_handler(handler: Callable[[Any, Any], int], args: Args, ctx: Any, *expected: type[Exception]) -> int:
     """Run a command handler; print `error: ...` (never a traceback) and return 2 for what users cause."""
+    import sqlalchemy as sa
+
+    from pos_exports.delivery.schedule import ScheduleError
+
     try:
         return handler(args, ctx) or 0
     except expected as exc:
         print(f"error: {exc}", file=sys.stderr)
-    except schedule.ScheduleError as exc:
+    except ScheduleError as exc:
         print(f"error: schedule: {exc}", file=sys.stderr)
     except sa.exc.SQLAlchemyError as exc:
         from pos_exports.redact import redact_url, scrub

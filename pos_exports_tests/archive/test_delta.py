@@ -340,9 +340,7 @@ def test_vacuum_is_a_dry_run_by_default_and_refuses_a_short_retention(demo_url, 
     assert archive(demo_url, root, monkeypatch, "delta", END, datasets=("sales",)).success
     assert archive(demo_url, root, monkeypatch, "delta", END, business_ids=[2], datasets=("sales",)).success
     files = sorted(p for p in root.rglob("*.parquet"))
-    with pytest.raises(SystemExit) as refused:
-        cli.main(["archive", "vacuum", "--table", "sales", "--keep-days", "7", "--yes"])
-    assert refused.value.code == 2
+    assert cli.main(["archive", "vacuum", "--table", "sales", "--keep-days", "7", "--yes"]) == 2  # a usage error
     assert "--keep-days: 7 is below the floor of 30 days; refused" in capsys.readouterr().err
     assert cli.main(["archive", "vacuum", "--table", "sales", "--keep-days", "30"]) == 0
     assert "dry run" in capsys.readouterr().out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import hashlib
 
@@ -10,6 +9,7 @@ import pytest
 
 from pos_exports.automation.delivery import delivery_job
 from pos_exports.automation.stats import export_stats
+from pos_exports.cli import main
 from pos_exports.delivery import history_cli, ledger, subscriptions
 from pos_exports.source.resource import StorageResource
 from pos_exports.storage.base import LocalStorage
@@ -20,11 +20,8 @@ NAMES = {"sales.xlsx", "sales.csv", "customers.xlsx", "customers.csv"}
 
 
 def cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="pos-exports")
-    history_cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(list(argv))
-    assert args.command in history_cli.COMMANDS and args.run is history_cli.run
-    return history_cli.run(args)
+    assert argv[0] in history_cli.COMMANDS
+    return main(list(argv))
 
 
 @pytest.fixture

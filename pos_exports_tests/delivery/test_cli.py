@@ -1,15 +1,15 @@
-"""The `subscriptions` command group, run through an argparse parser built with `register`."""
+"""The `subscriptions` command group, run through the `pos-exports` click CLI (`pos_exports.cli.main`)."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+import click
 import pytest
 
+from pos_exports.cli import main
 from pos_exports.delivery import subscriptions as subs
 from pos_exports.delivery import subscriptions_cli
-from pos_exports.delivery.subscriptions_cli import register, run
 from pos_exports_tests.fixtures import load_sqlite
 
 DEMO = Path(subs.__file__).with_name("demo_subscriptions.yaml")
@@ -24,10 +24,7 @@ def cli(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(subscriptions_cli, "load_business_timezones", lambda pos_url=None: dict(ZONES))
 
     def call(*argv: str) -> tuple[int, str, str]:
-        parser = argparse.ArgumentParser(prog="pos-exports")
-        register(parser.add_subparsers(dest="command", required=True))
-        args = parser.parse_args(["subscriptions", *argv, "--state-url", url, "--now", NOW])
-        code = run(args)
+        code = main(["subscriptions", *argv, "--state-url", url, "--now", NOW])
         out, err = capsys.readouterr()
         return code, out, err
 
@@ -199,33 +196,26 @@ def test_settings(cli):
     assert cli("settings", "9", "--notify-success")[2] == "error: business_id: no business with id 9\n"
 
 
-def test_argparse_wiring(capsys):
-    parser = argparse.ArgumentParser(prog="pos-exports")
-    group = register(parser.add_subparsers(dest="command", required=True))
-    assert group.get_default("run") is run
-    with pytest.raises(SystemExit):
-        parser.parse_args(["subscriptions"])
-    assert "COMMAND" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        parser.parse_args(["subscriptions", "--help"])
+def test_click_wiring(capsys):
+    assert main(["subscriptions"]) == 2  # no subcommand: the group's help, on stderr
+    assert "Commands:" in capsys.readouterr().err
+    assert main(["subscriptions", "--help"]) == 0
     help_text = capsys.readouterr().out
-    for name in ("add", "list", "show", "update", "pause", "resume", "remove", "import", "settings"):
+    for name in ("add", "list", "show", "update", "pause", "resume", "remove", "import", "settings", "trigger"):
         assert name in help_text
 
 
 def test_a_registered_command_plugs_in(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(subscriptions_cli, "_COMMANDS", dict(subscriptions_cli._COMMANDS))
+    monkeypatch.setattr(subscriptions_cli.group, "commands", dict(subscriptions_cli.group.commands))
     seen = []
 
     def handler(args, ctx):
         seen.append((args.id, ctx.state_url))
         raise subs.SubscriptionError("period", "not ready yet")
 
-    subscriptions_cli.register_command("trigger", "deliver now", lambda p: p.add_argument("id"), handler)
-    parser = argparse.ArgumentParser(prog="pos-exports")
-    register(parser.add_subparsers(dest="command", required=True))
+    subscriptions_cli.register_command("trigger", "deliver now", [click.Argument(["id"])], handler)
     url = f"sqlite:///{tmp_path / 's.db'}"
-    assert run(parser.parse_args(["subscriptions", "trigger", "3", "--state-url", url])) == 2
+    assert main(["subscriptions", "trigger", "3", "--state-url", url]) == 2
     assert seen == [("3", url)] and capsys.readouterr().err == "error: period: not ready yet\n"
 
 
@@ -243,9 +233,6 @@ def test_business_time_zones_come_from_the_pos_database(tmp_path, monkeypatch):
 
 
 def test_an_unusable_state_database_is_a_clean_error(capsys):
-    parser = argparse.ArgumentParser(prog="pos-exports")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["subscriptions", "list", "--state-url", "postgresql://u:secret@127.0.0.1:1/x"])
-    assert run(args) == 2
+    assert main(["subscriptions", "list", "--state-url", "postgresql://u:secret@127.0.0.1:1/x"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: state_url: cannot use postgresql://u:***@127.0.0.1:1/x: ") and "secret" not in err
