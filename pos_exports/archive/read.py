@@ -29,7 +29,7 @@ from pos_exports.storage import Storage
 
 BATCH_ROWS = 64 * 1024
 BUSINESSES_KEY = "archive/businesses.json"
-SHARED_READ_BYTES = 256 * 1024 * 1024  # decoded Arrow memory one `shared_reads` scope may keep
+SHARED_READ_BYTES = 128 * 1024 * 1024  # decoded Arrow memory one `shared_reads` scope may keep (peak RSS)
 
 
 def __getattr__(name: str):

@@ -10,7 +10,9 @@ the others; the font shrinks (to 6 pt) with the column count; long text is clipp
 
 Scripts: the package ships DejaVu Sans (Latin, Greek, Cyrillic, Arabic) and Droid Sans Fallback
 (Chinese, Japanese) as TrueType files (`fonts/`, with their licences); every run of characters is set
-in the first font that has its glyphs. Arabic is shaped (`arabic_reshaper`) and put in visual order
+in the first font that has its glyphs. Table cells whose text is in one font are plain strings that the
+table draws (broken into lines here, at spaces, when they are wider than their column): far cheaper than a
+Paragraph, which is kept for text that mixes fonts. Arabic is shaped (`arabic_reshaper`) and put in visual order
 (`python-bidi`) first, since reportlab does neither. User text is XML-escaped before it goes into
 Paragraph markup, so `<b>x</b>` prints literally.
 
