@@ -142,23 +142,11 @@ def daily_archive(
             for day in days:
                 for ds in selected:
                     start = len(results[ds.name])
-
-                    if layout == "delta":
-                        for business, outcome in archive_dataset_day(reader, store, ds, businesses, day, config):
-                            if isinstance(outcome, Exception):
-                                fail(ds, day, business, outcome)
-                            else:
-                                results[ds.name].append(outcome)
-                    for business in businesses if layout == "folders" else []:
-                        now = capture.clock()  # the instant the capture rule judges by (archive.capture)
-                        try:
-                            r = archive_business_day(
-                                reader, store, ds, business, day, now=now, allow_shrink=config.allow_shrink
-                            )
-                        except Exception as exc:  # isolate: one business never costs the others their archive
-                            fail(ds, day, business, exc)
-                            continue
-                        results[ds.name].append(r)
+                    for business, outcome in _archive_day(layout, reader, store, ds, businesses, day, config):
+                        if isinstance(outcome, Exception):
+                            fail(ds, day, business, outcome)
+                        else:
+                            results[ds.name].append(outcome)
                     # one event per dataset-day: the per-business figures are in metadata `rows_by_business`
                     done = results[ds.name][start:]
                     context.log.info(
@@ -238,6 +226,23 @@ def archive_dataset_day(
         for s, outcome in delta.commit_dataset_day(store, ds, day, staged, capture.clock()):
             out.append((by_id[s.result.business_id], outcome))
     return sorted(out, key=lambda pair: pair[0].id)
+
+
+def _archive_day(layout: str, reader, store, ds: Dataset, businesses: list[Business], day: dt.date, config):
+    """(business, result or the exception it failed with) for each business of a dataset-day: one failure
+    never costs the others their archive."""
+    if layout == "delta":
+        yield from archive_dataset_day(reader, store, ds, businesses, day, config)
+        return
+    for business in businesses:
+        now = capture.clock()  # the instant the capture rule judges by (archive.capture)
+        try:
+            yield (
+                business,
+                archive_business_day(reader, store, ds, business, day, now=now, allow_shrink=config.allow_shrink),
+            )
+        except Exception as exc:  # isolate: one business never costs the others their archive
+            yield business, exc
 
 
 def _failed_item(dataset: str, day: dt.date, business: Business, exc: Exception) -> FailedItem:

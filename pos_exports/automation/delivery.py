@@ -301,18 +301,8 @@ def due_requests(
     """
     businesses = {b.id: b for b in load_businesses(storage)}
     subs = {s.id: s for s in find(eng, active=True)}
-    candidates: dict[tuple[int, str, str], dt.datetime] = {}
-    for w in waiting:  # [sub, kind, key, fire] (or [sub, kind, key] from an older cursor)
-        if w[0] in subs:
-            candidates[(w[0], w[1], w[2])] = dt.datetime.fromisoformat(w[3]) if len(w) > 3 else last
     broken: dict[int, str] = {}
-    for sub in subs.values():
-        if (business := businesses.get(sub.business_id)) is not None:
-            try:
-                for fire, kind, key in due(sub, business.timezone, last, now):
-                    candidates.setdefault((sub.id, kind, key), fire)
-            except Exception as exc:  # isolate: one broken subscription never stops the others
-                broken[sub.id] = _why(exc)
+    candidates = _candidates(subs, businesses, waiting, last, now, broken)
     ordered = sorted(candidates.items(), key=lambda c: (c[1], c[0][0], c[0][2]))
     ordered = [(pair, fire) for pair, fire in ordered if pair[0] not in broken]
     done = ledger.delivered(eng, [(sub_id, key) for (sub_id, _, key), _ in ordered])  # one query per tick
@@ -351,6 +341,23 @@ def due_requests(
         still_waiting,
         {i: f"subscription {i} ({subs[i].name}) of business {subs[i].business_id}: {why}" for i, why in broken.items()},
     )
+
+
+def _candidates(subs: dict, businesses: dict, waiting: list, last: dt.datetime, now: dt.datetime, broken: dict):
+    """{(subscription, kind, key): fire} of the pairs waiting from earlier ticks and the fires of `(last, now]`;
+    a subscription that cannot be evaluated goes to `broken` (isolated: the others go on)."""
+    candidates: dict[tuple[int, str, str], dt.datetime] = {}
+    for w in waiting:  # [sub, kind, key, fire] (or [sub, kind, key] from an older cursor)
+        if w[0] in subs:
+            candidates[(w[0], w[1], w[2])] = dt.datetime.fromisoformat(w[3]) if len(w) > 3 else last
+    for sub in subs.values():
+        if (business := businesses.get(sub.business_id)) is not None:
+            try:
+                for fire, kind, key in due(sub, business.timezone, last, now):
+                    candidates.setdefault((sub.id, kind, key), fire)
+            except Exception as exc:  # isolate: one broken subscription never stops the others
+                broken[sub.id] = _why(exc)
+    return candidates
 
 
 def _why(exc: Exception) -> str:

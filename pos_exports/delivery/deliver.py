@@ -166,25 +166,7 @@ def deliver(
     recipients whose outcome is `unknown` (they may get a second copy); `recipients` limits the delivery.
     """
     period = period_for(period_kind, period_key)
-    now = capture.clock()
-    gaps = missing_archive(sub, business.id, business.timezone, period, now)
-    if waiting := [g for g in gaps if not g.lost]:
-        raise ArchiveMissing(archive_missing_message(business.id, waiting))
-    # A snapshot never captured will never be: deliver what exists, and say what is not there and why.
-    lost = [
-        {
-            "dataset": g.dataset,
-            "day": g.day.isoformat(),
-            "reason": "snapshot " + capture.snapshot_capture(g.day, business.timezone).note(now),
-        }
-        for g in gaps
-    ]
-    datasets = [d for d in sub.datasets if d not in {g.dataset for g in gaps}]
-    if not datasets:
-        raise ArchiveMissing(
-            f"nothing to deliver for {period.label}: "
-            + "; ".join(f"{m['dataset']} {m['day']}: {m['reason']}" for m in lost)
-        )
+    gaps, lost, datasets = _deliverable(sub, business, period)
     from_address = sender_address(smtp)
     rows = ledger.open_rows(eng, sub.id, business.id, period.kind, period.key, sub.recipients, run_id)
     if gone := ledger.expire_claims(eng, rows):  # claimed by a run that died before recording the outcome
@@ -208,7 +190,6 @@ def deliver(
     claimed = [r for r in rows if r["id"] in ids]
     if not claimed:
         return DeliveryOutcome("already_sent", message="another run is delivering this period")
-    results: dict[str, RecipientResult] = {}
     try:
         folder, manifest = _files(storage, sub, business, period, datasets)
         files = [f for f in manifest["files"] if f["dataset"] in datasets and f["format"] in sub.formats]
@@ -218,17 +199,10 @@ def deliver(
             ledger.mark_skipped(eng, ids, "skipped: no data in the period (only_if_data)")
             return DeliveryOutcome("skipped_no_data", folder, message="no data in the period; nothing sent")
         settings = get_settings(eng, business.id)
-        for row, message in _messages(
+        messages = _messages(
             settings, storage, sub, business, period, folder, manifest, files, claimed, from_address, gaps
-        ):
-            if not ledger.claim_sending(eng, row["id"], run_id):
-                continue  # another run took this recipient over: only the claimant sends
-            try:
-                res = send(message, [row["recipient"]], smtp, outbox_dir, **({"sleep": sleep} if sleep else {}))
-            except Exception as exc:  # after the claim, an unexpected error may have left a message behind
-                res = {row["recipient"]: RecipientResult("unknown", None, f"{type(exc).__name__}: {exc}", 1, "", "")}
-            results[row["recipient"]] = res[row["recipient"]]
-            ledger.record_result(eng, row["id"], run_id, results[row["recipient"]])
+        )
+        results = _send_claimed(eng, messages, run_id, smtp, outbox_dir, sleep)
     except Exception as exc:
         prefix = ledger.TEMPORARY if is_transient(exc) else ""  # the retry sensor takes temporary ones again
         ledger.mark_failed(eng, ids, f"{prefix}{type(exc).__name__}: {exc}", traceback.format_exc())
@@ -256,6 +230,49 @@ def deliver(
             business.id,
         )
     _flush(eng, smtp, outbox_dir, sleep, bool(unknown or gone or (sent and settings.notify_success)))
+    return _outcome(folder, results, sent, unknown, lost)
+
+
+def _deliverable(sub: Subscription, business: Business, period: Period) -> tuple[list, list[dict], list[str]]:
+    """(gaps, lost snapshots, datasets to deliver); ArchiveMissing when the archive is still to come or nothing
+    is left. A snapshot never captured will never be: the period goes without it, saying what and why."""
+    now = capture.clock()
+    gaps = missing_archive(sub, business.id, business.timezone, period, now)
+    if waiting := [g for g in gaps if not g.lost]:
+        raise ArchiveMissing(archive_missing_message(business.id, waiting))
+    lost = [
+        {
+            "dataset": g.dataset,
+            "day": g.day.isoformat(),
+            "reason": "snapshot " + capture.snapshot_capture(g.day, business.timezone).note(now),
+        }
+        for g in gaps
+    ]
+    datasets = [d for d in sub.datasets if d not in {g.dataset for g in gaps}]
+    if not datasets:
+        raise ArchiveMissing(
+            f"nothing to deliver for {period.label}: "
+            + "; ".join(f"{m['dataset']} {m['day']}: {m['reason']}" for m in lost)
+        )
+    return gaps, lost, datasets
+
+
+def _send_claimed(eng, messages, run_id: str, smtp, outbox_dir: Path, sleep) -> dict[str, RecipientResult]:
+    """Send each message whose row this run claims (`ledger.claim_sending`), recording each outcome."""
+    results: dict[str, RecipientResult] = {}
+    for row, message in messages:
+        if not ledger.claim_sending(eng, row["id"], run_id):
+            continue  # another run took this recipient over: only the claimant sends
+        try:
+            res = send(message, [row["recipient"]], smtp, outbox_dir, **({"sleep": sleep} if sleep else {}))
+        except Exception as exc:  # after the claim, an unexpected error may have left a message behind
+            res = {row["recipient"]: RecipientResult("unknown", None, f"{type(exc).__name__}: {exc}", 1, "", "")}
+        results[row["recipient"]] = res[row["recipient"]]
+        ledger.record_result(eng, row["id"], run_id, results[row["recipient"]])
+    return results
+
+
+def _outcome(folder: str, results: dict, sent: list[str], unknown: list[str], lost: list[dict]) -> DeliveryOutcome:
     if unknown:
         status = "unknown"
     elif results and len(sent) == len(results):

@@ -41,35 +41,41 @@ class ExportRequestError(ValueError):
 
 def resolve_request(cfg: OnDemandConfig) -> tuple[Period, dict[str, dict]]:
     """Validate the config; return the period and the filters per dataset."""
-    for name in cfg.datasets:
-        if name not in DATASETS:
-            raise ExportRequestError(f"datasets: {name!r} is not a dataset (allowed: {', '.join(DATASETS)})")
-    if not cfg.datasets:
-        raise ExportRequestError(f"datasets: choose at least one of {', '.join(DATASETS)}")
-    for fmt in cfg.formats:
-        if fmt not in FORMATS:
-            raise ExportRequestError(f"formats: {fmt!r} is not a format (allowed: {', '.join(FORMATS)})")
-    if not cfg.formats:
-        raise ExportRequestError(f"formats: choose at least one of {', '.join(FORMATS)}")
+    _choices("datasets", "a dataset", cfg.datasets, DATASETS)
+    _choices("formats", "a format", cfg.formats, FORMATS)
+    return _period(cfg), _filters(cfg)
+
+
+def _choices(field: str, what: str, chosen: list[str], allowed) -> None:
+    for name in chosen:
+        if name not in allowed:
+            raise ExportRequestError(f"{field}: {name!r} is not {what} (allowed: {', '.join(allowed)})")
+    if not chosen:
+        raise ExportRequestError(f"{field}: choose at least one of {', '.join(allowed)}")
+
+
+def _period(cfg: OnDemandConfig) -> Period:
     if cfg.period_kind or cfg.period_key:
         if cfg.start_date or cfg.end_date:
             raise ExportRequestError("give either period_kind/period_key or start_date/end_date, not both")
         if cfg.period_kind not in PERIOD_KINDS:
             raise ExportRequestError(f"period_kind: {cfg.period_kind!r} (allowed: {', '.join(PERIOD_KINDS)})")
         try:
-            period = period_for(cfg.period_kind, cfg.period_key)
+            return period_for(cfg.period_kind, cfg.period_key)
         except ValueError as exc:
             raise ExportRequestError(f"period_key: {exc}") from None
-    elif cfg.start_date and cfg.end_date:
-        try:
-            first, last = dt.date.fromisoformat(cfg.start_date), dt.date.fromisoformat(cfg.end_date)
-        except ValueError:
-            raise ExportRequestError("start_date/end_date: expected YYYY-MM-DD dates") from None
-        if last < first:
-            raise ExportRequestError("end_date: must not be before start_date")
-        period = date_range(first, last)
-    else:
+    if not (cfg.start_date and cfg.end_date):
         raise ExportRequestError("give a period (period_kind and period_key) or a date range (start_date, end_date)")
+    try:
+        first, last = dt.date.fromisoformat(cfg.start_date), dt.date.fromisoformat(cfg.end_date)
+    except ValueError:
+        raise ExportRequestError("start_date/end_date: expected YYYY-MM-DD dates") from None
+    if last < first:
+        raise ExportRequestError("end_date: must not be before start_date")
+    return date_range(first, last)
+
+
+def _filters(cfg: OnDemandConfig) -> dict[str, dict]:
     filters: dict[str, dict] = {}
     for key, value in cfg.filters.items():
         owners = [d for d in cfg.datasets if key in FILTERS[d]]
@@ -83,7 +89,7 @@ def resolve_request(cfg: OnDemandConfig) -> tuple[Period, dict[str, dict]]:
                 filters.setdefault(dataset, {}).update(validate_filters(dataset, {key: value}))
             except ValueError as exc:
                 raise ExportRequestError(f"filters.{key}: {exc}") from None
-    return period, filters
+    return filters
 
 
 @dg.op(
