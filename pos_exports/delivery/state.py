@@ -223,16 +223,22 @@ def _engine(url: str) -> sa.Engine:
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg2://" + url.split("://", 1)[1]
     try:
-        eng = sa.create_engine(url, future=True)
+        # SQLite: wait for another process's write (a migration, a ledger claim) rather than fail after 5 s
+        eng = sa.create_engine(
+            url, future=True, **({"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {})
+        )
     except (sa.exc.ArgumentError, ValueError) as exc:  # SQLAlchemy's parse error quotes the whole URL
         raise StateDatabaseError(f"{STATE_URL_ENV} {shown} is not a usable SQLAlchemy URL: {scrub(exc)}") from None
     except ImportError as exc:
         raise StateDatabaseError(f"{STATE_URL_ENV} {shown}: the driver is not installed: {scrub(exc)}") from None
     try:
-        try:
-            migrate(eng)
-        except sa.exc.DBAPIError:  # another process (webserver, daemon) migrated it at the same moment
-            migrate(eng)
+        for attempt in range(3):
+            try:
+                migrate(eng)
+                break
+            except sa.exc.DBAPIError:  # another process (webserver, daemon) migrated it at the same moment
+                if attempt == 2:
+                    raise
     except sa.exc.SQLAlchemyError as exc:
         detail = scrub(getattr(exc, "orig", None) or exc).strip().splitlines()
         raise StateDatabaseError(

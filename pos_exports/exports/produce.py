@@ -9,6 +9,7 @@ from pos_exports.archive.tables import DATASETS
 from pos_exports.exports.manifest import FileEntry, source_counts, write_manifest
 from pos_exports.failures import ON_OUR_SIDE, TEMPORARY
 from pos_exports.render import RENDERERS
+from pos_exports.render.text import figure_text
 from pos_exports.reports import BUILDERS
 from pos_exports.reports.model import Figure
 from pos_exports.reports.period import Period, span_label
@@ -106,7 +107,7 @@ def _export(storage, business, period, datasets, formats, filters, folder, *, is
                 failed[dataset] = exc  # the formats already published stay listed: they are complete files
                 continue
             sources[dataset] = source_counts(storage, dataset, business.id, period.days)
-            summaries[dataset] = [[f.label, figure_text(f)] for f in report.summary]
+            summaries[dataset] = [[f.label, summary_text(f, business.timezone)] for f in report.summary]
     win = period.window(business.timezone)  # the reports' own window (and fixed document date)
     header = {
         "business_id": business.id,
@@ -132,18 +133,10 @@ def _export(storage, business, period, datasets, formats, filters, folder, *, is
     return folder, entries, failed
 
 
-def figure_text(figure: Figure) -> str:
-    """A summary figure as a reader sees it (manifest, email)."""
-    value = figure.value
-    if value is None:
-        return ""
-    if figure.kind == "money":
-        return f"{value:,.2f}"
-    if figure.kind == "percent":
-        return f"{float(value) * 100:.2f} %"
-    if isinstance(value, dt.date | dt.datetime):
-        return value.isoformat()
-    return str(value)
+def summary_text(figure: Figure, timezone: str) -> str:
+    """A summary figure as a reader sees it in the manifest and the email: as the PDF shows it (`1,234.50`,
+    `15.47%`, times in business time), one rule for both (`render.text.figure_text`)."""
+    return figure_text(figure.value, figure.kind, timezone, display=True)
 
 
 def _utc(instant: dt.datetime) -> str:
