@@ -9,7 +9,10 @@ by `migrate` when a process first uses the database.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
+from collections.abc import Iterator
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -268,7 +271,9 @@ def migrate(eng: sa.Engine) -> str:
     stamped as migrated (what the migrations would build, checked by a test); a database made before
     migrations existed is first brought to revision 0001 (`_before_migrations`), then upgraded like any other.
     """
-    with eng.begin() as conn:
+    with _migration_lock(eng), eng.begin() as conn:
+        if conn.dialect.name == "postgresql":  # one migrating process at a time, the others wait
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(72630001)"))
         current = MigrationContext.configure(conn).get_current_revision()
         if current == head_revision():
             return "current"
@@ -282,6 +287,22 @@ def migrate(eng: sa.Engine) -> str:
             command.stamp(cfg, "0001")
         command.upgrade(cfg, "head")
         return "upgraded"
+
+
+@contextlib.contextmanager
+def _migration_lock(eng: sa.Engine) -> Iterator[None]:
+    """SQLite: an exclusive lock file beside the database for the time of a migration (its CREATE TABLEs are
+    visible to other processes before the version is stamped, so they must not look meanwhile)."""
+    path = eng.url.database if eng.dialect.name == "sqlite" else None
+    if not path or path == ":memory:":
+        yield
+        return
+    with open(f"{path}.migrate.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _before_migrations(conn: sa.Connection) -> None:

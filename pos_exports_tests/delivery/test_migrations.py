@@ -97,7 +97,7 @@ def test_processes_starting_together_migrate_once(tmp_path):
     import subprocess
     import sys
 
-    url, runs = f"sqlite:///{tmp_path / 'state.db'}", 3
+    url, runs = f"sqlite:///{tmp_path / 'state.db'}", 6
     code = "import sys; from pos_exports.delivery import state; state.engine(sys.argv[1])"
     procs = [subprocess.Popen([sys.executable, "-c", code, url]) for _ in range(runs)]
     assert [p.wait() for p in procs] == [0] * runs
