@@ -134,26 +134,12 @@ def measure(n: int, day: dt.date, work: Path) -> dict:
     outbox = storage_root / "outbox"
     # The peer, on the same database in the same run: the naive pandas script (sales lines, XLSX + CSV) and
     # the project's sales export in the same two formats, each a fresh child process (imports included).
-    peer = ROOT / "benchmarks" / "naive_peer_benchmark.py"
+    from benchmarks.naive_peer_benchmark import child_cpu
+
     (work / "naive").mkdir()
-    naive_cpu = _child_cpu(
-        [peer, "--phase", "naive", "--db", work / "pos.sqlite", "--out", work / "naive", "--day", day]
-    )
-    sales_cpu = _child_cpu(
-        [
-            peer,
-            "--phase",
-            "exports",
-            "--root",
-            storage_root,
-            "--datasets",
-            "sales",
-            "--formats",
-            "xlsx,csv",
-            "--day",
-            day,
-        ]
-    )
+    naive = ["--phase", "naive", "--db", work / "pos.sqlite", "--out", work / "naive", "--day", day]
+    sales = ["--phase", "exports", "--root", storage_root, "--datasets", "sales", "--formats", "xlsx,csv", "--day", day]
+    naive_cpu, sales_cpu = child_cpu(naive, quiet=True), child_cpu(sales, quiet=True)
     return {
         "peer": {"naive pandas script (sales, XLSX+CSV)": naive_cpu, "project sales export (XLSX+CSV)": sales_cpu},
         "businesses": n,
@@ -165,14 +151,6 @@ def measure(n: int, day: dt.date, work: Path) -> dict:
         "emails": _files(outbox) if outbox.exists() else 0,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
-
-
-def _child_cpu(args: list) -> float:
-    """CPU seconds (user + system) of one child Python process running `args`."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run([sys.executable, *map(str, args)], check=True, stdout=subprocess.DEVNULL)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def _child(n: int, day: dt.date, work: Path) -> dict:

@@ -98,10 +98,12 @@ def prepare(base: Path, sales_per_day: int) -> tuple[Path, Path]:
     return db, root
 
 
-def _child_cpu(args: list[str]) -> float:
-    """CPU seconds (user + system) of one child process running this script with `args`."""
+def child_cpu(args: list, script: Path | str = __file__, quiet: bool = False) -> float:
+    """CPU seconds (user + system) of one child Python process running `script` (default this one) with `args`
+    (the fleet benchmark runs this script's phases through it too)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run([sys.executable, __file__, *args], check=True)
+    out = subprocess.DEVNULL if quiet else None
+    subprocess.run([sys.executable, str(script), *map(str, args)], check=True, stdout=out)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
@@ -134,10 +136,10 @@ def main() -> None:
         for i in range(args.repeat):
             out = base / f"naive-{i}"
             out.mkdir()
-            cpu["naive"].append(_child_cpu(["--phase", "naive", "--db", str(db), "--out", str(out)]))
+            cpu["naive"].append(child_cpu(["--phase", "naive", "--db", str(db), "--out", str(out)]))
             # each repetition writes the same folders again (published atomically, as a re-run does)
             common = ["--datasets", args.datasets, "--formats", args.formats]
-            cpu["exports"].append(_child_cpu(["--phase", "exports", "--root", str(root), *common]))
+            cpu["exports"].append(child_cpu(["--phase", "exports", "--root", str(root), *common]))
     naive_s, mine_s = statistics.median(cpu["naive"]), statistics.median(cpu["exports"])
     print(f"naive pandas script   : median {naive_s:6.2f} CPU-s  {[round(c, 2) for c in cpu['naive']]}")
     print(f"project daily exports : median {mine_s:6.2f} CPU-s  {[round(c, 2) for c in cpu['exports']]}")

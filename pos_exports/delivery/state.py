@@ -28,6 +28,7 @@ from pos_exports.delivery.migrations import schema_0001
 from pos_exports.redact import needs_encoding, redact_url, scrub
 
 STATE_URL_ENV = "POS_EXPORTS_STATE_URL"
+MIGRATIONS = str(resources.files("pos_exports.delivery") / "migrations")  # Alembic's script location
 
 
 class StateDatabaseError(sa.exc.SQLAlchemyError):
@@ -252,7 +253,7 @@ def _engine(url: str) -> sa.Engine:
 
 def _alembic(conn: sa.Connection) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(resources.files("pos_exports.delivery") / "migrations"))
+    cfg.set_main_option("script_location", MIGRATIONS)
     cfg.attributes["connection"] = conn
     return cfg
 
@@ -260,8 +261,7 @@ def _alembic(conn: sa.Connection) -> Config:
 @lru_cache(maxsize=1)
 def head_revision() -> str:
     """The latest migration (`pos_exports/delivery/migrations/versions/`)."""
-    with sa.create_engine("sqlite://").connect() as conn:
-        return ScriptDirectory.from_config(_alembic(conn)).get_current_head()
+    return ScriptDirectory(MIGRATIONS).get_current_head()
 
 
 def migrate(eng: sa.Engine) -> str:
