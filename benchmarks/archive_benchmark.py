@@ -66,8 +66,8 @@ def floor(url: str, first: dt.date, days: int, out: Path) -> dict:
 def archive(url: str, first: dt.date, days: int, out: Path) -> dict:
     import dagster as dg
 
-    from pos_exports.archive.assets import daily_archive
-    from pos_exports.source.resource import PosDatabase, StorageResource
+    from pos_exports.defs.archive import daily_archive
+    from pos_exports.defs.resources import PosDatabase, StorageResource
 
     last = first + dt.timedelta(days=days - 1)
     start = time.perf_counter()

@@ -34,9 +34,9 @@ def main() -> None:
     import dagster as dg
 
     from pos_exports.archive import capture
-    from pos_exports.archive.assets import daily_archive
+    from pos_exports.defs.archive import daily_archive
+    from pos_exports.defs.resources import PosDatabase, StorageResource
     from pos_exports.source import demo
-    from pos_exports.source.resource import PosDatabase, StorageResource
 
     extra = max(args.businesses - 6, 0)
     demo.build_sqlite(work / "pos.sqlite", demo.DemoSpec(end_date=args.day, days=1, extra_businesses=extra))

@@ -75,12 +75,13 @@ def measure(n: int, day: dt.date, work: Path) -> dict:
 
     from pos_exports import cli
     from pos_exports.archive.tables import DATASETS
-    from pos_exports.automation import catchup, delivery, retention
+    from pos_exports.defs import deliveries as delivery
+    from pos_exports.defs.resources import StorageResource
     from pos_exports.delivery import subscriptions
-    from pos_exports.delivery.state import engine
+    from pos_exports.operations import catchup, retention
     from pos_exports.reports import BUILDERS
     from pos_exports.source import demo
-    from pos_exports.source.resource import StorageResource
+    from pos_exports.state import engine
 
     stages: dict[str, dict] = {}
     with _Stage(stages, "build POS db (not counted)"):
@@ -205,7 +206,7 @@ def main() -> None:
     if args.businesses < 6:
         parser.error(f"--businesses: at least 6 (the fixed demo set), got {args.businesses}")
     if args.day is None:  # the latest day that has ended in every zone (its snapshots are still capturable)
-        from pos_exports.archive.assets import archive_partitions
+        from pos_exports.defs.archive import archive_partitions
 
         args.day = dt.date.fromisoformat(archive_partitions.get_last_partition_key())
     if args.phase:

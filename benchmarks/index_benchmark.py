@@ -20,9 +20,9 @@ import dagster as dg  # noqa: E402
 
 from pos_exports.archive.read import save_businesses  # noqa: E402
 from pos_exports.archive.tables import DATASETS  # noqa: E402
-from pos_exports.automation import catchup, retention  # noqa: E402
-from pos_exports.delivery.state import archive_index, engine  # noqa: E402
+from pos_exports.operations import catchup, retention  # noqa: E402
 from pos_exports.source.database import Business  # noqa: E402
+from pos_exports.state import archive_index, engine  # noqa: E402
 from pos_exports.storage.base import LocalStorage  # noqa: E402
 
 TODAY = dt.date(2025, 6, 30)

@@ -295,6 +295,6 @@ def archive_start_date() -> str:
     s = settings()
     if s.start_date:
         return s.start_date.isoformat()
-    from pos_exports.delivery import state
+    from pos_exports import state
 
     return state.first_partition(retention_window_start(clock().date(), s.retention_days)).isoformat()

@@ -12,8 +12,8 @@ import dagster as dg
 import pytest
 
 from pos_exports import config
-from pos_exports.archive.assets import daily_archive
-from pos_exports.source.resource import PosDatabase, StorageResource
+from pos_exports.defs.archive import daily_archive
+from pos_exports.defs.resources import PosDatabase, StorageResource
 from pos_exports_tests.fixtures import DAY, load_sqlite
 
 BIN = Path(sys.executable).parent
@@ -165,8 +165,8 @@ import datetime as dt, sys
 from pos_exports import config
 config.clock = lambda: dt.datetime.fromisoformat(sys.argv[1])
 from pos_exports.definitions import defs
-from pos_exports.archive.assets import archive_partitions
-from pos_exports.exports.assets import PARTITIONS
+from pos_exports.defs.archive import archive_partitions
+from pos_exports.defs.exports import PARTITIONS
 print(archive_partitions.get_first_partition_key(), PARTITIONS["weekly"].get_first_partition_key(),
       PARTITIONS["monthly"].get_first_partition_key())
 """

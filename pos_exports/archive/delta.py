@@ -470,7 +470,7 @@ def _index(documents: list[dict], now: dt.datetime) -> None:
     import sqlalchemy as sa
 
     from pos_exports.archive import index
-    from pos_exports.delivery.state import engine
+    from pos_exports.state import engine
 
     try:
         index.upsert(engine(), [index.index_row(d, record_bytes(d), now) for d in documents])

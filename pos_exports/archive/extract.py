@@ -261,7 +261,7 @@ def _index(document: dict, data: bytes, now: dt.datetime) -> None:
     import sqlalchemy as sa
 
     from pos_exports.archive import index
-    from pos_exports.delivery.state import engine
+    from pos_exports.state import engine
 
     try:
         index.record_published(engine(), document, data, now)

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from pos_exports.archive import delta
 from pos_exports.archive.extract import MARKER, parse_manifest
 from pos_exports.archive.parquet import ArchiveCorrupt
-from pos_exports.delivery.state import archive_index
+from pos_exports.state import archive_index
 from pos_exports.storage import Storage
 
 CRASH_HOOK_ENV = "POS_EXPORTS_TEST_CRASH_BEFORE_INDEX"  # tests only: kill -9 between manifest and index

@@ -22,7 +22,6 @@ from pos_exports import config
 from pos_exports.archive import capture
 from pos_exports.archive.read import ArchiveMissing, archived_days
 from pos_exports.archive.tables import DATASETS
-from pos_exports.automation.retries import is_transient
 from pos_exports.delivery import ledger, notify
 from pos_exports.delivery.email import (
     Attachment,
@@ -34,13 +33,14 @@ from pos_exports.delivery.email import (
     render_content,
     send,
 )
-from pos_exports.delivery.state import engine
 from pos_exports.delivery.subscriptions import Subscription, filters_for, get_settings
 from pos_exports.exports.manifest import read_manifest
 from pos_exports.exports.produce import export_period, period_folder, plain_reason
 from pos_exports.reports.period import Period, period_for
 from pos_exports.source.database import Business
+from pos_exports.state import engine
 from pos_exports.storage import Storage
+from pos_exports.transient import is_transient
 
 CONTENT_TYPES = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

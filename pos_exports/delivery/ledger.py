@@ -38,8 +38,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from pos_exports.delivery.email import RecipientResult
-from pos_exports.delivery.state import deliveries
 from pos_exports.redact import scrub
+from pos_exports.state import deliveries
 
 STATUSES = ("pending", "processing", "completed", "sending", "emailed", "failed", "unknown", "skipped")
 TEMPORARY = "temporary: "

@@ -22,13 +22,13 @@ import sqlalchemy as sa
 
 from pos_exports import config
 from pos_exports.archive.read import ArchiveMissing
-from pos_exports.automation.retries import is_transient
 from pos_exports.delivery.email import EmailContent, SmtpSettings, build_message, send
-from pos_exports.delivery.state import alerted_runs, alerts, reported
 from pos_exports.delivery.subscriptions import get_settings
 from pos_exports.failures import ON_OUR_SIDE, TEMPORARY, FailedItem
 from pos_exports.redact import scrub
 from pos_exports.reports.period import Period
+from pos_exports.state import alerted_runs, alerts, reported
+from pos_exports.transient import is_transient
 
 MAX_ATTEMPTS = 8
 DATA_TEAM_ENV = "POS_EXPORTS_DATA_TEAM_EMAIL"

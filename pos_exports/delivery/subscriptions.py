@@ -4,7 +4,7 @@ A subscription is built from user input (CLI arguments or a YAML file) by `valid
 anything that could mis-deliver a file (a second address smuggled into a recipient, a header
 injected through a subject, a filter of a dataset that is not exported) with a `SubscriptionError`
 naming the field. The store functions keep subscriptions and per-business notification settings
-in the state database (`pos_exports.delivery.state`), SQLite or PostgreSQL.
+in the state database (`pos_exports.state`), SQLite or PostgreSQL.
 
 Filters are one flat mapping, e.g. `{"customer_type": "wholesale", "stock_status": "low_stock"}`;
 the filter names (docs/reports.md) do not collide across datasets, and `filters_for(sub, dataset)` gives the
@@ -27,10 +27,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import sqlalchemy as sa
 import yaml
 
+from pos_exports import state
 from pos_exports.core.addresses import address_problem, has_control
 from pos_exports.core.catalog import DATASETS, FORMATS, FREQUENCIES, PLACEHOLDERS
 from pos_exports.core.words import ORDINALS, WEEKDAYS, truth
-from pos_exports.delivery import state
 
 UTC = dt.UTC
 

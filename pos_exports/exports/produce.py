@@ -62,7 +62,8 @@ def export_available(
 def wanted_files(kind: str, eng=None) -> set[tuple[int, str, str]]:
     """(business_id, dataset, format) that an active subscription of this frequency reads from the period's
     stored exports. A filtered subscription renders into its own folder, so it asks for nothing here."""
-    from pos_exports.delivery import state, subscriptions
+    from pos_exports import state
+    from pos_exports.delivery import subscriptions
     from pos_exports.delivery.subscriptions import filters_for
 
     return {

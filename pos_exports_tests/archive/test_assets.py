@@ -7,9 +7,9 @@ import sqlite3
 import dagster as dg
 import pytest
 
-from pos_exports.archive.assets import archive_partitions, daily_archive
 from pos_exports.archive.read import archived
-from pos_exports.source.resource import PosDatabase, StorageResource
+from pos_exports.defs.archive import archive_partitions, daily_archive
+from pos_exports.defs.resources import PosDatabase, StorageResource
 from pos_exports.storage.base import LocalStorage
 from pos_exports_tests.fixtures import DAY
 

@@ -13,7 +13,7 @@ from pos_exports.archive.capture import LOST, NOT_ENDED, OPEN, snapshot_capturab
 from pos_exports.archive.extract import ArchiveError, archive_business_day, marker_key
 from pos_exports.archive.read import save_businesses
 from pos_exports.archive.tables import DATASETS
-from pos_exports.automation import retention
+from pos_exports.operations import retention
 from pos_exports.periods import day_window
 from pos_exports.source.database import connect, list_businesses
 from pos_exports.storage.base import LocalStorage

@@ -17,16 +17,16 @@ from deltalake import DeltaTable, write_deltalake
 
 from pos_exports import cli
 from pos_exports.archive import capture, delta, migrate
-from pos_exports.archive.assets import daily_archive
 from pos_exports.archive.extract import load_manifest
 from pos_exports.archive.parquet import ArchiveCorrupt
 from pos_exports.archive.read import archived, load_businesses, read_table
 from pos_exports.archive.tables import DATASETS, MONEY
-from pos_exports.automation.retries import is_transient
-from pos_exports.delivery.state import archive_index, engine
-from pos_exports.exports.assets import daily_exports
+from pos_exports.defs.archive import daily_archive
+from pos_exports.defs.exports import daily_exports
+from pos_exports.defs.resources import PosDatabase, StorageResource
+from pos_exports.defs.retries import is_transient
 from pos_exports.source import demo
-from pos_exports.source.resource import PosDatabase, StorageResource
+from pos_exports.state import archive_index, engine
 from pos_exports.storage import open_storage
 from pos_exports.storage.base import LocalStorage
 

@@ -21,9 +21,9 @@ from pos_exports.archive.extract import ArchiveError, archive_business_day, mark
 from pos_exports.archive.parquet import ArchiveCorrupt
 from pos_exports.archive.read import archived, archived_business_ids, read_table, save_businesses, table_file
 from pos_exports.archive.tables import DATASETS
-from pos_exports.automation import retention
-from pos_exports.automation.retries import is_transient
+from pos_exports.defs.retries import is_transient
 from pos_exports.exports.produce import export_period
+from pos_exports.operations import retention
 from pos_exports.periods import day_window
 from pos_exports.reports.period import period_for
 from pos_exports.source.database import connect, list_businesses
@@ -317,8 +317,8 @@ def test_s3_scratch_folders_of_killed_runs_are_swept(s3_storage_url, tmp_path, m
 def test_the_daily_cleanup_sweeps_temp_files_of_killed_runs_anywhere(tmp_path):
     import dagster as dg
 
-    from pos_exports.automation.cleanup import cleanup_job
-    from pos_exports.source.resource import StorageResource
+    from pos_exports.defs.resources import StorageResource
+    from pos_exports.operations.cleanup import cleanup_job
 
     root = str(tmp_path / "store")
     keys = ["exports/1/on_demand/daily-2025-03-09-run1/sales.xlsx", f"archive/sales/date={DAY}/business_id=9/gen=G/x"]

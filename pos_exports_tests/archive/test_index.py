@@ -17,14 +17,14 @@ from pos_exports.archive import index
 from pos_exports.archive.extract import MARKER, archive_business_day
 from pos_exports.archive.read import save_businesses
 from pos_exports.archive.tables import DATASETS
-from pos_exports.automation import catchup, retention
-from pos_exports.automation.delivery import due_requests
+from pos_exports.defs.deliveries import due_requests
 from pos_exports.delivery import subscriptions
 from pos_exports.delivery.deliver import archive_gaps
-from pos_exports.delivery.state import archive_index, engine
+from pos_exports.operations import catchup, retention
 from pos_exports.periods import day_window
 from pos_exports.reports.period import period_for
 from pos_exports.source.database import Business, connect, list_businesses
+from pos_exports.state import archive_index, engine
 from pos_exports.storage.base import LocalStorage
 from pos_exports_tests.fixtures import load_sqlite
 
@@ -248,8 +248,8 @@ def test_kill_9_between_manifest_and_index_leaves_the_index_behind_and_reindex_r
 
 
 def test_an_existing_state_database_gets_the_index_of_days(tmp_path):
-    from pos_exports.delivery import state
-    from pos_exports.delivery.migrations import schema_0001
+    from pos_exports import state
+    from pos_exports.state.migrations import schema_0001
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     old = sa.create_engine(url)

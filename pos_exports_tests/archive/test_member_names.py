@@ -14,14 +14,14 @@ import dagster as dg
 import openpyxl
 import pypdf
 
-from pos_exports.archive.assets import daily_archive
 from pos_exports.archive.extract import archive_business_day, marker_key
 from pos_exports.archive.read import read_table
 from pos_exports.archive.tables import DATASETS, NOT_MEMBER
-from pos_exports.exports.on_demand import on_demand_export_job
+from pos_exports.defs.archive import daily_archive
+from pos_exports.defs.on_demand import on_demand_export_job
+from pos_exports.defs.resources import PosDatabase, StorageResource
 from pos_exports.periods import day_window
 from pos_exports.source.database import connect, list_businesses
-from pos_exports.source.resource import PosDatabase, StorageResource
 from pos_exports.storage.base import LocalStorage
 from pos_exports_tests.fixtures import CROSS_FOREIGN_TEXT, DAY
 

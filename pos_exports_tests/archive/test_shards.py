@@ -8,12 +8,12 @@ import dagster as dg
 import pytest
 
 from pos_exports.archive import capture, delta, extract
-from pos_exports.archive.assets import daily_archive
 from pos_exports.archive.read import archived, archived_business_ids, read_table
 from pos_exports.archive.tables import DATASETS
-from pos_exports.automation.schedules import SCHEDULES
+from pos_exports.defs.archive import daily_archive
+from pos_exports.defs.resources import PosDatabase, StorageResource
+from pos_exports.defs.schedules import SCHEDULES
 from pos_exports.shards import SHARD_TAG
-from pos_exports.source.resource import PosDatabase, StorageResource
 from pos_exports.storage.base import LocalStorage
 from pos_exports_tests.fixtures import DAY, load_sqlite
 
@@ -112,7 +112,7 @@ def test_a_failing_shard_fails_only_its_run(tmp_path, monkeypatch):
             raise RuntimeError("disk full")
         return real(reader, store, ds, business, *args, **kwargs)
 
-    monkeypatch.setattr("pos_exports.archive.assets.archive_business_day", broken_for_shard_1)
+    monkeypatch.setattr("pos_exports.defs.archive.archive_business_day", broken_for_shard_1)
     real_stage = delta.stage_business_day  # the same fault in the Delta layout (POS_EXPORTS_ARCHIVE_LAYOUT=delta)
 
     def broken_stage(reader, store, ds, business, *args, **kwargs):

@@ -12,9 +12,9 @@ from pos_exports.archive.extract import archive_business_day, marker_key
 from pos_exports.archive.read import save_businesses
 from pos_exports.archive.tables import DATASETS
 from pos_exports.delivery import ledger
-from pos_exports.delivery.state import engine
 from pos_exports.periods import day_window
 from pos_exports.source.database import Business, connect, list_businesses
+from pos_exports.state import engine
 from pos_exports.storage.base import LocalStorage
 from pos_exports_tests.exports.conftest import archived_root  # noqa: F401 (a fixture)
 from pos_exports_tests.fixtures import load_sqlite

@@ -8,13 +8,13 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from pos_exports.archive.assets import archive_job, daily_archive
-from pos_exports.automation import catchup, retention
-from pos_exports.automation.catchup import catchup_sensor
+from pos_exports.defs.archive import archive_job, daily_archive
+from pos_exports.defs.resources import PosDatabase, StorageResource
 from pos_exports.delivery import ledger, subscriptions
-from pos_exports.delivery.state import deliveries
-from pos_exports.delivery.state import subscriptions as subscriptions_table
-from pos_exports.source.resource import PosDatabase, StorageResource
+from pos_exports.operations import catchup, retention
+from pos_exports.operations.catchup import catchup_sensor
+from pos_exports.state import deliveries
+from pos_exports.state import subscriptions as subscriptions_table
 from pos_exports.storage.base import LocalStorage
 from pos_exports_tests.automation.conftest import reindex_all
 
@@ -393,7 +393,7 @@ def test_a_lost_snapshot_is_reported_once_and_never_requested(month_of_markers, 
     monkeypatch.setenv("POS_EXPORTS_DATA_TEAM_EMAIL", "data@pos.example")
     lost_day = dt.date(2025, 3, 17)  # Accra's window closed on 19 March 00:00 UTC
     root = month_of_markers({("customers", lost_day, 1)})
-    from pos_exports.delivery.state import alerts
+    from pos_exports.state import alerts
 
     with dg.instance_for_test() as instance:
         cursor = None

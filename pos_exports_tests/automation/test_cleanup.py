@@ -7,11 +7,11 @@ import dagster as dg
 import pytest
 
 from pos_exports.archive.read import load_businesses
-from pos_exports.automation import cleanup
-from pos_exports.automation.cleanup import cleanup_exports, cleanup_job, cleanup_schedule
+from pos_exports.defs.resources import StorageResource
 from pos_exports.exports.produce import export_period
+from pos_exports.operations import cleanup
+from pos_exports.operations.cleanup import cleanup_exports, cleanup_job, cleanup_schedule
 from pos_exports.reports.period import period_for
-from pos_exports.source.resource import StorageResource
 from pos_exports.storage.base import LocalStorage
 
 TODAY = dt.date(2025, 4, 10)  # with 30 days: periods that ended before 11 March go

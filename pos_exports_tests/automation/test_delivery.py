@@ -7,11 +7,11 @@ import json
 
 import dagster as dg
 
-from pos_exports.automation import delivery as automation
-from pos_exports.automation.delivery import delivery_job, due_subscriptions_sensor
+from pos_exports.defs import deliveries as automation
+from pos_exports.defs.deliveries import delivery_job, due_subscriptions_sensor
+from pos_exports.defs.resources import StorageResource
 from pos_exports.delivery import ledger, subscriptions
 from pos_exports.delivery.email import message_id_for
-from pos_exports.source.resource import StorageResource
 from pos_exports_tests.automation.conftest import reindex_all
 
 UTC = dt.UTC
@@ -166,7 +166,7 @@ def _mark_archived(root, business_id, first, last, dataset="sales"):
     what the sensor checks before it launches a delivery)."""
     from pos_exports.archive import index
     from pos_exports.archive.extract import marker_key
-    from pos_exports.delivery.state import engine
+    from pos_exports.state import engine
     from pos_exports.storage.base import LocalStorage
 
     storage, day = LocalStorage(root), first
@@ -243,8 +243,8 @@ def test_a_subscription_whose_business_has_a_bad_time_zone_is_skipped_and_report
     import sqlalchemy as sa
 
     from pos_exports.archive.read import load_businesses, save_businesses
-    from pos_exports.delivery.state import alerts
     from pos_exports.source.database import Business
+    from pos_exports.state import alerts
     from pos_exports.storage.base import LocalStorage
 
     monkeypatch.setenv("POS_EXPORTS_DATA_TEAM_EMAIL", "data@pos.example")

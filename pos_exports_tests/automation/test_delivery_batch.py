@@ -10,13 +10,13 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from pos_exports.automation import delivery as automation
-from pos_exports.automation.delivery import delivery_batch_job, due_requests, due_subscriptions_sensor
+from pos_exports.defs import deliveries as automation
+from pos_exports.defs.deliveries import delivery_batch_job, due_requests, due_subscriptions_sensor
+from pos_exports.defs.resources import StorageResource
 from pos_exports.delivery import ledger, subscriptions
 from pos_exports.delivery.email import RecipientResult
-from pos_exports.delivery.state import engine as state_engine
 from pos_exports.failures import from_metadata
-from pos_exports.source.resource import StorageResource
+from pos_exports.state import engine as state_engine
 from pos_exports.storage.base import LocalStorage
 
 UTC = dt.UTC
@@ -212,7 +212,7 @@ def test_a_pair_whose_archive_is_missing_fails_alone_and_a_rerun_sends_nothing_t
 def test_a_manual_trigger_racing_the_batch_sends_nothing_twice(archived_root, state, smtp_server, monkeypatch):
     import threading
 
-    from pos_exports.automation.delivery import delivery_job
+    from pos_exports.defs.deliveries import delivery_job
 
     monkeypatch.setenv("POS_EXPORTS_SMTP_URL", smtp_server.url(query="from=exports@pos.example"))
     subs = _ten(state)[:3]

@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from pos_exports import state
 from pos_exports.archive import index
 from pos_exports.archive.read import load_businesses
-from pos_exports.automation.delivery import delivery_job, retry_requests
-from pos_exports.delivery import ledger, state, subscriptions
+from pos_exports.defs.deliveries import delivery_job, retry_requests
+from pos_exports.defs.resources import StorageResource
+from pos_exports.delivery import ledger, subscriptions
 from pos_exports.delivery.deliver import deliver
 from pos_exports.delivery.email import SmtpSettings, message_id_for
-from pos_exports.source.resource import StorageResource
 from pos_exports.storage.base import LocalStorage
 
 OWNER = "owner@kofi-shop.example"
@@ -221,7 +222,7 @@ KILLED_RUN = textwrap.dedent(
     from pos_exports.archive.read import load_businesses
     from pos_exports.delivery.deliver import deliver
     from pos_exports.delivery.email import SmtpSettings
-    from pos_exports.delivery.state import engine
+    from pos_exports.state import engine
     from pos_exports.delivery.subscriptions import get
     from pos_exports.storage.base import LocalStorage
 

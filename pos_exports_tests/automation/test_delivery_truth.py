@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
-from pos_exports.automation.delivery import delivery_job
-from pos_exports.automation.stats import delivery_stats, overdue
+from pos_exports.defs.deliveries import delivery_job
+from pos_exports.defs.resources import StorageResource
 from pos_exports.delivery import ledger, subscriptions
-from pos_exports.source.resource import StorageResource
+from pos_exports.operations.stats import delivery_stats, overdue
 
 UTC = dt.UTC
 SENDER = "exports@pos.example"
@@ -155,7 +155,7 @@ def test_a_lost_snapshot_is_delivered_without_and_said_in_the_email_ledger_and_r
     archived_root, state, smtp_server, monkeypatch
 ):
     from pos_exports.archive import capture
-    from pos_exports.automation.delivery import due_requests
+    from pos_exports.defs.deliveries import due_requests
     from pos_exports.storage.base import LocalStorage
 
     monkeypatch.setenv("POS_EXPORTS_SMTP_URL", smtp_server.url(query=f"from={SENDER}"))

@@ -7,11 +7,12 @@ import hashlib
 
 import pytest
 
-from pos_exports.automation.delivery import delivery_job
-from pos_exports.automation.stats import export_stats
+from pos_exports.cli import history as history_cli
 from pos_exports.cli import main
-from pos_exports.delivery import history_cli, ledger, subscriptions
-from pos_exports.source.resource import StorageResource
+from pos_exports.defs.deliveries import delivery_job
+from pos_exports.defs.resources import StorageResource
+from pos_exports.delivery import ledger, subscriptions
+from pos_exports.operations.stats import export_stats
 from pos_exports.storage.base import LocalStorage
 
 UTC = dt.UTC

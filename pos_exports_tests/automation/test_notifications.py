@@ -6,15 +6,15 @@ from __future__ import annotations
 import dagster as dg
 import sqlalchemy as sa
 
-from pos_exports.archive.assets import daily_archive
-from pos_exports.automation.delivery import delivery_job
-from pos_exports.automation.notifications import failure_alert_sensor
+from pos_exports.defs.alerts import failure_alert_sensor
+from pos_exports.defs.archive import daily_archive
+from pos_exports.defs.deliveries import delivery_job
+from pos_exports.defs.exports import weekly_exports
+from pos_exports.defs.resources import PosDatabase, StorageResource
 from pos_exports.delivery import notify, subscriptions
 from pos_exports.delivery.email import SmtpSettings
-from pos_exports.delivery.state import alerts, engine
-from pos_exports.exports.assets import weekly_exports
 from pos_exports.failures import from_metadata
-from pos_exports.source.resource import PosDatabase, StorageResource
+from pos_exports.state import alerts, engine
 from pos_exports_tests.automation.conftest import reindex_all
 from pos_exports_tests.fixtures import load_sqlite
 from pos_exports_tests.smtp_server import free_port
@@ -268,7 +268,7 @@ def test_every_failed_run_cli_or_launched_is_alerted_exactly_once(tmp_path, smtp
     import subprocess
     import sys
 
-    from pos_exports.automation.notifications import in_process_failure_alert_sensor
+    from pos_exports.defs.alerts import in_process_failure_alert_sensor
 
     eng = _setup(monkeypatch, tmp_path, smtp_server)
     home, root = tmp_path / "dagster_home", tmp_path / "store"

@@ -7,10 +7,10 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from pos_exports.automation import retention
-from pos_exports.automation.retention import coverage, retention_guard, retention_guard_job, retention_guard_sensor
-from pos_exports.delivery.state import alerts
-from pos_exports.source.resource import StorageResource
+from pos_exports.defs.resources import StorageResource
+from pos_exports.operations import retention
+from pos_exports.operations.retention import coverage, retention_guard, retention_guard_job, retention_guard_sensor
+from pos_exports.state import alerts
 from pos_exports_tests.automation.conftest import days_between
 
 UTC = dt.UTC

@@ -6,12 +6,12 @@ import dagster as dg
 import sqlalchemy as sa
 import yaml
 
-from pos_exports.automation import retries
-from pos_exports.automation.delivery import retry_requests
 from pos_exports.config import project_home
+from pos_exports.defs import retries
+from pos_exports.defs.deliveries import retry_requests
 from pos_exports.delivery import ledger
 from pos_exports.delivery.email import RecipientResult
-from pos_exports.delivery.state import alerts, engine
+from pos_exports.state import alerts, engine
 
 
 def test_a_step_that_always_fails_is_attempted_exactly_the_step_budget():

@@ -6,11 +6,11 @@ import datetime as dt
 
 import dagster as dg
 
-from pos_exports.automation import stats as stats_module
-from pos_exports.automation.stats import delivery_statistics, delivery_stats, overdue, percentile, upcoming
+from pos_exports.defs.resources import StorageResource
 from pos_exports.delivery import ledger, subscriptions
 from pos_exports.delivery.email import RecipientResult
-from pos_exports.source.resource import StorageResource
+from pos_exports.operations import stats as stats_module
+from pos_exports.operations.stats import delivery_statistics, delivery_stats, overdue, percentile, upcoming
 
 UTC = dt.UTC
 T0 = dt.datetime(2025, 3, 10, 7, 0, tzinfo=UTC)
@@ -329,8 +329,8 @@ def test_overdue_without_storage_or_lookback(state):
 
 def test_export_stats_counts_every_kind_of_export_folder(archived_root):
     from pos_exports.archive.read import load_businesses
-    from pos_exports.automation.stats import export_stats
     from pos_exports.exports.produce import export_period
+    from pos_exports.operations.stats import export_stats
     from pos_exports.reports.period import period_for
     from pos_exports.storage.base import LocalStorage
 

@@ -7,12 +7,12 @@ import datetime as dt
 
 import pytest
 
-from pos_exports.automation import summary as summary_module
-from pos_exports.automation.delivery import delivery_job
-from pos_exports.automation.summary import last_complete_week, week_summary, weekly_summary_job
+from pos_exports.defs.deliveries import delivery_job
+from pos_exports.defs.resources import StorageResource
 from pos_exports.delivery import ledger, subscriptions
 from pos_exports.delivery.email import RecipientResult
-from pos_exports.source.resource import StorageResource
+from pos_exports.operations import summary as summary_module
+from pos_exports.operations.summary import last_complete_week, week_summary, weekly_summary_job
 from pos_exports.storage.base import LocalStorage
 from pos_exports_tests.automation.conftest import reindex_all
 
@@ -195,7 +195,7 @@ def test_weekly_summaries_arrive_by_smtp(week, archived_root, state, smtp_server
 def test_failed_summary_stays_queued_and_is_resent(week, archived_root, state, smtp_server, tmp_path):
     from pos_exports.delivery import notify
     from pos_exports.delivery.email import SmtpSettings
-    from pos_exports.delivery.state import alerts
+    from pos_exports.state import alerts
 
     smtp = SmtpSettings.from_url(smtp_server.url(query="from=exports@pos.example"))
     smtp_server.handler.data_replies = ["554 5.3.0 try again later"]  # the first summary is refused

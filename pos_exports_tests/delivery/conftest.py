@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pos_exports.delivery import state
+from pos_exports import state
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -8,8 +8,8 @@ import click
 import pytest
 
 from pos_exports.cli import main
+from pos_exports.cli import subscriptions as subscriptions_cli
 from pos_exports.delivery import subscriptions as subs
-from pos_exports.delivery import subscriptions_cli
 from pos_exports_tests.fixtures import load_sqlite
 
 DEMO = Path(subs.__file__).with_name("demo_subscriptions.yaml")

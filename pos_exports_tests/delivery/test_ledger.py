@@ -171,7 +171,7 @@ def test_a_claim_whose_claimant_is_gone_becomes_unknown_and_only_a_resend_takes_
 def test_an_earlier_sqlite_state_database_keeps_working(tmp_path):
     import sqlite3
 
-    from pos_exports.delivery import state
+    from pos_exports import state
 
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as db:  # the deliveries table as the previous version created it

@@ -9,8 +9,8 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from pos_exports.delivery import state
-from pos_exports.delivery.migrations import schema_0001
+from pos_exports import state
+from pos_exports.state.migrations import schema_0001
 
 
 def _revision(eng: sa.Engine) -> str | None:
@@ -98,7 +98,7 @@ def test_processes_starting_together_migrate_once(tmp_path):
     import sys
 
     url, runs = f"sqlite:///{tmp_path / 'state.db'}", 6
-    code = "import sys; from pos_exports.delivery import state; state.engine(sys.argv[1])"
+    code = "import sys; from pos_exports import state; state.engine(sys.argv[1])"
     procs = [subprocess.Popen([sys.executable, "-c", code, url]) for _ in range(runs)]
     assert [p.wait() for p in procs] == [0] * runs
     eng = sa.create_engine(url)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from pos_exports.delivery import state
+from pos_exports import state
 from pos_exports.delivery import subscriptions as subs
 from pos_exports.delivery.subscriptions import NotificationSettings, SubscriptionError
 

@@ -6,10 +6,10 @@ import shutil
 
 import dagster as dg
 
-from pos_exports.archive.assets import daily_archive
 from pos_exports.config import project_home
-from pos_exports.exports.assets import weekly_exports
-from pos_exports.source.resource import PosDatabase, StorageResource
+from pos_exports.defs.archive import daily_archive
+from pos_exports.defs.exports import weekly_exports
+from pos_exports.defs.resources import PosDatabase, StorageResource
 from pos_exports_tests.exports.conftest import archive_week
 from pos_exports_tests.fixtures import load_sqlite
 

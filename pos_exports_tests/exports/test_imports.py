@@ -29,7 +29,7 @@ def test_render_pdf_from_the_package_is_the_pdf_renderer(tmp_path):
 
 def test_old_names_still_work():
     from pos_exports.archive import index, read
-    from pos_exports.automation import retries
+    from pos_exports.defs import retries
     from pos_exports.transient import is_transient
 
     assert retries.is_transient is is_transient

@@ -8,8 +8,8 @@ import io
 import dagster as dg
 import pytest
 
-from pos_exports.exports.on_demand import on_demand_export_job
-from pos_exports.source.resource import StorageResource
+from pos_exports.defs.on_demand import on_demand_export_job
+from pos_exports.defs.resources import StorageResource
 
 
 def _run(root, **cfg):

@@ -12,8 +12,8 @@ import openpyxl
 import pypdf
 import pytest
 
-from pos_exports.exports.assets import daily_exports, weekly_exports
-from pos_exports.source.resource import StorageResource
+from pos_exports.defs.exports import daily_exports, weekly_exports
+from pos_exports.defs.resources import StorageResource
 from pos_exports.storage import open_storage
 from pos_exports.storage.base import LocalStorage
 from pos_exports_tests.automation.conftest import reindex_all

@@ -11,13 +11,13 @@ import pypdf
 import pytest
 
 from pos_exports.archive.read import load_businesses
+from pos_exports.defs.exports import weekly_exports
+from pos_exports.defs.on_demand import on_demand_export_job
+from pos_exports.defs.resources import StorageResource
 from pos_exports.delivery import subscriptions as subs
 from pos_exports.delivery.deliver import deliver
 from pos_exports.delivery.email import SmtpSettings
-from pos_exports.delivery.state import engine
-from pos_exports.exports.assets import weekly_exports
-from pos_exports.exports.on_demand import on_demand_export_job
-from pos_exports.source.resource import StorageResource
+from pos_exports.state import engine
 from pos_exports.storage.base import LocalStorage
 
 WEEK = "2025-03-03"

@@ -7,8 +7,8 @@ import shutil
 
 import dagster as dg
 
-from pos_exports.exports.assets import weekly_exports
-from pos_exports.source.resource import StorageResource
+from pos_exports.defs.exports import weekly_exports
+from pos_exports.defs.resources import StorageResource
 
 
 def _run(root, shard=None):

@@ -26,8 +26,8 @@ import psycopg2
 import pytest
 from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
 
-from pos_exports.automation.notifications import failure_alert_sensor
-from pos_exports.source.resource import StorageResource
+from pos_exports.defs.alerts import failure_alert_sensor
+from pos_exports.defs.resources import StorageResource
 from pos_exports_tests.fixtures import DAY, load_postgres
 
 PROJECT = Path(__file__).resolve().parents[2]

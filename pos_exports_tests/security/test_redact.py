@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from pos_exports.delivery.email import SmtpSettings
-from pos_exports.delivery.state import StateDatabaseError, engine
 from pos_exports.redact import needs_encoding, redact_url, scrub
 from pos_exports.source.database import PosSourceError, parse_url
+from pos_exports.state import StateDatabaseError, engine
 
 SECRET = "Kx9Tq2#Wm4Rz8/Pv6Lb3?Hn5Jd7"
 PARTS = ("Kx9Tq2", "Wm4Rz8", "Pv6Lb3", "Hn5Jd7")

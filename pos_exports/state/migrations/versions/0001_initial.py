@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from pos_exports.delivery.migrations import schema_0001
+from pos_exports.state.migrations import schema_0001
 
 revision = "0001"
 down_revision = None

@@ -50,17 +50,17 @@ from dataclasses import dataclass
 import dagster as dg
 
 from pos_exports import config
-from pos_exports.archive.assets import archive_job, archive_partitions, asset_key
 from pos_exports.archive.read import load_businesses
-from pos_exports.automation import retention
-from pos_exports.automation.delivery import delivery_job, run_request
+from pos_exports.defs.archive import archive_job, archive_partitions, asset_key
+from pos_exports.defs.deliveries import delivery_job, run_request
+from pos_exports.defs.resources import StorageResource
 from pos_exports.delivery import ledger, notify
 from pos_exports.delivery.deliver import archive_gaps
 from pos_exports.delivery.schedule import ScheduleError, due
-from pos_exports.delivery.state import engine
 from pos_exports.delivery.subscriptions import Subscription, find
+from pos_exports.operations import retention
 from pos_exports.reports.period import period_for
-from pos_exports.source.resource import StorageResource
+from pos_exports.state import engine
 from pos_exports.storage import Storage
 
 UTC = dt.UTC

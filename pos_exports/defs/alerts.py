@@ -15,15 +15,15 @@ run failure sensor. Each run is alerted exactly once (`alerted_runs` in the stat
 import dagster as dg
 
 from pos_exports.archive.read import load_businesses
-from pos_exports.automation.delivery import outbox_dir
+from pos_exports.defs.deliveries import outbox_dir
+from pos_exports.defs.resources import StorageResource
 from pos_exports.delivery import notify
 from pos_exports.delivery.email import SmtpSettings
-from pos_exports.delivery.state import engine
 from pos_exports.delivery.subscriptions import get as get_subscription
 from pos_exports.failures import ON_OUR_SIDE, FailedItem, from_metadata
 from pos_exports.redact import scrub
 from pos_exports.reports.period import period_for
-from pos_exports.source.resource import StorageResource
+from pos_exports.state import engine
 
 WHAT_TO_DO = (
     "What to do: open the run in the Dagster UI (Runs), read the failed step's error, fix the cause "

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pos_exports.cli_kit import Args, args_of, checked
+from pos_exports.cli.kit import Args, args_of, checked
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -97,13 +97,13 @@ class Context:
 
     @property
     def state_url(self) -> str:
-        from pos_exports.delivery import state
+        from pos_exports import state
 
         return getattr(self.args, "state_url", None) or state.state_url()
 
     @property
     def engine(self) -> sa.Engine:
-        from pos_exports.delivery import state
+        from pos_exports import state
 
         if self._engine is None:
             self._engine = state.engine(self.state_url)
@@ -123,7 +123,7 @@ class Context:
         return _instant("now", getattr(self.args, "now", None)) or dt.datetime.now(UTC)
 
     def zones(self) -> dict[int, str]:
-        from pos_exports.automation.stats import business_zones
+        from pos_exports.operations.stats import business_zones
 
         return business_zones(self.storage)
 
@@ -161,7 +161,7 @@ def _history(args: Args, ctx: Context) -> int:
     if not rows:
         ctx.print("no deliveries match")
         return 0
-    from pos_exports.automation.stats import duration_seconds
+    from pos_exports.operations.stats import duration_seconds
 
     table = [
         ["ID", "CREATED UTC", "BUSINESS", "SUB", "PERIOD", "RECIPIENT", "STATUS", "TRIES", "FILES", "SIZE", "TOOK"]
@@ -206,7 +206,7 @@ def storage_key(storage: Storage, uri: str) -> str | None:
 def _download(ctx: Context, delivery_id: int, target: Path) -> int:
     import sqlalchemy as sa
 
-    from pos_exports.delivery import state
+    from pos_exports import state
 
     with ctx.engine.connect() as conn:
         row = conn.execute(sa.select(state.deliveries).where(state.deliveries.c.id == delivery_id)).mappings().first()
@@ -302,7 +302,7 @@ def format_stats(stats: dict[str, Any]) -> list[str]:
 
 
 def _stats(args: Args, ctx: Context) -> int:
-    from pos_exports.automation.stats import delivery_stats
+    from pos_exports.operations.stats import delivery_stats
 
     stats = delivery_stats(
         ctx.engine,
@@ -320,7 +320,7 @@ def _stats(args: Args, ctx: Context) -> int:
 
 
 def _upcoming(args: Args, ctx: Context) -> int:
-    from pos_exports.automation.stats import upcoming
+    from pos_exports.operations.stats import upcoming
 
     entries = upcoming(ctx.engine, ctx.zones(), ctx.now, _positive("limit", args.limit), business_id=args.business_id)
     if not entries:
@@ -346,7 +346,7 @@ def _upcoming(args: Args, ctx: Context) -> int:
 
 
 def _overdue(args: Args, ctx: Context) -> int:
-    from pos_exports.automation.stats import overdue
+    from pos_exports.operations.stats import overdue
 
     lookback = _positive("lookback_days", args.lookback_days)
     entries = overdue(ctx.engine, ctx.storage, ctx.zones(), ctx.now, lookback, business_id=args.business_id)
@@ -440,13 +440,13 @@ COMMANDS: dict[str, click.Command] = {
 
 def run(handler: Callable[[Args, Context], int], args: Args) -> int:
     """Run a handler; 0 on success, 2 after a clean `error: ...` on stderr."""
-    from pos_exports.delivery.subscriptions_cli import run_handler
+    from pos_exports.cli.subscriptions import run_handler
 
     ctx = Context(args)
     try:
         return run_handler(handler, args, ctx, CliError)
     except Exception as exc:  # storage unreachable, a broken manifest, ...: a message, not a traceback
-        from pos_exports.cli_kit import print_traceback
+        from pos_exports.cli.kit import print_traceback
         from pos_exports.redact import scrub
 
         print_traceback(exc)

@@ -34,13 +34,13 @@ from pydantic import Field
 
 from pos_exports.archive.read import load_businesses
 from pos_exports.core.catalog import DATASETS, FORMATS
+from pos_exports.defs.resources import StorageResource
 from pos_exports.delivery import ledger, schedule
 from pos_exports.delivery.deliver import missing_archive
-from pos_exports.delivery.state import engine
 from pos_exports.delivery.subscriptions import Subscription, find
 from pos_exports.exports.manifest import MANIFEST
 from pos_exports.reports.period import period_for
-from pos_exports.source.resource import StorageResource
+from pos_exports.state import engine
 from pos_exports.storage import Storage
 
 UTC = dt.UTC

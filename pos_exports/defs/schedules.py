@@ -16,8 +16,8 @@ With `POS_EXPORTS_SHARDS` = N > 1 each tick asks for N runs of the partition, on
 import dagster as dg
 
 from pos_exports import config as settings
-from pos_exports.archive.assets import archive_job, daily_archive
-from pos_exports.exports.assets import PERIOD_ASSETS, period_export_jobs
+from pos_exports.defs.archive import archive_job, daily_archive
+from pos_exports.defs.exports import PERIOD_ASSETS, period_export_jobs
 from pos_exports.shards import SHARD_TAG, shard_label
 
 _jobs = {job.name: job for job in period_export_jobs}

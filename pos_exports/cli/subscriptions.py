@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from pos_exports.cli_kit import Args, args_of, checked
+from pos_exports.cli.kit import Args, args_of, checked
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -99,13 +99,13 @@ class Context:
 
     @property
     def state_url(self) -> str:
-        from pos_exports.delivery import state
+        from pos_exports import state
 
         return getattr(self.args, "state_url", None) or state.state_url()
 
     @property
     def engine(self) -> sa.Engine:
-        from pos_exports.delivery import state
+        from pos_exports import state
 
         if self._engine is None:
             self._engine = state.engine(self.state_url)

@@ -13,17 +13,17 @@ import dagster as dg
 from pydantic import Field
 
 from pos_exports import config as settings
-from pos_exports.archive.assets import archive_partitions, asset_key
 from pos_exports.archive.read import load_businesses
 from pos_exports.archive.tables import DATASETS
-from pos_exports.automation.retries import RETRY_POLICY, failure, is_transient
+from pos_exports.defs.archive import archive_partitions, asset_key
+from pos_exports.defs.resources import StorageResource
+from pos_exports.defs.retries import RETRY_POLICY, failure, is_transient
 from pos_exports.exports.produce import export_available, plain_reason, wanted_files
 from pos_exports.failures import FailedItem, to_metadata
 from pos_exports.render import FORMATS
 from pos_exports.reports.period import Period, period_for
 from pos_exports.shards import ShardConfig, apply_shard
 from pos_exports.source.database import Business
-from pos_exports.source.resource import StorageResource
 
 EXPORTS_GROUP = "exports"
 COMPLETE = "every_business_exported"

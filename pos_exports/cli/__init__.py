@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pos_exports.cli_kit import Args, checked, error, verbose
+from pos_exports.cli import history as history_cli
+from pos_exports.cli import subscriptions as subscriptions_cli
+from pos_exports.cli.kit import Args, checked, error, verbose
 from pos_exports.core.catalog import DATASETS, FORMATS
-from pos_exports.delivery import history_cli, subscriptions_cli
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -175,8 +176,8 @@ DATASET_HELP = "a dataset of the archive (sales, customers, ...); repeatable (de
 def demo(days: int) -> int:
     """Build the demo POS database and archive its most recent days."""
     from pos_exports import config
-    from pos_exports.archive.assets import archive_partitions
     from pos_exports.archive.tables import DATASETS
+    from pos_exports.defs.archive import archive_partitions
     from pos_exports.periods import parse_date
     from pos_exports.source.demo import ensure_demo_database
 
@@ -208,8 +209,8 @@ def _demo_deliveries(day: dt.date) -> bool:
     """Load the demo subscriptions and deliver the daily ones for `day` (to the outbox without SMTP)."""
     from importlib.resources import files
 
-    from pos_exports.delivery.state import engine
     from pos_exports.delivery.subscriptions import find, import_yaml
+    from pos_exports.state import engine
 
     eng = engine()
     import_yaml(eng, files("pos_exports.delivery").joinpath("demo_subscriptions.yaml").read_text())
@@ -256,7 +257,7 @@ def archive() -> None:
 @checked
 def archive_run(first: dt.date, last: dt.date | None, dataset: tuple[str, ...], business_id: tuple[int, ...]) -> int:
     """Archive a business-local day or a range of days, in one run (visible in the UI)."""
-    from pos_exports.archive.assets import archive_partitions
+    from pos_exports.defs.archive import archive_partitions
     from pos_exports.periods import parse_date
 
     datasets = _datasets(dataset)
@@ -276,7 +277,7 @@ def archive_run(first: dt.date, last: dt.date | None, dataset: tuple[str, ...], 
 
 def run_archive(first: dt.date, last: dt.date, datasets: list[str], business_ids: list[int]) -> bool:
     """Materialize the archive for `[first, last]` in one run on the Dagster instance (visible in the UI)."""
-    from pos_exports.archive.assets import asset_key
+    from pos_exports.defs.archive import asset_key
 
     result = _execute(
         "daily_archive_job",
@@ -302,7 +303,7 @@ def archive_reindex() -> int:
     """Rebuild the archive index of the state database from every manifest on storage (idempotent)."""
     from pos_exports import config
     from pos_exports.archive.index import reindex
-    from pos_exports.delivery.state import engine
+    from pos_exports.state import engine
     from pos_exports.storage import open_storage
 
     count = reindex(open_storage(config.storage_root()), engine(), progress=print)
@@ -418,7 +419,7 @@ def export(
 @checked
 def retention() -> int:
     """Is every business-day the POS still holds archived? (exit 1 warn, 2 error)"""
-    from pos_exports.automation.retention import print_coverage
+    from pos_exports.operations.retention import print_coverage
 
     return print_coverage()
 
@@ -429,7 +430,7 @@ def retention() -> int:
 @checked
 def cleanup(dry_run: bool, max_age_days: int | None) -> int:
     """Delete period exports older than the maximum age (never the archive)."""
-    from pos_exports.automation.cleanup import run_cleanup
+    from pos_exports.operations.cleanup import run_cleanup
 
     return run_cleanup(dry_run, max_age_days)
 
@@ -450,7 +451,7 @@ def _trigger(args: Args, ctx: subscriptions_cli.Context) -> int:
         business_zone = (ctx.business_timezones or {}).get(sub.business_id) or ctx.zone_for(sub)
         _, key = schedule.period_at(sub, business_zone, schedule.next_fire(sub, business_zone, ctx.now))
         key = _previous_key(kind, key)
-    from pos_exports.automation.delivery import run_request
+    from pos_exports.defs.deliveries import run_request
 
     request = run_request(sub.id, kind, key, sub.business_id)  # the tags a sensor's run has (failure alerts)
     ctx.print(f"delivering {sub.name!r} for {kind} {key}")
@@ -504,9 +505,9 @@ def resend(id: int, period: str, recipient: tuple[str, ...], yes: bool) -> int:
     from pos_exports.delivery import ledger
     from pos_exports.delivery.deliver import sender_address
     from pos_exports.delivery.email import SmtpSettings, message_id_for
-    from pos_exports.delivery.state import engine
     from pos_exports.delivery.subscriptions import get
     from pos_exports.reports.period import period_for
+    from pos_exports.state import engine
 
     eng = engine()
     sub = get(eng, id)

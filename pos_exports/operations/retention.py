@@ -47,9 +47,9 @@ from pos_exports.archive.capture import SNAPSHOT_MAX_LAG, Capture, snapshot_capt
 from pos_exports.archive.extract import MARKER
 from pos_exports.archive.read import load_businesses
 from pos_exports.archive.tables import DATASETS
-from pos_exports.delivery.state import engine
+from pos_exports.defs.resources import StorageResource
 from pos_exports.periods import PeriodError, parse_date, zone
-from pos_exports.source.resource import StorageResource
+from pos_exports.state import engine
 from pos_exports.storage import Storage
 
 UTC = dt.UTC
@@ -401,10 +401,10 @@ def alert_text(cov: Coverage) -> tuple[str, str]:
     "will purge soon are missing, and runs the retention_guard check.",
 )
 def retention_guard_sensor(context: dg.SensorEvaluationContext, storage: StorageResource):
-    from pos_exports.automation.delivery import outbox_dir
+    from pos_exports.defs.deliveries import outbox_dir
     from pos_exports.delivery import notify
     from pos_exports.delivery.email import SmtpSettings
-    from pos_exports.delivery.state import engine
+    from pos_exports.state import engine
 
     cursor = json.loads(context.cursor) if context.cursor else {}
     alerted: list[str] = list(cursor.get("alerted", []))

@@ -8,12 +8,12 @@ from pydantic import Field
 
 from pos_exports.archive.read import load_businesses
 from pos_exports.archive.tables import DATASETS
-from pos_exports.automation.retries import RETRY_POLICY
+from pos_exports.defs.resources import StorageResource
+from pos_exports.defs.retries import RETRY_POLICY
 from pos_exports.exports.produce import export_period
 from pos_exports.render import FORMATS
 from pos_exports.reports import FILTERS, validate_filters
 from pos_exports.reports.period import Period, date_range, period_for
-from pos_exports.source.resource import StorageResource
 
 PERIOD_KINDS = ("daily", "weekly", "monthly")
 

@@ -28,15 +28,15 @@ from pydantic import Field
 from pos_exports.archive import index
 from pos_exports.archive.read import load_businesses
 from pos_exports.archive.tables import DATASETS
-from pos_exports.automation.delivery import outbox_dir as storage_outbox
-from pos_exports.automation.stats import delivery_stats, export_stats
+from pos_exports.defs.deliveries import outbox_dir as storage_outbox
+from pos_exports.defs.resources import StorageResource
 from pos_exports.delivery import notify
 from pos_exports.delivery.email import SmtpSettings, human_size
-from pos_exports.delivery.state import alerts, engine
 from pos_exports.delivery.subscriptions import find, get_settings
+from pos_exports.operations.stats import delivery_stats, export_stats
 from pos_exports.periods import PeriodError, parse_date
 from pos_exports.reports.period import weekly
-from pos_exports.source.resource import StorageResource
+from pos_exports.state import alerts, engine
 from pos_exports.storage import Storage
 
 UTC = dt.UTC

@@ -28,9 +28,9 @@ import dagster as dg
 from pydantic import Field
 
 from pos_exports import config
+from pos_exports.defs.resources import StorageResource
 from pos_exports.exports.manifest import MANIFEST
 from pos_exports.reports.period import period_for
-from pos_exports.source.resource import StorageResource
 from pos_exports.storage import Storage
 from pos_exports.storage.base import LocalStorage
 

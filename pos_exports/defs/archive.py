@@ -12,14 +12,14 @@ from pos_exports.archive import capture, delta
 from pos_exports.archive.extract import BusinessDayResult, SnapshotNotCaptured, archive_business_day, partition_prefix
 from pos_exports.archive.read import save_businesses
 from pos_exports.archive.tables import DATASETS, Dataset
-from pos_exports.automation.retries import RETRY_POLICY, failure, is_transient
+from pos_exports.defs.resources import PosDatabase, StorageResource
+from pos_exports.defs.retries import RETRY_POLICY, failure, is_transient
 from pos_exports.failures import ON_OUR_SIDE, TEMPORARY, FailedItem, to_metadata
 from pos_exports.periods import PeriodError, parse_date
 from pos_exports.redact import scrub
 from pos_exports.reports.period import daily
 from pos_exports.shards import ShardConfig, apply_shard
 from pos_exports.source.database import Business, PosReader, PosSourceError, SourceDataError, list_businesses
-from pos_exports.source.resource import PosDatabase, StorageResource
 from pos_exports.storage import Storage
 from pos_exports.storage.base import sweep_folder, temp_prefix
 

@@ -1,6 +1,6 @@
 """The project's state database: subscriptions, notification settings and the delivery ledger.
 
-Its schema changes through Alembic migrations (`pos_exports/delivery/migrations/`), applied automatically
+Its schema changes through Alembic migrations (`pos_exports/state/migrations/`), applied automatically
 by `migrate` when a process first uses the database.
 
 `POS_EXPORTS_STATE_URL` (SQLAlchemy URL): SQLite under the Dagster home by default
@@ -24,11 +24,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from pos_exports import config
-from pos_exports.delivery.migrations import schema_0001
 from pos_exports.redact import needs_encoding, redact_url, scrub
+from pos_exports.state.migrations import schema_0001
 
 STATE_URL_ENV = "POS_EXPORTS_STATE_URL"
-MIGRATIONS = str(resources.files("pos_exports.delivery") / "migrations")  # Alembic's script location
+MIGRATIONS = str(resources.files("pos_exports.state") / "migrations")  # Alembic's script location
 
 
 class StateDatabaseError(sa.exc.SQLAlchemyError):
@@ -260,7 +260,7 @@ def _alembic(conn: sa.Connection) -> Config:
 
 @lru_cache(maxsize=1)
 def head_revision() -> str:
-    """The latest migration (`pos_exports/delivery/migrations/versions/`)."""
+    """The latest migration (`pos_exports/state/migrations/versions/`)."""
     return ScriptDirectory(MIGRATIONS).get_current_head()
 
 

@@ -10,17 +10,17 @@ from pydantic import Field
 
 from pos_exports import config as settings
 from pos_exports.archive.read import ArchiveMissing, load_businesses
-from pos_exports.automation.retries import RETRY_POLICY, failure
+from pos_exports.defs.resources import StorageResource
+from pos_exports.defs.retries import RETRY_POLICY, failure
 from pos_exports.delivery import ledger, notify
 from pos_exports.delivery.deliver import DeliveryOutcome, alert_unknown, archive_gaps, deliver, sender_address
 from pos_exports.delivery.email import SmtpSettings
 from pos_exports.delivery.schedule import due
-from pos_exports.delivery.state import engine
 from pos_exports.delivery.subscriptions import find, get
 from pos_exports.failures import FailedItem, from_metadata, to_metadata
 from pos_exports.redact import scrub
 from pos_exports.reports.period import period_for
-from pos_exports.source.resource import StorageResource
+from pos_exports.state import engine
 from pos_exports.storage.base import LocalStorage
 
 FIRST_LOOKBACK = dt.timedelta(days=1)  # how far back a sensor with no cursor looks (catch-up goes further)
