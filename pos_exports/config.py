@@ -254,11 +254,6 @@ def settings() -> Settings:
 reset = _load.cache_clear  # for tests that want a fresh read of an unchanged environment
 
 
-def clock() -> dt.datetime:
-    """Now (a function so that tests can choose the day of the first deployment)."""
-    return dt.datetime.now(dt.UTC)
-
-
 def project_home() -> Path:
     """The project folder: `POS_EXPORTS_HOME`, else the checkout this package lives in, else the cwd."""
     if env := settings().home:
@@ -286,15 +281,3 @@ def storage_root() -> str:
 def retention_window_start(today: dt.date, retention_days: int) -> dt.date:
     """The oldest day the POS still holds on `today` (it keeps `retention_days` days, today included)."""
     return today - dt.timedelta(days=retention_days - 1)
-
-
-def archive_start_date() -> str:
-    """First partition of the daily archive (YYYY-MM-DD): `POS_EXPORTS_START_DATE`, else the start of
-    the POS's retention window at the first deployment, recorded in the state database so that every
-    later load of the code location (any process, any day) has the same partitions."""
-    s = settings()
-    if s.start_date:
-        return s.start_date.isoformat()
-    from pos_exports import state
-
-    return state.first_partition(retention_window_start(clock().date(), s.retention_days)).isoformat()

@@ -162,8 +162,8 @@ def test_every_bad_variable_gets_its_own_line(monkeypatch):
 
 _FIRST_KEYS = """
 import datetime as dt, sys
-from pos_exports import config
-config.clock = lambda: dt.datetime.fromisoformat(sys.argv[1])
+from pos_exports import state
+state.archive_start(dt.datetime.fromisoformat(sys.argv[1]).date())  # what loading the code location on that day does
 from pos_exports.definitions import defs
 from pos_exports.defs.archive import archive_partitions
 from pos_exports.defs.exports import PARTITIONS

@@ -18,11 +18,6 @@ SNAPSHOT_MAX_LAG = dt.timedelta(hours=48)
 NOT_ENDED, OPEN, LOST = "not_ended", "open", "lost"
 
 
-def clock() -> dt.datetime:
-    """Now (a function so that tests can choose the instant the export path judges by)."""
-    return dt.datetime.now(dt.UTC)
-
-
 @dataclass(frozen=True)
 class Capture:
     """The capture window `[opens, closes)` of one business-day's snapshot."""

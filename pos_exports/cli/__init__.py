@@ -419,9 +419,10 @@ def export(
 @checked
 def retention() -> int:
     """Is every business-day the POS still holds archived? (exit 1 warn, 2 error)"""
+    from pos_exports.core.clock import utc_now
     from pos_exports.operations.retention import print_coverage
 
-    return print_coverage()
+    return print_coverage(utc_now())
 
 
 @cli.command()
@@ -430,9 +431,10 @@ def retention() -> int:
 @checked
 def cleanup(dry_run: bool, max_age_days: int | None) -> int:
     """Delete period exports older than the maximum age (never the archive)."""
+    from pos_exports.core.clock import utc_now
     from pos_exports.operations.cleanup import run_cleanup
 
-    return run_cleanup(dry_run, max_age_days)
+    return run_cleanup(utc_now().date(), dry_run, max_age_days)
 
 
 # --- delivery --------------------------------------------------------------------------------------------

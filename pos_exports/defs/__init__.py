@@ -11,6 +11,8 @@ from pos_exports.defs.alerts import (
     in_process_failure_alert_sensor,
 )
 from pos_exports.defs.archive import archive_job, daily_archive
+from pos_exports.defs.catchup import catchup_sensor
+from pos_exports.defs.cleanup import cleanup_job, cleanup_schedule
 from pos_exports.defs.deliveries import (
     delivery_batch_job,
     delivery_job,
@@ -19,13 +21,11 @@ from pos_exports.defs.deliveries import (
 )
 from pos_exports.defs.exports import PERIOD_ASSETS, period_export_jobs
 from pos_exports.defs.on_demand import on_demand_export_job
-from pos_exports.defs.resources import PosDatabase, StorageResource
+from pos_exports.defs.resources import ClockResource, PosDatabase, StorageResource
+from pos_exports.defs.retention import retention_guard, retention_guard_job, retention_guard_sensor
 from pos_exports.defs.schedules import SCHEDULES
-from pos_exports.operations.catchup import catchup_sensor
-from pos_exports.operations.cleanup import cleanup_job, cleanup_schedule
-from pos_exports.operations.retention import retention_guard, retention_guard_job, retention_guard_sensor
-from pos_exports.operations.stats import delivery_statistics, statistics_job, statistics_schedule
-from pos_exports.operations.summary import weekly_summary_job, weekly_summary_schedule
+from pos_exports.defs.stats import delivery_statistics, statistics_job, statistics_schedule
+from pos_exports.defs.summary import weekly_summary_job, weekly_summary_schedule
 
 DATABASE_URL_ENV = "POS_DATABASE_URL"
 
@@ -62,6 +62,7 @@ def build_defs() -> dg.Definitions:
                 url=dg.EnvVar(DATABASE_URL_ENV) if os.environ.get(DATABASE_URL_ENV) else config.database_url()
             ),
             "storage": StorageResource(root=config.storage_root()),
+            "clock": ClockResource(),
         },
     )
 

@@ -8,11 +8,12 @@ import dagster as dg
 from pydantic import Field
 
 from pos_exports import config as settings
-from pos_exports.archive import capture, delta
+from pos_exports.archive import delta
 from pos_exports.archive.extract import BusinessDayResult, SnapshotNotCaptured, archive_business_day, partition_prefix
 from pos_exports.archive.read import save_businesses
 from pos_exports.archive.tables import DATASETS, Dataset
-from pos_exports.defs.resources import PosDatabase, StorageResource
+from pos_exports.core.clock import Clock, utc_now
+from pos_exports.defs.resources import ClockResource, PosDatabase, StorageResource
 from pos_exports.defs.retries import RETRY_POLICY, failure, is_transient
 from pos_exports.failures import ON_OUR_SIDE, TEMPORARY, FailedItem, to_metadata
 from pos_exports.periods import PeriodError, parse_date
@@ -20,6 +21,7 @@ from pos_exports.redact import scrub
 from pos_exports.reports.period import daily
 from pos_exports.shards import ShardConfig, apply_shard
 from pos_exports.source.database import Business, PosReader, PosSourceError, SourceDataError, list_businesses
+from pos_exports.state import archive_start
 from pos_exports.storage import Storage
 from pos_exports.storage.base import sweep_folder, temp_prefix
 
@@ -28,7 +30,7 @@ STAGE = "pos-stage"  # local folders of the Delta layout's staged files: pos-sta
 # Keys are business-local dates. A key appears once its day has ended in the westernmost zone
 # (UTC-12), i.e. once it has ended for every business of the fleet.
 archive_partitions = dg.DailyPartitionsDefinition(
-    start_date=settings.archive_start_date(), timezone="Etc/GMT+12", end_offset=0
+    start_date=archive_start(utc_now().date()).isoformat(), timezone="Etc/GMT+12", end_offset=0
 )
 
 ARCHIVE_GROUP = "archive"
@@ -106,7 +108,11 @@ def select_businesses(businesses: list[Business], wanted: list[int]) -> list[Bus
     name="daily_archive",
 )
 def daily_archive(
-    context: dg.AssetExecutionContext, config: ArchiveConfig, pos_database: PosDatabase, storage: StorageResource
+    context: dg.AssetExecutionContext,
+    config: ArchiveConfig,
+    pos_database: PosDatabase,
+    storage: StorageResource,
+    clock: ClockResource,
 ):
     """Extract every selected dataset for every day of the run and every business in scope."""
     try:
@@ -142,7 +148,8 @@ def daily_archive(
             for day in days:
                 for ds in selected:
                     start = len(results[ds.name])
-                    for business, outcome in _archive_day(layout, reader, store, ds, businesses, day, config):
+                    dataset_day = _archive_day(layout, reader, store, ds, businesses, day, config, clock.now)
+                    for business, outcome in dataset_day:
                         if isinstance(outcome, Exception):
                             fail(ds, day, business, outcome)
                         else:
@@ -198,7 +205,13 @@ def daily_archive(
 
 
 def archive_dataset_day(
-    reader: PosReader, store: Storage, ds: Dataset, businesses: list[Business], day: dt.date, config: ArchiveConfig
+    reader: PosReader,
+    store: Storage,
+    ds: Dataset,
+    businesses: list[Business],
+    day: dt.date,
+    config: ArchiveConfig,
+    clock: Clock,
 ) -> list[tuple[Business, BusinessDayResult | Exception]]:
     """The Delta layout: every business of one dataset-day extracted and reconciled on its own (a failure
     costs only that business), then all of them committed together (one transaction per table)."""
@@ -216,26 +229,28 @@ def archive_dataset_day(
                         ds,
                         business,
                         day,
-                        now=capture.clock(),
+                        now=clock(),
                         folder=Path(folder),
                         allow_shrink=config.allow_shrink,
                     )
                 )
             except Exception as exc:  # isolate: one business never costs the others their archive
                 out.append((business, exc))
-        for s, outcome in delta.commit_dataset_day(store, ds, day, staged, capture.clock()):
+        for s, outcome in delta.commit_dataset_day(store, ds, day, staged, clock()):
             out.append((by_id[s.result.business_id], outcome))
     return sorted(out, key=lambda pair: pair[0].id)
 
 
-def _archive_day(layout: str, reader, store, ds: Dataset, businesses: list[Business], day: dt.date, config):
+def _archive_day(
+    layout: str, reader, store, ds: Dataset, businesses: list[Business], day: dt.date, config, clock: Clock
+):
     """(business, result or the exception it failed with) for each business of a dataset-day: one failure
     never costs the others their archive."""
     if layout == "delta":
-        yield from archive_dataset_day(reader, store, ds, businesses, day, config)
+        yield from archive_dataset_day(reader, store, ds, businesses, day, config, clock)
         return
     for business in businesses:
-        now = capture.clock()  # the instant the capture rule judges by (archive.capture)
+        now = clock()  # the instant the capture rule judges by (archive.capture)
         try:
             yield (
                 business,

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from pos_exports import config as settings
 from pos_exports.archive.read import ArchiveMissing, load_businesses
-from pos_exports.defs.resources import StorageResource
+from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.defs.retries import RETRY_POLICY, failure
 from pos_exports.delivery import ledger, notify
 from pos_exports.delivery.deliver import DeliveryOutcome, alert_unknown, archive_gaps, deliver, sender_address
@@ -48,7 +48,7 @@ def outbox_dir(storage: StorageResource) -> Path:
 
 
 def deliver_pair(
-    context: dg.OpExecutionContext, storage: StorageResource, config: DeliveryConfig
+    context: dg.OpExecutionContext, storage: StorageResource, config: DeliveryConfig, now: dt.datetime
 ) -> tuple[DeliveryOutcome, dg.Failure | None]:
     """Deliver one (subscription, period) with `deliver()`; the outcome and the failure it amounts to (None: ok).
 
@@ -86,6 +86,7 @@ def deliver_pair(
             outbox_dir=outbox_dir(storage),
             resend=config.resend_unknown,
             recipients=config.recipients or None,
+            now=now,
         )
     except ArchiveMissing as exc:  # permanent until the archive runs: never retried by the step policy
         items = notify.delivery_failed_items(sub.datasets, business.id, business.name, period, exc=exc)
@@ -116,8 +117,10 @@ def deliver_pair(
     retry_policy=RETRY_POLICY,
     description="Render (or reuse) the period's exports and email them to the subscription's recipients once.",
 )
-def deliver_subscription(context: dg.OpExecutionContext, config: DeliveryConfig, storage: StorageResource):
-    outcome, failed = deliver_pair(context, storage, config)
+def deliver_subscription(
+    context: dg.OpExecutionContext, config: DeliveryConfig, storage: StorageResource, clock: ClockResource
+):
+    outcome, failed = deliver_pair(context, storage, config, clock.now())
     context.add_output_metadata(
         {
             "status": outcome.status,
@@ -160,14 +163,16 @@ class DeliveryBatchConfig(dg.Config):
     retry_policy=RETRY_POLICY,
     description="Deliver each due (subscription, period) of one sensor tick, each on its own (`deliver()` per pair).",
 )
-def deliver_batch(context: dg.OpExecutionContext, config: DeliveryBatchConfig, storage: StorageResource):
+def deliver_batch(
+    context: dg.OpExecutionContext, config: DeliveryBatchConfig, storage: StorageResource, clock: ClockResource
+):
     rows, items, retryable, failed_pairs = [], [], [], []
     for item in config.items:
         pair = DeliveryConfig(
             subscription_id=item.subscription_id, period_kind=item.period_kind, period_key=item.period_key
         )
         try:  # isolated: one pair's failure never stops (nor undoes) the others
-            outcome, failed = deliver_pair(context, storage, pair)
+            outcome, failed = deliver_pair(context, storage, pair, clock.now())
         except dg.Failure as exc:
             outcome, failed = DeliveryOutcome("failed", message=exc.description or ""), exc
         except Exception as exc:  # an unexpected error before `deliver()` (a resource, the archive index)
@@ -244,11 +249,6 @@ def batch_request(pairs: list[tuple[int, str, str]]) -> dg.RunRequest:
         },
         tags={"pos_exports/pairs": str(len(ordered))},
     )
-
-
-def clock() -> dt.datetime:
-    """Now (a function so that tests can evaluate the sensor at chosen instants)."""
-    return dt.datetime.now(dt.UTC)
 
 
 def run_request(sub_id: int, kind: str, key: str, business_id: int, suffix: str = "") -> dg.RunRequest:
@@ -394,9 +394,9 @@ def report_broken(eng, broken: dict[int, str]) -> list[str]:
     "runs of at most POS_EXPORTS_DELIVERY_BATCH_SIZE pairs (oldest first, at most POS_EXPORTS_MAX_RUNS_PER_TICK "
     "runs per tick; a broken subscription is skipped and reported).",
 )
-def due_subscriptions_sensor(context: dg.SensorEvaluationContext, storage: StorageResource):
+def due_subscriptions_sensor(context: dg.SensorEvaluationContext, storage: StorageResource, clock: ClockResource):
     cursor = json.loads(context.cursor) if context.cursor else {}
-    now = clock()
+    now = clock.now()
     last = dt.datetime.fromisoformat(cursor["checked_at"]) if "checked_at" in cursor else now - FIRST_LOOKBACK
     eng = engine()
     requests, waiting, broken = due_requests(

@@ -12,9 +12,9 @@ import enum
 import dagster as dg
 from pydantic import Field
 
-from pos_exports import config as settings
 from pos_exports.archive.read import load_businesses
 from pos_exports.archive.tables import DATASETS
+from pos_exports.core.clock import utc_now
 from pos_exports.defs.archive import archive_partitions, asset_key
 from pos_exports.defs.resources import StorageResource
 from pos_exports.defs.retries import RETRY_POLICY, failure, is_transient
@@ -24,10 +24,11 @@ from pos_exports.render import FORMATS
 from pos_exports.reports.period import Period, period_for
 from pos_exports.shards import ShardConfig, apply_shard
 from pos_exports.source.database import Business
+from pos_exports.state import archive_start
 
 EXPORTS_GROUP = "exports"
 COMPLETE = "every_business_exported"
-_START = settings.archive_start_date()
+_START = archive_start(utc_now().date()).isoformat()
 PARTITIONS = {
     "daily": archive_partitions,
     "weekly": dg.WeeklyPartitionsDefinition(start_date=_START, day_offset=1, timezone="Etc/GMT+12", end_offset=0),

@@ -22,6 +22,7 @@ from pos_exports import config
 from pos_exports.archive import capture
 from pos_exports.archive.read import ArchiveMissing, archived_days
 from pos_exports.archive.tables import DATASETS
+from pos_exports.core.clock import utc_now
 from pos_exports.delivery import ledger, notify
 from pos_exports.delivery.email import (
     Attachment,
@@ -80,7 +81,7 @@ def archive_gaps(wanted: Sequence[Wanted], now: dt.datetime | None = None, eng=N
     a day it lacks is archived again by the catch-up, which indexes it). A snapshot past its capture window is
     `lost`: waiting for it would be waiting forever."""
     eng = eng or engine()
-    now = now or capture.clock()
+    now = now or utc_now()
     need: dict[str, tuple[set[int], set[dt.date]]] = {}
     days_of: list[dict[str, list[dt.date]]] = []
     for sub, business_id, _, period in wanted:
@@ -155,6 +156,7 @@ def deliver(
     sleep=None,
     resend: bool = False,
     recipients: list[str] | None = None,
+    now: dt.datetime | None = None,
 ) -> DeliveryOutcome:
     """Deliver `sub` for one period; every step is recorded per recipient in the ledger.
 
@@ -166,7 +168,7 @@ def deliver(
     recipients whose outcome is `unknown` (they may get a second copy); `recipients` limits the delivery.
     """
     period = period_for(period_kind, period_key)
-    gaps, lost, datasets = _deliverable(sub, business, period)
+    gaps, lost, datasets = _deliverable(sub, business, period, now or utc_now())
     from_address = sender_address(smtp)
     rows = ledger.open_rows(eng, sub.id, business.id, period.kind, period.key, sub.recipients, run_id)
     if gone := ledger.expire_claims(eng, rows):  # claimed by a run that died before recording the outcome
@@ -233,10 +235,11 @@ def deliver(
     return _outcome(folder, results, sent, unknown, lost)
 
 
-def _deliverable(sub: Subscription, business: Business, period: Period) -> tuple[list, list[dict], list[str]]:
+def _deliverable(
+    sub: Subscription, business: Business, period: Period, now: dt.datetime
+) -> tuple[list, list[dict], list[str]]:
     """(gaps, lost snapshots, datasets to deliver); ArchiveMissing when the archive is still to come or nothing
     is left. A snapshot never captured will never be: the period goes without it, saying what and why."""
-    now = capture.clock()
     gaps = missing_archive(sub, business.id, business.timezone, period, now)
     if waiting := [g for g in gaps if not g.lost]:
         raise ArchiveMissing(archive_missing_message(business.id, waiting))

@@ -35,10 +35,8 @@ and status when the guard warns or errs, and runs the check so the UI shows the 
 """
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 
-import dagster as dg
 import sqlalchemy as sa
 
 from pos_exports import config as settings
@@ -47,9 +45,8 @@ from pos_exports.archive.capture import SNAPSHOT_MAX_LAG, Capture, snapshot_capt
 from pos_exports.archive.extract import MARKER
 from pos_exports.archive.read import load_businesses
 from pos_exports.archive.tables import DATASETS
-from pos_exports.defs.resources import StorageResource
-from pos_exports.periods import PeriodError, parse_date, zone
-from pos_exports.state import engine
+from pos_exports.periods import PeriodError, zone
+from pos_exports.state import archive_start, engine
 from pos_exports.storage import Storage
 
 UTC = dt.UTC
@@ -63,11 +60,6 @@ ERROR_DAYS = 3
 SCHEDULE_GRACE = dt.timedelta(hours=3)
 INDEX_EMPTY = "the archive index is empty: run pos-exports archive reindex"
 LEVELS = ("ok", "pending", "lost", "info", "warn", "error")  # ascending severity (for sorting)
-
-
-def clock() -> dt.datetime:
-    """Now (a function so that tests can choose `today`)."""
-    return dt.datetime.now(UTC)
 
 
 def retention_days() -> int:
@@ -267,7 +259,7 @@ def coverage(
         raise ValueError(f"unknown dataset(s) {', '.join(unknown)} (known: {', '.join(DATASETS)})")
     now = (now or dt.datetime.combine(today, dt.time(0), tzinfo=UTC)).astimezone(UTC)
     first = settings.retention_window_start(today, retention_days)
-    start = start or parse_date(settings.archive_start_date())
+    start = start or archive_start(today, eng)
     window_start = max(first, start)
     result = Coverage(today=today, now=now, retention_days=retention_days, window_start=window_start)
     businesses = [b for b in load_businesses(storage) if b.is_active]
@@ -332,48 +324,6 @@ def coverage(
 # Dagster
 
 
-def check_result(cov: Coverage) -> dg.AssetCheckResult:
-    oldest = cov.oldest
-    severity = dg.AssetCheckSeverity.ERROR if cov.status == "error" else dg.AssetCheckSeverity.WARN
-    return dg.AssetCheckResult(
-        passed=cov.passed,
-        severity=severity,
-        description=cov.summary(),
-        metadata={
-            "status": cov.status,
-            "gaps": len(cov.gaps),
-            "overdue_gaps": sum(g.overdue for g in cov.gaps),
-            "oldest_gap": oldest.day.isoformat() if oldest else "none",
-            "oldest_gap_business": oldest.business_id if oldest else 0,
-            "oldest_gap_dataset": oldest.dataset if oldest else "none",
-            "days_left": oldest.days_left if oldest else cov.retention_days,
-            "retention_days": cov.retention_days,
-            "window": f"{cov.window_start}..{cov.today}",
-            "gaps_table": dg.MetadataValue.md(cov.table_md()),
-            "how_to_fix": cov.how_to_fix(),
-            **({"notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in cov.notes))} if cov.notes else {}),
-        },
-    )
-
-
-@dg.asset_check(
-    asset=dg.AssetKey("sales_archive"),
-    name="retention_guard",
-    description="Every day the POS still holds (POS_RETENTION_DAYS, default 90) is archived for every active "
-    "business; warns 14 days and fails 3 days before the POS purges a day the archive lacks.",
-)
-def retention_guard(storage: StorageResource) -> dg.AssetCheckResult:
-    now = clock()
-    return check_result(coverage(storage.get(), now.date(), retention_days(), now=now))
-
-
-retention_guard_job = dg.define_asset_job(
-    "retention_guard_job",
-    selection=dg.AssetSelection.checks(retention_guard),
-    description="Run the retention guard: archive days the POS will purge soon but the archive lacks.",
-)
-
-
 def alert_text(cov: Coverage) -> tuple[str, str]:
     oldest = cov.oldest
     subject = f"[pos_exports] retention guard {cov.status.upper()}: {len(cov.actionable)} archive gap(s)"
@@ -392,44 +342,10 @@ def alert_text(cov: Coverage) -> tuple[str, str]:
     return subject, body
 
 
-@dg.sensor(
-    name="retention_guard_sensor",
-    job=retention_guard_job,
-    minimum_interval_seconds=6 * 3600,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Every 6 hours: emails the data team (once per day and status) when archive days the POS "
-    "will purge soon are missing, and runs the retention_guard check.",
-)
-def retention_guard_sensor(context: dg.SensorEvaluationContext, storage: StorageResource):
-    from pos_exports.defs.deliveries import outbox_dir
-    from pos_exports.delivery import notify
-    from pos_exports.delivery.email import SmtpSettings
-    from pos_exports.state import engine
-
-    cursor = json.loads(context.cursor) if context.cursor else {}
-    alerted: list[str] = list(cursor.get("alerted", []))
-    now = clock()
-    cov = coverage(storage.get(), now.date(), retention_days(), now=now)
-    key = f"{cov.today}:{cov.status}"
-    context.log.info(cov.summary())
-    if cov.status in ("warn", "error") and key not in alerted:
-        eng = engine()
-        subject, body = alert_text(cov)
-        if notify.queue(eng, "retention", subject, body, notify.data_team()) is None:
-            context.log.warning(f"retention guard {cov.status}, but {notify.DATA_TEAM_ENV} names nobody to tell")
-        counts = notify.flush(eng, SmtpSettings.from_env(), outbox_dir(storage))
-        context.log.info(f"alerts: {counts}")
-        alerted = [*alerted, key][-20:]
-    context.update_cursor(json.dumps({"alerted": alerted, "status": cov.status, "checked_at": now.isoformat()}))
-    # Run the check once per day and status, so the asset's Checks tab shows the gaps too.
-    return dg.RunRequest(run_key=f"retention_guard:{key}", tags={"pos_exports/kind": "retention_guard"})
-
-
-def print_coverage(storage: Storage | None = None, today: dt.date | None = None) -> int:
+def print_coverage(now: dt.datetime, storage: Storage | None = None) -> int:
     """CLI: print the retention guard's findings; exit status 0 ok/info, 1 warn, 2 error."""
     from pos_exports.storage import open_storage
 
-    now = clock() if today is None else dt.datetime.combine(today, dt.time(23, 59), tzinfo=UTC)
     cov = coverage(storage or open_storage(settings.storage_root()), now.date(), retention_days(), now=now)
     print(cov.summary())
     if cov.gaps:

@@ -21,22 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import sqlalchemy as sa
-from pydantic import Field
 
 from pos_exports.archive import index
 from pos_exports.archive.read import load_businesses
 from pos_exports.archive.tables import DATASETS
-from pos_exports.defs.deliveries import outbox_dir as storage_outbox
-from pos_exports.defs.resources import StorageResource
 from pos_exports.delivery import notify
 from pos_exports.delivery.email import SmtpSettings, human_size
 from pos_exports.delivery.subscriptions import find, get_settings
 from pos_exports.operations.stats import delivery_stats, export_stats
 from pos_exports.periods import PeriodError, parse_date
 from pos_exports.reports.period import weekly
-from pos_exports.state import alerts, engine
+from pos_exports.state import alerts
 from pos_exports.storage import Storage
 
 UTC = dt.UTC
@@ -318,11 +314,6 @@ def send_weekly_summaries(
 # --- Dagster: the job and its Monday schedule -------------------------------------------------------
 
 
-def clock() -> dt.datetime:
-    """Now (a function so that tests can run the job at chosen instants)."""
-    return dt.datetime.now(UTC)
-
-
 def resolve_week(text: str, now: dt.datetime) -> dt.date:
     """The configured Monday (YYYY-MM-DD), or the last completed week when empty; a week not over is refused."""
     if not text.strip():
@@ -331,59 +322,3 @@ def resolve_week(text: str, now: dt.datetime) -> dt.date:
     if week_start > last_complete_week(now):
         raise PeriodError(f"the week of {week_start.isoformat()} has not ended yet")
     return week_start
-
-
-class WeeklySummaryConfig(dg.Config):
-    week_start: str = Field(
-        default="", description="The week's Monday, YYYY-MM-DD; empty: the last completed Monday-Sunday week (UTC)."
-    )
-    force: bool = Field(default=False, description="Send again even if this week's summaries were already queued.")
-
-
-@dg.op(description="Email each business with a subscription its weekly summary, and the data team the fleet's.")
-def send_weekly_summary(context: dg.OpExecutionContext, config: WeeklySummaryConfig, storage: StorageResource):
-    now = clock()
-    try:
-        week_start = resolve_week(config.week_start, now)
-    except PeriodError as exc:
-        raise dg.Failure(description=f"week_start: {exc}") from None
-    result = send_weekly_summaries(
-        engine(),
-        storage.get(),
-        week_start,
-        SmtpSettings.from_env(),
-        storage_outbox(storage),
-        now=now,
-        force=config.force,
-    )
-    context.log.info(f"weekly summaries of {week_start}: {result}")
-    if result["flush"]["pending"] or result["flush"]["failed"]:
-        context.log.warning("some notifications were not sent; alert_outbox_sensor retries the pending ones")
-    context.add_output_metadata(
-        {
-            "week_start": week_start.isoformat(),
-            "queued": len(result["queued"]),
-            "sent": result["flush"]["sent"],
-            "pending": result["flush"]["pending"],
-            "skipped": dg.MetadataValue.json({str(k): v for k, v in result["skipped"].items()}),
-        }
-    )
-    return result["week_start"]
-
-
-@dg.job(
-    description="Weekly summaries: each business with a subscription, and the data team (fleet-wide).",
-    tags={"pos_exports/kind": "summary"},
-)
-def weekly_summary_job():
-    send_weekly_summary()
-
-
-weekly_summary_schedule = dg.ScheduleDefinition(
-    name="weekly_summary_schedule",
-    job=weekly_summary_job,
-    cron_schedule="0 14 * * 1",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Monday 14:00 UTC (after Sunday's archive at 12:30 UTC): the summaries of the week that just ended.",
-)

@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 
 from pos_exports.archive import capture
 from pos_exports.archive.read import ArchiveMissing, archived, missing_days, read_table, shared_batches
+from pos_exports.core.clock import utc_now
 from pos_exports.reports.model import Column, Report, Section, table_section
 from pos_exports.reports.period import Period
 from pos_exports.source.database import Business
@@ -38,7 +39,7 @@ def require_snapshot(
     day = period.last_day
     record = archived(storage, dataset, business.id, day)
     if record is None:
-        now = now or capture.clock()
+        now = now or utc_now()
         window = capture.snapshot_capture(day, business.timezone)
         what = f"the {dataset} snapshot of {day.isoformat()} (the end of {period.label}) for business {business.id} "
         what += f"({business.name})"

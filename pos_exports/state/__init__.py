@@ -219,6 +219,16 @@ def first_partition(default: dt.date, eng: sa.Engine | None = None) -> dt.date:
     return dt.date.fromisoformat(value)
 
 
+def archive_start(today: dt.date, eng: sa.Engine | None = None) -> dt.date:
+    """First partition of the daily archive: `POS_EXPORTS_START_DATE`, else the start of the POS's retention
+    window on `today` at the first deployment, recorded in the state database so that every later load of the
+    code location (any process, any day) has the same partitions."""
+    s = config.settings()
+    if s.start_date:
+        return s.start_date
+    return first_partition(config.retention_window_start(today, s.retention_days), eng)
+
+
 @lru_cache(maxsize=8)
 def _engine(url: str) -> sa.Engine:
     shown = redact_url(url)

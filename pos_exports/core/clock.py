@@ -1,0 +1,13 @@
+"""The one clock. Only the wiring edge (`pos_exports.defs`, the CLI) reads it; everything below takes `now`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+Clock = Callable[[], dt.datetime]
+
+
+def utc_now() -> dt.datetime:
+    """Now, in UTC."""
+    return dt.datetime.now(dt.UTC)
