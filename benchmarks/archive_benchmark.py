@@ -67,14 +67,18 @@ def archive(url: str, first: dt.date, days: int, out: Path) -> dict:
     import dagster as dg
 
     from pos_exports.defs.archive import daily_archive
-    from pos_exports.defs.resources import PosDatabase, StorageResource
+    from pos_exports.defs.resources import ClockResource, PosDatabase, StorageResource
 
     last = first + dt.timedelta(days=days - 1)
     start = time.perf_counter()
     result = dg.materialize(
         [daily_archive],
         selection=[dg.AssetKey("sales_archive")],
-        resources={"pos_database": PosDatabase(url=url), "storage": StorageResource(root=str(out))},
+        resources={
+            "pos_database": PosDatabase(url=url),
+            "storage": StorageResource(root=str(out)),
+            "clock": ClockResource(),
+        },
         tags={
             "dagster/asset_partition_range_start": first.isoformat(),
             "dagster/asset_partition_range_end": last.isoformat(),

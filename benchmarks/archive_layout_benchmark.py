@@ -33,14 +33,13 @@ def main() -> None:
     os.environ["POS_EXPORTS_START_DATE"] = "2025-01-01"
     import dagster as dg
 
-    from pos_exports.archive import capture
     from pos_exports.defs.archive import daily_archive
-    from pos_exports.defs.resources import PosDatabase, StorageResource
+    from pos_exports.defs.resources import ClockResource, PosDatabase, StorageResource
     from pos_exports.source import demo
 
     extra = max(args.businesses - 6, 0)
     demo.build_sqlite(work / "pos.sqlite", demo.DemoSpec(end_date=args.day, days=1, extra_businesses=extra))
-    capture.clock = lambda: dt.datetime.combine(args.day, dt.time(14), dt.UTC) + dt.timedelta(days=1)
+    now = dt.datetime.combine(args.day, dt.time(14), dt.UTC) + dt.timedelta(days=1)
     figures = {}
     for layout in ("folders", "delta"):
         os.environ["POS_EXPORTS_ARCHIVE_LAYOUT"] = layout
@@ -53,6 +52,7 @@ def main() -> None:
             resources={
                 "pos_database": PosDatabase(url=f"sqlite:///{work}/pos.sqlite"),
                 "storage": StorageResource(root=str(root)),
+                "clock": ClockResource.at(now),
             },
             raise_on_error=False,
         )

@@ -75,10 +75,10 @@ def measure(n: int, day: dt.date, work: Path) -> dict:
 
     from pos_exports import cli
     from pos_exports.archive.tables import DATASETS
+    from pos_exports.defs import catchup, retention
     from pos_exports.defs import deliveries as delivery
-    from pos_exports.defs.resources import StorageResource
+    from pos_exports.defs.resources import ClockResource, StorageResource
     from pos_exports.delivery import subscriptions
-    from pos_exports.operations import catchup, retention
     from pos_exports.reports import BUILDERS
     from pos_exports.source import demo
     from pos_exports.state import engine
@@ -107,9 +107,7 @@ def measure(n: int, day: dt.date, work: Path) -> dict:
     with _Stage(stages, "exports"):
         assert cli._execute("daily_exports_job", run_config={}, partition_key=day.isoformat()).success
     now = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(12), dt.UTC)
-    for module in (delivery, catchup, retention):
-        module.clock = lambda: now
-    resources = {"storage": StorageResource(root=str(storage_root))}
+    resources = {"storage": StorageResource(root=str(storage_root)), "clock": ClockResource.at(now)}
     runs, cursor, ticks = 2 + 1, json.dumps({"checked_at": (now - dt.timedelta(hours=30)).isoformat()}), []
     with _Stage(stages, "deliveries"), dg.DagsterInstance.get() as instance:
         while True:

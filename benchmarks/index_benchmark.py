@@ -20,7 +20,8 @@ import dagster as dg  # noqa: E402
 
 from pos_exports.archive.read import save_businesses  # noqa: E402
 from pos_exports.archive.tables import DATASETS  # noqa: E402
-from pos_exports.operations import catchup, retention  # noqa: E402
+from pos_exports.defs import catchup  # noqa: E402
+from pos_exports.operations import retention  # noqa: E402
 from pos_exports.source.database import Business  # noqa: E402
 from pos_exports.state import archive_index, engine  # noqa: E402
 from pos_exports.storage.base import LocalStorage  # noqa: E402

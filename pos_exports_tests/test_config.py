@@ -13,7 +13,7 @@ import pytest
 
 from pos_exports import config
 from pos_exports.defs.archive import daily_archive
-from pos_exports.defs.resources import PosDatabase, StorageResource
+from pos_exports.defs.resources import ClockResource, PosDatabase, StorageResource
 from pos_exports_tests.fixtures import DAY, load_sqlite
 
 BIN = Path(sys.executable).parent
@@ -126,7 +126,11 @@ def test_a_run_with_a_bad_setting_fails_once_before_writing(tmp_path, monkeypatc
             [daily_archive],
             selection=[dg.AssetKey("sales_archive")],
             partition_key=DAY,
-            resources={"pos_database": PosDatabase(url=url), "storage": StorageResource(root=str(tmp_path / "store"))},
+            resources={
+                "pos_database": PosDatabase(url=url),
+                "storage": StorageResource(root=str(tmp_path / "store")),
+                "clock": ClockResource(),
+            },
             instance=instance,
             raise_on_error=False,
         )

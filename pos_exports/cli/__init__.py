@@ -17,7 +17,7 @@ import click
 
 from pos_exports.cli import history as history_cli
 from pos_exports.cli import subscriptions as subscriptions_cli
-from pos_exports.cli.kit import Args, checked, error, verbose
+from pos_exports.cli.kit import Args, checked, error, now, verbose
 from pos_exports.core.catalog import DATASETS, FORMATS
 
 if TYPE_CHECKING:
@@ -143,8 +143,9 @@ def _output(result: dg.ExecuteInProcessResult, node: str) -> str:
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
 )
 @click.option("--verbose", "-v", is_flag=True, help="on a failure, show the traceback (and Dagster's log)")
-def cli(verbose: bool) -> None:
-    """The root group: its only option is `--verbose` (read by `cli_kit.verbose`)."""
+@click.option("--now", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]), hidden=True)  # tests: a fixed instant
+def cli(verbose: bool, now: dt.datetime | None) -> None:
+    """The root group: `--verbose` (read by `cli.kit.verbose`) and a hidden `--now` (read by `cli.kit.now`)."""
 
 
 def _date(text: str | dt.date | None) -> dt.date | None:
@@ -419,10 +420,9 @@ def export(
 @checked
 def retention() -> int:
     """Is every business-day the POS still holds archived? (exit 1 warn, 2 error)"""
-    from pos_exports.core.clock import utc_now
     from pos_exports.operations.retention import print_coverage
 
-    return print_coverage(utc_now())
+    return print_coverage(now())
 
 
 @cli.command()
@@ -431,10 +431,9 @@ def retention() -> int:
 @checked
 def cleanup(dry_run: bool, max_age_days: int | None) -> int:
     """Delete period exports older than the maximum age (never the archive)."""
-    from pos_exports.core.clock import utc_now
     from pos_exports.operations.cleanup import run_cleanup
 
-    return run_cleanup(utc_now().date(), dry_run, max_age_days)
+    return run_cleanup(now().date(), dry_run, max_age_days)
 
 
 # --- delivery --------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import Dagster, SQLAlchemy, pyarrow and reportlab inside their functions.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import sys
 import traceback
@@ -22,6 +23,14 @@ def verbose() -> bool:
     """True when the global `--verbose` was given (tracebacks of failures are then printed)."""
     ctx = click.get_current_context(silent=True)
     return bool(ctx and ctx.find_root().params.get("verbose"))
+
+
+def now() -> dt.datetime:
+    """The global hidden `--now` (tests: a fixed instant), else the UTC clock: the CLI's one reading of time."""
+    from pos_exports.core.clock import utc_now
+
+    ctx = click.get_current_context(silent=True)
+    return (ctx and ctx.find_root().params.get("now")) or utc_now()
 
 
 def error(text: str) -> None:

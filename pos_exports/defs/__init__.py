@@ -30,7 +30,8 @@ from pos_exports.defs.summary import weekly_summary_job, weekly_summary_schedule
 DATABASE_URL_ENV = "POS_DATABASE_URL"
 
 
-def build_defs() -> dg.Definitions:
+def build_defs(clock: ClockResource | None = None) -> dg.Definitions:
+    """The code location; `clock` (default: the UTC clock) is what every sensor, op and check reads as now."""
     config.settings()  # every setting, before the code location loads (SettingsError: one line per bad variable)
     return dg.Definitions(
         assets=[daily_archive, *PERIOD_ASSETS, delivery_statistics],
@@ -62,7 +63,7 @@ def build_defs() -> dg.Definitions:
                 url=dg.EnvVar(DATABASE_URL_ENV) if os.environ.get(DATABASE_URL_ENV) else config.database_url()
             ),
             "storage": StorageResource(root=config.storage_root()),
-            "clock": ClockResource(),
+            "clock": clock or ClockResource(),
         },
     )
 

@@ -16,7 +16,7 @@ from pos_exports.archive.read import load_businesses
 from pos_exports.archive.tables import DATASETS
 from pos_exports.core.clock import utc_now
 from pos_exports.defs.archive import archive_partitions, asset_key
-from pos_exports.defs.resources import StorageResource
+from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.defs.retries import RETRY_POLICY, failure, is_transient
 from pos_exports.exports.produce import export_available, plain_reason, wanted_files
 from pos_exports.failures import FailedItem, to_metadata
@@ -120,7 +120,9 @@ def _build(kind: str) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
         retry_policy=RETRY_POLICY,
     )
-    def _exports(context: dg.AssetExecutionContext, config: ExportConfig, storage: StorageResource):
+    def _exports(
+        context: dg.AssetExecutionContext, config: ExportConfig, storage: StorageResource, clock: ClockResource
+    ):
         bad = [f for f in config.formats if f not in FORMATS]
         if bad:
             raise dg.Failure(
@@ -147,7 +149,7 @@ def _build(kind: str) -> dg.AssetsDefinition:
             if not asked:
                 continue
             # isolate per business and dataset: what can be produced is produced, the rest is a recorded gap
-            folder, entries, failed = export_available(store, business, period, asked)
+            folder, entries, failed = export_available(store, business, period, asked, clock.now())
             for name, exc in failed.items():
                 causes.append(exc)
                 items.append(_failed_item(business, name, period, exc))

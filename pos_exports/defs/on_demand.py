@@ -8,7 +8,7 @@ from pydantic import Field
 
 from pos_exports.archive.read import load_businesses
 from pos_exports.archive.tables import DATASETS
-from pos_exports.defs.resources import StorageResource
+from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.defs.retries import RETRY_POLICY
 from pos_exports.exports.produce import export_period
 from pos_exports.render import FORMATS
@@ -96,7 +96,9 @@ def _filters(cfg: OnDemandConfig) -> dict[str, dict]:
     retry_policy=RETRY_POLICY,
     description="Render the requested exports from the archive into exports/{business}/on_demand/...",
 )
-def on_demand_export(context: dg.OpExecutionContext, config: OnDemandConfig, storage: StorageResource) -> dg.Output:
+def on_demand_export(
+    context: dg.OpExecutionContext, config: OnDemandConfig, storage: StorageResource, clock: ClockResource
+) -> dg.Output:
     try:
         period, filters = resolve_request(config)
     except ExportRequestError as exc:
@@ -112,7 +114,14 @@ def on_demand_export(context: dg.OpExecutionContext, config: OnDemandConfig, sto
     folder = f"exports/{config.business_id}/on_demand/{period.kind}-{period.key}-{context.run_id[:8]}"
     try:
         folder, entries = export_period(
-            store, by_id[config.business_id], period, config.datasets, config.formats, filters=filters, folder=folder
+            store,
+            by_id[config.business_id],
+            period,
+            config.datasets,
+            config.formats,
+            filters=filters,
+            folder=folder,
+            now=clock.now(),
         )
     except LookupError as exc:
         raise dg.Failure(allow_retries=False, description=str(exc)) from None

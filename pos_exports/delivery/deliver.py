@@ -168,7 +168,8 @@ def deliver(
     recipients whose outcome is `unknown` (they may get a second copy); `recipients` limits the delivery.
     """
     period = period_for(period_kind, period_key)
-    gaps, lost, datasets = _deliverable(sub, business, period, now or utc_now())
+    now = now or utc_now()
+    gaps, lost, datasets = _deliverable(sub, business, period, now)
     from_address = sender_address(smtp)
     rows = ledger.open_rows(eng, sub.id, business.id, period.kind, period.key, sub.recipients, run_id)
     if gone := ledger.expire_claims(eng, rows):  # claimed by a run that died before recording the outcome
@@ -193,7 +194,7 @@ def deliver(
     if not claimed:
         return DeliveryOutcome("already_sent", message="another run is delivering this period")
     try:
-        folder, manifest = _files(storage, sub, business, period, datasets)
+        folder, manifest = _files(storage, sub, business, period, datasets, now)
         files = [f for f in manifest["files"] if f["dataset"] in datasets and f["format"] in sub.formats]
         total = sum(f["bytes"] for f in files)
         ledger.mark_completed(eng, ids, [_file_record(storage, folder, f) for f in files], total, lost)
@@ -332,21 +333,21 @@ def alert_unknown(eng: sa.Engine, rows: list[dict], from_address: str = DEFAULT_
 
 
 def _files(
-    storage: Storage, sub: Subscription, business: Business, period: Period, datasets: list[str]
+    storage: Storage, sub: Subscription, business: Business, period: Period, datasets: list[str], now: dt.datetime
 ) -> tuple[str, dict]:
     """The period's stored exports of `datasets` when they fit the subscription (no filters), else a filtered
     render."""
     filters = {name: f for name in datasets if (f := filters_for(sub, name))}
     if filters:
         folder = f"exports/{business.id}/subscriptions/{sub.id}/{period.kind}/{period.key}"
-        export_period(storage, business, period, datasets, sub.formats, filters=filters, folder=folder)
+        export_period(storage, business, period, datasets, sub.formats, filters=filters, folder=folder, now=now)
         return folder, read_manifest(storage, folder)
     folder = period_folder(business.id, period)
     manifest = read_manifest(storage, folder) or {"files": []}
     have = {(f["dataset"], f["format"]) for f in manifest["files"]}
     need = [d for d in datasets if any((d, fmt) not in have for fmt in sub.formats)]
     if need:  # the period assets have not rendered these yet: render them where they belong
-        export_period(storage, business, period, need, sorted({*sub.formats}), folder=folder)
+        export_period(storage, business, period, need, sorted({*sub.formats}), folder=folder, now=now)
         manifest = read_manifest(storage, folder)
     return folder, manifest
 

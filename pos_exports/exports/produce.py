@@ -35,18 +35,20 @@ def export_period(
     *,
     filters: dict[str, dict] | None = None,
     folder: str | None = None,
+    now: dt.datetime | None = None,
 ) -> tuple[str, list[FileEntry]]:
     """Build, render and publish every (dataset, format) of a business-period; update the manifest.
 
     Each file is published atomically; the manifest is written last, so it never lists a file that
-    is not there. Returns the folder and the files written; the first failure is raised.
+    is not there. Returns the folder and the files written; the first failure is raised. `now` is the instant
+    a missing snapshot is judged by (can it still be captured?).
     """
-    folder, entries, _ = _export(storage, business, period, datasets, formats, filters, folder, isolate=False)
+    folder, entries, _ = _export(storage, business, period, datasets, formats, filters, folder, isolate=False, now=now)
     return folder, entries
 
 
 def export_available(
-    storage: Storage, business: Business, period: Period, files: list[tuple[str, str]]
+    storage: Storage, business: Business, period: Period, files: list[tuple[str, str]], now: dt.datetime | None = None
 ) -> tuple[str, list[FileEntry], dict[str, Exception]]:
     """Like `export_period` for these (dataset, format), but a dataset that cannot be produced does not
     withhold the others.
@@ -56,7 +58,7 @@ def export_available(
     """
     datasets = list(dict.fromkeys(d for d, _ in files))
     formats = {d: [f for dd, f in files if dd == d] for d in datasets}
-    return _export(storage, business, period, datasets, formats, None, None, isolate=True)
+    return _export(storage, business, period, datasets, formats, None, None, isolate=True, now=now)
 
 
 def wanted_files(kind: str, eng=None) -> set[tuple[int, str, str]]:
@@ -87,7 +89,7 @@ def plain_reason(dataset: str, period: Period, exc: BaseException) -> str:
     return TEMPORARY if is_transient(exc) else ON_OUR_SIDE
 
 
-def _export(storage, business, period, datasets, formats, filters, folder, *, isolate: bool):
+def _export(storage, business, period, datasets, formats, filters, folder, *, isolate: bool, now=None):
     folder = folder or period_folder(business.id, period)
     entries: list[FileEntry] = []
     sources: dict[str, dict] = {}
@@ -96,7 +98,7 @@ def _export(storage, business, period, datasets, formats, filters, folder, *, is
     with shared_reads():  # each business-day file is read once for the report's passes and every format
         for dataset in datasets:
             try:
-                report = BUILDERS[dataset](storage, business, period, (filters or {}).get(dataset))
+                report = BUILDERS[dataset](storage, business, period, (filters or {}).get(dataset), now=now)
                 for fmt in formats[dataset] if isinstance(formats, dict) else formats:
                     name = f"{dataset}.{fmt}"
                     with storage.staged(f"{folder}/{name}") as tmp:

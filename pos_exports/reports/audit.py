@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from collections.abc import Iterator
 
@@ -96,7 +97,9 @@ def _log_tables(storage: Storage, business: Business, period: Period, filters: d
     return tables
 
 
-def build(storage: Storage, business: Business, period: Period, filters: dict | None = None) -> Report:
+def build(
+    storage: Storage, business: Business, period: Period, filters: dict | None = None, *, now: dt.datetime | None = None
+) -> Report:
     filters = validate_filters(DATASET, filters)
     require_days(storage, DATASET, business, period)
     report = new_report(DATASET, "Audit log report", business, period, filters)

@@ -222,9 +222,11 @@ def _transaction_tables(storage: Storage, business: Business, period: Period, sh
     return tables
 
 
-def build(storage: Storage, business: Business, period: Period, filters: dict | None = None) -> Report:
+def build(
+    storage: Storage, business: Business, period: Period, filters: dict | None = None, *, now: dt.datetime | None = None
+) -> Report:
     filters = validate_filters(DATASET, filters)
-    record = require_snapshot(storage, DATASET, business, period)
+    record = require_snapshot(storage, DATASET, business, period, now)
     report = new_report(DATASET, "Customer report", business, period, filters)
     tz = business.timezone
     rows = apply_filters(customer_rows(storage, business, period), filters)

@@ -6,6 +6,7 @@ section (when asked for with `include_movement_history`) holds the movements of 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -168,9 +169,11 @@ def _movement_tables(storage: Storage, business: Business, period: Period, keep)
     return tables
 
 
-def build(storage: Storage, business: Business, period: Period, filters: dict | None = None) -> Report:
+def build(
+    storage: Storage, business: Business, period: Period, filters: dict | None = None, *, now: dt.datetime | None = None
+) -> Report:
     filters = validate_filters(DATASET, filters)
-    record = require_snapshot(storage, DATASET, business, period)
+    record = require_snapshot(storage, DATASET, business, period, now)
     with_movements = bool(filters.get("include_movement_history"))
     if with_movements:
         require_days(storage, DATASET, business, period)

@@ -328,7 +328,9 @@ def _chart(period: Period, s: _Summary) -> Chart:
     )
 
 
-def build(storage: Storage, business: Business, period: Period, filters: dict | None = None) -> Report:
+def build(
+    storage: Storage, business: Business, period: Period, filters: dict | None = None, *, now: dt.datetime | None = None
+) -> Report:
     filters = validate_filters(DATASET, filters)
     require_days(storage, DATASET, business, period)
     report = new_report(DATASET, "Sales report", business, period, filters)

@@ -9,7 +9,7 @@ import pytest
 
 from pos_exports.archive.read import archived
 from pos_exports.defs.archive import archive_partitions, daily_archive
-from pos_exports.defs.resources import PosDatabase, StorageResource
+from pos_exports.defs.resources import ClockResource, PosDatabase, StorageResource
 from pos_exports.storage.base import LocalStorage
 from pos_exports_tests.fixtures import DAY
 
@@ -21,7 +21,11 @@ def _run(url, root, *, partition_key=DAY, selection=EVENT_ASSETS, run_config=Non
         [daily_archive],
         selection=selection,
         partition_key=partition_key,
-        resources={"pos_database": PosDatabase(url=url), "storage": StorageResource(root=str(root))},
+        resources={
+            "pos_database": PosDatabase(url=url),
+            "storage": StorageResource(root=str(root)),
+            "clock": ClockResource(),
+        },
         run_config=run_config,
         tags=tags,
         instance=instance,

@@ -8,12 +8,11 @@ import datetime as dt
 import pytest
 
 from pos_exports import cli, definitions
-from pos_exports.archive import capture
 from pos_exports.archive.capture import LOST, NOT_ENDED, OPEN, snapshot_capturable, snapshot_capture
 from pos_exports.archive.extract import ArchiveError, archive_business_day, marker_key
 from pos_exports.archive.read import save_businesses
 from pos_exports.archive.tables import DATASETS
-from pos_exports.operations import retention
+from pos_exports.defs.resources import ClockResource
 from pos_exports.periods import day_window
 from pos_exports.source.database import connect, list_businesses
 from pos_exports.storage.base import LocalStorage
@@ -55,6 +54,9 @@ def test_archive_refuses_exactly_when_the_retention_guard_says_lost(tmp_path):
     assert storage.exists(marker_key("customers", DAY_D, 1))
 
 
+_CLI_NOW: list[str] = []
+
+
 @pytest.fixture
 def cli_env(tmp_path, monkeypatch):
     """The CLI on the hand-built fixture: every dataset of every active business archived for D and D+1, except
@@ -83,21 +85,24 @@ def cli_env(tmp_path, monkeypatch):
     monkeypatch.setattr(definitions, "defs", definitions.build_defs())  # resources read the env above
 
     def at(now: dt.datetime) -> None:
-        monkeypatch.setattr(capture, "clock", lambda: now)
-        monkeypatch.setattr(retention, "clock", lambda: now)
+        # the instant the CLI reads (its hidden --now) and the one the code location's runs read (their clock)
+        _CLI_NOW[:] = ["--now", now.isoformat()]
+        monkeypatch.setattr(definitions, "defs", definitions.build_defs(ClockResource.at(now)))
 
     return at
 
 
 def _export(capsys, business_id: int) -> tuple[int, str]:
-    code = cli.main(["export", "--business-id", str(business_id), "--period", "daily", DAY, "--dataset", "customers"])
+    code = cli.main(
+        [*_CLI_NOW, "export", "--business-id", str(business_id), "--period", "daily", DAY, "--dataset", "customers"]
+    )
     captured = capsys.readouterr()
     return code, captured.out + captured.err
 
 
 def _retention_rows(capsys, business_id: int) -> list[str]:
     """The rows of `pos-exports retention` about the customers snapshot of D of one business."""
-    cli.main(["retention"])
+    cli.main([*_CLI_NOW, "retention"])
     lines = [line.split("|") for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     return [
         "|".join(cells)
@@ -152,7 +157,7 @@ def test_the_command_the_export_names_captures_the_snapshot(cli_env, capsys):
     assert code == 1 and "can still be captured for 3 h" in message
     command = message.split("`")[1]
     assert command == f"pos-exports archive --date {DAY} --dataset customers --business-id 3"
-    assert cli.main(command.split()[1:]) == 0
+    assert cli.main([*_CLI_NOW, *command.split()[1:]]) == 0
     capsys.readouterr()
     code, message = _export(capsys, 3)
     assert code == 0, message

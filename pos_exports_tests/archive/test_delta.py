@@ -16,14 +16,14 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from pos_exports import cli
-from pos_exports.archive import capture, delta, migrate
+from pos_exports.archive import delta, migrate
 from pos_exports.archive.extract import load_manifest
 from pos_exports.archive.parquet import ArchiveCorrupt
 from pos_exports.archive.read import archived, load_businesses, read_table
 from pos_exports.archive.tables import DATASETS, MONEY
 from pos_exports.defs.archive import daily_archive
 from pos_exports.defs.exports import daily_exports
-from pos_exports.defs.resources import PosDatabase, StorageResource
+from pos_exports.defs.resources import ClockResource, PosDatabase, StorageResource
 from pos_exports.defs.retries import is_transient
 from pos_exports.source import demo
 from pos_exports.state import archive_index, engine
@@ -42,10 +42,8 @@ def demo_url(tmp_path_factory) -> str:
     return f"sqlite:///{path}"
 
 
-@pytest.fixture(autouse=True)
-def _clock(monkeypatch):
-    # END has ended in every zone and its snapshots can still be captured
-    monkeypatch.setattr(capture, "clock", lambda: dt.datetime.combine(END, dt.time(14), dt.UTC) + dt.timedelta(days=1))
+# END has ended in every zone and its snapshots can still be captured
+NOW = dt.datetime.combine(END, dt.time(14), dt.UTC) + dt.timedelta(days=1)
 
 
 def archive(url, root, monkeypatch, layout, day, business_ids=(), datasets=tuple(DATASETS), allow_shrink=False):
@@ -54,7 +52,11 @@ def archive(url, root, monkeypatch, layout, day, business_ids=(), datasets=tuple
         [daily_archive],
         selection=[dg.AssetKey(f"{d}_archive") for d in datasets],
         partition_key=day.isoformat(),
-        resources={"pos_database": PosDatabase(url=url), "storage": StorageResource(root=str(root))},
+        resources={
+            "pos_database": PosDatabase(url=url),
+            "storage": StorageResource(root=str(root)),
+            "clock": ClockResource.at(NOW),
+        },
         run_config={
             "ops": {"daily_archive": {"config": {"business_ids": list(business_ids), "allow_shrink": allow_shrink}}}
         },
@@ -90,7 +92,6 @@ def both(demo_url, tmp_path_factory):
     """The same demo days archived in the folder layout and as Delta tables: (folders root, delta root)."""
     roots = tmp_path_factory.mktemp("folders"), tmp_path_factory.mktemp("delta")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(capture, "clock", lambda: dt.datetime.combine(END, dt.time(14), dt.UTC) + dt.timedelta(days=1))
         mp.setenv("POS_EXPORTS_STATE_URL", f"sqlite:///{tmp_path_factory.mktemp('state')}/state.db")
         for root, layout in zip(roots, ("folders", "delta"), strict=True):
             archive_all(demo_url, root, mp, layout)
@@ -129,7 +130,7 @@ def test_exports_from_the_delta_tables_are_byte_identical_to_the_folder_exports(
             [daily_exports],
             partition_key=END.isoformat(),
             run_config={"ops": {"daily_exports": {"config": {"render": "all", "formats": ["csv"]}}}},
-            resources={"storage": StorageResource(root=str(root))},
+            resources={"storage": StorageResource(root=str(root)), "clock": ClockResource.at(NOW)},
             raise_on_error=False,
         )
         assert result.success
@@ -263,7 +264,7 @@ def _csv_exports(root) -> dict:
         [daily_exports],
         partition_key=END.isoformat(),
         run_config={"ops": {"daily_exports": {"config": {"render": "all", "formats": ["csv"]}}}},
-        resources={"storage": StorageResource(root=str(root))},
+        resources={"storage": StorageResource(root=str(root)), "clock": ClockResource.at(NOW)},
         raise_on_error=False,
     )
     assert result.success

@@ -317,8 +317,8 @@ def test_s3_scratch_folders_of_killed_runs_are_swept(s3_storage_url, tmp_path, m
 def test_the_daily_cleanup_sweeps_temp_files_of_killed_runs_anywhere(tmp_path):
     import dagster as dg
 
-    from pos_exports.defs.resources import StorageResource
-    from pos_exports.operations.cleanup import cleanup_job
+    from pos_exports.defs.cleanup import cleanup_job
+    from pos_exports.defs.resources import ClockResource, StorageResource
 
     root = str(tmp_path / "store")
     keys = ["exports/1/on_demand/daily-2025-03-09-run1/sales.xlsx", f"archive/sales/date={DAY}/business_id=9/gen=G/x"]
@@ -330,7 +330,9 @@ def test_the_daily_cleanup_sweeps_temp_files_of_killed_runs_anywhere(tmp_path):
     live = _stage(root, "exports/1/daily/2025-03-09/sales.csv", "wait")
     live_tmp = Path(live.stdout.readline().strip())
     with dg.instance_for_test() as instance:
-        result = cleanup_job.execute_in_process(instance=instance, resources={"storage": StorageResource(root=root)})
+        result = cleanup_job.execute_in_process(
+            instance=instance, resources={"storage": StorageResource(root=root), "clock": ClockResource()}
+        )
     assert result.success
     assert not any(p.exists() for p in dead) and live_tmp.exists()
     [output] = [e for e in result.all_node_events if e.event_type_value == "STEP_OUTPUT"]

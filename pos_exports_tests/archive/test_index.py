@@ -17,10 +17,11 @@ from pos_exports.archive import index
 from pos_exports.archive.extract import MARKER, archive_business_day
 from pos_exports.archive.read import save_businesses
 from pos_exports.archive.tables import DATASETS
+from pos_exports.defs import catchup
 from pos_exports.defs.deliveries import due_requests
 from pos_exports.delivery import subscriptions
 from pos_exports.delivery.deliver import archive_gaps
-from pos_exports.operations import catchup, retention
+from pos_exports.operations import retention
 from pos_exports.periods import day_window
 from pos_exports.reports.period import period_for
 from pos_exports.source.database import Business, connect, list_businesses

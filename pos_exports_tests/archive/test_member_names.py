@@ -19,7 +19,7 @@ from pos_exports.archive.read import read_table
 from pos_exports.archive.tables import DATASETS, NOT_MEMBER
 from pos_exports.defs.archive import daily_archive
 from pos_exports.defs.on_demand import on_demand_export_job
-from pos_exports.defs.resources import PosDatabase, StorageResource
+from pos_exports.defs.resources import ClockResource, PosDatabase, StorageResource
 from pos_exports.periods import day_window
 from pos_exports.source.database import connect, list_businesses
 from pos_exports.storage.base import LocalStorage
@@ -101,7 +101,11 @@ def test_cross_business_cashier_end_to_end(cross_business_db, tmp_path):
             [daily_archive],
             selection=EVENTS,
             partition_key=DAY,
-            resources={"pos_database": PosDatabase(url=cross_business_db), "storage": StorageResource(root=str(root))},
+            resources={
+                "pos_database": PosDatabase(url=cross_business_db),
+                "storage": StorageResource(root=str(root)),
+                "clock": ClockResource(),
+            },
             instance=instance,
             raise_on_error=False,
         )
@@ -128,7 +132,7 @@ def test_cross_business_cashier_end_to_end(cross_business_db, tmp_path):
                 }
             }
         },
-        resources={"storage": StorageResource(root=str(root))},
+        resources={"storage": StorageResource(root=str(root)), "clock": ClockResource()},
         raise_on_error=False,
     )
     assert exported.success

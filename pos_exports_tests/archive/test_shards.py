@@ -7,11 +7,11 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from pos_exports.archive import capture, delta, extract
+from pos_exports.archive import delta, extract
 from pos_exports.archive.read import archived, archived_business_ids, read_table
 from pos_exports.archive.tables import DATASETS
 from pos_exports.defs.archive import daily_archive
-from pos_exports.defs.resources import PosDatabase, StorageResource
+from pos_exports.defs.resources import ClockResource, PosDatabase, StorageResource
 from pos_exports.defs.schedules import SCHEDULES
 from pos_exports.shards import SHARD_TAG
 from pos_exports.storage.base import LocalStorage
@@ -21,17 +21,19 @@ D = dt.date.fromisoformat(DAY)
 ACTIVE = [1, 2, 3]  # the fixture's active businesses; business 4 is inactive
 
 
-@pytest.fixture(autouse=True)
-def _clock(monkeypatch):
-    # an instant after D has ended for every business and while its snapshots can still be captured
-    monkeypatch.setattr(capture, "clock", lambda: dt.datetime(2025, 3, 10, 6, tzinfo=dt.UTC))
+# an instant after D has ended for every business and while its snapshots can still be captured
+NOW = dt.datetime(2025, 3, 10, 6, tzinfo=dt.UTC)
 
 
 def _run(url, root, instance, run_config=None, tags=None):
     return dg.materialize(
         [daily_archive],
         partition_key=DAY,
-        resources={"pos_database": PosDatabase(url=url), "storage": StorageResource(root=str(root))},
+        resources={
+            "pos_database": PosDatabase(url=url),
+            "storage": StorageResource(root=str(root)),
+            "clock": ClockResource.at(NOW),
+        },
         run_config=run_config,
         tags=tags,
         instance=instance,

@@ -9,10 +9,10 @@ import pytest
 import sqlalchemy as sa
 
 from pos_exports.defs.archive import archive_job, daily_archive
-from pos_exports.defs.resources import PosDatabase, StorageResource
+from pos_exports.defs.catchup import catchup_sensor
+from pos_exports.defs.resources import ClockResource, PosDatabase, StorageResource
 from pos_exports.delivery import ledger, subscriptions
 from pos_exports.operations import catchup, retention
-from pos_exports.operations.catchup import catchup_sensor
 from pos_exports.state import deliveries
 from pos_exports.state import subscriptions as subscriptions_table
 from pos_exports.storage.base import LocalStorage
@@ -41,9 +41,10 @@ def missed_ticks(archive_copy):
 
 
 def _evaluate(instance, root, now, cursor=None, monkeypatch=None):
-    monkeypatch.setattr(catchup, "clock", lambda: now)
     context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"storage": StorageResource(root=str(root))}
+        instance=instance,
+        cursor=cursor,
+        resources={"storage": StorageResource(root=str(root)), "clock": ClockResource.at(now)},
     )
     result = catchup_sensor(context)
     return (result if isinstance(result, list) else []), context.cursor
@@ -99,7 +100,11 @@ def test_three_missed_archive_ticks_are_requested_once_what_is_lost_first_first(
         defs = dg.Definitions(
             assets=[daily_archive],
             jobs=[archive_job],
-            resources={"pos_database": PosDatabase(url=url), "storage": StorageResource(root=str(root))},
+            resources={
+                "pos_database": PosDatabase(url=url),
+                "storage": StorageResource(root=str(root)),
+                "clock": ClockResource(),
+            },
         )
         first = requests[0]
         result = defs.resolve_job_def(first.job_name).execute_in_process(

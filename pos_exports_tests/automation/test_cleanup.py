@@ -7,10 +7,10 @@ import dagster as dg
 import pytest
 
 from pos_exports.archive.read import load_businesses
-from pos_exports.defs.resources import StorageResource
+from pos_exports.defs.cleanup import cleanup_job, cleanup_schedule
+from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.exports.produce import export_period
-from pos_exports.operations import cleanup
-from pos_exports.operations.cleanup import cleanup_exports, cleanup_job, cleanup_schedule
+from pos_exports.operations.cleanup import cleanup_exports
 from pos_exports.reports.period import period_for
 from pos_exports.storage.base import LocalStorage
 
@@ -75,14 +75,16 @@ def test_dry_run_lists_and_deletes_nothing(exports_root):
 
 
 def test_real_run_deletes_only_old_exports(exports_root, monkeypatch):
-    monkeypatch.setattr(cleanup, "clock", lambda: dt.datetime(2025, 4, 10, 3, 30, tzinfo=dt.UTC))
     before = _files(exports_root)
     expected = cleanup_exports(LocalStorage(exports_root), TODAY, 30, dry_run=True)
     with dg.instance_for_test() as instance:
         result = cleanup_job.execute_in_process(
             instance=instance,
             run_config={"ops": {"cleanup_exports_op": {"config": {"max_age_days": 30}}}},
-            resources={"storage": StorageResource(root=str(exports_root))},
+            resources={
+                "storage": StorageResource(root=str(exports_root)),
+                "clock": ClockResource.at(dt.datetime(2025, 4, 10, 3, 30, tzinfo=dt.UTC)),
+            },
         )
     assert result.success
     after = _files(exports_root)
@@ -105,12 +107,14 @@ def test_real_run_deletes_only_old_exports(exports_root, monkeypatch):
 
 
 def test_job_dry_run_and_max_age_from_the_environment(exports_root, monkeypatch):
-    monkeypatch.setattr(cleanup, "clock", lambda: dt.datetime(2025, 4, 10, tzinfo=dt.UTC))
     monkeypatch.setenv("POS_EXPORTS_EXPORT_MAX_AGE_DAYS", "60")  # only 15 January is that old
     before = _files(exports_root)
     result = cleanup_job.execute_in_process(
         run_config={"ops": {"cleanup_exports_op": {"config": {"dry_run": True}}}},
-        resources={"storage": StorageResource(root=str(exports_root))},
+        resources={
+            "storage": StorageResource(root=str(exports_root)),
+            "clock": ClockResource.at(dt.datetime(2025, 4, 10, tzinfo=dt.UTC)),
+        },
     )
     assert result.success and _files(exports_root) == before
     [output] = [e for e in result.all_node_events if e.event_type_value == "STEP_OUTPUT"]

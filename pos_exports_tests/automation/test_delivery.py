@@ -9,7 +9,7 @@ import dagster as dg
 
 from pos_exports.defs import deliveries as automation
 from pos_exports.defs.deliveries import delivery_job, due_subscriptions_sensor
-from pos_exports.defs.resources import StorageResource
+from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.delivery import ledger, subscriptions
 from pos_exports.delivery.email import message_id_for
 from pos_exports_tests.automation.conftest import reindex_all
@@ -41,7 +41,7 @@ def _deliver(root, sub_id, key="2025-03-03"):
                 }
             }
         },
-        resources={"storage": StorageResource(root=str(root))},
+        resources={"storage": StorageResource(root=str(root)), "clock": ClockResource()},
         raise_on_error=False,
     )
 
@@ -109,9 +109,10 @@ def test_without_smtp_the_email_goes_to_the_outbox(archived_root, state, monkeyp
 
 
 def _evaluate(root, now, cursor=None, monkeypatch=None, instance=None):
-    monkeypatch.setattr(automation, "clock", lambda: now)
     context = dg.build_sensor_context(
-        cursor=cursor, instance=instance, resources={"storage": StorageResource(root=str(root))}
+        cursor=cursor,
+        instance=instance,
+        resources={"storage": StorageResource(root=str(root)), "clock": ClockResource.at(now)},
     )
     result = due_subscriptions_sensor(context)
     return pairs_of(result if isinstance(result, list) else []), context.cursor

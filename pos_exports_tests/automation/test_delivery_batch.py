@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from pos_exports.defs import deliveries as automation
 from pos_exports.defs.deliveries import delivery_batch_job, due_requests, due_subscriptions_sensor
-from pos_exports.defs.resources import StorageResource
+from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.delivery import ledger, subscriptions
 from pos_exports.delivery.email import RecipientResult
 from pos_exports.failures import from_metadata
@@ -58,7 +58,7 @@ def test_a_batch_with_one_refused_subscription_sends_the_nine_once_and_fails_onl
     assert len(_items(request)) == 10
     result = delivery_batch_job.execute_in_process(
         run_config=request.run_config,
-        resources={"storage": StorageResource(root=str(archived_root))},
+        resources={"storage": StorageResource(root=str(archived_root)), "clock": ClockResource()},
         raise_on_error=False,
     )
     assert not result.success
@@ -94,12 +94,12 @@ def test_a_batch_with_one_refused_subscription_sends_the_nine_once_and_fails_onl
 
 def test_the_sensor_launches_one_run_for_ten_due_pairs_once(archived_root, state, monkeypatch):
     subs = _ten(state)
-    monkeypatch.setattr(automation, "clock", lambda: TICK)
     start = json.dumps({"checked_at": LAST.isoformat()})
 
     def tick(cursor):
         context = dg.build_sensor_context(
-            cursor=cursor, resources={"storage": StorageResource(root=str(archived_root))}
+            cursor=cursor,
+            resources={"storage": StorageResource(root=str(archived_root)), "clock": ClockResource.at(TICK)},
         )
         result = due_subscriptions_sensor(context)
         return (result if isinstance(result, list) else []), context.cursor
@@ -132,11 +132,10 @@ def test_the_batch_size_shards_the_tick(archived_root, state, monkeypatch):
 def test_one_tick_starts_up_to_the_run_limit_of_batches(archived_root, state, monkeypatch, max_runs, runs, waiting):
     monkeypatch.setenv("POS_EXPORTS_DELIVERY_BATCH_SIZE", "10")
     monkeypatch.setenv("POS_EXPORTS_MAX_RUNS_PER_TICK", str(max_runs))
-    monkeypatch.setattr(automation, "clock", lambda: TICK)
     subs = _ten(state, 25)
     context = dg.build_sensor_context(
         cursor=json.dumps({"checked_at": LAST.isoformat()}),
-        resources={"storage": StorageResource(root=str(archived_root))},
+        resources={"storage": StorageResource(root=str(archived_root)), "clock": ClockResource.at(TICK)},
     )
     requests = due_subscriptions_sensor(context)
     assert [len(_items(r)) for r in requests] == runs
@@ -183,7 +182,7 @@ def test_a_pair_whose_archive_is_missing_fails_alone_and_a_rerun_sends_nothing_t
     def run():
         return delivery_batch_job.execute_in_process(
             run_config=request.run_config,
-            resources={"storage": StorageResource(root=str(archived_root))},
+            resources={"storage": StorageResource(root=str(archived_root)), "clock": ClockResource()},
             raise_on_error=False,
         )
 
@@ -224,7 +223,7 @@ def test_a_manual_trigger_racing_the_batch_sends_nothing_twice(archived_root, st
             release.wait(60)
 
     smtp_server.handler.on_data = hold_the_first
-    resources = {"storage": StorageResource(root=str(archived_root))}
+    resources = {"storage": StorageResource(root=str(archived_root)), "clock": ClockResource()}
     request = automation.batch_request([(s.id, "weekly", "2025-03-03") for s in subs])
     results = {}
 

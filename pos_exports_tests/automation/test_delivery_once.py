@@ -17,7 +17,7 @@ from pos_exports import state
 from pos_exports.archive import index
 from pos_exports.archive.read import load_businesses
 from pos_exports.defs.deliveries import delivery_job, retry_requests
-from pos_exports.defs.resources import StorageResource
+from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.delivery import ledger, subscriptions
 from pos_exports.delivery.deliver import deliver
 from pos_exports.delivery.email import SmtpSettings, message_id_for
@@ -49,7 +49,7 @@ def _run(root, sub_id, **extra):
     config = {"subscription_id": sub_id, "period_kind": "weekly", "period_key": WEEK, **extra}
     return delivery_job.execute_in_process(
         run_config={"ops": {"deliver_subscription": {"config": config}}},
-        resources={"storage": StorageResource(root=str(root))},
+        resources={"storage": StorageResource(root=str(root)), "clock": ClockResource()},
         raise_on_error=False,
     )
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from pos_exports.defs.deliveries import delivery_job
-from pos_exports.defs.resources import StorageResource
+from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.delivery import ledger, subscriptions
 from pos_exports.operations.stats import delivery_stats, overdue
 
@@ -19,11 +19,14 @@ UTC = dt.UTC
 SENDER = "exports@pos.example"
 
 
-def _run(root, sub, key):
+def _run(root, sub, key, now=None):
     config = {"subscription_id": sub.id, "period_kind": sub.frequency, "period_key": key}
     return delivery_job.execute_in_process(
         run_config={"ops": {"deliver_subscription": {"config": config}}},
-        resources={"storage": StorageResource(root=str(root))},
+        resources={
+            "storage": StorageResource(root=str(root)),
+            "clock": ClockResource.at(now) if now else ClockResource(),
+        },
         raise_on_error=False,
     )
 
@@ -164,7 +167,6 @@ def test_a_lost_snapshot_is_delivered_without_and_said_in_the_email_ledger_and_r
     storage = LocalStorage(archived_root)
 
     def tick(last, now, waiting):
-        monkeypatch.setattr(capture, "clock", lambda: now)
         requests, waiting, _ = due_requests(storage, state, last, now, waiting)
         return [
             i["period_key"] for r in requests for i in r.run_config["ops"]["deliver_batch"]["config"]["items"]
@@ -179,7 +181,7 @@ def test_a_lost_snapshot_is_delivered_without_and_said_in_the_email_ledger_and_r
     launched, waiting = tick(first, lost_at, waiting)
     assert launched == ["2025-03-08", "2025-03-09"] and waiting == []  # the 9th: complete
 
-    result = _run(archived_root, sub, "2025-03-08")
+    result = _run(archived_root, sub, "2025-03-08", lost_at)
     assert result.success
     [received] = smtp_server.handler.delivered_to("owner@kofi-shop.example")
     names = [p.get_filename() for p in received.message.iter_attachments()]
@@ -200,11 +202,9 @@ def test_a_lost_snapshot_is_delivered_without_and_said_in_the_email_ledger_and_r
 
 
 def test_a_period_whose_only_dataset_is_a_lost_snapshot_fails_once_saying_why(archived_root, state, monkeypatch):
-    from pos_exports.archive import capture
 
-    monkeypatch.setattr(capture, "clock", lambda: dt.datetime(2025, 3, 11, 0, 0, tzinfo=UTC))
     sub = _daily(state, datasets=["customers"])
-    result = _run(archived_root, sub, "2025-03-08")
+    result = _run(archived_root, sub, "2025-03-08", dt.datetime(2025, 3, 11, 0, 0, tzinfo=UTC))
     assert not result.success
     assert not [e for e in result.all_events if e.event_type_value == "STEP_RESTARTED"]  # permanent: not retried
     [failure] = result.get_step_failure_events()

@@ -10,7 +10,7 @@ import pytest
 from pos_exports.cli import history as history_cli
 from pos_exports.cli import main
 from pos_exports.defs.deliveries import delivery_job
-from pos_exports.defs.resources import StorageResource
+from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.delivery import ledger, subscriptions
 from pos_exports.operations.stats import export_stats
 from pos_exports.storage.base import LocalStorage
@@ -52,7 +52,7 @@ def delivered(archived_root, state, smtp_server, monkeypatch):
                 }
             }
         },
-        resources={"storage": StorageResource(root=str(archived_root))},
+        resources={"storage": StorageResource(root=str(archived_root)), "clock": ClockResource()},
     )
     assert result.success
     return sub

@@ -10,7 +10,7 @@ from pos_exports.defs.alerts import failure_alert_sensor
 from pos_exports.defs.archive import daily_archive
 from pos_exports.defs.deliveries import delivery_job
 from pos_exports.defs.exports import weekly_exports
-from pos_exports.defs.resources import PosDatabase, StorageResource
+from pos_exports.defs.resources import ClockResource, PosDatabase, StorageResource
 from pos_exports.delivery import notify, subscriptions
 from pos_exports.delivery.email import SmtpSettings
 from pos_exports.failures import from_metadata
@@ -47,7 +47,7 @@ def _failure_context(instance, run_id, root):
         dagster_event=event.dagster_event,
         dagster_instance=instance,
         dagster_run=run,
-        resources={"storage": StorageResource(root=str(root))},
+        resources={"storage": StorageResource(root=str(root)), "clock": ClockResource()},
     ).for_run_failure()
 
 
@@ -66,7 +66,7 @@ def _messages(smtp_server):
 def test_three_business_failures_alert_each_business_only_of_its_own(archived_root, tmp_path, smtp_server, monkeypatch):
     eng = _setup(monkeypatch, tmp_path, smtp_server)
     url = f"sqlite:///{tmp_path / 'pos.sqlite'}"  # the POS database archived_root was made from
-    storage = {"storage": StorageResource(root=str(archived_root))}
+    storage = {"storage": StorageResource(root=str(archived_root)), "clock": ClockResource()}
     smtp_server.handler.rcpt_replies = {a: ["550 5.1.1 no such user"] for a in REFUSED.values()}
     run_ids = []
     with dg.instance_for_test() as instance:
@@ -181,7 +181,7 @@ def test_a_run_without_failed_items_alerts_the_data_team_and_the_tagged_business
                     }
                 }
             },
-            resources={"storage": StorageResource(root=str(root))},
+            resources={"storage": StorageResource(root=str(root)), "clock": ClockResource()},
             instance=instance,
             raise_on_error=False,
             tags={"pos_exports/business": "1", "pos_exports/period": "2025-03-09"},
@@ -257,7 +257,7 @@ def _evaluate_as_the_daemon(sensor, instance, root, cursor):
         repository_name=defs.get_repository_def().name,
         repository_def=defs.get_repository_def(),
         sensor_name=sensor.name,
-        resources={"storage": StorageResource(root=str(root))},
+        resources={"storage": StorageResource(root=str(root)), "clock": ClockResource()},
         code_location_origin=origin,
     ) as context:
         return sensor.evaluate_tick(context).cursor

@@ -7,9 +7,9 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from pos_exports.defs.resources import StorageResource
-from pos_exports.operations import retention
-from pos_exports.operations.retention import coverage, retention_guard, retention_guard_job, retention_guard_sensor
+from pos_exports.defs.resources import ClockResource, StorageResource
+from pos_exports.defs.retention import retention_guard, retention_guard_job, retention_guard_sensor
+from pos_exports.operations.retention import coverage
 from pos_exports.state import alerts
 from pos_exports_tests.automation.conftest import days_between
 
@@ -25,7 +25,6 @@ ERROR_DAY = TODAY - dt.timedelta(days=88)  # purged in 2 days
 def _env(monkeypatch):
     monkeypatch.delenv("POS_RETENTION_DAYS", raising=False)
     monkeypatch.delenv("POS_EXPORTS_SMTP_URL", raising=False)
-    monkeypatch.setattr(retention, "clock", lambda: NOW)
 
 
 def test_no_gap_passes(marker_archive):
@@ -102,7 +101,7 @@ def _run_check(root) -> dg.AssetCheckEvaluation:
     defs = dg.Definitions(
         asset_checks=[retention_guard],
         jobs=[retention_guard_job],
-        resources={"storage": StorageResource(root=str(root))},
+        resources={"storage": StorageResource(root=str(root)), "clock": ClockResource.at(NOW)},
     )
     with dg.instance_for_test() as instance:
         result = defs.resolve_job_def("retention_guard_job").execute_in_process(instance=instance)
@@ -135,8 +134,10 @@ def test_asset_check_in_a_real_run(marker_archive, missing, passed, severity, da
         assert "sales_archive" in meta["how_to_fix"] and "audit_log_archive" in meta["how_to_fix"]
 
 
-def _sensor(root, cursor=None):
-    context = dg.build_sensor_context(cursor=cursor, resources={"storage": StorageResource(root=str(root))})
+def _sensor(root, cursor=None, now=NOW):
+    context = dg.build_sensor_context(
+        cursor=cursor, resources={"storage": StorageResource(root=str(root)), "clock": ClockResource.at(now)}
+    )
     result = retention_guard_sensor(context)
     return result, context.cursor
 
@@ -154,8 +155,7 @@ def test_sensor_emails_the_data_team_once_per_day_and_status(marker_archive, sta
     assert [(r.kind, r.status, list(r.recipients)) for r in rows] == [("retention", "sent", ["data-team@pos.example"])]
     assert "2025-03-13" in rows[0].body and "How to fix" in rows[0].body
     # the next day (now 3 days closer to the purge... still warn): one new email
-    monkeypatch.setattr(retention, "clock", lambda: NOW + dt.timedelta(days=1))
-    _, cursor = _sensor(storage.root, cursor)
+    _, cursor = _sensor(storage.root, cursor, NOW + dt.timedelta(days=1))
     with state.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(alerts)).scalar() == 2
     assert json.loads(cursor)["status"] == "warn"

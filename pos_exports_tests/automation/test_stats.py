@@ -6,11 +6,11 @@ import datetime as dt
 
 import dagster as dg
 
-from pos_exports.defs.resources import StorageResource
+from pos_exports.defs.resources import ClockResource, StorageResource
+from pos_exports.defs.stats import delivery_statistics
 from pos_exports.delivery import ledger, subscriptions
 from pos_exports.delivery.email import RecipientResult
-from pos_exports.operations import stats as stats_module
-from pos_exports.operations.stats import delivery_statistics, delivery_stats, overdue, percentile, upcoming
+from pos_exports.operations.stats import delivery_stats, overdue, percentile, upcoming
 
 UTC = dt.UTC
 T0 = dt.datetime(2025, 3, 10, 7, 0, tzinfo=UTC)
@@ -188,10 +188,12 @@ def test_delivery_figures_filtered(state, clock):
 
 def test_statistics_asset_materializes_the_numbers(state, clock, tmp_path, monkeypatch):
     seed(state, clock)
-    monkeypatch.setattr(stats_module, "clock", lambda: T0 + dt.timedelta(days=1))
     result = dg.materialize(
         [delivery_statistics],
-        resources={"storage": StorageResource(root=str(tmp_path / "store"))},
+        resources={
+            "storage": StorageResource(root=str(tmp_path / "store")),
+            "clock": ClockResource.at(T0 + dt.timedelta(days=1)),
+        },
         run_config={"ops": {"delivery_statistics": {"config": {"window_days": 7}}}},
     )
     assert result.success
@@ -206,8 +208,13 @@ def test_statistics_asset_materializes_the_numbers(state, clock, tmp_path, monke
     assert "| **all** | 6 | 2 | 2 | 1 | 50.0 % | 8 | 9200 | 10.0 | 30.0 |" in meta["table"]
 
     # A window after the ledger's rows: zero counts, and no undefined figures in the metadata.
-    monkeypatch.setattr(stats_module, "clock", lambda: T0 + dt.timedelta(days=30))
-    result = dg.materialize([delivery_statistics], resources={"storage": StorageResource(root=str(tmp_path / "store"))})
+    result = dg.materialize(
+        [delivery_statistics],
+        resources={
+            "storage": StorageResource(root=str(tmp_path / "store")),
+            "clock": ClockResource.at(T0 + dt.timedelta(days=30)),
+        },
+    )
     [mat] = result.asset_materializations_for_node("delivery_statistics")
     assert mat.metadata["attempted"].value == 0 and "success_rate" not in mat.metadata
 

@@ -8,11 +8,12 @@ import datetime as dt
 import pytest
 
 from pos_exports.defs.deliveries import delivery_job
-from pos_exports.defs.resources import StorageResource
+from pos_exports.defs.resources import ClockResource, StorageResource
+from pos_exports.defs.summary import weekly_summary_job
 from pos_exports.delivery import ledger, subscriptions
 from pos_exports.delivery.email import RecipientResult
 from pos_exports.operations import summary as summary_module
-from pos_exports.operations.summary import last_complete_week, week_summary, weekly_summary_job
+from pos_exports.operations.summary import last_complete_week, week_summary
 from pos_exports.storage.base import LocalStorage
 from pos_exports_tests.automation.conftest import reindex_all
 
@@ -30,7 +31,7 @@ def _deliver(root, sub_id, key):
                 }
             }
         },
-        resources={"storage": StorageResource(root=str(root))},
+        resources={"storage": StorageResource(root=str(root)), "clock": ClockResource()},
         raise_on_error=False,
     )
 
@@ -175,19 +176,31 @@ def _check(archived_root, smtp_server):
 
 
 def test_weekly_summaries_arrive_by_smtp(week, archived_root, state, smtp_server, monkeypatch):
-    monkeypatch.setattr(summary_module, "clock", lambda: dt.datetime(2025, 3, 10, 6, 0, tzinfo=UTC))
-    result = weekly_summary_job.execute_in_process(resources={"storage": StorageResource(root=str(archived_root))})
+    result = weekly_summary_job.execute_in_process(
+        resources={
+            "storage": StorageResource(root=str(archived_root)),
+            "clock": ClockResource.at(dt.datetime(2025, 3, 10, 6, 0, tzinfo=UTC)),
+        }
+    )
     assert result.success and result.output_for_node("send_weekly_summary") == "2025-03-03"  # the default week
     _check(archived_root, smtp_server)
     # Monday 06:00 UTC: Sunday's archive run (12:30 UTC) has not come yet; the fixture has it anyway.
     assert "not archived yet" not in _text(_summaries(smtp_server)[(DATA_TEAM,)])
 
     # Re-running the job sends nothing twice; `force` sends again.
-    result = weekly_summary_job.execute_in_process(resources={"storage": StorageResource(root=str(archived_root))})
+    result = weekly_summary_job.execute_in_process(
+        resources={
+            "storage": StorageResource(root=str(archived_root)),
+            "clock": ClockResource.at(dt.datetime(2025, 3, 10, 6, 0, tzinfo=UTC)),
+        }
+    )
     assert result.success and len(_summaries(smtp_server)) == 3 and len(smtp_server.handler.received) == 7
     result = weekly_summary_job.execute_in_process(
         run_config={"ops": {"send_weekly_summary": {"config": {"week_start": "2025-03-03", "force": True}}}},
-        resources={"storage": StorageResource(root=str(archived_root))},
+        resources={
+            "storage": StorageResource(root=str(archived_root)),
+            "clock": ClockResource.at(dt.datetime(2025, 3, 10, 6, 0, tzinfo=UTC)),
+        },
     )
     assert result.success and len(smtp_server.handler.received) == 10
 
@@ -229,7 +242,6 @@ def test_week_selection(archived_root, state, monkeypatch):
     assert last_complete_week(dt.datetime(2025, 3, 10, 6, 0, tzinfo=UTC)) == WEEK
     assert last_complete_week(dt.datetime(2025, 3, 16, 23, 59, tzinfo=UTC)) == WEEK
     assert last_complete_week(dt.datetime(2025, 3, 17, 0, 0, tzinfo=UTC)) == dt.date(2025, 3, 10)
-    monkeypatch.setattr(summary_module, "clock", lambda: dt.datetime(2025, 3, 12, tzinfo=UTC))
     for week_start, message in [
         ("2025-03-04", "is a Tuesday"),
         ("2025-03-10", "has not ended yet"),
@@ -237,7 +249,10 @@ def test_week_selection(archived_root, state, monkeypatch):
     ]:
         result = weekly_summary_job.execute_in_process(
             run_config={"ops": {"send_weekly_summary": {"config": {"week_start": week_start}}}},
-            resources={"storage": StorageResource(root=str(archived_root))},
+            resources={
+                "storage": StorageResource(root=str(archived_root)),
+                "clock": ClockResource.at(dt.datetime(2025, 3, 12, tzinfo=UTC)),
+            },
             raise_on_error=False,
         )
         assert not result.success

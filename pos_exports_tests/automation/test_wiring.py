@@ -2,9 +2,9 @@
 
 import dagster as dg
 
-from pos_exports.operations.catchup import catchup_sensor
-from pos_exports.operations.cleanup import cleanup_job, cleanup_schedule
-from pos_exports.operations.retention import retention_guard, retention_guard_job, retention_guard_sensor
+from pos_exports.defs.catchup import catchup_sensor
+from pos_exports.defs.cleanup import cleanup_job, cleanup_schedule
+from pos_exports.defs.retention import retention_guard, retention_guard_job, retention_guard_sensor
 
 
 def test_code_location_with_the_operations_objects_loads():

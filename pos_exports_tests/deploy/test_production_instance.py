@@ -9,7 +9,7 @@ import dagster as dg
 from pos_exports.config import project_home
 from pos_exports.defs.archive import daily_archive
 from pos_exports.defs.exports import weekly_exports
-from pos_exports.defs.resources import PosDatabase, StorageResource
+from pos_exports.defs.resources import ClockResource, PosDatabase, StorageResource
 from pos_exports_tests.exports.conftest import archive_week
 from pos_exports_tests.fixtures import load_sqlite
 
@@ -37,7 +37,11 @@ def test_archive_and_export_runs_on_postgres_instance_storage(tmp_path, new_pg_d
             instance=instance,
             partition_key="2025-03-09",
             selection=[dg.AssetKey("sales_archive"), dg.AssetKey("audit_log_archive")],
-            resources={"pos_database": PosDatabase(url=url), "storage": StorageResource(root=str(store))},
+            resources={
+                "pos_database": PosDatabase(url=url),
+                "storage": StorageResource(root=str(store)),
+                "clock": ClockResource(),
+            },
         )
         assert archive.success
         from pos_exports.storage.base import LocalStorage
@@ -48,7 +52,7 @@ def test_archive_and_export_runs_on_postgres_instance_storage(tmp_path, new_pg_d
             instance=instance,
             partition_key="2025-03-03",
             run_config={"ops": {"weekly_exports": {"config": {"render": "all"}}}},
-            resources={"storage": StorageResource(root=str(store))},
+            resources={"storage": StorageResource(root=str(store)), "clock": ClockResource()},
         )
         assert export.success
         runs = instance.get_runs()

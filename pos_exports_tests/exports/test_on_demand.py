@@ -9,13 +9,13 @@ import dagster as dg
 import pytest
 
 from pos_exports.defs.on_demand import on_demand_export_job
-from pos_exports.defs.resources import StorageResource
+from pos_exports.defs.resources import ClockResource, StorageResource
 
 
 def _run(root, **cfg):
     return on_demand_export_job.execute_in_process(
         run_config={"ops": {"on_demand_export": {"config": cfg}}},
-        resources={"storage": StorageResource(root=str(root))},
+        resources={"storage": StorageResource(root=str(root)), "clock": ClockResource()},
         raise_on_error=False,
     )
 

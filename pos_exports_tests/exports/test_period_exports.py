@@ -13,7 +13,7 @@ import pypdf
 import pytest
 
 from pos_exports.defs.exports import daily_exports, weekly_exports
-from pos_exports.defs.resources import StorageResource
+from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.storage import open_storage
 from pos_exports.storage.base import LocalStorage
 from pos_exports_tests.automation.conftest import reindex_all
@@ -28,7 +28,7 @@ def _materialize(assets, root, partition_key, selection=None, render="all"):
         partition_key=partition_key,
         selection=selection,
         run_config={"ops": {a.node_def.name: {"config": {"render": render}} for a in assets}},
-        resources={"storage": StorageResource(root=str(root))},
+        resources={"storage": StorageResource(root=str(root)), "clock": ClockResource()},
         raise_on_error=False,
     )
 

@@ -13,7 +13,7 @@ import pytest
 from pos_exports.archive.read import load_businesses
 from pos_exports.defs.exports import weekly_exports
 from pos_exports.defs.on_demand import on_demand_export_job
-from pos_exports.defs.resources import StorageResource
+from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.delivery import subscriptions as subs
 from pos_exports.delivery.deliver import deliver
 from pos_exports.delivery.email import SmtpSettings
@@ -51,7 +51,7 @@ def _export(root, **config):
         [weekly_exports],
         partition_key=WEEK,
         run_config={"ops": {"weekly_exports": {"config": config}}},
-        resources={"storage": StorageResource(root=str(root))},
+        resources={"storage": StorageResource(root=str(root)), "clock": ClockResource()},
         raise_on_error=False,
     )
 
@@ -127,7 +127,7 @@ def test_on_demand_render_of_a_skipped_file_equals_what_render_all_writes(archiv
                 }
             }
         },
-        resources={"storage": StorageResource(root=str(archived_root))},
+        resources={"storage": StorageResource(root=str(archived_root)), "clock": ClockResource()},
     )
     on_demand = archived_root / result.output_for_node("on_demand_export")
     assert _export(archived_root, render="all").success

@@ -8,7 +8,7 @@ import shutil
 import dagster as dg
 
 from pos_exports.defs.exports import weekly_exports
-from pos_exports.defs.resources import StorageResource
+from pos_exports.defs.resources import ClockResource, StorageResource
 
 
 def _run(root, shard=None):
@@ -17,7 +17,7 @@ def _run(root, shard=None):
     return dg.materialize(
         [weekly_exports],
         partition_key="2025-03-03",
-        resources={"storage": StorageResource(root=str(root))},
+        resources={"storage": StorageResource(root=str(root)), "clock": ClockResource()},
         run_config=config,
         raise_on_error=False,
     )

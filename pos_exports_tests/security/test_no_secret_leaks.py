@@ -27,7 +27,7 @@ import pytest
 from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
 
 from pos_exports.defs.alerts import failure_alert_sensor
-from pos_exports.defs.resources import StorageResource
+from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports_tests.fixtures import DAY, load_postgres
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -209,7 +209,7 @@ def test_planted_secrets_are_found_nowhere(tmp_path, planted, smtp_server, s3_st
                 dagster_event=event,
                 dagster_instance=instance,
                 dagster_run=run,
-                resources={"storage": StorageResource(root=str(store))},
+                resources={"storage": StorageResource(root=str(store)), "clock": ClockResource()},
             ).for_run_failure()
             failure_alert_sensor(context)
         alerts = sorted((store / "outbox").glob("*.eml"))
