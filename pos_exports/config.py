@@ -188,15 +188,13 @@ class Settings(BaseSettings):
     @field_validator("data_team_email", mode="before")
     @classmethod
     def _addresses(cls, value: Any) -> Any:
-        from pos_exports.delivery.email import EmailHeaderError, check_address
+        from pos_exports.core.addresses import address_problem
 
         if isinstance(value, str):
             value = tuple(a.strip() for a in value.split(",") if a.strip())
             for address in value:
-                try:
-                    check_address(address, "address")
-                except EmailHeaderError:
-                    raise ValueError(f"holds {address!r}, which is not a plain email address") from None
+                if address_problem(address, public=False) is not None:  # the rule `delivery.email` applies too
+                    raise ValueError(f"holds {address!r}, which is not a plain email address")
         return value
 
 

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from pos_exports import config as settings
 from pos_exports.archive.read import ArchiveMissing, load_businesses
+from pos_exports.core.catalog import PeriodKind
 from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.defs.retries import RETRY_POLICY, failure
 from pos_exports.delivery import ledger, notify
@@ -28,7 +29,7 @@ FIRST_LOOKBACK = dt.timedelta(days=1)  # how far back a sensor with no cursor lo
 
 class DeliveryConfig(dg.Config):
     subscription_id: int = Field(description="The subscription to deliver (`pos-exports subscriptions list`).")
-    period_kind: str = Field(description="daily | weekly | monthly (the subscription's frequency)")
+    period_kind: PeriodKind = Field(description="daily | weekly | monthly (the subscription's frequency)")
     period_key: str = Field(description="2025-03-09 (daily), 2025-03-03 (a Monday), 2025-03 (monthly)")
     resend_unknown: bool = Field(
         default=False,
@@ -151,7 +152,7 @@ def delivery_job():
 
 class BatchItem(dg.Config):
     subscription_id: int = Field(description="The subscription to deliver.")
-    period_kind: str = Field(description="daily | weekly | monthly (the subscription's frequency)")
+    period_kind: PeriodKind = Field(description="daily | weekly | monthly (the subscription's frequency)")
     period_key: str = Field(description="2025-03-09 (daily), 2025-03-03 (a Monday), 2025-03 (monthly)")
 
 

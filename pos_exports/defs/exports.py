@@ -14,6 +14,7 @@ from pydantic import Field
 
 from pos_exports.archive.read import load_businesses
 from pos_exports.archive.tables import DATASETS
+from pos_exports.core.catalog import FormatName
 from pos_exports.core.clock import utc_now
 from pos_exports.defs.archive import archive_partitions, asset_key
 from pos_exports.defs.resources import ClockResource, StorageResource
@@ -47,7 +48,7 @@ class Render(enum.Enum):
 
 class ExportConfig(dg.Config):
     business_ids: list[int] = Field(default_factory=list, description="Only these businesses (default: all active).")
-    formats: list[str] = Field(default_factory=lambda: list(FORMATS), description="Any of xlsx, csv, pdf.")
+    formats: list[FormatName] = Field(default_factory=lambda: list(FormatName), description="The file formats.")
     render: Render = Field(
         default=Render.subscribed,
         description="subscribed: only the (business, dataset, format) an active unfiltered subscription of this "
@@ -123,12 +124,6 @@ def _build(kind: str) -> dg.AssetsDefinition:
     def _exports(
         context: dg.AssetExecutionContext, config: ExportConfig, storage: StorageResource, clock: ClockResource
     ):
-        bad = [f for f in config.formats if f not in FORMATS]
-        if bad:
-            raise dg.Failure(
-                allow_retries=False,
-                description=f"formats: {', '.join(bad)} not supported (allowed: {', '.join(FORMATS)})",
-            )
         store = storage.get()
         period = period_for(kind, context.partition_key)
         datasets = [n for n in DATASETS if export_key(n, kind) in context.selected_asset_keys]

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from pos_exports.archive.read import load_businesses
 from pos_exports.archive.tables import DATASETS
+from pos_exports.core.catalog import FREQUENCIES, DatasetName, FormatName, PeriodKind
 from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.defs.retries import RETRY_POLICY
 from pos_exports.exports.produce import export_period
@@ -15,19 +16,17 @@ from pos_exports.render import FORMATS
 from pos_exports.reports import FILTERS, validate_filters
 from pos_exports.reports.period import Period, date_range, period_for
 
-PERIOD_KINDS = ("daily", "weekly", "monthly")
-
 
 class OnDemandConfig(dg.Config):
     business_id: int = Field(description="The business to export.")
-    datasets: list[str] = Field(
-        default_factory=lambda: list(DATASETS), description="sales, customers, inventory, audit_log"
+    datasets: list[DatasetName] = Field(
+        default_factory=lambda: list(DatasetName), description="The datasets to export."
     )
-    period_kind: str = Field(default="", description="daily | weekly | monthly (with period_key)")
+    period_kind: PeriodKind | None = Field(default=None, description="daily | weekly | monthly (with period_key)")
     period_key: str = Field(default="", description="2025-03-09 (daily), 2025-03-03 (a Monday), 2025-03 (monthly)")
     start_date: str = Field(default="", description="or a date range: first day YYYY-MM-DD (with end_date)")
     end_date: str = Field(default="", description="last day YYYY-MM-DD, inclusive")
-    formats: list[str] = Field(default_factory=lambda: list(FORMATS), description="xlsx, csv, pdf")
+    formats: list[FormatName] = Field(default_factory=lambda: list(FormatName), description="The file formats.")
     filters: dict[str, str] = Field(
         default_factory=dict,
         description="Filters (docs/reports.md), e.g. {customer_type: wholesale, min_outstanding_balance: '100'}; "
@@ -58,8 +57,8 @@ def _period(cfg: OnDemandConfig) -> Period:
     if cfg.period_kind or cfg.period_key:
         if cfg.start_date or cfg.end_date:
             raise ExportRequestError("give either period_kind/period_key or start_date/end_date, not both")
-        if cfg.period_kind not in PERIOD_KINDS:
-            raise ExportRequestError(f"period_kind: {cfg.period_kind!r} (allowed: {', '.join(PERIOD_KINDS)})")
+        if cfg.period_kind is None:
+            raise ExportRequestError(f"period_kind: required with period_key (allowed: {', '.join(FREQUENCIES)})")
         try:
             return period_for(cfg.period_kind, cfg.period_key)
         except ValueError as exc:
