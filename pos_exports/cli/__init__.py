@@ -586,6 +586,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     return result if isinstance(result, int) else 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
