@@ -16,7 +16,7 @@ from pos_exports.operations import catchup, retention
 from pos_exports.state import deliveries
 from pos_exports.state import subscriptions as subscriptions_table
 from pos_exports.storage.base import LocalStorage
-from pos_exports_tests.automation.conftest import reindex_all
+from pos_exports_tests.operations.conftest import reindex_all
 
 UTC = dt.UTC
 MISSED = ["2025-03-07", "2025-03-08", "2025-03-09"]
@@ -327,7 +327,7 @@ LATE = dt.datetime(2025, 3, 20, 16, tzinfo=UTC)
 
 @pytest.fixture
 def month_of_markers(marker_archive, monkeypatch):
-    from pos_exports_tests.automation.conftest import days_between
+    from pos_exports_tests.operations.conftest import days_between
 
     monkeypatch.setenv("POS_RETENTION_DAYS", "30")
 

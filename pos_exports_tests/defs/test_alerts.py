@@ -15,8 +15,8 @@ from pos_exports.delivery import notify, subscriptions
 from pos_exports.delivery.email import SmtpSettings
 from pos_exports.failures import from_metadata
 from pos_exports.state import alerts, engine
-from pos_exports_tests.automation.conftest import reindex_all
 from pos_exports_tests.fixtures import load_sqlite
+from pos_exports_tests.operations.conftest import reindex_all
 from pos_exports_tests.smtp_server import free_port
 
 TEAM = "data-team@pos.example"

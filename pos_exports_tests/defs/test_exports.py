@@ -16,8 +16,8 @@ from pos_exports.defs.exports import daily_exports, weekly_exports
 from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.storage import open_storage
 from pos_exports.storage.base import LocalStorage
-from pos_exports_tests.automation.conftest import reindex_all
 from pos_exports_tests.exports.conftest import archive_week
+from pos_exports_tests.operations.conftest import reindex_all
 
 FOLDER = "exports/1/weekly/2025-03-03"
 

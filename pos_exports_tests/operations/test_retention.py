@@ -11,7 +11,7 @@ from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.defs.retention import retention_guard, retention_guard_job, retention_guard_sensor
 from pos_exports.operations.retention import coverage
 from pos_exports.state import alerts
-from pos_exports_tests.automation.conftest import days_between
+from pos_exports_tests.operations.conftest import days_between
 
 UTC = dt.UTC
 TODAY = dt.date(2025, 6, 1)

@@ -12,7 +12,7 @@ from pos_exports.defs.deliveries import delivery_job, due_subscriptions_sensor
 from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.delivery import ledger, subscriptions
 from pos_exports.delivery.email import message_id_for
-from pos_exports_tests.automation.conftest import reindex_all
+from pos_exports_tests.operations.conftest import reindex_all
 
 UTC = dt.UTC
 

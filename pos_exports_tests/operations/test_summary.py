@@ -15,7 +15,7 @@ from pos_exports.delivery.email import RecipientResult
 from pos_exports.operations import summary as summary_module
 from pos_exports.operations.summary import last_complete_week, week_summary
 from pos_exports.storage.base import LocalStorage
-from pos_exports_tests.automation.conftest import reindex_all
+from pos_exports_tests.operations.conftest import reindex_all
 
 UTC = dt.UTC
 WEEK = dt.date(2025, 3, 3)

@@ -1,4 +1,4 @@
-"""Fixtures of the automation tests: a state database, a settable ledger clock, archives made by the real
+"""Fixtures of the operations and wiring tests: a state database, a settable ledger clock, archives made by the real
 archive code or bare reconciliation markers."""
 
 import datetime as dt
