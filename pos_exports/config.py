@@ -17,13 +17,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from pos_exports.redact import needs_encoding
+from pos_exports.core.urls import ENCODE_HINT, needs_encoding
 
 SECRET = frozenset({"POS_DATABASE_URL", "POS_EXPORTS_SMTP_URL", "POS_EXPORTS_STATE_URL"})
-ENCODE_HINT = (
-    "holds a character that must be percent-encoded (@ / ? # or a % not followed by two hex digits), "
-    "e.g. %23 for #, %2F for /, %3F for ?, %40 for @"
-)
 _DB_URLS = "postgresql://user:password@host:port/dbname or sqlite:///path/to/pos.db"
 
 
@@ -127,12 +123,12 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str | None) -> str | None:
-        from pos_exports.source.database import PosSourceError, parse_url
+        from pos_exports.core.urls import UrlError, parse_database_url
 
         if value:
             try:
-                parse_url(value)
-            except PosSourceError:
+                parse_database_url(value)
+            except UrlError:
                 raise ValueError("is not a usable database URL") from None
         return value
 
@@ -153,11 +149,11 @@ class Settings(BaseSettings):
     @field_validator("smtp_url")
     @classmethod
     def _smtp_url(cls, value: str | None) -> str | None:
-        from pos_exports.delivery.email import SMTP_URL_ENV, SmtpSettings, mask
+        from pos_exports.core.urls import SMTP_URL_ENV, mask, parse_smtp_url
 
         if value:
             try:
-                SmtpSettings.from_url(value)
+                parse_smtp_url(value)
             except ValueError as exc:  # its messages name the problem; drop the (masked) URL they end with
                 problem = str(exc).replace(f": {mask(value)}", "").removeprefix(SMTP_URL_ENV).lstrip(": ")
                 raise ValueError(problem) from None

@@ -4,7 +4,7 @@
 unencoded `#`, `/`, `?` or `@`); `scrub` does the same for every URL in a free text (a driver's
 exception message, a log line, an alert) and also hides, wherever they appear, the secrets held
 by the environment (the passwords of the configured URLs, the AWS secret key). This module
-imports nothing of the project so that every layer can use it.
+imports only `core` (where the rule of a URL's credentials lives) so that every layer can use it.
 
 Why not `sqlalchemy.engine.make_url(...).render_as_string(hide_password=True)`: its pattern stops
 the password at the first `@` (so `p@ss` shows `ss`) and reads `smtp://host:25?from=a@b.com` as a
@@ -17,7 +17,8 @@ import os
 import re
 from urllib.parse import quote, unquote
 
-HIDDEN = "***"
+from pos_exports.core.urls import HIDDEN, credentials_span, redact_url
+from pos_exports.core.urls import needs_encoding as needs_encoding  # its rule lives in core.urls
 
 # Variables holding URLs with credentials, and variables that are secrets as a whole.
 SECRET_URL_ENVS = ("POS_DATABASE_URL", "POS_EXPORTS_SMTP_URL", "POS_EXPORTS_STATE_URL", "DAGSTER_POSTGRES_URL")
@@ -26,87 +27,11 @@ SECRET_ENVS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN
 # the URL rule still hides them inside URLs.
 MIN_KNOWN_SECRET = 4
 
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
-_HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9._%\-]*)(:\d*)?")
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://\S+")
 # `password=...` in libpq key/value strings and logs, `'password': '...'` in dict reprs.
 _SECRET_KEY = r"\w*(?:password|passwd|pwd|secret|token)\w*"
 _KEY_VALUE = re.compile(rf"(?i)\b({_SECRET_KEY}\s*=\s*)('[^']*'|\"[^\"]*\"|[^\s&,;'\")]+)")
 _KEY_QUOTED = re.compile(rf"(?i)(['\"]{_SECRET_KEY}['\"]\s*:\s*)('[^']*'|\"[^\"]*\")")
-_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
-
-
-def _tail_is_broken(tail: str) -> bool:
-    """Does the part after the authority (`/path?query#fragment`) hold an `@` it cannot hold legitimately?"""
-    path, _, fragment = tail.partition("#")
-    path, _, query = path.partition("?")
-    if "@" in path or "@" in fragment:
-        return True
-    return any("@" in pair.partition("=")[0] for pair in query.split("&"))
-
-
-def _plausible_end(rest: str) -> bool:
-    """After a userinfo's `@`: `host[:port]` then nothing, or `/`, `?`, `#` and a tail without stray `@`."""
-    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    return bool(_HOST_PORT.fullmatch(rest[:cut])) and not _tail_is_broken(rest[cut:])
-
-
-def credentials_span(url: str) -> tuple[int, int, bool] | None:
-    """Where `user[:password]` is in `url`: (start, end, well_formed); None when it holds none.
-
-    `well_formed` is False when the user name or password holds a `/`, `?` or `#` (or an `@` that a
-    strict parser splits on) that should have been percent-encoded: the span then reaches the `@`
-    that most plausibly ends the credentials, erring towards hiding more.
-    """
-    match = _SCHEME.match(url)
-    if not match:
-        return None
-    start = match.end()
-    rest = url[start:]
-    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    if cut == 0:
-        return None  # no authority (`sqlite:///path`): an `@` there is part of a path
-    authority, tail = rest[:cut], rest[cut:]
-    if "@" not in rest:
-        # `user:password` with the host forgotten: nothing tells where the password ends, hide the rest.
-        return (start, len(url), True) if ":" in authority and not _HOST_PORT.fullmatch(authority) else None
-    if not _tail_is_broken(tail):
-        if "@" in authority:
-            at = authority.rindex("@")
-            return start, start + at, "@" not in authority[:at]
-        if _HOST_PORT.fullmatch(authority):
-            return None  # `@` only in query values (`?from=exports@example.com`)
-    ats = [i for i, c in enumerate(rest) if c == "@"]
-    at = next((i for i in ats if _plausible_end(rest[i + 1 :])), ats[-1])
-    return start, start + at, False
-
-
-def needs_encoding(url: str) -> bool:
-    """True when the URL's user name or password holds a character that must be percent-encoded."""
-    span = credentials_span(url)
-    if span is None:
-        return False
-    start, end, well_formed = span
-    return not well_formed or bool(_BAD_PERCENT.search(url[start:end]))
-
-
-def redact_url(url: str) -> str:
-    """`url` with its password replaced by `***` (the user name stays); unchanged when it has none.
-
-    A value that is not a URL at all (no `scheme://`) is hidden whole: it may be a bare password.
-    """
-    if not isinstance(url, str):
-        url = str(url)
-    if url and not _SCHEME.match(url):
-        return HIDDEN
-    span = credentials_span(url)
-    if span is None:
-        return url
-    start, end, _ = span
-    user, colon, _password = url[start:end].partition(":")
-    if not colon:
-        return url
-    return f"{url[:start]}{user}:{HIDDEN}{url[end:]}"
 
 
 def _password_of(url: str) -> str | None:

@@ -1,5 +1,4 @@
-"""The layers of the package import only downwards (docs/architecture.md); the known exceptions are listed
-here, to be removed, and no new one may appear."""
+"""The layers of the package import only downwards (docs/architecture.md): no exception."""
 
 from __future__ import annotations
 
@@ -29,23 +28,18 @@ LAYERS = [
     "definitions",
     "cli",
 ]
-# Upward imports that remain (issue 13's re-layout moves these concepts down, then this list goes).
-KNOWN = {
-    ("archive/assets.py", "automation"),
-    ("archive/assets.py", "reports"),
-    ("archive/delta.py", "delivery"),
-    ("archive/extract.py", "delivery"),
-    ("archive/index.py", "delivery"),
-    ("config.py", "delivery"),
-    ("config.py", "source"),
-    ("delivery/deliver.py", "automation"),
-    ("delivery/history_cli.py", "automation"),
-    ("delivery/notify.py", "automation"),
-    ("exports/assets.py", "automation"),
-    ("exports/on_demand.py", "automation"),
-    ("exports/produce.py", "delivery"),
-    ("transient.py", "source"),
-}
+
+
+def _imported_parts(node: ast.AST) -> list[str]:
+    """The top-level parts of the package an import names: `from pos_exports.x.y import z` and `import
+    pos_exports.x` name x, `from pos_exports import x, y` names x and y."""
+    if isinstance(node, ast.ImportFrom) and node.module == "pos_exports":
+        return [alias.name for alias in node.names]
+    if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pos_exports."):
+        return [node.module.split(".")[1]]
+    if isinstance(node, ast.Import):
+        return [a.name.split(".")[1] for a in node.names if a.name.startswith("pos_exports.")]
+    return []
 
 
 def _upward_imports() -> set[tuple[str, str]]:
@@ -55,8 +49,7 @@ def _upward_imports() -> set[tuple[str, str]]:
         relative = path.relative_to(PACKAGE).as_posix()
         mine = rank[relative.split("/")[0].removesuffix(".py")] if relative != "__init__.py" else -1
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pos_exports."):
-                other = node.module.split(".")[1]
+            for other in _imported_parts(node):
                 if other in rank and rank[other] > mine >= 0:
                     found.add((relative, other))
     return found
@@ -72,6 +65,13 @@ def test_every_module_belongs_to_a_layer():
 
 
 def test_no_new_upward_import():
-    found = _upward_imports()
-    assert found - KNOWN == set(), "a lower layer imports a higher one (docs/architecture.md)"
-    assert KNOWN - found == set(), "an exception is gone: remove it from KNOWN"
+    assert _upward_imports() == set(), "a lower layer imports a higher one (docs/architecture.md)"
+
+
+def test_the_operations_are_plain_functions_without_dagster():
+    """Retention, catch-up, cleanup, statistics, summaries and planning run (and are tested) without Dagster."""
+    for path in (PACKAGE / "operations").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            module = node.module if isinstance(node, ast.ImportFrom) else None
+            assert not any(n.split(".")[0].startswith("dagster") for n in [*names, module or ""]), path

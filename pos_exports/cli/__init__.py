@@ -585,4 +585,3 @@ def main(argv: list[str] | None = None) -> int:
         error("aborted")
         return 1
     return result if isinstance(result, int) else 0
-

@@ -18,6 +18,8 @@ _LOCAL = rf"{_ATOM}(?:\.{_ATOM})*"
 _PUBLIC = re.compile(rf"{_LOCAL}@(?:{_LABEL}\.)+{_TLD}")
 _ANY_HOST = re.compile(rf"{_LOCAL}@{_LABEL}(?:\.{_LABEL})*")
 _STRICT = "strict" in inspect.signature(email.utils.getaddresses).parameters  # 3.11.10+ / 3.12.6+
+# CR and LF, plus everything else `str.splitlines` treats as a line break, and NUL.
+LINE_BREAKS = re.compile("[\r\n\x00\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 def has_control(text: str, allowed: str = "") -> bool:
@@ -43,4 +45,16 @@ def address_problem(text: str, *, public: bool = True) -> str | None:
         return ""
     if len(text) > 254 or len(text.split("@", 1)[0]) > 64:
         return "too long"
+    return None
+
+
+def header_address_problem(value: object, what: str = "recipient") -> str | None:
+    """None when `value` is exactly one plain address for a header (a sender or a recipient), else the message:
+    empty, a line break, or not exactly one plain address (a single-label host is taken: an internal relay)."""
+    if not isinstance(value, str) or not value:
+        return f"{what} is empty"
+    if LINE_BREAKS.search(value):
+        return f"{what} contains a line break: {value!r}"
+    if address_problem(value, public=False) is not None:
+        return f"{what} is not exactly one plain address: {value!r}"
     return None

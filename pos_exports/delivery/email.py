@@ -16,6 +16,7 @@ The flow for one delivery: `render_content` -> `build_message` -> `send`, which 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
@@ -33,17 +34,19 @@ from email.policy import SMTP
 from email.utils import format_datetime, formataddr, getaddresses, make_msgid
 from pathlib import Path
 from typing import Literal
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import quote
 
 import jinja2
 
 from pos_exports import config
-from pos_exports.core.addresses import address_problem
+from pos_exports.core.addresses import LINE_BREAKS as _LINE_BREAKS
+from pos_exports.core.addresses import address_problem, header_address_problem
 from pos_exports.core.catalog import PLACEHOLDERS
-from pos_exports.core.words import truth
-from pos_exports.redact import needs_encoding, redact_url, scrub
+from pos_exports.core.urls import SMTP_URL_ENV as SMTP_URL_ENV  # named here for the callers of SmtpSettings
+from pos_exports.core.urls import mask as mask
+from pos_exports.core.urls import parse_smtp_url
+from pos_exports.redact import scrub
 
-SMTP_URL_ENV = "POS_EXPORTS_SMTP_URL"
 # Headers set raw (an attachment's two file names) are sent as written, already folded.
 SMTP_POLICY = SMTP.clone(refold_source="none")
 DEFAULT_SIZE_BUDGET = int(config.default("email_max_mb") * 1024 * 1024)
@@ -234,8 +237,6 @@ def _templates(*, html: bool) -> jinja2.Template:
 # --------------------------------------------------------------------------------------------- message
 
 
-# CR and LF, plus everything else `str.splitlines` treats as a line break, and NUL.
-_LINE_BREAKS = re.compile("[\r\n\x00\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 _MIME_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
 
 
@@ -250,11 +251,8 @@ def check_address(value: str, what: str = "recipient") -> str:
     Refused: line breaks, lists (`a@b.com, c@d.com`), display names (`Name <a@b.com>`), comments,
     quoted local parts and non-ASCII addresses.
     """
-    if not isinstance(value, str) or not value:
-        raise EmailHeaderError(f"{what} is empty")
-    _no_line_breaks(what, value)
-    if address_problem(value, public=False) is not None:  # an internal relay's sender may be user@host
-        raise EmailHeaderError(f"{what} is not exactly one plain address: {value!r}")
+    if problem := header_address_problem(value, what):  # the rule: core.addresses
+        raise EmailHeaderError(problem)
     return value
 
 
@@ -344,9 +342,6 @@ def mail_filename(business_name: str, stored_name: str, period_key: str) -> str:
 # --------------------------------------------------------------------------------------------- settings
 
 
-_DEFAULT_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
-
-
 @dataclass(frozen=True)
 class SmtpSettings:
     host: str
@@ -361,52 +356,7 @@ class SmtpSettings:
     @classmethod
     def from_url(cls, url: str) -> SmtpSettings:
         """Parse a `POS_EXPORTS_SMTP_URL`; ValueError naming the problem (never showing the password)."""
-        shown = mask(url)
-        if needs_encoding(url.strip()):
-            raise ValueError(f"{SMTP_URL_ENV}: the user name or password {config.ENCODE_HINT}: {shown}")
-        try:
-            parts = urlsplit(url.strip())
-        except ValueError as exc:
-            raise ValueError(f"{SMTP_URL_ENV} is not a valid URL ({exc.__class__.__name__}): {shown}") from None
-        scheme = parts.scheme.lower()
-        if scheme not in _DEFAULT_PORTS:
-            raise ValueError(
-                f"{SMTP_URL_ENV} has unsupported scheme {scheme or '(none)'!r}; "
-                f"expected smtp://, smtp+starttls:// or smtps://: {shown}"
-            )
-        try:
-            host = parts.hostname
-            port = parts.port or _DEFAULT_PORTS[scheme]
-        except ValueError:
-            raise ValueError(f"{SMTP_URL_ENV} has an invalid port (expected 1-65535): {shown}") from None
-        if not host:
-            raise ValueError(f"{SMTP_URL_ENV} has no host: {shown}")
-        if parts.path not in ("", "/"):
-            raise ValueError(f"{SMTP_URL_ENV} must not have a path: {shown}")
-        username = unquote(parts.username) if parts.username else None
-        password = unquote(parts.password) if parts.password is not None else None
-        if password is not None and not username:
-            raise ValueError(f"{SMTP_URL_ENV} has a password but no user name: {shown}")
-
-        options = _smtp_options(parts.query, shown)
-        security = _smtp_security(scheme, options.get("starttls"), shown)
-        timeout = _smtp_timeout(options.get("timeout"))
-        from_address = options.get("from")
-        if from_address is not None:
-            try:
-                check_address(from_address, "from address")
-            except EmailHeaderError as exc:
-                raise ValueError(f"{SMTP_URL_ENV}: {exc}") from None
-        return cls(
-            host=host,
-            port=port,
-            username=username,
-            password=password,
-            security=security,
-            timeout=timeout,
-            from_address=from_address,
-            cafile=options.get("cafile") or None,
-        )
+        return cls(**dataclasses.asdict(parse_smtp_url(url)))
 
     @classmethod
     def from_env(cls) -> SmtpSettings | None:
@@ -419,55 +369,6 @@ class SmtpSettings:
         scheme = {"plain": "smtp", "starttls": "smtp+starttls", "ssl": "smtps"}[self.security]
         user = f"{quote(self.username, safe='')}@" if self.username else ""
         return f"{scheme}://{user}{self.host}:{self.port}"
-
-
-def _smtp_options(query_text: str, shown: str) -> dict[str, str]:
-    """The URL's query options (`starttls`, `timeout`, `from`, `cafile`), each given at most once."""
-    try:
-        query = parse_qs(query_text, keep_blank_values=True, strict_parsing=bool(query_text))
-    except ValueError:
-        raise ValueError(f"{SMTP_URL_ENV} has a malformed query string: {shown}") from None
-    unknown = sorted(set(query) - {"starttls", "timeout", "from", "cafile"})
-    if unknown:
-        raise ValueError(
-            f"{SMTP_URL_ENV} has unknown option(s) {', '.join(unknown)} "
-            f"(known: starttls, timeout, from, cafile): {shown}"
-        )
-    for name, values in query.items():
-        if len(values) != 1:
-            raise ValueError(f"{SMTP_URL_ENV} gives {name} more than once: {shown}")
-    return {name: values[0] for name, values in query.items()}
-
-
-def _smtp_security(scheme: str, starttls: str | None, shown: str) -> Literal["plain", "starttls", "ssl"]:
-    security = {"smtp": "plain", "smtp+starttls": "starttls", "smtps": "ssl"}[scheme]
-    if starttls is None:
-        return security
-    flag = truth(starttls)
-    if flag is None:
-        raise ValueError(f"{SMTP_URL_ENV}: starttls must be true or false, not {starttls!r}: {shown}")
-    if scheme == "smtps" and flag:
-        raise ValueError(f"{SMTP_URL_ENV}: smtps:// is already TLS; starttls does not apply: {shown}")
-    if scheme == "smtp+starttls" and not flag:
-        raise ValueError(f"{SMTP_URL_ENV}: smtp+starttls:// with starttls=false is contradictory: {shown}")
-    return "starttls" if scheme == "smtp" and flag else security
-
-
-def _smtp_timeout(raw: str | None) -> float:
-    if raw is None:
-        return 30.0
-    try:
-        timeout = float(raw)
-    except ValueError:
-        timeout = -1
-    if not (0 < timeout < float("inf")):
-        raise ValueError(f"{SMTP_URL_ENV}: timeout must be a positive number of seconds, not {raw!r}")
-    return timeout
-
-
-def mask(url: str | None) -> str:
-    """The URL with its password replaced by `***` (for logs and error messages), also when malformed."""
-    return redact_url(url) if url else ""
 
 
 # --------------------------------------------------------------------------------------------- sending

@@ -61,22 +61,6 @@ def export_available(
     return _export(storage, business, period, datasets, formats, None, None, isolate=True, now=now)
 
 
-def wanted_files(kind: str, eng=None) -> set[tuple[int, str, str]]:
-    """(business_id, dataset, format) that an active subscription of this frequency reads from the period's
-    stored exports. A filtered subscription renders into its own folder, so it asks for nothing here."""
-    from pos_exports import state
-    from pos_exports.delivery import subscriptions
-    from pos_exports.delivery.subscriptions import filters_for
-
-    return {
-        (sub.business_id, d, f)
-        for sub in subscriptions.find(eng or state.engine(), active=True)
-        if sub.frequency == kind and not any(filters_for(sub, d) for d in sub.datasets)  # as deliver._files
-        for d in sub.datasets
-        for f in sub.formats
-    }
-
-
 def plain_reason(dataset: str, period: Period, exc: BaseException) -> str:
     """Why a dataset's export could not be produced, in words its business can read."""
     if isinstance(exc, ArchiveMissing):

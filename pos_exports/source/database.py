@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 import pyarrow as pa
 
 from pos_exports import config
-from pos_exports.redact import needs_encoding, redact_url, scrub
+from pos_exports.core.urls import UrlError, parse_database_url
+from pos_exports.redact import redact_url, scrub
 
 SQLITE_BATCH_ROWS = 50_000
 POS_TABLES = (
@@ -133,37 +133,12 @@ def _sqlite_array(name: str, values: tuple) -> pa.Array:
         raise SourceDataError(f"column {name!r} holds values of mixed types: {exc}") from None
 
 
-_SQLITE_PREFIX = "sqlite:///"
-_PG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg2", "postgresql+psycopg", "postgresql+adbc")
-
-
 def parse_url(url: str) -> tuple[str, str]:
-    """Validate a `POS_DATABASE_URL`; return (dialect name, connection target)."""
-    url = (url or "").strip()
-    if needs_encoding(url):
-        raise PosSourceError(f"POS_DATABASE_URL {redact_url(url)!r}: the user name or password {config.ENCODE_HINT}")
-    if url.startswith(_SQLITE_PREFIX):
-        path = url[len(_SQLITE_PREFIX) :]
-        if not path:
-            raise PosSourceError(f"POS_DATABASE_URL {url!r} names no SQLite file (expected sqlite:///path/to/pos.db)")
-        return "sqlite", path
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme in _PG_SCHEMES:
-        try:
-            parts = urlsplit(url)
-        except ValueError as exc:
-            raise PosSourceError(f"POS_DATABASE_URL {redact_url(url)!r} is not a valid URL: {scrub(exc)}") from None
-        if not (parts.hostname or "host=" in parts.query) or not parts.path.strip("/"):
-            raise PosSourceError(
-                f"POS_DATABASE_URL {redact_url(url)!r} is incomplete: expected postgresql://user:password@host:port/dbname"
-            )
-        return "postgresql", urlunsplit(parts._replace(scheme="postgresql"))
-    # Not echoed: a value without a known scheme may be anything, a bare password included.
-    shown = f"scheme {scheme!r}" if re.fullmatch(r"[a-z][a-z0-9+.-]{0,30}", scheme) else "no known scheme://"
-    raise PosSourceError(
-        f"POS_DATABASE_URL has {shown}, which is not supported: expected postgresql://user:password@host:port/dbname "
-        "or sqlite:///path/to/pos.db"
-    )
+    """Validate a `POS_DATABASE_URL`; return (dialect name, connection target). The rule: `core.urls`."""
+    try:
+        return parse_database_url(url)
+    except UrlError as exc:
+        raise PosSourceError(scrub(exc)) from None
 
 
 def _pg_uri(target: str) -> str:
