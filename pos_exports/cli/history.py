@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from pos_exports.cli.kit import Args, args_of, checked
+from pos_exports.core.clock import utc_now
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -120,7 +121,7 @@ class Context:
 
     @property
     def now(self) -> dt.datetime:
-        return _instant("now", getattr(self.args, "now", None)) or dt.datetime.now(UTC)
+        return _instant("now", getattr(self.args, "now", None)) or utc_now()
 
     def zones(self) -> dict[int, str]:
         from pos_exports.operations.stats import business_zones

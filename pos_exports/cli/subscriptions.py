@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from pos_exports.cli.kit import Args, args_of, checked
+from pos_exports.core.clock import utc_now
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -125,7 +126,7 @@ class Context:
 
     @property
     def now(self) -> dt.datetime:
-        return getattr(self.args, "now", None) or dt.datetime.now(UTC)
+        return getattr(self.args, "now", None) or utc_now()
 
     def print(self, text: str = "") -> None:
         print(text, file=self.out)

@@ -169,13 +169,11 @@ def _check_monday(week_start: dt.date) -> dt.date:
     return week_start
 
 
-def coverage(
-    eng: sa.Engine, business_ids: list[int], week_start: dt.date, now: dt.datetime | None = None
-) -> dict[str, Coverage]:
+def coverage(eng: sa.Engine, business_ids: list[int], week_start: dt.date, now: dt.datetime) -> dict[str, Coverage]:
     """Archived business-days of the week per dataset over `business_ids` (expected: 7 each), from the state
     database's archive index (one query per dataset, no storage call)."""
     days = weekly(week_start).days
-    now = (now or dt.datetime.now(UTC)).astimezone(UTC)
+    now = now.astimezone(UTC)
     result = {}
     for name in DATASETS:
         cov = Coverage(name, 0, 7 * len(business_ids))
@@ -198,7 +196,7 @@ def week_summary(
     business_id: int | None,
     week_start: dt.date,
     *,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
 ) -> Summary:
     """The summary of one business (or the fleet, `business_id` None) for the week starting Monday `week_start`."""
     _check_monday(week_start)
@@ -280,7 +278,7 @@ def send_weekly_summaries(
     smtp: SmtpSettings | None,
     outbox_dir: Path,
     *,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
     force: bool = False,
     sleep=None,
 ) -> dict[str, Any]:
