@@ -1,6 +1,6 @@
 """Which failures may pass on their own (and are worth another attempt).
 
-Kept apart from `automation.retries` (Dagster's retry policy) so that what only renders or reads the
+Kept apart from `defs.retries` (Dagster's retry policy) so that what only renders or reads the
 archive, and must know whether a failure is temporary, does not import Dagster.
 """
 

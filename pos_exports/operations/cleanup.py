@@ -15,8 +15,7 @@ of purged POS rows) nor the outbox. Within a folder the manifest is deleted last
 cleanup leaves a folder that the next one still judges correctly. A delivery asked again for a
 deleted period renders it again from the archive.
 
-Dagster: `cleanup_job` (op `cleanup_exports_op`, config `dry_run`, `max_age_days`) and
-`cleanup_schedule` (daily 03:30 UTC).
+Dagster wiring: `pos_exports.defs.cleanup` (`cleanup_job`, `cleanup_schedule` daily 03:30 UTC).
 """
 
 import datetime as dt
@@ -163,7 +162,7 @@ def _rmdir(path: Path) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# Dagster
+# The CLI
 
 
 def run_cleanup(today: dt.date, dry_run: bool, max_age_days: int | None = None, storage: Storage | None = None) -> int:

@@ -29,9 +29,9 @@ The overall status is the worst level of the gaps: `ok` (no gap at all), `info` 
 pending/info/lost gaps), `warn`, `error`. With no business list beside the archive (the archive has
 never run) the status is `warn`.
 
-Dagster wiring: the asset check `retention_guard` on `sales_archive`, the job `retention_guard_job`
-running it, and `retention_guard_sensor` (every 6 hours) that emails the data team once per UTC day
-and status when the guard warns or errs, and runs the check so the UI shows the latest gaps.
+Dagster wiring (`pos_exports.defs.retention`): the asset check `retention_guard` on `sales_archive`, the job
+`retention_guard_job` running it, and `retention_guard_sensor` (every 6 hours) that emails the data team once per
+UTC day and status when the guard warns or errs, and runs the check so the UI shows the latest gaps.
 """
 
 import datetime as dt
@@ -321,7 +321,7 @@ def coverage(
 
 
 # ---------------------------------------------------------------------------------------------
-# Dagster
+# Alerts and the CLI
 
 
 def alert_text(cov: Coverage) -> tuple[str, str]:

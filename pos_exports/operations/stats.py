@@ -1,8 +1,8 @@
 """Operations statistics: how deliveries went, what the exports weigh, what fires next, what is overdue.
 
 Plain functions over the state database (the delivery ledger) and the storage (export manifests),
-used by the `delivery_statistics` asset below, the weekly summary (`automation/summary.py`) and the
-`pos-exports stats | upcoming | overdue` commands (`delivery/history_cli.py`).
+used by the `delivery_statistics` asset (`defs/stats.py`), the weekly summary (`operations/summary.py`) and the
+`pos-exports stats | upcoming | overdue` commands (`cli/history.py`).
 
 Definitions (per ledger row, i.e. per subscription x period x recipient):
 - attempted   every row in the window (`created_at` in `[since, until)`)
@@ -443,7 +443,7 @@ def _why(
     return "never_ran", "no delivery was started (archive not checked)"
 
 
-# --- Dagster: the statistics asset, its job and hourly schedule --------------------------------------
+# --- The statistics as a table (the asset's metadata, the CLI) ---------------------------------------
 
 
 def _fmt_rate(value: float | None) -> str:

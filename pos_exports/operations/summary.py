@@ -309,7 +309,7 @@ def send_weekly_summaries(
     return {"week_start": week_start.isoformat(), "queued": queued, "skipped": skipped, "flush": counts}
 
 
-# --- Dagster: the job and its Monday schedule -------------------------------------------------------
+# --- The week a run asks for (the job: defs/summary.py) ---------------------------------------------
 
 
 def resolve_week(text: str, now: dt.datetime) -> dt.date:
