@@ -254,7 +254,8 @@ def format_stats(stats: dict[str, Any]) -> list[str]:
         f"Deliveries of {scope}, created from {since} to {until}",
         f"  attempted     {stats['attempted']} (recipient rows of {stats['deliveries']} deliveries)",
         f"  emailed       {stats['emailed']}",
-        f"  failed        {stats['failed']}",
+        f"  failed        {stats['failed']}"
+        + (f" ({stats['failed_transient']} transient: retried automatically)" if stats["failed_transient"] else ""),
         f"  skipped       {stats['skipped']} (no data, only_if_data)",
         f"  unknown       {stats['unknown']} (maybe delivered: see `pos-exports resend`)",
         f"  not sent yet  {stats['pending']}",
