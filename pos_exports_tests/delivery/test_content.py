@@ -17,7 +17,7 @@ from pos_exports.delivery.email import (
     render_content,
     send,
 )
-from pos_exports_tests.delivery.flow import CONTEXT, content_for, make_files
+from pos_exports_tests.delivery.samples import CONTEXT, content_for, make_files
 
 MB = 1024 * 1024
 
