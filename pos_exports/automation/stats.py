@@ -37,6 +37,7 @@ from pydantic import Field
 from pos_exports.archive.read import load_businesses
 from pos_exports.core.catalog import DATASETS, FORMATS
 from pos_exports.core.errors import ErrorKind
+from pos_exports.core.figures import percent_text
 from pos_exports.delivery import ledger, schedule
 from pos_exports.delivery.deliver import missing_archive
 from pos_exports.delivery.state import engine
@@ -503,7 +504,7 @@ def statistics_metadata(stats: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _fmt_rate(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f} %"
+    return "-" if value is None else percent_text(value)  # `15.47%`, as the files write it
 
 
 def _fmt_seconds(value: float | None) -> str:

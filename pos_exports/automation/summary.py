@@ -30,6 +30,7 @@ from pos_exports.archive.read import load_businesses
 from pos_exports.archive.tables import DATASETS
 from pos_exports.automation.delivery import outbox_dir as storage_outbox
 from pos_exports.automation.stats import delivery_stats, export_stats
+from pos_exports.core.figures import percent_text
 from pos_exports.delivery import notify
 from pos_exports.delivery.email import SmtpSettings, human_size
 from pos_exports.delivery.state import alerts, engine
@@ -159,7 +160,7 @@ class Summary:
 
 
 def _rate(value: float | None) -> str:
-    return "n/a" if value is None else f"{value * 100:.1f} %"
+    return "n/a" if value is None else percent_text(value)  # `15.47%`, as the files write it
 
 
 def last_complete_week(now: dt.datetime) -> dt.date:

@@ -81,7 +81,9 @@ def _local_text(instant: dt.datetime | None) -> str:
 
 
 def _rate(value: float | None) -> str:
-    return "n/a" if value is None else f"{value * 100:.1f} %"
+    from pos_exports.core.figures import percent_text
+
+    return "n/a" if value is None else percent_text(value)  # `15.47%`, as the files and emails write it
 
 
 def _seconds(value: float | None) -> str:

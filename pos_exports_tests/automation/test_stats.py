@@ -203,7 +203,7 @@ def test_statistics_asset_materializes_the_numbers(state, clock, tmp_path, monke
     assert (meta["emailed_xlsx"], meta["emailed_csv"], meta["emailed_pdf"], meta["failed_pdf"]) == (2, 2, 0, 2)
     assert (meta["bytes_xlsx"], meta["bytes_sales"], meta["bytes_customers"]) == (8000, 2400, 6800)
     assert meta["emailed_inventory"] == 0 and meta["exports_weekly"] == 0 and meta["window_days"] == 7
-    assert "| **all** | 6 | 2 | 2 | 1 | 50.0 % | 8 | 9200 | 10.0 | 30.0 |" in meta["table"]
+    assert "| **all** | 6 | 2 | 2 | 1 | 50.00% | 8 | 9200 | 10.0 | 30.0 |" in meta["table"]
 
     # A window after the ledger's rows: zero counts, and no undefined figures in the metadata.
     monkeypatch.setattr(stats_module, "clock", lambda: T0 + dt.timedelta(days=30))
