@@ -11,6 +11,7 @@ from pydantic import Field
 from pos_exports import config as settings
 from pos_exports.archive.read import ArchiveMissing, load_businesses
 from pos_exports.automation.retries import RETRY_POLICY, failure
+from pos_exports.core.errors import ErrorKind
 from pos_exports.delivery import ledger, notify
 from pos_exports.delivery.deliver import DeliveryOutcome, alert_unknown, archive_gaps, deliver, sender_address
 from pos_exports.delivery.email import SmtpSettings
@@ -439,26 +440,27 @@ def retry_requests(
             requests.append(run_request(*key, row["business_id"], suffix=f":retry{row['attempts']}"))
     given_up: list[str] = []
     items = []
-    for row in ledger.exhausted(eng, max_attempts):  # transient errors (`error_kind`) out of attempts
-        ledger.mark_failed(eng, [row["id"]], f"gave up after {row['attempts']} attempts: {row['error']}")
-        given_up.append(
-            f"subscription {row['subscription_id']} {row['period_key']} to {row['recipient']}: {row['error']}"
-        )
-        sub = get(eng, row["subscription_id"])
-        business_id = row["business_id"]
-        name = (businesses or {}).get(business_id, f"business {business_id}")
-        items.append(
-            FailedItem.for_period(
-                business_id,
-                name,
-                "delivery",
-                ", ".join(sub.datasets) if sub else "exports",
-                period_for(row["period_kind"], row["period_key"]),
-                f"it could not be sent to {row['recipient']} after {row['attempts']} attempts; "
-                "the data team has been told and will send it again once the cause is fixed",
-                detail=given_up[-1],
+    for row in ledger.history(eng, status="failed"):
+        if row["error_kind"] == ErrorKind.TRANSIENT and row["attempts"] >= max_attempts:  # its kind, not its text
+            ledger.mark_failed(eng, [row["id"]], f"gave up after {row['attempts']} attempts: {row['error']}")
+            given_up.append(
+                f"subscription {row['subscription_id']} {row['period_key']} to {row['recipient']}: {row['error']}"
             )
-        )
+            sub = get(eng, row["subscription_id"])
+            business_id = row["business_id"]
+            name = (businesses or {}).get(business_id, f"business {business_id}")
+            items.append(
+                FailedItem.for_period(
+                    business_id,
+                    name,
+                    "delivery",
+                    ", ".join(sub.datasets) if sub else "exports",
+                    period_for(row["period_kind"], row["period_key"]),
+                    f"it could not be sent to {row['recipient']} after {row['attempts']} attempts; "
+                    "the data team has been told and will send it again once the cause is fixed",
+                    detail=given_up[-1],
+                )
+            )
     if items:
         team_body = "\n".join(["Deliveries given up after their last attempt:", *given_up, "", WHAT_TO_DO_DELIVERY])
         subject = f"[pos_exports] {len(items)} delivery(ies) given up"

@@ -548,21 +548,6 @@ def retryable(eng: sa.Engine, max_attempts: int) -> list[dict[str, Any]]:
         return [_row(r) for r in conn.execute(query).mappings()]
 
 
-def exhausted(eng: sa.Engine, max_attempts: int) -> list[dict[str, Any]]:
-    """Failed rows with a transient error that used up their `max_attempts` (the retry sensor gives them up)."""
-    query = (
-        sa.select(deliveries)
-        .where(
-            deliveries.c.status == "failed",
-            deliveries.c.error_kind == ErrorKind.TRANSIENT.value,
-            deliveries.c.attempts >= max_attempts,
-        )
-        .order_by(deliveries.c.created_at, deliveries.c.id)
-    )
-    with eng.connect() as conn:
-        return [_row(r) for r in conn.execute(query).mappings()]
-
-
 def rows_for(eng: sa.Engine, pairs: Iterable[tuple[int, str]], chunk: int = 500) -> dict[tuple[int, str], list]:
     """The ledger rows of exactly these (subscription_id, period_key)s, by pair (one query per `chunk` pairs)."""
     wanted = sorted(set(pairs))
