@@ -82,7 +82,9 @@ def _local_text(instant: dt.datetime | None) -> str:
 
 
 def _rate(value: float | None) -> str:
-    return "n/a" if value is None else f"{value * 100:.1f} %"
+    from pos_exports.core.figures import percent_text
+
+    return "n/a" if value is None else percent_text(value)  # `15.47%`, as the files and emails write it
 
 
 def _seconds(value: float | None) -> str:
@@ -255,7 +257,8 @@ def format_stats(stats: dict[str, Any]) -> list[str]:
         f"Deliveries of {scope}, created from {since} to {until}",
         f"  attempted     {stats['attempted']} (recipient rows of {stats['deliveries']} deliveries)",
         f"  emailed       {stats['emailed']}",
-        f"  failed        {stats['failed']}",
+        f"  failed        {stats['failed']}"
+        + (f" ({stats['failed_transient']} transient: retried automatically)" if stats["failed_transient"] else ""),
         f"  skipped       {stats['skipped']} (no data, only_if_data)",
         f"  unknown       {stats['unknown']} (maybe delivered: see `pos-exports resend`)",
         f"  not sent yet  {stats['pending']}",

@@ -42,3 +42,7 @@ PLACEHOLDERS = (
     "timezone",
     "subscription_name",
 )
+# The values the reports compute and the filters accept (docs/reports.md, "Filters").
+CUSTOMER_TYPES = ("retail", "wholesale")
+CREDIT_STATUSES = ("good", "near_limit", "over_limit", "blocked")
+STOCK_STATUSES = ("in_stock", "low_stock", "out_of_stock")

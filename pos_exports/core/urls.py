@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
 from pos_exports.core.addresses import header_address_problem
-from pos_exports.core.words import truth
+from pos_exports.core.fields import Flag, problems
 
 HIDDEN = "***"
 ENCODE_HINT = (
@@ -190,62 +192,74 @@ def parse_smtp_url(url: str) -> SmtpUrl:
         raise ValueError(f"{SMTP_URL_ENV} has a password but no user name: {shown}")
 
     options = _smtp_options(parts.query, shown)
-    security = _smtp_security(scheme, options.get("starttls"), shown)
-    timeout = _smtp_timeout(options.get("timeout"))
-    from_address = options.get("from")
-    if from_address is not None and (problem := header_address_problem(from_address, "from address")):
-        raise ValueError(f"{SMTP_URL_ENV}: {problem}")
     return SmtpUrl(
         host=host,
         port=port,
         username=username,
         password=password,
-        security=security,
-        timeout=timeout,
-        from_address=from_address,
-        cafile=options.get("cafile") or None,
+        security=_smtp_security(scheme, options.starttls, shown),
+        timeout=options.timeout,
+        from_address=options.from_,
+        cafile=options.cafile or None,
     )
 
 
-def _smtp_options(query_text: str, shown: str) -> dict[str, str]:
-    """The URL's query options (`starttls`, `timeout`, `from`, `cafile`), each given at most once."""
+def _seconds(value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1
+    if not (0 < seconds < float("inf")):
+        raise ValueError(f"{value!r} is not a positive number of seconds")
+    return seconds
+
+
+def _sender(value: Any) -> str:
+    if problem := header_address_problem(value, "from address"):
+        raise ValueError(problem)
+    return value
+
+
+class SmtpOptions(BaseModel):
+    """The query options of `POS_EXPORTS_SMTP_URL` (each given at most once; any other is refused)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    starttls: Flag | None = None  # upgrade a plain smtp:// connection
+    timeout: Annotated[float, BeforeValidator(_seconds)] = 30.0  # seconds
+    from_: Annotated[str, BeforeValidator(_sender)] | None = Field(None, alias="from")  # sender address
+    cafile: str | None = None  # a private CA to trust for TLS
+
+
+def _smtp_options(query_text: str, shown: str) -> SmtpOptions:
+    """The URL's query options (`SmtpOptions`), each given at most once."""
     try:
         query = parse_qs(query_text, keep_blank_values=True, strict_parsing=bool(query_text))
     except ValueError:
         raise ValueError(f"{SMTP_URL_ENV} has a malformed query string: {shown}") from None
-    unknown = sorted(set(query) - {"starttls", "timeout", "from", "cafile"})
-    if unknown:
-        raise ValueError(
-            f"{SMTP_URL_ENV} has unknown option(s) {', '.join(unknown)} "
-            f"(known: starttls, timeout, from, cafile): {shown}"
-        )
     for name, values in query.items():
         if len(values) != 1:
             raise ValueError(f"{SMTP_URL_ENV} gives {name} more than once: {shown}")
-    return {name: values[0] for name, values in query.items()}
+    try:
+        return SmtpOptions.model_validate({name: values[0] for name, values in query.items()})
+    except ValidationError as exc:
+        found = problems(exc)
+        unknown = sorted(name for name, kind, _ in found if kind == "extra_forbidden")
+        if unknown:
+            known = ", ".join(f.alias or name for name, f in SmtpOptions.model_fields.items())
+            raise ValueError(
+                f"{SMTP_URL_ENV} has unknown option(s) {', '.join(unknown)} (known: {known}): {shown}"
+            ) from None
+        name, _, message = found[0]
+        raise ValueError(f"{SMTP_URL_ENV}: {name}: {message}: {shown}") from None
 
 
-def _smtp_security(scheme: str, starttls: str | None, shown: str) -> Literal["plain", "starttls", "ssl"]:
+def _smtp_security(scheme: str, starttls: bool | None, shown: str) -> Literal["plain", "starttls", "ssl"]:
     security = {"smtp": "plain", "smtp+starttls": "starttls", "smtps": "ssl"}[scheme]
     if starttls is None:
         return security
-    flag = truth(starttls)
-    if flag is None:
-        raise ValueError(f"{SMTP_URL_ENV}: starttls must be true or false, not {starttls!r}: {shown}")
-    if scheme == "smtps" and flag:
+    if scheme == "smtps" and starttls:
         raise ValueError(f"{SMTP_URL_ENV}: smtps:// is already TLS; starttls does not apply: {shown}")
-    if scheme == "smtp+starttls" and not flag:
+    if scheme == "smtp+starttls" and not starttls:
         raise ValueError(f"{SMTP_URL_ENV}: smtp+starttls:// with starttls=false is contradictory: {shown}")
-    return "starttls" if scheme == "smtp" and flag else security
-
-
-def _smtp_timeout(raw: str | None) -> float:
-    if raw is None:
-        return 30.0
-    try:
-        timeout = float(raw)
-    except ValueError:
-        timeout = -1
-    if not (0 < timeout < float("inf")):
-        raise ValueError(f"{SMTP_URL_ENV}: timeout must be a positive number of seconds, not {raw!r}")
-    return timeout
+    return "starttls" if scheme == "smtp" and starttls else security

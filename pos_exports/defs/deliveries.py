@@ -11,6 +11,7 @@ from pydantic import Field
 from pos_exports import config as settings
 from pos_exports.archive.read import ArchiveMissing, load_businesses
 from pos_exports.core.catalog import PeriodKind
+from pos_exports.core.errors import ErrorKind
 from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.defs.retries import RETRY_POLICY, failure
 from pos_exports.delivery import ledger, notify
@@ -374,7 +375,7 @@ def retry_requests(
     given_up: list[str] = []
     items = []
     for row in ledger.history(eng, status="failed"):
-        if (row["error"] or "").startswith(ledger.TEMPORARY) and row["attempts"] >= max_attempts:
+        if row["error_kind"] == ErrorKind.TRANSIENT and row["attempts"] >= max_attempts:  # its kind, not its text
             ledger.mark_failed(eng, [row["id"]], f"gave up after {row['attempts']} attempts: {row['error']}")
             given_up.append(
                 f"subscription {row['subscription_id']} {row['period_key']} to {row['recipient']}: {row['error']}"

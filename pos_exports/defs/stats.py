@@ -21,7 +21,8 @@ from pos_exports.state import engine
 def statistics_metadata(stats: Mapping[str, Any]) -> dict[str, Any]:
     """Flat numeric metadata (plotted by the UI over time) and a markdown table of `delivery_stats`.
 
-    Keys: attempted, emailed, failed, skipped, unknown, pending, retried, recipients, deliveries, files, bytes,
+    Keys: attempted, emailed, failed, failed_transient, skipped, unknown, pending, retried, recipients, deliveries,
+    files, bytes,
     success_rate, median_seconds, p95_seconds (the last three only when defined), then per format and
     dataset `{figure}_{name}` (emailed_xlsx, failed_pdf, bytes_sales, ...; every known one, 0 when
     absent, so the series stay continuous), then `exports_{kind}`, `export_files`, `export_bytes`.
@@ -31,6 +32,7 @@ def statistics_metadata(stats: Mapping[str, Any]) -> dict[str, Any]:
         "attempted",
         "emailed",
         "failed",
+        "failed_transient",
         "skipped",
         "unknown",
         "pending",

@@ -23,6 +23,7 @@ from pos_exports.archive import capture
 from pos_exports.archive.read import ArchiveMissing, archived_days
 from pos_exports.archive.tables import DATASETS
 from pos_exports.core.clock import utc_now
+from pos_exports.core.errors import ErrorKind
 from pos_exports.delivery import ledger, notify
 from pos_exports.delivery.email import (
     Attachment,
@@ -207,8 +208,8 @@ def deliver(
         )
         results = _send_claimed(eng, messages, run_id, smtp, outbox_dir, sleep)
     except Exception as exc:
-        prefix = ledger.TEMPORARY if is_transient(exc) else ""  # the retry sensor takes temporary ones again
-        ledger.mark_failed(eng, ids, f"{prefix}{type(exc).__name__}: {exc}", traceback.format_exc())
+        kind = ErrorKind.of(is_transient(exc))  # the retry sensor takes transient ones again
+        ledger.mark_failed(eng, ids, f"{type(exc).__name__}: {exc}", traceback.format_exc(), kind=kind)
         raise
     sent = [r for r, res in results.items() if res.status == "emailed"]
     unknown = [r for r, res in results.items() if res.status == "unknown"]

@@ -33,10 +33,11 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, getaddresses, make_msgid
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import quote
 
 import jinja2
+from pydantic import BaseModel, ConfigDict, Field
 
 from pos_exports import config
 from pos_exports.core.addresses import LINE_BREAKS as _LINE_BREAKS
@@ -342,12 +343,15 @@ def mail_filename(business_name: str, stored_name: str, period_key: str) -> str:
 # --------------------------------------------------------------------------------------------- settings
 
 
-@dataclass(frozen=True)
-class SmtpSettings:
+class SmtpSettings(BaseModel):
+    """Where and how export emails are sent (`POS_EXPORTS_SMTP_URL`, parsed by `from_url`)."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
     host: str
-    port: int
+    port: Annotated[int, Field(ge=1, le=65535)]
     username: str | None = None
-    password: str | None = field(default=None, repr=False)
+    password: str | None = Field(default=None, repr=False)
     security: Literal["plain", "starttls", "ssl"] = "plain"
     timeout: float = 30.0
     from_address: str | None = None  # envelope sender and default From address

@@ -9,13 +9,15 @@ Status flow: `pending -> processing -> completed -> sending -> emailed | failed 
                 checked by rowcount, committed BEFORE connecting; sets `claimed_at`, `claimant`).
                 Only the claimant sends; nobody else may claim the row while it is `sending`.
 - `emailed`     accepted by the SMTP server (or written to the outbox): final, never sent again.
-- `failed`      rendering or sending failed for sure (nothing was delivered); `error` says how:
-                  `temporary: ...`  4xx / connection problem BEFORE the message body was sent:
-                                    `retryable()` picks it up again
-                  `rejected: ...`   the server refused this recipient for good (5xx to RCPT): never
-                                    re-sent unless asked explicitly (`include_rejected=True`)
-                  anything else     a render error or a permanent server/configuration error: a
-                                    re-run tries again, the automatic retry does not
+- `failed`      rendering or sending failed for sure (nothing was delivered); `error_kind` says whether it
+                is worth another attempt (`core.errors.ErrorKind`, the only thing decisions read), `error`
+                says how, for people:
+                  transient  `temporary: ...`  4xx / connection problem BEFORE the message body was sent:
+                                               `retryable()` picks it up again
+                  permanent  `rejected: ...`   the server refused this recipient for good (5xx to RCPT):
+                                               never re-sent unless asked (`include_rejected=True`)
+                  permanent  anything else     a render error or a permanent server/configuration error:
+                                               a re-run tries again, the automatic retry does not
 - `unknown`     the outcome is ambiguous: the connection dropped or the reply timed out after the
                 message body was sent, or a later run found the row `sending` while its claimant is
                 gone (killed after the server's 250, before the ledger write: `expire_claims`). The
@@ -37,12 +39,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from pos_exports.core.errors import ErrorKind
 from pos_exports.delivery.email import RecipientResult
 from pos_exports.redact import scrub
 from pos_exports.state import deliveries
 
 STATUSES = ("pending", "processing", "completed", "sending", "emailed", "failed", "unknown", "skipped")
-TEMPORARY = "temporary: "
+TEMPORARY = "temporary: "  # how a transient error reads (the kind itself is the `error_kind` column)
 REJECTED = "rejected: "
 UNKNOWN = "unknown: "
 # A `processing` / `completed` row older than this belongs to a run that died before any SMTP contact;
@@ -316,7 +319,7 @@ def expire_claims(
                     deliveries.c.status == "sending",
                     deliveries.c.run_id == row.get("run_id"),
                 )
-                .values(status="unknown", error=error, finished_at=_bind_time(eng, now or _now()))
+                .values(status="unknown", error=error, error_kind=None, finished_at=_bind_time(eng, now or _now()))
             )
         if result.rowcount == 1:
             marked.append({**row, "status": "unknown", "error": error})
@@ -351,11 +354,19 @@ def mark_completed(
                 bytes=bytes,
                 missing=missing or None,
                 error=None,
+                error_kind=None,
                 traceback=None,
                 finished_at=_bind_time(eng, _now()),
             )
         )
         return result.rowcount
+
+
+def result_kind(result: RecipientResult) -> ErrorKind | None:
+    """The kind of error of a recipient not emailed (None: emailed, or `unknown`, which is never retried)."""
+    if result.status in ("emailed", "unknown"):
+        return None
+    return ErrorKind.of(result.status == "retry")  # nothing was delivered and the server said "try later"
 
 
 def _error_for(result: RecipientResult) -> str:
@@ -378,9 +389,11 @@ def _result_values(eng: sa.Engine, res: RecipientResult) -> dict[str, Any]:
         "finished_at": now,
     }
     if res.status == "emailed":
-        values.update(status="emailed", emailed_at=now, error=None, traceback=None)
+        values.update(status="emailed", emailed_at=now, error=None, error_kind=None, traceback=None)
+    elif res.status == "unknown":  # maybe delivered: no error kind, its status alone keeps it from any retry
+        values.update(status="unknown", error=_error_for(res), error_kind=None)
     else:
-        values.update(status="unknown" if res.status == "unknown" else "failed", error=_error_for(res))
+        values.update(status="failed", error=_error_for(res), error_kind=result_kind(res))
     return values
 
 
@@ -388,9 +401,9 @@ def record_result(eng: sa.Engine, row_id: int, run_id: str | None, res: Recipien
     """Store what `email.send` returned for the recipient of the row this run claimed (`claim_sending`).
 
     emailed -> status emailed, `emailed_at`, `message_id`, `smtp_response`, attempts added;
-    retry   -> status failed, error `temporary: ...` (picked up by `retryable`);
+    retry   -> status failed, error_kind transient, error `temporary: ...` (picked up by `retryable`);
     unknown -> status unknown, error `unknown: ...` (never sent again automatically);
-    failed  -> status failed, error `rejected: ...` (5xx to RCPT) or `failed: ...`.
+    failed  -> status failed, error_kind permanent, error `rejected: ...` (5xx to RCPT) or `failed: ...`.
     Only the claimant writes (also over an `unknown` that another run concluded meanwhile: it knows).
     """
     with eng.begin() as conn:
@@ -435,7 +448,7 @@ def mark_skipped(eng: sa.Engine, ids: Sequence[int], reason: str) -> int:
         result = conn.execute(
             deliveries.update()
             .where(deliveries.c.id.in_(list(ids)), deliveries.c.status.in_(["processing", "completed"]))
-            .values(status="skipped", error=reason, finished_at=_bind_time(eng, _now()))
+            .values(status="skipped", error=reason, error_kind=None, finished_at=_bind_time(eng, _now()))
         )
         return result.rowcount
 
@@ -445,8 +458,13 @@ def mark_failed(
     ids_or_key: Sequence[int] | tuple[int, str],
     error: str,
     traceback: str | None = None,
+    *,
+    kind: ErrorKind = ErrorKind.PERMANENT,
 ) -> int:
     """Rendering or sending failed before any per-recipient result: status failed with the error and traceback.
+
+    `kind`: a transient error is taken again by the retry sensor (`retryable`), and its text reads
+    `temporary: ...` (the prefix is added here when missing); a permanent one is not, whatever its text.
 
     `ids_or_key`: row ids, or `(subscription_id, period_key)` for every row of that delivery except
     the ones the server rejected for good (their `rejected: ...` error is kept). Rows `emailed`,
@@ -464,6 +482,8 @@ def mark_failed(
         if not ids:
             return 0
         where = deliveries.c.id.in_(ids)
+    if kind is ErrorKind.TRANSIENT and not error.startswith(TEMPORARY):
+        error = TEMPORARY + error
     with eng.begin() as conn:
         result = conn.execute(  # never over an outcome: emailed, skipped, or one being / maybe sent
             deliveries.update()
@@ -471,6 +491,7 @@ def mark_failed(
             .values(
                 status="failed",
                 error=scrub(error),
+                error_kind=ErrorKind(kind).value,
                 traceback=scrub(traceback) if traceback else None,
                 finished_at=_bind_time(eng, _now()),
             )
@@ -512,13 +533,13 @@ def _aware(value: dt.datetime, name: str) -> dt.datetime:
 
 
 def retryable(eng: sa.Engine, max_attempts: int) -> list[dict[str, Any]]:
-    """Failed rows with a temporary error and fewer than `max_attempts` attempts, oldest first."""
+    """Failed rows with a transient error (`error_kind`) and fewer than `max_attempts` attempts, oldest first."""
     query = (
         sa.select(deliveries)
         .where(
             deliveries.c.status == "failed",
             deliveries.c.emailed_at.is_(None),
-            deliveries.c.error.startswith(TEMPORARY),
+            deliveries.c.error_kind == ErrorKind.TRANSIENT.value,
             deliveries.c.attempts < max_attempts,
         )
         .order_by(deliveries.c.created_at, deliveries.c.id)

@@ -22,6 +22,8 @@ import sqlalchemy as sa
 
 from pos_exports import config
 from pos_exports.archive.read import ArchiveMissing
+from pos_exports.core.errors import ErrorKind
+from pos_exports.delivery import ledger
 from pos_exports.delivery.email import EmailContent, SmtpSettings, build_message, send
 from pos_exports.delivery.subscriptions import get_settings
 from pos_exports.failures import ON_OUR_SIDE, TEMPORARY, FailedItem
@@ -197,7 +199,7 @@ def delivery_failed_items(
         )
 
     if exc is not None:
-        transient = is_transient(exc)
+        transient = is_transient(exc)  # the rule `deliver` records in the ledger (`error_kind`)
         if isinstance(exc, ArchiveMissing):
             reason = "the data it is made from is not archived yet"
         else:
@@ -211,7 +213,7 @@ def delivery_failed_items(
         if res.status == "failed" and res.stage == "rcpt" and res.code and 500 <= res.code < 600:
             reason = f"the mail server for {rcpt} refused this address ({res.response}); please check it is right"
             out.append(item(reason, must_act=True, detail=detail))
-        elif res.status == "retry":
+        elif ledger.result_kind(res) is ErrorKind.TRANSIENT:  # the ledger's rule: the retry sensor sends it
             out.append(item(f"it could not be sent to {rcpt} yet: {TEMPORARY}", transient=True, detail=detail))
         else:
             out.append(item(f"it could not be sent to {rcpt}: {ON_OUR_SIDE}", detail=detail))

@@ -1,10 +1,12 @@
 """Subscriptions: which exports of which business go to whom, and when; validated, then stored.
 
-A subscription is built from user input (CLI arguments or a YAML file) by `validate`, which refuses
-anything that could mis-deliver a file (a second address smuggled into a recipient, a header
-injected through a subject, a filter of a dataset that is not exported) with a `SubscriptionError`
-naming the field. The store functions keep subscriptions and per-business notification settings
-in the state database (`pos_exports.state`), SQLite or PostgreSQL.
+A subscription is built from user input (CLI arguments or a YAML file) by `validate`, through the strict
+pydantic model `SubscriptionInput` (notification settings: `SettingsInput`; filters: the models of
+`core.filters`), which refuses anything that could mis-deliver a file (a second address smuggled into a
+recipient, a header injected through a subject, a filter of a dataset that is not exported) with a
+`SubscriptionError` naming the field, in one line saying what it accepts. The store functions keep
+subscriptions and per-business notification settings in the state database (`pos_exports.state`),
+SQLite or PostgreSQL.
 
 Filters are one flat mapping, e.g. `{"customer_type": "wholesale", "stock_status": "low_stock"}`;
 the filter names (docs/reports.md) do not collide across datasets, and `filters_for(sub, dataset)` gives the
@@ -16,21 +18,46 @@ from __future__ import annotations
 import datetime as dt
 import re
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
-from functools import lru_cache
+from decimal import Decimal
+from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import sqlalchemy as sa
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from pos_exports import state
-from pos_exports.core.addresses import address_problem, has_control
+from pos_exports.core.addresses import has_control
 from pos_exports.core.catalog import DATASETS, FORMATS, FREQUENCIES, PLACEHOLDERS
-from pos_exports.core.words import ORDINALS, WEEKDAYS, truth
+from pos_exports.core.fields import (
+    Address,
+    Addresses,
+    Choice,
+    Choices,
+    Flag,
+    Line,
+    Whole,
+    address,
+    choice,
+    problems,
+    show,
+    whole_number,
+)
+from pos_exports.core.filters import FILTER_DATASET, FILTER_MODELS, FilterError, parse_filters
+from pos_exports.core.words import ORDINALS, WEEKDAYS
 
 UTC = dt.UTC
 
@@ -46,37 +73,6 @@ MAX_NAME = 100
 MAX_SUBJECT = 200
 MAX_MESSAGE = 10_000
 MAX_RECIPIENTS = 50
-
-# The fields `validate` accepts. `at` ("HH:MM") is an alternative to hour + minute.
-INPUT_FIELDS = (
-    "business_id",
-    "name",
-    "datasets",
-    "formats",
-    "frequency",
-    "at",
-    "hour",
-    "minute",
-    "day_of_week",
-    "day_of_month",
-    "nth_weekday",
-    "timezone",
-    "recipients",
-    "subject_template",
-    "message_template",
-    "filters",
-    "only_if_data",
-    "is_active",
-)
-SETTINGS_FIELDS = (
-    "business_id",
-    "notify_success",
-    "notify_failure",
-    "default_recipients",
-    "failure_recipients",
-    "from_name",
-    "reply_to",
-)
 
 
 class SubscriptionError(ValueError):
@@ -188,126 +184,53 @@ class NotificationSettings:
 
 
 # ---------------------------------------------------------------------------------------------
-# Field parsers. Each takes (field name, raw value) and returns the clean value or raises.
+# Input models (pydantic, strict, unknown fields refused). Each field type takes the forms people write and
+# refuses anything else with one line saying what it accepts (`pos_exports.core.fields`); `validate` and
+# `validate_settings` turn the first problem into a SubscriptionError naming the field.
 
 
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _int(fld: str, value: Any, *, low: int | None = None, high: int | None = None) -> int:
-    if isinstance(value, bool):
-        raise SubscriptionError(fld, f"{_show(value)} is not a whole number")
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,18}\s*", value):
-        number = int(value)
-    else:
-        raise SubscriptionError(fld, f"{_show(value)} is not a whole number")
-    if (low is not None and number < low) or (high is not None and number > high):
-        if high is None:
-            raise SubscriptionError(fld, f"{number} is out of range (must be at least {low})")
-        raise SubscriptionError(fld, f"{number} is out of range ({low}-{high})")
-    return number
-
-
-def _bool(fld: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and (flag := truth(value)) is not None:
-        return flag
-    raise SubscriptionError(fld, f"{_show(value)} is not true or false")
-
-
-def _line(fld: str, value: Any, *, max_len: int) -> str:
-    """A non-empty single line of text (no CR, LF or other control characters)."""
-    if not isinstance(value, str):
-        raise SubscriptionError(fld, f"{_show(value)} is not text")
-    if "\r" in value or "\n" in value:
-        raise SubscriptionError(fld, f"{_show(value)} must not contain a line break (CR or LF)")
-    if has_control(value):
-        raise SubscriptionError(fld, f"{_show(value)} must not contain control characters")
-    text = value.strip()
-    if not text:
-        raise SubscriptionError(fld, "must not be empty")
-    if len(text) > max_len:
-        raise SubscriptionError(fld, f"is {len(text)} characters long (at most {max_len})")
-    return text
-
-
-def _choice(fld: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value.strip().lower() not in allowed:
-        raise SubscriptionError(fld, f"{_show(value)} is not one of {', '.join(allowed)}")
-    return value.strip().lower()
-
-
-def _choices(fld: str, value: Any, allowed: tuple[str, ...]) -> list[str]:
-    """A non-empty list drawn from `allowed` (a single string is a list of one), without duplicates."""
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list | tuple) or not items:
-        raise SubscriptionError(fld, f"give at least one of {', '.join(allowed)}")
-    chosen: list[str] = []
-    for item in items:
-        name = _choice(fld, item, allowed)
-        if name not in chosen:
-            chosen.append(name)
-    return chosen
-
-
-def _weekday(fld: str, value: Any) -> int:
+def weekday(value: Any) -> int:
     """0-6 (0 = Monday) or a weekday name: `monday`, `mon`, `tues`, ..."""
+    bad = ValueError(f"{show(value)} is not a weekday (monday..sunday, or 0-6 with 0 = Monday)")
     if isinstance(value, str) and not value.strip().isdigit():
         text = value.strip().lower()
         matches = [i for i, day in enumerate(WEEKDAYS) if len(text) >= 3 and day.startswith(text)]
         if len(matches) == 1:
             return matches[0]
-        raise SubscriptionError(fld, f"{_show(value)} is not a weekday (monday..sunday, or 0-6 with 0 = Monday)")
+        raise bad
     try:
-        return _int(fld, value, low=0, high=6)
-    except SubscriptionError:
-        raise SubscriptionError(
-            fld, f"{_show(value)} is not a weekday (monday..sunday, or 0-6 with 0 = Monday)"
-        ) from None
+        return whole_number(value, low=0, high=6)
+    except ValueError:
+        raise bad from None
 
 
-def _day_of_month(value: Any) -> str:
+def day_of_month(value: Any) -> str:
+    """`"1"`..`"28"` or `"last"` (a day every month has)."""
     if isinstance(value, str) and value.strip().lower() == "last":
         return "last"
     try:
-        day = _int("day_of_month", value)
-    except SubscriptionError:
-        raise SubscriptionError("day_of_month", f"{_show(value)} is not a day (1-28 or 'last')") from None
+        day = whole_number(value)
+    except ValueError:
+        raise ValueError(f"{show(value)} is not a day (1-28 or 'last')") from None
     if not 1 <= day <= 28:
-        raise SubscriptionError(
-            "day_of_month", f"{day} is not allowed: use 1-28 or 'last' (not every month has day {day})"
-        )
+        raise ValueError(f"{day} is not allowed: use 1-28 or 'last' (not every month has day {day})")
     return str(day)
 
 
-def _nth_weekday(value: Any) -> str:
+def nth_weekday(value: Any) -> str:
+    """`"2nd tuesday"`, `"last friday"` (also `second tue`): an ordinal of `core.words.ORDINALS` and a weekday."""
     usage = "use 1st, 2nd, 3rd, 4th or last followed by a weekday, e.g. '2nd tuesday' or 'last friday'"
     match = re.fullmatch(r"\s*(\w+)\s+(\w+)\s*", value) if isinstance(value, str) else None
     if not match:
-        raise SubscriptionError("nth_weekday", f"{_show(value)} is not valid: {usage}")
+        raise ValueError(f"{show(value)} is not valid: {usage}")
     ordinal = _ORDINAL_ALIASES.get(match.group(1).lower(), match.group(1).lower())
     if ordinal not in ORDINALS:
-        raise SubscriptionError(
-            "nth_weekday", f"{_show(value)} is not valid: {usage} (a 5th weekday does not occur every month)"
-        )
+        raise ValueError(f"{show(value)} is not valid: {usage} (a 5th weekday does not occur every month)")
     try:
-        day = _weekday("nth_weekday", match.group(2))
-    except SubscriptionError:
-        raise SubscriptionError("nth_weekday", f"{_show(value)} is not valid: {usage}") from None
+        day = weekday(match.group(2))
+    except ValueError:
+        raise ValueError(f"{show(value)} is not valid: {usage}") from None
     return f"{ordinal} {WEEKDAYS[day]}"
-
-
-def parse_nth_weekday(text: str) -> tuple[int, int]:
-    """`'2nd tuesday'` -> (2, 1); `'last friday'` -> (-1, 4): (ordinal, weekday with 0 = Monday)."""
-    ordinal, day = _nth_weekday(text).split()
-    return ORDINALS[ordinal], WEEKDAYS.index(day)
 
 
 @lru_cache(maxsize=1)
@@ -316,102 +239,27 @@ def _zone_names() -> frozenset[str]:
     return frozenset(n for n in available_timezones() if n not in unusable and not n.startswith(("posix/", "right/")))
 
 
-def _timezone(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise SubscriptionError("timezone", f"{_show(value)} is not an IANA time zone (e.g. 'Africa/Accra')")
-    name = value.strip()
+def time_zone(value: Any) -> str:
+    """An IANA time zone name (`Africa/Accra`)."""
+    name = value.strip() if isinstance(value, str) else ""
     known = name in _zone_names()
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         known = False
     if not known:
-        raise SubscriptionError("timezone", f"{_show(value)} is not an IANA time zone (e.g. 'Africa/Accra')")
+        raise ValueError(f"{show(value)} is not an IANA time zone (e.g. 'Africa/Accra')")
     return name
 
 
-def _time(data: Mapping[str, Any]) -> tuple[int, int]:
-    at = data.get("at")
-    if at is not None:
-        if data.get("hour") is not None or data.get("minute") is not None:
-            raise SubscriptionError("at", "give either at ('HH:MM') or hour and minute, not both")
-        if isinstance(at, int) and not isinstance(at, bool):
-            raise SubscriptionError(
-                "at", "write the time as a quoted string such as '07:00' (YAML reads 7:00 as a number)"
-            )
-        match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", at) if isinstance(at, str) else None
-        if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
-            raise SubscriptionError("at", f"{_show(at)} is not a time of day HH:MM (00:00-23:59)")
-        return int(match.group(1)), int(match.group(2))
-    if data.get("hour") is None:
-        raise SubscriptionError("hour", "required: the local hour 0-23 at which to send (or at: 'HH:MM')")
-    hour = _int("hour", data["hour"], low=0, high=23)
-    minute = 0 if data.get("minute") is None else _int("minute", data["minute"], low=0, high=59)
-    return hour, minute
-
-
-def _schedule_fields(frequency: str, data: Mapping[str, Any]) -> tuple[int | None, str | None, str | None]:
-    dow, dom, nth = (data.get(k) for k in ("day_of_week", "day_of_month", "nth_weekday"))
-    if frequency != "weekly" and dow is not None:
-        raise SubscriptionError("day_of_week", f"does not apply to a {frequency} subscription")
-    if frequency != "monthly":
-        for name, value in (("day_of_month", dom), ("nth_weekday", nth)):
-            if value is not None:
-                raise SubscriptionError(name, f"does not apply to a {frequency} subscription")
-    if frequency == "weekly":
-        if dow is None:
-            raise SubscriptionError("day_of_week", "required for a weekly subscription (monday..sunday)")
-        return _weekday("day_of_week", dow), None, None
-    if frequency == "monthly":
-        if dom is not None and nth is not None:
-            raise SubscriptionError("day_of_month", "give either day_of_month or nth_weekday, not both")
-        if dom is None and nth is None:
-            raise SubscriptionError(
-                "day_of_month",
-                "a monthly subscription needs day_of_month (1-28 or 'last') or nth_weekday (e.g. '2nd tuesday')",
-            )
-        return None, (_day_of_month(dom) if dom is not None else None), (_nth_weekday(nth) if nth is not None else None)
-    return None, None, None
-
-
-# --- email addresses ---------------------------------------------------------------------------
-
-
-def check_address(fld: str, value: Any) -> str:
-    """One plain address (`owner@shop.example`), or a SubscriptionError naming `fld` and saying why not
-    (the rule: `pos_exports.core.addresses`)."""
-    if not isinstance(value, str):
-        raise SubscriptionError(fld, f"{_show(value)} is not an email address")
-    text = value.strip()
-    problem = address_problem(text)
-    if problem is not None:
-        raise SubscriptionError(
-            fld, f"{_show(value)} is not a valid email address" + (f": {problem}" if problem else "")
-        )
-    return text
-
-
-def _addresses(fld: str, value: Any, *, required: bool) -> list[str]:
-    if value is None:
-        value = []
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list | tuple):
-        raise SubscriptionError(fld, f"{_show(value)} is not a list of email addresses")
-    clean: list[str] = []
-    seen: set[str] = set()
-    for item in items:
-        address = check_address(fld, item)
-        if address.lower() not in seen:
-            seen.add(address.lower())
-            clean.append(address)
-    if required and not clean:
-        raise SubscriptionError(fld, "give at least one email address")
-    if len(clean) > MAX_RECIPIENTS:
-        raise SubscriptionError(fld, f"{len(clean)} addresses; at most {MAX_RECIPIENTS}")
-    return clean
-
-
-# --- templates ---------------------------------------------------------------------------------
+def time_of_day(value: Any) -> tuple[int, int]:
+    """`"HH:MM"` (00:00-23:59) as (hour, minute)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError("write the time as a quoted string such as '07:00' (YAML reads 7:00 as a number)")
+    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", value) if isinstance(value, str) else None
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise ValueError(f"{show(value)} is not a time of day HH:MM (00:00-23:59)")
+    return int(match.group(1)), int(match.group(2))
 
 
 def placeholders_in(template: str) -> list[str]:
@@ -419,128 +267,182 @@ def placeholders_in(template: str) -> list[str]:
     return [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
 
 
-def _template(fld: str, value: Any, default: str, *, single_line: bool, max_len: int) -> str:
-    if value is None:
-        return default
+def template(value: Any, *, single_line: bool, max_len: int) -> str:
+    """A subject (one line: it becomes a header) or message whose `{placeholders}` are all of `PLACEHOLDERS`."""
     if not isinstance(value, str):
-        raise SubscriptionError(fld, f"{_show(value)} is not text")
+        raise ValueError(f"{show(value)} is not text")
     if single_line and ("\r" in value or "\n" in value):
-        raise SubscriptionError(fld, "must not contain a line break (CR or LF): it becomes an email header")
+        raise ValueError("must not contain a line break (CR or LF): it becomes an email header")
     if has_control(value, allowed="" if single_line else "\r\n\t"):
-        raise SubscriptionError(fld, "must not contain control characters")
+        raise ValueError("must not contain control characters")
     if not value.strip():
-        raise SubscriptionError(fld, "must not be empty (leave it out for the default text)")
+        raise ValueError("must not be empty (leave it out for the default text)")
     if len(value) > max_len:
-        raise SubscriptionError(fld, f"is {len(value)} characters long (at most {max_len})")
+        raise ValueError(f"is {len(value)} characters long (at most {max_len})")
     known = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
     try:
         parts = list(string.Formatter().parse(value))
     except ValueError:
-        raise SubscriptionError(fld, "has an unmatched '{' or '}' (write {{ or }} for a literal brace)") from None
+        raise ValueError("has an unmatched '{' or '}' (write {{ or }} for a literal brace)") from None
     for _, name, spec, conversion in parts:
         if name is None:
             continue
         if name not in PLACEHOLDERS:
             shown = "{" + name + "}" if name else "{}"
-            raise SubscriptionError(fld, f"unknown placeholder {shown} (known: {known})")
+            raise ValueError(f"unknown placeholder {shown} (known: {known})")
         if spec or conversion:
-            raise SubscriptionError(fld, f"placeholder {{{name}}} takes no format or conversion")
+            raise ValueError(f"placeholder {{{name}}} takes no format or conversion")
     return value.strip() if single_line else value
+
+
+def _some(addresses: list[str]) -> list[str]:
+    if not addresses:
+        raise ValueError("give at least one email address")
+    return addresses
+
+
+def _plain_name(name: str) -> str:
+    if any(ch in name for ch in '<>@",;'):
+        raise ValueError(f"{show(name)} must be a plain name (no <, >, @, quotes, commas)")
+    return name
+
+
+Weekday = Annotated[int, BeforeValidator(weekday)]
+DayOfMonth = Annotated[str, BeforeValidator(day_of_month)]
+NthWeekday = Annotated[str, BeforeValidator(nth_weekday)]
+TimeZone = Annotated[str, BeforeValidator(time_zone)]
+TimeOfDay = Annotated[tuple[int, int], BeforeValidator(time_of_day)]
+Subject = Annotated[str, BeforeValidator(partial(template, single_line=True, max_len=MAX_SUBJECT))]
+Message = Annotated[str, BeforeValidator(partial(template, single_line=False, max_len=MAX_MESSAGE))]
+Recipients = Annotated[Addresses(MAX_RECIPIENTS), AfterValidator(_some)]
+FromName = Annotated[Line(100), AfterValidator(_plain_name)]
+
+
+class _Input(BaseModel):
+    """Strict, unknown fields refused; a known field given as None counts as absent (its default applies)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _absent(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            return {k: v for k, v in data.items() if not (v is None and k in cls.model_fields)}
+        return data
+
+    @field_validator("business_id", check_fields=False)
+    @classmethod
+    def _known_business(cls, business_id: int, info: ValidationInfo) -> int:
+        zones = (info.context or {}).get("business_timezones")
+        if zones is not None and business_id not in zones:
+            raise ValueError(f"no business with id {business_id}")
+        return business_id
+
+
+class SubscriptionInput(_Input):
+    """A subscription as people give it (CLI options, a YAML entry); `validate` makes it a Subscription."""
+
+    business_id: Whole(low=1)
+    name: Line(MAX_NAME)
+    datasets: Choices(DATASETS)
+    formats: Choices(FORMATS)
+    frequency: Choice(FREQUENCIES)
+    at: TimeOfDay | None = None  # "HH:MM", or hour and minute
+    hour: Whole(0, 23) | None = None
+    minute: Whole(0, 59) | None = None
+    day_of_week: Weekday | None = None  # weekly
+    day_of_month: DayOfMonth | None = None  # monthly, or nth_weekday
+    nth_weekday: NthWeekday | None = None
+    timezone: TimeZone | None = None  # None: the business's own zone
+    recipients: Recipients
+    subject_template: Subject = DEFAULT_SUBJECT
+    message_template: Message = DEFAULT_MESSAGE
+    filters: dict[str, Any] = {}
+    only_if_data: Flag = False
+    is_active: Flag = True
+
+    @field_validator("filters", mode="before")
+    @classmethod
+    def _filters(cls, value: Any, info: ValidationInfo) -> dict[str, Any]:
+        datasets = info.data.get("datasets")
+        return {} if datasets is None else subscription_filters(value, datasets)  # else: the datasets' error
+
+
+class SettingsInput(_Input):
+    """A business's notification settings as people give them; absent fields take the defaults."""
+
+    business_id: Whole(low=1)
+    notify_success: Flag = False
+    notify_failure: Flag = True
+    default_recipients: Addresses(MAX_RECIPIENTS) = []
+    failure_recipients: Addresses(MAX_RECIPIENTS) = []
+    from_name: FromName = DEFAULT_FROM_NAME
+    reply_to: Address | None = None
+
+    @field_validator("reply_to", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
+INPUT_FIELDS = tuple(SubscriptionInput.model_fields)
+SETTINGS_FIELDS = tuple(SettingsInput.model_fields)
+# What a required field says when it is missing (else "required").
+_REQUIRED = {
+    "datasets": f"give at least one of {', '.join(DATASETS)}",
+    "formats": f"give at least one of {', '.join(FORMATS)}",
+    "frequency": f"required: one of {', '.join(FREQUENCIES)}",
+    "recipients": "give at least one email address",
+}
+
+
+def check_address(fld: str, value: Any) -> str:
+    """One plain address (`owner@shop.example`), or a SubscriptionError naming `fld` and saying why not
+    (the rule: `pos_exports.core.addresses`)."""
+    try:
+        return address(value)
+    except ValueError as exc:
+        raise SubscriptionError(fld, str(exc)) from None
 
 
 # --- filters -----------------------------------------------------------------------------------
 
 
-def _decimal_at_least_zero(fld: str, value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        raise SubscriptionError(fld, f"{_show(value)} is not an amount")
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise SubscriptionError(fld, f"{_show(value)} is not an amount") from None
-    if not amount.is_finite() or amount < 0:
-        raise SubscriptionError(fld, f"{_show(value)} must be an amount of at least 0")
-    if amount != amount.quantize(Decimal("0.01")):
-        raise SubscriptionError(fld, f"{_show(value)} has more than 2 decimal places")
-    return str(amount.quantize(Decimal("0.01")))
-
-
-def _enum(*allowed: str) -> Callable[[str, Any], str]:
-    return lambda fld, value: _choice(fld, value, allowed)
-
-
-def _positive(fld: str, value: Any) -> int:
-    return _int(fld, value, low=1)
-
-
-def _any_int(fld: str, value: Any) -> int:
-    return _int(fld, value)
-
-
-def _short_text(fld: str, value: Any) -> str:
-    return _line(fld, value, max_len=100)
-
-
-# docs/reports.md, "Filters": dataset -> filter -> parser.
-FILTERS: dict[str, dict[str, Callable[[str, Any], Any]]] = {
-    "sales": {},
-    "customers": {
-        "customer_type": _enum("retail", "wholesale"),
-        "credit_status": _enum("good", "near_limit", "over_limit", "blocked"),
-        "min_outstanding_balance": _decimal_at_least_zero,
-        "is_active": _bool,
-    },
-    "inventory": {
-        "storefront_id": _positive,
-        "category": _short_text,
-        "stock_status": _enum("in_stock", "low_stock", "out_of_stock"),
-        "min_quantity": _any_int,
-        "exclude_zero_value": _bool,
-        "include_movement_history": _bool,
-    },
-    "audit_log": {
-        "event_type": _short_text,
-        "user_id": _positive,
-        "sale_id": _positive,
-        "customer_id": _positive,
-    },
-}
-FILTER_DATASET = {name: ds for ds, names in FILTERS.items() for name in names}
-
-
-def _filters(value: Any, datasets: list[str]) -> dict[str, Any]:
-    if value is None:
-        return {}
+def subscription_filters(value: Any, datasets: list[str]) -> dict[str, Any]:
+    """A subscription's filters: one flat mapping (or grouped by dataset), each of a dataset it exports, each
+    value checked by its dataset's model (`core.filters`) and stored as JSON (an amount as text, `"100.50"`)."""
     if not isinstance(value, Mapping):
-        raise SubscriptionError("filters", f"{_show(value)} is not a mapping of filter: value")
-    flat: list[tuple[str, Any, str | None]] = []  # (filter, value, dataset it was grouped under)
+        raise ValueError(f"{show(value)} is not a mapping of filter: value")
+    flat: list[tuple[Any, Any, str | None]] = []  # (filter, value, dataset it was grouped under)
     for key, item in value.items():
-        if key in FILTERS and isinstance(item, Mapping):
+        if key in FILTER_MODELS and isinstance(item, Mapping):
             flat.extend((k, v, key) for k, v in item.items())
         else:
             flat.append((key, item, None))
-    clean: dict[str, Any] = {}
+    given: dict[str, dict[str, Any]] = {}
     for key, item, group in flat:
         dataset = FILTER_DATASET.get(key) if isinstance(key, str) else None
         if dataset is None or (group is not None and group != dataset):
-            known = "; ".join(f"{ds}: {', '.join(names)}" for ds, names in FILTERS.items() if names)
+            known = "; ".join(f"{ds}: {', '.join(m.model_fields)}" for ds, m in FILTER_MODELS.items() if m.model_fields)
             where = f"of the {group} dataset " if group else ""
-            raise SubscriptionError("filters", f"unknown filter {_show(key)} {where}(known: {known})")
+            raise ValueError(f"unknown filter {show(key)} {where}(known: {known})")
         if dataset not in datasets:
-            raise SubscriptionError(
-                "filters",
+            raise ValueError(
                 f"{key!r} filters the {dataset} dataset, which this subscription does not export "
-                f"(datasets: {', '.join(datasets)})",
+                f"(datasets: {', '.join(datasets)})"
             )
-        if key in clean:
-            raise SubscriptionError("filters", f"{key!r} is given twice")
+        if key in given.get(dataset, {}):
+            raise ValueError(f"{key!r} is given twice")
         if item is None:
-            raise SubscriptionError("filters", f"{key}: give a value")
+            raise ValueError(f"{key}: give a value")
+        given.setdefault(dataset, {})[key] = item
+    clean: dict[str, Any] = {}
+    for dataset, values in given.items():
         try:
-            clean[key] = FILTERS[dataset][key](key, item)
-        except SubscriptionError as exc:
-            raise SubscriptionError("filters", str(exc)) from None
-    return dict(sorted(clean.items()))
+            clean.update(parse_filters(dataset, values))
+        except FilterError as exc:
+            raise ValueError(str(exc)) from None
+    return {k: str(v) if isinstance(v, Decimal) else v for k, v in sorted(clean.items())}
 
 
 def filters_for(sub: Subscription, dataset: str) -> dict[str, Any]:
@@ -551,22 +453,64 @@ def filters_for(sub: Subscription, dataset: str) -> dict[str, Any]:
 # --- validate ----------------------------------------------------------------------------------
 
 
-def _check_keys(data: Any, allowed: tuple[str, ...], what: str) -> Mapping[str, Any]:
+def _schedule_problems(data: Mapping[str, Any]) -> list[SubscriptionError]:
+    """What the fields say together (given or not; their values are the models' business): the time as `at` or
+    hour, and the schedule fields of the frequency."""
+    given = {k for k, v in data.items() if v is not None}
+    problems = []
+    if "at" in given and given & {"hour", "minute"}:
+        problems.append(SubscriptionError("at", "give either at ('HH:MM') or hour and minute, not both"))
+    if not given & {"at", "hour"}:
+        problems.append(SubscriptionError("hour", "required: the local hour 0-23 at which to send (or at: 'HH:MM')"))
+    try:
+        frequency = choice(data.get("frequency"), FREQUENCIES)
+    except ValueError:
+        return problems  # the frequency's own error
+    schedule = {"weekly": {"day_of_week"}, "monthly": {"day_of_month", "nth_weekday"}}.get(frequency, set())
+    for name in sorted({"day_of_week", "day_of_month", "nth_weekday"} & given - schedule, key=INPUT_FIELDS.index):
+        problems.append(SubscriptionError(name, f"does not apply to a {frequency} subscription"))
+    if frequency == "weekly" and "day_of_week" not in given:
+        problems.append(SubscriptionError("day_of_week", "required for a weekly subscription (monday..sunday)"))
+    if frequency == "monthly" and {"day_of_month", "nth_weekday"} <= given:
+        problems.append(SubscriptionError("day_of_month", "give either day_of_month or nth_weekday, not both"))
+    if frequency == "monthly" and not given & {"day_of_month", "nth_weekday"}:
+        problems.append(
+            SubscriptionError(
+                "day_of_month",
+                "a monthly subscription needs day_of_month (1-28 or 'last') or nth_weekday (e.g. '2nd tuesday')",
+            )
+        )
+    return problems
+
+
+def _field_problems(exc: ValidationError, fields: tuple[str, ...]) -> list[SubscriptionError]:
+    """pydantic's errors as SubscriptionErrors naming the field, with the field type's own message."""
+    out = []
+    for name, kind, message in problems(exc):
+        if kind == "extra_forbidden":
+            message = f"unknown field (known fields: {', '.join(fields)})"
+        elif kind == "missing":
+            message = _REQUIRED.get(name, "required")
+        out.append(SubscriptionError(name or "subscription", message))
+    return out
+
+
+def _first(problems: list[SubscriptionError], fields: tuple[str, ...]) -> SubscriptionError:
+    """The problem to report: an unknown field first (a misspelt name), then in the order of the fields."""
+    return min(problems, key=lambda p: fields.index(p.field) if p.field in fields else -1)
+
+
+def _check(model: type[_Input], data: Any, what: str, business_timezones: Mapping[int, str] | None, extra=()):
     if not isinstance(data, Mapping):
-        raise SubscriptionError(what, f"expected a mapping of fields, got {_show(data)}")
-    for key in data:
-        if key not in allowed:
-            raise SubscriptionError(str(key), f"unknown field (known fields: {', '.join(allowed)})")
-    return data
-
-
-def _business_id(value: Any, business_timezones: Mapping[int, str] | None) -> int:
-    if value is None:
-        raise SubscriptionError("business_id", "required")
-    business_id = _int("business_id", value, low=1)
-    if business_timezones is not None and business_id not in business_timezones:
-        raise SubscriptionError("business_id", f"no business with id {business_id}")
-    return business_id
+        raise SubscriptionError(what, f"expected a mapping of fields, got {show(data)}")
+    problems = list(extra)
+    try:
+        parsed = model.model_validate(dict(data), context={"business_timezones": business_timezones})
+    except ValidationError as exc:
+        problems += _field_problems(exc, tuple(model.model_fields))
+    if problems:
+        raise _first(problems, tuple(model.model_fields))
+    return parsed
 
 
 def validate(data: Mapping[str, Any], *, business_timezones: Mapping[int, str] | None = None) -> Subscription:
@@ -575,76 +519,19 @@ def validate(data: Mapping[str, Any], *, business_timezones: Mapping[int, str] |
     `business_timezones` (id -> IANA zone), when given, makes an unknown business an error.
     A key whose value is None counts as absent (the default applies).
     """
-    data = _check_keys(data, INPUT_FIELDS, "subscription")
-    business_id = _business_id(data.get("business_id"), business_timezones)
-    if data.get("name") is None:
-        raise SubscriptionError("name", "required")
-    name = _line("name", data["name"], max_len=MAX_NAME)
-    datasets = _choices("datasets", data.get("datasets"), DATASETS)
-    formats = _choices("formats", data.get("formats"), FORMATS)
-    if data.get("frequency") is None:
-        raise SubscriptionError("frequency", f"required: one of {', '.join(FREQUENCIES)}")
-    frequency = _choice("frequency", data["frequency"], FREQUENCIES)
-    hour, minute = _time(data)
-    day_of_week, day_of_month, nth_weekday = _schedule_fields(frequency, data)
-    timezone = None if data.get("timezone") is None else _timezone(data["timezone"])
-    recipients = _addresses("recipients", data.get("recipients"), required=True)
-    subject = _template(
-        "subject_template", data.get("subject_template"), DEFAULT_SUBJECT, single_line=True, max_len=MAX_SUBJECT
-    )
-    message = _template(
-        "message_template", data.get("message_template"), DEFAULT_MESSAGE, single_line=False, max_len=MAX_MESSAGE
-    )
-    filters = _filters(data.get("filters"), datasets)
-    only_if_data = False if data.get("only_if_data") is None else _bool("only_if_data", data["only_if_data"])
-    is_active = True if data.get("is_active") is None else _bool("is_active", data["is_active"])
-    return Subscription(
-        business_id=business_id,
-        name=name,
-        datasets=datasets,
-        formats=formats,
-        frequency=frequency,
-        hour=hour,
-        minute=minute,
-        recipients=recipients,
-        day_of_week=day_of_week,
-        day_of_month=day_of_month,
-        nth_weekday=nth_weekday,
-        timezone=timezone,
-        subject_template=subject,
-        message_template=message,
-        filters=filters,
-        only_if_data=only_if_data,
-        is_active=is_active,
-    )
+    extra = _schedule_problems(data) if isinstance(data, Mapping) else []
+    parsed = _check(SubscriptionInput, data, "subscription", business_timezones, extra)
+    hour, minute = parsed.at or (parsed.hour, parsed.minute or 0)
+    values = parsed.model_dump(exclude={"at", "hour", "minute"})
+    return Subscription(**values, hour=hour, minute=minute)
 
 
 def validate_settings(
     data: Mapping[str, Any], *, business_timezones: Mapping[int, str] | None = None
 ) -> NotificationSettings:
     """NotificationSettings from user input (absent keys take the defaults), or a SubscriptionError."""
-    data = _check_keys(data, SETTINGS_FIELDS, "notification_settings")
-    business_id = _business_id(data.get("business_id"), business_timezones)
-    defaults = NotificationSettings(business_id)
-
-    def flag(name: str, default: bool) -> bool:
-        return default if data.get(name) is None else _bool(name, data[name])
-
-    from_name = (
-        defaults.from_name if data.get("from_name") is None else _line("from_name", data["from_name"], max_len=100)
-    )
-    if any(ch in from_name for ch in '<>@",;'):
-        raise SubscriptionError("from_name", f"{_show(from_name)} must be a plain name (no <, >, @, quotes, commas)")
-    reply_to = None if data.get("reply_to") in (None, "") else check_address("reply_to", data["reply_to"])
-    return NotificationSettings(
-        business_id=business_id,
-        notify_success=flag("notify_success", defaults.notify_success),
-        notify_failure=flag("notify_failure", defaults.notify_failure),
-        default_recipients=_addresses("default_recipients", data.get("default_recipients"), required=False),
-        failure_recipients=_addresses("failure_recipients", data.get("failure_recipients"), required=False),
-        from_name=from_name,
-        reply_to=reply_to,
-    )
+    parsed = _check(SettingsInput, data, "notification_settings", business_timezones)
+    return NotificationSettings(**parsed.model_dump())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -772,7 +659,7 @@ def merge_changes(current: Subscription, changes: Mapping[str, Any]) -> dict[str
     replaces hour and minute.
     """
     if not isinstance(changes, Mapping):
-        raise SubscriptionError("changes", f"expected a mapping of fields, got {_show(changes)}")
+        raise SubscriptionError("changes", f"expected a mapping of fields, got {show(changes)}")
     for key in ("id", "created_at", "updated_at"):
         if key in changes:
             raise SubscriptionError(key, "cannot be changed")

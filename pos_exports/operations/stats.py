@@ -8,6 +8,8 @@ Definitions (per ledger row, i.e. per subscription x period x recipient):
 - attempted   every row in the window (`created_at` in `[since, until)`)
 - emailed     status `emailed`
 - failed      status `failed`
+- failed_transient  of those, the ones whose error is transient (`error_kind`): the retry sensor takes them
+              again (until POS_EXPORTS_DELIVERY_MAX_ATTEMPTS)
 - skipped     status `skipped` (`only_if_data` and no data: nothing to send; not a failure)
 - unknown     status `unknown` (maybe delivered; neither a success nor a failure)
 - pending     not settled yet: `pending`, `processing`, `completed` (rendered) or `sending`
@@ -32,6 +34,8 @@ import sqlalchemy as sa
 
 from pos_exports.archive.read import load_businesses
 from pos_exports.core.catalog import DATASETS, FORMATS
+from pos_exports.core.errors import ErrorKind
+from pos_exports.core.figures import percent_text
 from pos_exports.delivery import ledger, schedule
 from pos_exports.delivery.deliver import missing_archive
 from pos_exports.delivery.subscriptions import Subscription, find
@@ -102,6 +106,9 @@ def _counts(rows: list[dict], files_of) -> dict[str, Any]:
         "attempted": len(rows),
         "emailed": outcomes["emailed"],
         "failed": outcomes["failed"],
+        "failed_transient": sum(
+            1 for r in rows if outcome(r) == "failed" and r.get("error_kind") == ErrorKind.TRANSIENT
+        ),
         "skipped": outcomes["skipped"],
         "unknown": outcomes["unknown"],
         "pending": outcomes["pending"],
@@ -447,7 +454,7 @@ def _why(
 
 
 def _fmt_rate(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f} %"
+    return "-" if value is None else percent_text(value)  # `15.47%`, as the files write it
 
 
 def _fmt_seconds(value: float | None) -> str:

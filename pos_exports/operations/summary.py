@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from pos_exports.archive import index
 from pos_exports.archive.read import load_businesses
 from pos_exports.archive.tables import DATASETS
+from pos_exports.core.figures import percent_text
 from pos_exports.delivery import notify
 from pos_exports.delivery.email import SmtpSettings, human_size
 from pos_exports.delivery.subscriptions import find, get_settings
@@ -155,7 +156,7 @@ class Summary:
 
 
 def _rate(value: float | None) -> str:
-    return "n/a" if value is None else f"{value * 100:.1f} %"
+    return "n/a" if value is None else percent_text(value)  # `15.47%`, as the files write it
 
 
 def last_complete_week(now: dt.datetime) -> dt.date:

@@ -17,6 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pos_exports.core.figures import percent_text
+
 FORMULA_PREFIXES = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")
 _FORMULA_RE2 = "^([=+\\-@\\t\\r\uff1d\uff0b\uff0d\uff20])"
 
@@ -116,14 +118,9 @@ def plain_money(value: Decimal | float | int | None) -> str:
 
 
 def format_percent(ratio: float | Decimal | None, sign: bool = True) -> str:
-    """`15.47%` for the ratio 0.1547 (`15.47` without `sign`); empty for None or a non-finite ratio."""
-    if ratio is None:
-        return ""
-    value = float(ratio) * 100
-    if value != value or value in (float("inf"), float("-inf")):
-        return ""
-    text = f"{Decimal(repr(value)).quantize(Decimal('0.01')):.2f}"
-    return text + "%" if sign else text
+    """`15.47%` for the ratio 0.1547 (`15.47` without `sign`); empty for None or a non-finite ratio
+    (the rule: `core.figures.percent_text`)."""
+    return percent_text(ratio, sign)
 
 
 def local_naive(value: dt.datetime, timezone: str) -> dt.datetime:

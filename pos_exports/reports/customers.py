@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pos_exports.core.catalog import CREDIT_STATUSES
 from pos_exports.reports.common import (
     local_time,
     new_report,
@@ -28,7 +29,6 @@ from pos_exports.reports.common import (
 from pos_exports.reports.filters import validate_filters
 from pos_exports.reports.logic import (
     BUCKETS,
-    CREDIT_STATUSES,
     ZERO,
     available_credit,
     average,

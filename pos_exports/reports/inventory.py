@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pos_exports.archive.read import read_batches
+from pos_exports.core.catalog import STOCK_STATUSES
 from pos_exports.reports.common import (
     local_time,
     memory_section,
@@ -26,7 +27,6 @@ from pos_exports.reports.common import (
 )
 from pos_exports.reports.filters import validate_filters
 from pos_exports.reports.logic import (
-    STOCK_STATUSES,
     ZERO,
     money,
     money_sum,

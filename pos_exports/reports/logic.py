@@ -144,7 +144,6 @@ def fifo_aging(entries: Iterable[tuple[dt.date, Decimal]], as_of: dt.date) -> Ag
     return Aging(balance, (buckets[0], buckets[1], buckets[2], buckets[3]), oldest)
 
 
-CREDIT_STATUSES = ("good", "near_limit", "over_limit", "blocked")
 NEAR_LIMIT = Decimal("0.8")
 
 
@@ -169,8 +168,6 @@ def available_credit(balance: Decimal, credit_limit: Decimal | None) -> Decimal 
 
 
 # --- inventory -------------------------------------------------------------------------------------
-
-STOCK_STATUSES = ("in_stock", "low_stock", "out_of_stock")
 
 
 def stock_status(quantity: int, reorder_level: int) -> str:

@@ -97,6 +97,9 @@ deliveries = sa.Table(
     # (a snapshot never captured: it will never exist, so the period is delivered without it).
     sa.Column("missing", sa.JSON),
     sa.Column("error", sa.Text),
+    # A failed row's kind of error (`core.errors.ErrorKind`: transient | permanent; NULL unless failed): what the
+    # retry sensor, the alerts and the statistics decide by (the error text is for people).
+    sa.Column("error_kind", sa.Text),
     sa.Column("traceback", sa.Text),
     sa.Column("run_id", sa.Text),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),

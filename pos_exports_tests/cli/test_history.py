@@ -131,12 +131,12 @@ def test_stats_command_and_export_stats(delivered, state, archived_root, capsys)
     total = sum(sizes.values())
     assert cli("stats", "--business-id", "1") == 0
     out = capsys.readouterr().out
-    assert "emailed       2\n" in out and "failed        0\n" in out and "success rate  100.0 %" in out
+    assert "emailed       2\n" in out and "failed        0\n" in out and "success rate  100.00%" in out
     assert f"({2 * total} bytes, 8 files)" in out
     lines = [line.split() for line in out.splitlines()]
     assert ["weekly", "1", "4", str(total)] in lines and ["all", "1", "4", str(total)] in lines
-    assert ["csv", "2", "2", "0", "0", "100.0", "%", "4", str(2 * (sizes["sales.csv"] + sizes["customers.csv"]))] in [
-        line[:9] for line in lines
+    assert ["csv", "2", "2", "0", "0", "100.00%", "4", str(2 * (sizes["sales.csv"] + sizes["customers.csv"]))] in [
+        line[:8] for line in lines
     ]
 
     storage = LocalStorage(archived_root)

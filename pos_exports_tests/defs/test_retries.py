@@ -7,6 +7,7 @@ import sqlalchemy as sa
 import yaml
 
 from pos_exports.config import project_home
+from pos_exports.core.errors import ErrorKind
 from pos_exports.defs import retries
 from pos_exports.defs.deliveries import retry_requests
 from pos_exports.delivery import ledger
@@ -117,3 +118,25 @@ def test_a_delivery_given_up_is_alerted_to_its_business_only_in_plain_words(tmp_
         assert "subscription" not in text.lower() and "dagster" not in text.lower() and "451" not in text
     team = sent[("data-team@pos.example",)].body
     assert "a@kofi.example" in team and "b@ama.example" in team and "451 later" in team
+
+
+def test_a_permanent_error_reading_temporary_is_not_retried_nor_given_up(tmp_path):
+    """The retry sensor decides by the ledger's error kind: a permanent error whose text happens to start with
+    "temporary: " (a render error quoting a message, say) is neither retried nor alerted as given up; a
+    transient one of the same delivery's next period is retried."""
+    eng = engine(f"sqlite:///{tmp_path / 'state.db'}")
+    for key, kind in (("2025-03-09", ErrorKind.PERMANENT), ("2025-03-10", ErrorKind.TRANSIENT)):
+        rows = ledger.open_rows(eng, 7, 1, "daily", key, ["a@shop.example"], "run-1")
+        ledger.mark_processing(eng, [r["id"] for r in rows], "run-1")
+        ledger.mark_failed(eng, [r["id"] for r in rows], "temporary: 421 quoted by a template error", kind=kind)
+    requests, given_up = retry_requests(eng, max_attempts=3)
+    assert [r.run_key for r in requests] == ["delivery:7:daily:2025-03-10:retry0"] and given_up == []
+    with eng.begin() as conn:  # both out of attempts: only the transient one is given up
+        conn.execute(sa.update(ledger.deliveries).values(attempts=3))
+    requests, given_up = retry_requests(eng, max_attempts=3)
+    assert requests == [] and [g.split(" to ")[0] for g in given_up] == ["subscription 7 2025-03-10"]
+    by_key = {r["period_key"]: r for r in ledger.history(eng, subscription_id=7)}
+    assert by_key["2025-03-09"]["error"] == "temporary: 421 quoted by a template error"
+    assert (by_key["2025-03-09"]["error_kind"], by_key["2025-03-10"]["error_kind"]) == ("permanent", "permanent")
+    with eng.connect() as conn:
+        assert conn.execute(sa.select(alerts)).all() == []  # nobody to tell here (no data team, no settings)

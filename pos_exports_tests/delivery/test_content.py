@@ -17,7 +17,7 @@ from pos_exports.delivery.email import (
     render_content,
     send,
 )
-from pos_exports_tests.delivery.flow import CONTEXT, content_for, make_files
+from pos_exports_tests.delivery.samples import CONTEXT, content_for, make_files
 
 MB = 1024 * 1024
 
@@ -230,6 +230,28 @@ def test_smtp_url_errors_name_the_problem_without_the_password(url, problem):
         SmtpSettings.from_url(url)
     assert problem in str(info.value)
     assert "s3cret" not in str(info.value)
+
+
+def test_smtp_url_options_are_a_strict_model_with_one_line_errors():
+    """The URL's options go through `SmtpOptions` (unknown ones refused, starttls in the project's true/false
+    words); each error is one line naming the option and what it accepts, the URL masked."""
+    from pos_exports.core.urls import SmtpOptions
+
+    assert SmtpOptions.model_config["extra"] == "forbid" and SmtpOptions.model_config["strict"]
+    with pytest.raises(ValueError) as info:
+        SmtpSettings.from_url("smtp://u:s3cret@mail.example.com?starttls=maybe")
+    assert str(info.value) == (
+        "POS_EXPORTS_SMTP_URL: starttls: 'maybe' is not true or false: smtp://u:***@mail.example.com?starttls=maybe"
+    )
+    with pytest.raises(ValueError) as info:
+        SmtpSettings.from_url("smtp://mail.example.com?timeout=0")
+    assert str(info.value) == (
+        "POS_EXPORTS_SMTP_URL: timeout: '0' is not a positive number of seconds: smtp://mail.example.com?timeout=0"
+    )
+    assert SmtpSettings.from_url("smtp://mail.example.com?starttls=yes&timeout=2.5").security == "starttls"
+    settings = SmtpSettings.from_url("smtp://mail.example.com")
+    with pytest.raises(ValueError):  # frozen: settings read once are not changed on the way
+        settings.port = 26
 
 
 def test_password_hidden_from_repr_and_logs():

@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from pos_exports.core.errors import ErrorKind
 from pos_exports.delivery import ledger
 from pos_exports.delivery.email import RecipientResult
 
@@ -66,6 +67,7 @@ def test_full_lifecycle_and_never_twice(eng):
     assert a["emailed_at"].tzinfo == dt.UTC and a["started_at"] <= a["finished_at"] <= a["emailed_at"]
     assert a["files"] == files and a["bytes"] == 10
     assert (b["status"], b["error"], b["attempts"]) == ("failed", "temporary: 451 4.3.0 try later", 3)
+    assert (a["error_kind"], b["error_kind"], c["error_kind"]) == (None, "transient", "permanent")
     assert (c["status"], c["error"], c["smtp_response"]) == (
         "failed",
         "rejected: 550 5.1.1 no such user",
@@ -92,6 +94,19 @@ def test_full_lifecycle_and_never_twice(eng):
     assert ledger.pending_recipients(rows) == ["b@x.com"]
     assert ledger.retryable(eng, max_attempts=10) == []
     assert ledger.mark_failed(eng, [c["id"]], "operator gave up") == 1
+
+
+def test_retries_follow_the_error_kind_not_the_error_text(eng):
+    """A permanent error whose text happens to start with "temporary: " is never retried; a transient one is,
+    and reads `temporary: ...` as before."""
+    rows = ledger.open_rows(eng, SUB, BIZ, "weekly", KEY, ["a@x.com", "b@x.com"], "run-1")
+    a, b = (r["id"] for r in rows)
+    assert ledger.mark_failed(eng, [a], "temporary: the text of a permanent error, e.g. a quoted message") == 1
+    assert ledger.mark_failed(eng, [b], "ConnectionError: reset by peer", kind=ErrorKind.TRANSIENT) == 1
+    by = {r["recipient"]: r for r in ledger.history(eng, subscription_id=SUB)}
+    assert (by["a@x.com"]["error_kind"], by["b@x.com"]["error_kind"]) == ("permanent", "transient")
+    assert by["b@x.com"]["error"] == "temporary: ConnectionError: reset by peer"
+    assert [r["recipient"] for r in ledger.retryable(eng, max_attempts=5)] == ["b@x.com"]
 
 
 def test_stale_processing_can_be_claimed_again(eng):

@@ -1,18 +1,73 @@
-"""Sending through a real SMTP server (aiosmtpd in this process) with scripted replies, and the ledger around it."""
+"""Sending through a real SMTP server (aiosmtpd in this process) with scripted replies, and the ledger around it:
+`send` on its own, and whole deliveries through the real `delivery.deliver.deliver` (the week's archive made by
+the real archive code, its exports rendered by the real exports)."""
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+
 import pytest
 
-from pos_exports.delivery import ledger
+from pos_exports.archive import index
+from pos_exports.archive.read import load_businesses
+from pos_exports.delivery import deliver as delivery
+from pos_exports.delivery import ledger, state, subscriptions
 from pos_exports.delivery.email import EmailHeaderError, SmtpSettings, build_message, send
-from pos_exports_tests.delivery.flow import SUBSCRIPTION, content_for, deliver, make_files
+from pos_exports.exports.produce import period_folder
+from pos_exports.reports.period import period_for
+from pos_exports.storage.base import LocalStorage
+from pos_exports_tests.delivery.samples import content_for, make_files
+from pos_exports_tests.exports.conftest import archived_root  # noqa: F401 (a fixture)
 
 NO_WAIT = {"sleep": lambda s: None}
+WEEK = "2025-03-03"
+_RUNS = itertools.count(1)
 
 
-def rows_by_recipient(eng):
-    return {r["recipient"]: r for r in ledger.history(eng, subscription_id=SUBSCRIPTION)}
+@pytest.fixture
+def shop(archived_root, tmp_path, monkeypatch):  # noqa: F811
+    """(state database, storage, business 1): the week's real archive, indexed in the state database that
+    POS_EXPORTS_STATE_URL names (delivery readiness reads the index)."""
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    monkeypatch.setenv("POS_EXPORTS_STATE_URL", url)
+    eng = state.engine(url)
+    storage = LocalStorage(archived_root)
+    index.reindex(storage, eng)
+    return eng, storage, {b.id: b for b in load_businesses(storage)}[1]
+
+
+def weekly_sales(eng, recipients: list[str]) -> subscriptions.Subscription:
+    """The stored weekly sales subscription (XLSX and CSV) of business 1 to `recipients`."""
+    for sub in subscriptions.find(eng, business_id=1):
+        return sub
+    data = {"business_id": 1, "name": "Weekly sales", "datasets": ["sales"], "formats": ["xlsx", "csv"]}
+    data |= {"frequency": "weekly", "day_of_week": "monday", "at": "07:00", "recipients": recipients}
+    return subscriptions.add(eng, data)
+
+
+def deliver(shop, recipients: list[str], settings: SmtpSettings | None, outbox, *, sub=None, sleep=None):
+    """One run of the real delivery of the week; returns (results per recipient, recipients this run sent to)."""
+    eng, storage, business = shop
+    sub = sub or weekly_sales(eng, recipients)
+    outcome = delivery.deliver(
+        eng,
+        storage,
+        sub,
+        business,
+        "weekly",
+        WEEK,
+        run_id=f"run-{next(_RUNS)}",
+        smtp=settings,
+        outbox_dir=outbox,
+        sleep=sleep or (lambda s: None),
+    )
+    return outcome.results, list(outcome.results)
+
+
+def rows_by_recipient(shop):
+    eng = shop[0]
+    return {r["recipient"]: r for r in ledger.history(eng, subscription_id=weekly_sales(eng, []).id)}
 
 
 def test_message_arrives_complete(smtp_server, tmp_path):
@@ -70,111 +125,107 @@ def test_auth_with_url_decoded_password(smtp_server, tmp_path):
     assert smtp_server.handler.logins == [("user@acme.example", "p@ss/w:rd")]
 
 
-def test_451_on_data_then_250_is_one_email_and_two_attempts(smtp_server, state_db, tmp_path):
+def test_451_on_data_then_250_is_one_email_and_two_attempts(smtp_server, shop, tmp_path):
     smtp_server.handler.data_replies = ["451 4.3.0 try later"]
     sleeps = []
     results, sent_to = deliver(
-        state_db,
-        ["owner@cafe.example"],
-        make_files(tmp_path / "files"),
-        SmtpSettings.from_url(smtp_server.url()),
-        tmp_path / "outbox",
-        sleep=sleeps.append,
+        shop, ["owner@cafe.example"], SmtpSettings.from_url(smtp_server.url()), tmp_path / "outbox", sleep=sleeps.append
     )
     r = results["owner@cafe.example"]
     assert (r.status, r.attempts, r.response) == ("emailed", 2, "250 OK")
     assert sleeps == [1]  # the first backoff step
     assert smtp_server.handler.data_commands == 2
     assert len(smtp_server.handler.received) == 1
-    row = rows_by_recipient(state_db)["owner@cafe.example"]
+    row = rows_by_recipient(shop)["owner@cafe.example"]
     assert (row["status"], row["attempts"], row["smtp_response"]) == ("emailed", 2, "250 OK")
     assert row["message_id"] == r.message_id and row["emailed_at"].tzinfo is not None
-    assert row["files"][0]["name"] == "sales.xlsx" and row["bytes"] > 0
+    assert {f["name"] for f in row["files"]} == {"sales.xlsx", "sales.csv"}
+    assert row["bytes"] == sum(f["bytes"] for f in row["files"]) > 0
+    attached = [p.get_payload(decode=True) for p in smtp_server.handler.received[0].message.iter_attachments()]
+    folder = period_folder(1, period_for("weekly", WEEK))
+    stored = [shop[1].read_bytes(f"{folder}/{f['name']}") for f in row["files"]]
+    assert sorted(attached) == sorted(stored)  # the rendered files themselves
 
 
-def test_550_for_one_recipient_of_two(smtp_server, state_db, tmp_path):
+def test_550_for_one_recipient_of_two(smtp_server, shop, tmp_path):
     good, bad = "owner@cafe.example", "nobody@cafe.example"
     smtp_server.handler.rcpt_replies = {bad: ["550 5.1.1 no such user"] * 5}
     settings = SmtpSettings.from_url(smtp_server.url())
-    files = make_files(tmp_path / "files")
 
-    results, _ = deliver(state_db, [good, bad], files, settings, tmp_path / "outbox")
+    results, _ = deliver(shop, [good, bad], settings, tmp_path / "outbox")
     assert (results[good].status, results[bad].status) == ("emailed", "failed")
     assert (results[bad].code, results[bad].attempts) == (550, 1)  # 5xx is final: not retried
     assert [r.rcpt_tos for r in smtp_server.handler.received] == [[good]]
-    rows = rows_by_recipient(state_db)
+    rows = rows_by_recipient(shop)
     assert rows[good]["status"] == "emailed"
     assert rows[bad]["status"] == "failed" and "550" in rows[bad]["smtp_response"]
-    assert rows[bad]["error"].startswith("rejected: 550")
-    assert ledger.retryable(state_db, max_attempts=5) == []
+    assert rows[bad]["error"].startswith("rejected: 550") and rows[bad]["error_kind"] == "permanent"
+    assert ledger.retryable(shop[0], max_attempts=5) == []
 
     # A second delivery of the same period sends nothing to either recipient.
     rcpt_before = list(smtp_server.handler.rcpt_commands)
-    results2, sent_to2 = deliver(state_db, [good, bad], files, settings, tmp_path / "outbox")
+    results2, sent_to2 = deliver(shop, [good, bad], settings, tmp_path / "outbox")
     assert (results2, sent_to2) == ({}, [])
     assert smtp_server.handler.rcpt_commands == rcpt_before
     assert len(smtp_server.handler.delivered_to(good)) == 1
-    assert rows_by_recipient(state_db) == rows
+    assert rows_by_recipient(shop) == rows
 
 
-def test_451_on_rcpt_retries_only_that_recipient(smtp_server, state_db, tmp_path):
+def test_451_on_rcpt_retries_only_that_recipient(smtp_server, shop, tmp_path):
     a, b = "a@example.com", "b@example.com"
     smtp_server.handler.rcpt_replies = {b: ["451 4.7.1 greylisted"]}
-    results, _ = deliver(state_db, [a, b], make_files(tmp_path), SmtpSettings.from_url(smtp_server.url()), tmp_path)
+    results, _ = deliver(shop, [a, b], SmtpSettings.from_url(smtp_server.url()), tmp_path)
     assert (results[a].attempts, results[b].attempts) == (1, 2)
     assert [r.rcpt_tos for r in smtp_server.handler.received] == [[a], [b]]
     assert smtp_server.handler.rcpt_commands == [a, b, b]
-    rows = rows_by_recipient(state_db)
+    rows = rows_by_recipient(shop)
     assert (rows[a]["attempts"], rows[b]["attempts"]) == (1, 2)
 
 
-def test_temporary_failures_exhausted_are_retryable_later(smtp_server, state_db, tmp_path):
+def test_temporary_failures_exhausted_are_retryable_later(smtp_server, shop, tmp_path):
     smtp_server.handler.data_replies = ["421 4.3.2 shutting down"] * 3
     settings = SmtpSettings.from_url(smtp_server.url())
-    results, _ = deliver(state_db, ["a@example.com"], make_files(tmp_path), settings, tmp_path)
+    results, _ = deliver(shop, ["a@example.com"], settings, tmp_path)
     r = results["a@example.com"]
     assert (r.status, r.code, r.attempts) == ("retry", 421, 3)
     assert smtp_server.handler.received == []
-    row = rows_by_recipient(state_db)["a@example.com"]
+    row = rows_by_recipient(shop)["a@example.com"]
     assert row["status"] == "failed" and row["error"].startswith("temporary: 421") and row["attempts"] == 3
-    assert [x["id"] for x in ledger.retryable(state_db, max_attempts=6)] == [row["id"]]
-    assert ledger.retryable(state_db, max_attempts=3) == []
+    assert row["error_kind"] == "transient"
+    assert [x["id"] for x in ledger.retryable(shop[0], max_attempts=6)] == [row["id"]]
+    assert ledger.retryable(shop[0], max_attempts=3) == []
 
     # The retry run succeeds; the ledger adds the attempts up and the row leaves the retry list.
-    results, _ = deliver(state_db, ["a@example.com"], make_files(tmp_path), settings, tmp_path)
+    results, _ = deliver(shop, ["a@example.com"], settings, tmp_path)
     assert results["a@example.com"].status == "emailed"
-    row = rows_by_recipient(state_db)["a@example.com"]
-    assert (row["status"], row["attempts"], row["error"]) == ("emailed", 4, None)
-    assert ledger.retryable(state_db, max_attempts=6) == []
+    row = rows_by_recipient(shop)["a@example.com"]
+    assert (row["status"], row["attempts"], row["error"], row["error_kind"]) == ("emailed", 4, None, None)
+    assert ledger.retryable(shop[0], max_attempts=6) == []
     assert len(smtp_server.handler.received) == 1
 
 
-def test_5xx_on_data_is_final_for_everyone(smtp_server, state_db, tmp_path):
-    smtp_server.handler.data_replies = ["554 5.7.1 message refused"]
-    results, _ = deliver(
-        state_db,
-        ["a@example.com", "b@example.com"],
-        make_files(tmp_path),
-        SmtpSettings.from_url(smtp_server.url()),
-        tmp_path,
-    )
+def test_5xx_on_data_is_final_for_everyone(smtp_server, shop, tmp_path):
+    smtp_server.handler.data_replies = ["554 5.7.1 message refused"] * 2  # each recipient gets its own message
+    results, _ = deliver(shop, ["a@example.com", "b@example.com"], SmtpSettings.from_url(smtp_server.url()), tmp_path)
+    assert len(results) == 2
     assert {(r.status, r.code, r.attempts, r.stage) for r in results.values()} == {("failed", 554, 1, "data")}
-    rows = rows_by_recipient(state_db)
-    assert all(r["error"].startswith("failed: 554") for r in rows.values())
-    assert ledger.retryable(state_db, 5) == []
+    rows = rows_by_recipient(shop)
+    assert all(r["error"].startswith("failed: 554") and r["error_kind"] == "permanent" for r in rows.values())
+    assert ledger.retryable(shop[0], 5) == []
 
 
-def test_a_reply_timed_out_after_the_body_is_unknown_not_retried(smtp_server, state_db, tmp_path):
+def test_a_reply_timed_out_after_the_body_is_unknown_not_retried(smtp_server, shop, tmp_path):
     smtp_server.handler.data_delays = [1.5, 1.5]  # the reply comes too late: the client cannot know the outcome
     settings = SmtpSettings.from_url(smtp_server.url(query="timeout=1"))
-    results, _ = deliver(state_db, ["a@example.com"], make_files(tmp_path), settings, tmp_path, retries=2)
+    results, _ = deliver(shop, ["a@example.com"], settings, tmp_path)  # 3 transactions allowed, 1 made
     r = results["a@example.com"]
     assert (r.status, r.attempts, r.code, r.stage) == ("unknown", 1, None, "data")
     assert "timed out" in r.response and "may have been delivered" in r.response
     assert smtp_server.handler.data_commands == 1  # the body is never sent a second time
-    row = rows_by_recipient(state_db)["a@example.com"]
+    row = rows_by_recipient(shop)["a@example.com"]
     assert (row["status"], row["attempts"]) == ("unknown", 1) and row["error"].startswith("unknown: ")
-    assert ledger.retryable(state_db, max_attempts=3) == []
+    assert row["error_kind"] is None
+    assert ledger.retryable(shop[0], max_attempts=3) == []
 
 
 def test_a_committed_message_whose_reply_stalls_is_sent_once(smtp_server, tmp_path):
@@ -199,13 +250,18 @@ def test_connection_refused_is_temporary(tmp_path):
     assert sleeps == [1, 4]
 
 
-def test_refused_headers_send_nothing(smtp_server, state_db, tmp_path):
+def test_refused_headers_send_nothing(smtp_server, shop, tmp_path):
     files = make_files(tmp_path)
     settings = SmtpSettings.from_url(smtp_server.url())
     with pytest.raises(EmailHeaderError):
         build_message(content_for(files, ["a@example.com"], subject_template="Hi\r\nBcc: evil@z.com"))
+    # A subscription row holding a second address in one recipient (written around `validate`): the delivery
+    # refuses it before any SMTP command and records the failure.
+    smuggled = dataclasses.replace(weekly_sales(shop[0], ["a@example.com"]), recipients=["a@example.com, evil@z.com"])
     with pytest.raises(EmailHeaderError):
-        deliver(state_db, ["a@example.com, evil@z.com"], files, settings, tmp_path)
+        deliver(shop, smuggled.recipients, settings, tmp_path, sub=smuggled)
+    [row] = [r for r in rows_by_recipient(shop).values() if "evil" in r["recipient"]]
+    assert row["status"] == "failed" and row["error"].startswith("EmailHeaderError") and row["emailed_at"] is None
     msg = build_message(content_for(files, ["a@example.com"]))
     for bad in (["x@y.com\r\nBcc: evil@z.com"], ["a@example.com", "b@example.com, evil@z.com"], ["Eve <e@z.com>"]):
         with pytest.raises(EmailHeaderError):

@@ -220,3 +220,40 @@ def test_notification_settings_validation():
         with pytest.raises(SubscriptionError) as caught:
             validate_settings({"business_id": 2, **data})
         assert caught.value.field == field, data
+
+
+def test_the_input_models_are_strict_and_list_the_allowed_values():
+    """The models behind `validate` refuse unknown fields and declare their choices as enums (what a form or the
+    Launchpad shows), from the catalogue."""
+    from pos_exports.core.catalog import DATASETS, FORMATS, FREQUENCIES
+    from pos_exports.delivery.subscriptions import INPUT_FIELDS, SettingsInput, SubscriptionInput
+
+    assert SubscriptionInput.model_config["extra"] == "forbid" and SubscriptionInput.model_config["strict"]
+    assert SettingsInput.model_config["extra"] == "forbid" and SettingsInput.model_config["strict"]
+    schema = SubscriptionInput.model_json_schema()["properties"]
+    assert schema["frequency"]["enum"] == list(FREQUENCIES)
+    assert schema["datasets"]["items"]["enum"] == list(DATASETS)
+    assert schema["formats"]["items"]["enum"] == list(FORMATS)
+    assert INPUT_FIELDS[:5] == ("business_id", "name", "datasets", "formats", "frequency")
+
+
+@pytest.mark.parametrize(
+    ("dataset", "name", "value", "message"),
+    [
+        ("inventory", "storefront_id", "0", "0 is out of range (must be at least 1)"),
+        ("customers", "min_outstanding_balance", "1.005", "'1.005' has more than 2 decimal places"),
+        ("customers", "min_outstanding_balance", "-5", "'-5' must be an amount of at least 0"),
+        ("audit_log", "event_type", "a\nb", "'a\\nb' must not contain a line break (CR or LF)"),
+        ("customers", "credit_status", "late", "'late' is not one of good, near_limit, over_limit, blocked"),
+    ],
+)
+def test_one_filter_model_per_dataset_for_subscriptions_and_exports(dataset, name, value, message):
+    """A subscription's filter and an on-demand export's are checked by the same model, with the same words."""
+    from pos_exports.reports.filters import validate_filters
+
+    with pytest.raises(SubscriptionError) as caught:
+        validate(weekly(datasets=[dataset], filters={name: value}))
+    assert str(caught.value) == f"filters: {name}: {message}"
+    with pytest.raises(ValueError) as refused:
+        validate_filters(dataset, {name: value})
+    assert str(refused.value) == f"filter {name} of {dataset}: {message}"

@@ -137,6 +137,7 @@ def test_delivery_figures(state, clock):
         "retried": 1,  # b@ took 3 + 1 attempts
     }
     assert s["success_rate"] == 0.5  # 2 emailed of 4 settled (emailed + failed)
+    assert s["failed_transient"] == 0  # a 550 and a missing archive: permanent, not retried automatically
     assert s["recipients"] == 3 and s["deliveries"] == 5
     assert s["files"] == 8 and s["bytes"] == 2 * 4600  # what was emailed, per recipient
     # durations [10, 30, 20, 5, 2] -> sorted [2, 5, 10, 20, 30]
@@ -205,7 +206,7 @@ def test_statistics_asset_materializes_the_numbers(state, clock, tmp_path, monke
     assert (meta["emailed_xlsx"], meta["emailed_csv"], meta["emailed_pdf"], meta["failed_pdf"]) == (2, 2, 0, 2)
     assert (meta["bytes_xlsx"], meta["bytes_sales"], meta["bytes_customers"]) == (8000, 2400, 6800)
     assert meta["emailed_inventory"] == 0 and meta["exports_weekly"] == 0 and meta["window_days"] == 7
-    assert "| **all** | 6 | 2 | 2 | 1 | 50.0 % | 8 | 9200 | 10.0 | 30.0 |" in meta["table"]
+    assert "| **all** | 6 | 2 | 2 | 1 | 50.00% | 8 | 9200 | 10.0 | 30.0 |" in meta["table"]
 
     # A window after the ledger's rows: zero counts, and no undefined figures in the metadata.
     result = dg.materialize(
@@ -362,3 +363,17 @@ def test_export_stats_counts_every_kind_of_export_folder(archived_root):
     assert export_stats(storage, dt.date(2025, 3, 9), business_id=1)["by_kind"] == {
         "subscription": {"periods": 1, "files": 1, "bytes": size["subscription"]}
     }
+
+
+def test_transient_failures_are_counted_by_their_kind_not_their_text(state):
+    """`failed_transient` counts the failed rows whose error kind is transient (the retry sensor takes them again),
+    never a permanent error whose text happens to read "temporary: "."""
+    rows = ledger.open_rows(state, 1, 1, "daily", "2025-03-09", ["a@shop.example", "b@shop.example"], "run-1")
+    a, b = (r["id"] for r in rows)
+    ledger.mark_processing(state, [a, b], "run-1")
+    ledger.record_results(
+        state, 1, "2025-03-09", {"a@shop.example": RecipientResult("retry", 451, "451 try later", 3, "", "data")}
+    )
+    ledger.mark_failed(state, [b], "temporary: quoted in a permanent error")
+    s = delivery_stats(state)
+    assert (s["failed"], s["failed_transient"]) == (2, 1)

@@ -130,7 +130,7 @@ def _check(archived_root, smtp_server):
         "  Delivered: 3\n",
         "  Failed: 1\n",
         "  Retried: 0\n",
-        "  Success rate: 75.0 %\n",
+        "  Success rate: 75.00%\n",
         "  Recipients: 2\n",
         "  Emailed: 6 file(s), ",
         f"({emailed} bytes)",
@@ -149,7 +149,7 @@ def _check(archived_root, smtp_server):
         "  Delivered: 2\n",
         "  Failed: 0\n",
         "  Retried: 1\n",
-        "  Success rate: 100.0 %\n",
+        "  Success rate: 100.00%\n",
         "  inventory: 1 of 7",
     ]:
         assert line in tokyo, line
@@ -162,13 +162,13 @@ def _check(archived_root, smtp_server):
         "  Delivered: 5\n",
         "  Failed: 1\n",
         "  Retried: 1\n",
-        "  Success rate: 83.3 %\n",
+        "  Success rate: 83.33%\n",
         "  Recipients: 3\n",
         "  sales: 21 of 21\n",
         "  customers: 3 of 21; missing business 1: 6 days, business 2: 6 days, business 3: 6 days\n",
-        "  Accra Shop (business 1): 3 delivered, 1 failed, 0 retried, success 75.0 %, 2 export period(s), "
+        "  Accra Shop (business 1): 3 delivered, 1 failed, 0 retried, success 75.00%, 2 export period(s), "
         "12 archive day(s) missing",
-        "  東京ショップ (business 2): 2 delivered, 0 failed, 1 retried, success 100.0 %, 1 export period(s)",
+        "  東京ショップ (business 2): 2 delivered, 0 failed, 1 retried, success 100.00%, 1 export period(s)",
         "  NY Shop (business 3): 0 delivered, 0 failed, 0 retried, success n/a, 0 export period(s)",
     ]:
         assert line in fleet, line

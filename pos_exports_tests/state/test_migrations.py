@@ -92,6 +92,50 @@ def test_a_database_as_shipped_today_is_upgraded_with_its_rows(state_url):
     eng.dispose()
 
 
+def test_revision_0004_types_the_errors_of_a_database_at_0003(state_url):
+    """A database at 0003 holding failed rows whose kind was only a `temporary: ` prefix: the upgrade keeps every
+    row and its text, and types each failed row's error (transient from the prefix, permanent otherwise)."""
+    eng = sa.create_engine(state_url.replace("postgresql://", "postgresql+psycopg2://"))
+    with eng.begin() as conn:
+        command.upgrade(state._alembic(conn), "0003")
+    now = dt.datetime(2026, 11, 30, 7, tzinfo=dt.UTC)
+    rows = {  # recipient: (status, error)
+        "a@x.com": ("failed", "temporary: 451 4.3.0 try later"),
+        "b@x.com": ("failed", "rejected: 550 5.1.1 no such user"),
+        "c@x.com": ("failed", "ArchiveMissing: sales 2026-11-29"),
+        "d@x.com": ("failed", "gave up after 5 attempts: temporary: 421 busy"),
+        "e@x.com": ("emailed", None),
+        "f@x.com": ("unknown", "unknown: the connection dropped after DATA"),
+        "g@x.com": ("skipped", "skipped: no data in the period (only_if_data)"),
+    }
+    with eng.begin() as conn:
+        for recipient, (status, error) in rows.items():
+            conn.execute(
+                schema_0001.deliveries.insert().values(
+                    subscription_id=1,
+                    business_id=1,
+                    period_kind="daily",
+                    period_key="2026-11-29",
+                    recipient=recipient,
+                    status=status,
+                    error=error,
+                    attempts=2,
+                    created_at=now,
+                )
+            )
+    assert _revision(eng) == "0003"
+    assert state.migrate(eng) == "upgraded"
+    assert _revision(eng) == state.head_revision() and _differences(eng) == []
+    with eng.connect() as conn:
+        found = {r.recipient: (r.status, r.error, r.error_kind) for r in conn.execute(sa.select(state.deliveries))}
+    kinds = {"a@x.com": "transient", "b@x.com": "permanent", "c@x.com": "permanent", "d@x.com": "permanent"}
+    assert found == {r: (status, error, kinds.get(r)) for r, (status, error) in rows.items()}
+    from pos_exports.delivery import ledger
+
+    assert [r["recipient"] for r in ledger.retryable(eng, max_attempts=5)] == ["a@x.com"]
+    eng.dispose()
+
+
 def test_processes_starting_together_migrate_once(tmp_path):
     """Several processes using a new database at the same moment (webserver, daemon, runs) all succeed."""
     import subprocess

@@ -1,6 +1,6 @@
 """The state database's tables as they shipped on 2026-12-01 (revision 0001), frozen here: revision 0001 creates
 them, and a database made before migrations gets the ones it lacks. Never edit this file; change the schema
-with a new revision (and `pos_exports/delivery/state.py`, the current model)."""
+with a new revision (and `pos_exports/state/__init__.py`, the current model)."""
 
 from __future__ import annotations
 

@@ -1,14 +1,12 @@
-"""The delivery flow the tests drive: ledger rows -> claim -> render -> send -> record (as a delivery op would)."""
+"""Sample email content for the email tests: two small files and the context of a monthly export (the real
+`render_content` fills it)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pos_exports.delivery import ledger
-from pos_exports.delivery.email import Attachment, SmtpSettings, build_message, render_content, send
+from pos_exports.delivery.email import Attachment, render_content
 
-SUBSCRIPTION = 7
-BUSINESS = 42
 PERIOD = "2025-03"
 
 
@@ -55,23 +53,3 @@ def content_for(files: list[Attachment], to: list[str], **overrides):
     )
     kwargs.update(overrides)
     return render_content(**kwargs)
-
-
-def deliver(
-    eng, recipients: list[str], files: list[Attachment], settings: SmtpSettings | None, outbox: Path, **send_kw
-):
-    """One delivery run; returns (results of send, recipients actually sent to)."""
-    rows = ledger.open_rows(eng, SUBSCRIPTION, BUSINESS, "monthly", PERIOD, recipients, run_id="run-1")
-    todo = set(ledger.pending_recipients(rows))
-    claimed_ids = ledger.mark_processing(eng, [r["id"] for r in rows if r["recipient"] in todo], run_id="run-1")
-    claimed = [r["recipient"] for r in rows if r["id"] in claimed_ids]
-    if not claimed:
-        return {}, []
-    ledger.mark_completed(
-        eng, claimed_ids, [{"name": f.name, "bytes": f.bytes, "uri": f.uri} for f in files], sum(f.bytes for f in files)
-    )
-    message = build_message(content_for(files, claimed))
-    send_kw.setdefault("sleep", lambda s: None)
-    results = send(message, claimed, settings, outbox, **send_kw)
-    ledger.record_results(eng, SUBSCRIPTION, PERIOD, results)
-    return results, claimed
