@@ -1,7 +1,8 @@
 """`manifest.json`: what a period folder holds, and what it was reconciled against.
 
 One manifest per `exports/{business_id}/{period kind}/{period key}/`. It lists every file with its
-dataset, format, bytes, SHA-256 and rows per section, the period's UTC window and time zone, and the
+dataset, format, bytes, SHA-256 and rows per section (a CSV file holds one table: `sales.csv`,
+`sales-summary.csv`, `sales-line_items.csv` ... are each listed), the period's UTC window and time zone, and the
 archive's reconciled source counts for the period, and under `missing` each dataset that could not be
 produced with its reason. It holds no wall-clock time, so re-rendering an
 unchanged archive gives the same manifest.
@@ -66,8 +67,12 @@ def write_manifest(
     a dataset rendered again drops out of it.
     """
     current = read_manifest(storage, folder) or {}
-    rendered = {e.name for e in entries}
-    files = [f for f in current.get("files", []) if f["name"] not in rendered] + [asdict(e) for e in entries]
+    # a (dataset, format) rendered again is listed as this render made it (a CSV table dropped is no longer listed)
+    rendered = {e.name for e in entries} | {(e.dataset, e.format) for e in entries}
+    kept = [
+        f for f in current.get("files", []) if f["name"] not in rendered and (f["dataset"], f["format"]) not in rendered
+    ]
+    files = kept + [asdict(e) for e in entries]
     attempted = {e.dataset for e in entries} | set(missing or {})
     gaps = {d: m for d, m in current.get("missing", {}).items() if d not in attempted} | (missing or {})
     document = {

@@ -8,7 +8,7 @@ from pos_exports.archive.read import ArchiveMissing, shared_reads
 from pos_exports.archive.tables import DATASETS
 from pos_exports.exports.manifest import FileEntry, source_counts, write_manifest
 from pos_exports.failures import ON_OUR_SIDE, TEMPORARY
-from pos_exports.render import RENDERERS
+from pos_exports.render import render_files
 from pos_exports.render.text import figure_text
 from pos_exports.reports import BUILDERS
 from pos_exports.reports.model import Figure
@@ -97,10 +97,10 @@ def _export(storage, business, period, datasets, formats, filters, folder, *, is
             try:
                 report = BUILDERS[dataset](storage, business, period, (filters or {}).get(dataset))
                 for fmt in formats[dataset] if isinstance(formats, dict) else formats:
-                    name = f"{dataset}.{fmt}"
-                    with storage.staged(f"{folder}/{name}") as tmp:
-                        rows = RENDERERS[fmt](report, tmp)
-                        entries.append(FileEntry(name, dataset, fmt, tmp.stat().st_size, sha256_file(tmp), rows))
+                    for name, write in render_files(report, fmt):  # CSV: one file per table
+                        with storage.staged(f"{folder}/{name}") as tmp:
+                            rows = write(tmp)
+                            entries.append(FileEntry(name, dataset, fmt, tmp.stat().st_size, sha256_file(tmp), rows))
             except Exception as exc:
                 if not isolate:
                     raise

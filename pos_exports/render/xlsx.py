@@ -4,11 +4,12 @@ Sheets: "Summary" first (title, business, period and time zone, currency, filter
 figures with number formats, then where each section's rows are), then one sheet per section with a
 bold, filled, frozen header row, an autofilter and fitted column widths. Cells: money numbers
 `#,##0.00`, int numbers, percent numbers `0.00%`, datetime real Excel datetimes (business time)
-`yyyy-mm-dd hh:mm:ss`, date `yyyy-mm-dd`, text/json strings (always written as strings, never
-formulas; text a spreadsheet would execute is neutralised with a leading apostrophe; characters XML
-1.0 forbids are removed). A section of more than 1,048,575 rows continues on "Title (2)", "Title (3)"
-..., header repeated. A text longer than Excel's 32,767-character cell limit is cut with an explicit
-"[truncated ...]" marker and counted on the Summary sheet (the CSV holds the full text).
+`yyyy-mm-dd hh:mm:ss`, date `yyyy-mm-dd`, text/json strings (always written as string cells, which a
+spreadsheet never evaluates, so `+201 55 555 0512` or `=SUM(A1)` is shown exactly as it is, without the
+apostrophe the CSV needs; characters XML 1.0 forbids are removed). A section of more than 1,048,575 rows
+continues on "Title (2)", "Title (3)" ..., header repeated. A text longer than Excel's 32,767-character
+cell limit is cut with an explicit "[truncated ...]" marker and counted on the Summary sheet (the CSV
+holds the full text).
 
 Speed: section rows never go through Python cell by cell. Each chunk's `<row>` XML is built column-wise
 with pyarrow.compute, exactly as XlsxWriter's constant-memory writer would emit it (inline strings with
@@ -36,7 +37,7 @@ import pyarrow.compute as pc
 import xlsxwriter
 from xlsxwriter.worksheet import Worksheet
 
-from pos_exports.render.text import local_naive, neutralise, neutralise_array, xml_clean, xml_clean_array
+from pos_exports.render.text import local_naive, xml_clean, xml_clean_array
 from pos_exports.reports.model import Column, Report, Section
 
 MAX_SHEET_ROWS = 1_048_576
@@ -120,7 +121,7 @@ class _SheetNames:
 
 
 def _cell_text(value: str) -> str:
-    return neutralise(xml_clean(value))
+    return xml_clean(value)  # a string cell, never evaluated: no apostrophe
 
 
 def _write_summary(ws: Worksheet, report: Report, formats: _Formats) -> int:
@@ -492,10 +493,10 @@ def _strings(arr: pa.Array) -> list:
 
 
 def _string_array(arr: pa.Array) -> pa.Array:
-    """A column as the text cells hold: XML-safe, formula-like text neutralised."""
+    """A column as the text cells hold: XML-safe, otherwise unaltered (string cells are never evaluated)."""
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         arr = pc.cast(arr, pa.string())
-    return neutralise_array(xml_clean_array(arr))
+    return xml_clean_array(arr)
 
 
 def _utf16_len(value: str) -> int:

@@ -27,11 +27,11 @@ PROPERTIES = (
     "percent cells: numbers, format 0.00%; null percent empty",
     "int cells: numbers",
     "text cells: unicode kept, markup kept as text, multi-line json kept",
-    "string cells never evaluated: formula-like text neutralised, stored as strings",
+    "string cells never evaluated: formula-like text stored as a string as written (no apostrophe)",
     "characters XML forbids removed",
     "long text cut at 32,767 with a marker, listed on the Summary sheet",
     "summary sheet: title, business, period, currency, filters (numbers stay numbers)",
-    "summary figures: money/percent/int formats, datetime/date values, neutralised text, section placements",
+    "summary figures: money/percent/int formats, datetime/date values, text as written, section placements",
     "workbook created = report.generated_at (UTC)",
     "deterministic: same report, same bytes; fixed zip timestamps",
 )
@@ -154,7 +154,7 @@ def _formulas(wb) -> None:
     ws = _sales(wb)
     for i, text in enumerate(FORMULA_TEXTS):
         cell = ws.cell(row=7 + i, column=4)
-        _expect(cell.value == "'" + text and cell.data_type == "s", (cell.value, cell.data_type))
+        _expect(cell.value == text and cell.data_type == "s", (cell.value, cell.data_type))
     _expect(not any(c.data_type == "f" for row in ws.iter_rows() for c in row), "a formula cell")
 
 
@@ -195,7 +195,7 @@ def _summary_figures(wb) -> None:
     _expect(pairs["Sale count"].value == 120 and pairs["Sale count"].number_format == "#,##0", "sale count")
     _expect(pairs["First sale"].value == dt.datetime(2025, 3, 9, 10, 0), pairs["First sale"].value)
     _expect(pairs["First day"].value == dt.datetime(2025, 3, 9), pairs["First day"].value)
-    _expect(pairs["Top customer"].value == "'=cmd", pairs["Top customer"].value)
+    _expect(pairs["Top customer"].value == "=cmd", pairs["Top customer"].value)
     _expect(pairs["Sales"].value == "120 rows on 'Sales'", pairs["Sales"].value)
 
 
