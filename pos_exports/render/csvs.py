@@ -115,7 +115,7 @@ def summary_rows(report: Report) -> list[list[str]]:
     for fig in report.summary:
         label = percent_header(fig.label) if fig.kind == "percent" else fig.label
         value = figure_text(fig.value, fig.kind, tz, display=False)
-        if isinstance(fig.value, str) or fig.kind in ("text", "json"):
+        if isinstance(fig.value, str) or fig.kind in ("text", "json", "code"):
             value = neutralise(value)  # numbers (a negative amount) stay numbers
         lines.append([neutralise(label), value])
     return lines

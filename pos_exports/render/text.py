@@ -111,6 +111,33 @@ def _formula_mask(arr: pa.Array) -> np.ndarray:
     return mask
 
 
+# Codes whose word is not just the code with spaces and a capital (`mobile_money` -> `Mobile money`).
+CODE_WORDS = {"pos": "POS", "sku": "SKU", "ip": "IP", "vat": "VAT"}
+
+
+def code_word(code: str) -> str:
+    """A machine code as a reader says it, for XLSX and PDF (CSV keeps the code): `mobile_money` -> `Mobile money`,
+    `over_limit` -> `Over limit`, `out_of_stock` -> `Out of stock`."""
+    if code in CODE_WORDS:
+        return CODE_WORDS[code]
+    words = [CODE_WORDS.get(w, w) for w in code.replace("_", " ").split(" ")]
+    text = " ".join(words)
+    return text[:1].upper() + text[1:]
+
+
+def code_words_array(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """`code_word` over an Arrow array of codes (nulls stay null), one call per distinct code."""
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = pc.cast(arr, pa.string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if not len(arr):
+        return arr
+    encoded = pc.dictionary_encode(arr)
+    words = pa.array([code_word(c) for c in encoded.dictionary.to_pylist()], arr.type)
+    return pc.take(words, encoded.indices)
+
+
 def xml_clean(value: str) -> str:
     """The text without the characters XML 1.0 cannot carry (controls other than tab/LF/CR, U+FFFE/FFFF,
     lone surrogates)."""

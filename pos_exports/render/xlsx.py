@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 import xlsxwriter
 from xlsxwriter.worksheet import Worksheet
 
-from pos_exports.render.text import local_naive, xml_clean, xml_clean_array
+from pos_exports.render.text import code_words_array, local_naive, xml_clean, xml_clean_array
 from pos_exports.reports.model import Column, Report, Section
 
 MAX_SHEET_ROWS = 1_048_576
@@ -245,7 +245,9 @@ def _write_section(
             sheet.write_string(0, i, header, formats.header)
         return sheet
 
+    codes = [i for i, c in enumerate(columns) if c.kind == "code"]
     for batch in _nonempty(section.batches()):
+        batch = _with_words(batch, columns, codes)
         start = 0
         while start < batch.num_rows:
             if row >= MAX_SHEET_ROWS:
@@ -268,6 +270,14 @@ def _write_section(
         row = 1
     ws.autofilter(0, 0, max(row - 1, 0), max(len(columns) - 1, 0))
     return total, sheets
+
+
+def _with_words(batch: pa.RecordBatch, columns: tuple[Column, ...], codes: list[int]) -> pa.RecordBatch:
+    """The batch with its code columns as words (`mobile_money` -> `Mobile money`; the CSV keeps the codes)."""
+    for i in codes:
+        at = batch.schema.get_field_index(columns[i].name)
+        batch = batch.set_column(at, columns[i].name, code_words_array(batch.column(at)))
+    return batch
 
 
 def _column_xf(formats: _Formats, kind: str) -> int | None:
@@ -434,7 +444,7 @@ def _column_lists(
     out = []
     for j, c in enumerate(columns):
         values = xlsx_values(batch.column(c.name), c.kind)
-        if c.kind in ("text", "json") and _has_long(batch.column(c.name)):
+        if c.kind in ("text", "json", "code") and _has_long(batch.column(c.name)):
             for i, value in enumerate(values):
                 if value is not None and _utf16_len(value) > MAX_CELL_CHARS:
                     values[i] = fit_cell_text(value)
