@@ -3,7 +3,8 @@
 One manifest per `exports/{business_id}/{period kind}/{period key}/`. It lists every file with its
 dataset, format, bytes, SHA-256 and rows per section (a CSV file holds one table: `sales.csv`,
 `sales-summary.csv`, `sales-line_items.csv` ... are each listed), the period's UTC window and time zone, and the
-archive's reconciled source counts for the period, and under `missing` each dataset that could not be
+archive's reconciled source counts for the period, the summary figures and the email's `headline` per
+dataset, and under `missing` each dataset that could not be
 produced with its reason. It holds no wall-clock time, so re-rendering an
 unchanged archive gives the same manifest.
 """
@@ -60,11 +61,13 @@ def write_manifest(
     sources: dict[str, dict],
     summaries: dict[str, list] | None = None,
     missing: dict[str, dict] | None = None,
+    headlines: dict[str, list] | None = None,
 ) -> dict:
     """Merge this render's files into the folder's manifest (other datasets' entries are kept).
 
     `missing` records the datasets this render could not produce, `{dataset: {"reason", "detail"}}`;
-    a dataset rendered again drops out of it.
+    a dataset rendered again drops out of it. `headlines`: the figures the email shows per dataset
+    (`exports.headline`).
     """
     current = read_manifest(storage, folder) or {}
     # a (dataset, format) rendered again is listed as this render made it (a CSV table dropped is no longer listed)
@@ -80,6 +83,7 @@ def write_manifest(
         "files": sorted(files, key=lambda f: f["name"]),
         "reconciled_source_counts": {**current.get("reconciled_source_counts", {}), **sources},
         "summary": {**current.get("summary", {}), **(summaries or {})},
+        "headline": {**current.get("headline", {}), **(headlines or {})},
         **({"missing": dict(sorted(gaps.items()))} if gaps else {}),
     }
     storage.write_bytes(f"{folder}/{MANIFEST}", json.dumps(document, indent=2, sort_keys=True).encode())

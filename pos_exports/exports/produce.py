@@ -6,6 +6,7 @@ import datetime as dt
 
 from pos_exports.archive.read import ArchiveMissing, shared_reads
 from pos_exports.archive.tables import DATASETS
+from pos_exports.exports.headline import headline
 from pos_exports.exports.manifest import FileEntry, source_counts, write_manifest
 from pos_exports.failures import ON_OUR_SIDE, TEMPORARY
 from pos_exports.render import render_files
@@ -91,6 +92,7 @@ def _export(storage, business, period, datasets, formats, filters, folder, *, is
     entries: list[FileEntry] = []
     sources: dict[str, dict] = {}
     summaries: dict[str, list] = {}
+    headlines: dict[str, list] = {}
     failed: dict[str, Exception] = {}
     with shared_reads():  # each business-day file is read once for the report's passes and every format
         for dataset in datasets:
@@ -108,6 +110,7 @@ def _export(storage, business, period, datasets, formats, filters, folder, *, is
                 continue
             sources[dataset] = source_counts(storage, dataset, business.id, period.days)
             summaries[dataset] = [[f.label, summary_text(f, business.timezone)] for f in report.summary]
+            headlines[dataset] = headline(report)
     win = period.window(business.timezone)  # the reports' own window (and fixed document date)
     header = {
         "business_id": business.id,
@@ -129,7 +132,7 @@ def _export(storage, business, period, datasets, formats, filters, folder, *, is
         d: {"reason": plain_reason(d, period, exc), "detail": f"{type(exc).__name__}: {exc}"}
         for d, exc in failed.items()
     }
-    write_manifest(storage, folder, header, entries, sources, summaries, missing)
+    write_manifest(storage, folder, header, entries, sources, summaries, missing, headlines)
     return folder, entries, failed
 
 
