@@ -384,7 +384,8 @@ def email_summary(manifest: dict, datasets: Sequence[str]) -> list[tuple[str, li
 
 def _zipped(stack: contextlib.ExitStack, business, period: Period, files: list[dict], linked: list[Attachment]):
     """The attachments: each file as it is, but a dataset's CSV files (one per table) in one zip,
-    `{business}_{dataset}_{period}.csv.zip`, holding them under their ASCII mail names (the main table first)."""
+    `{business}_{dataset}_{period}.csv.zip`, holding them under their ASCII mail names (the main table and the
+    summary first)."""
     csvs: dict[str, list[tuple[dict, Attachment]]] = {}
     for f, att in zip(files, linked, strict=True):
         if f["format"] == "csv":
@@ -396,7 +397,8 @@ def _zipped(stack: contextlib.ExitStack, business, period: Period, files: list[d
             out.append(att)
         elif f is group[0][0]:  # the zip takes the place of the dataset's first CSV file
             dataset = f["dataset"]
-            members = sorted(group, key=lambda pair: (pair[0]["name"] != f"{dataset}.csv", pair[0]["name"]))
+            first = (f"{dataset}.csv", f"{dataset}-summary.csv")  # the main table, then its summary, then the rest
+            members = sorted(group, key=lambda pair: (*(pair[0]["name"] != n for n in first), pair[0]["name"]))
             stored = f"{dataset}.csv.zip"
             ascii_name = ascii_mail_filename(business.name, business.id, stored, period.key)
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pos-mail-")))
