@@ -18,10 +18,11 @@ from pos_exports.render.text import code_word, figure_text
 from pos_exports.reports.model import Figure, Report
 
 TOP_EVENT_TYPES = 3
-# (label in the email, labels of the report figure, first found)
+# (label in the email, labels of the report figure, first found; `*`: any label starting so, e.g. "Net sales
+# (after refunds)")
 _PICKS = {
     "sales": (
-        ("Net sales", ("Net sales",)),
+        ("Net sales", ("Net sales*",)),
         ("Net revenue", ("Net revenue",)),
         ("Refunds", ("Refunds issued",)),
         ("Number of sales", ("Sales",)),
@@ -41,7 +42,7 @@ def headline(report: Report) -> list[list[str]]:
     figures = {f.label: f for f in report.summary}
     out: list[list[str]] = []
     for label, sources in _PICKS.get(report.dataset, ()):
-        figure = next((figures[s] for s in sources if s in figures), None)
+        figure = next((f for s in sources for f in report.summary if _matches(f.label, s)), None)
         if figure is None:
             continue
         if label == "Net revenue" and any(row[0] == "Net sales" for row in out):
@@ -55,6 +56,10 @@ def headline(report: Report) -> list[list[str]]:
         if top := _top_event_types(report):
             out.append(["Top event types", top])
     return out
+
+
+def _matches(label: str, source: str) -> bool:
+    return label.startswith(source[:-1]) if source.endswith("*") else label == source
 
 
 def _text(figure: Figure, report: Report) -> str:
