@@ -33,6 +33,7 @@ PROPERTIES = (
     "summary sheet: title, business, period, currency, filters (numbers stay numbers)",
     "summary figures: money/percent/int formats, datetime/date values, text as written, section placements",
     "workbook created = report.generated_at (UTC)",
+    "print set-up: landscape, one page wide, print title, header row repeated on every page",
     "deterministic: same report, same bytes; fixed zip timestamps",
 )
 
@@ -59,6 +60,7 @@ def check_workbook(path: Path, write_again: Callable[[Path], object] | None = No
         _summary_head,
         _summary_figures,
         _created,
+        _print_setup,
     )
     for prop, check in zip(PROPERTIES, checks, strict=False):
         try:
@@ -201,6 +203,15 @@ def _summary_figures(wb) -> None:
 
 def _created(wb) -> None:
     _expect(wb.properties.created == dt.datetime(2025, 3, 9, 15, 0), wb.properties.created)
+
+
+def _print_setup(wb) -> None:
+    for ws in wb:
+        setup = ws.page_setup
+        _expect(setup.orientation == "landscape" and setup.fitToHeight == 0, (ws.title, setup.orientation))
+        _expect(ws.sheet_properties.pageSetUpPr.fitToPage and setup.fitToWidth in (None, 1), ws.title)
+        _expect(ws.oddHeader.center.text == f"Sales report: {ws.title}", ws.oddHeader.center.text)
+    _expect(_sales(wb).print_title_rows == "$1:$1", _sales(wb).print_title_rows)
 
 
 def _deterministic(path: Path, write_again: Callable[[Path], object] | None) -> str | None:
