@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import tempfile
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,11 +30,13 @@ from pos_exports.delivery.email import (
     Attachment,
     RecipientResult,
     SmtpSettings,
+    ascii_mail_filename,
     build_message,
     mail_filename,
     message_id_for,
     render_content,
     send,
+    zip_files,
 )
 from pos_exports.delivery.subscriptions import Subscription, filters_for, get_settings
 from pos_exports.exports.manifest import read_manifest
@@ -48,6 +51,7 @@ CONTENT_TYPES = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "csv": "text/csv",
     "pdf": "application/pdf",
+    "zip": "application/zip",
 }
 DEFAULT_FROM = "exports@pos-exports.invalid"
 
@@ -371,17 +375,51 @@ def manage_line(sub: Subscription, contact: str | None) -> str:
     )
 
 
+def email_summary(manifest: dict, datasets: Sequence[str]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """(heading, figures) per dataset for the email: the manifest's `headline` (`exports.headline`); a manifest
+    written before headlines existed gives its first summary figures."""
+    groups = []
+    for name in datasets:
+        rows = manifest.get("headline", {}).get(name)
+        if rows is None:
+            rows = manifest.get("summary", {}).get(name, [])[:6]
+        groups.append((name.replace("_", " ").capitalize(), [(str(label), str(value)) for label, value in rows]))
+    return groups
+
+
+def _zipped(stack: contextlib.ExitStack, business, period: Period, files: list[dict], linked: list[Attachment]):
+    """The attachments: each file as it is, but a dataset's CSV files (one per table) in one zip,
+    `{business}_{dataset}_{period}.csv.zip`, holding them under their ASCII mail names (the main table and the
+    summary first)."""
+    csvs: dict[str, list[tuple[dict, Attachment]]] = {}
+    for f, att in zip(files, linked, strict=True):
+        if f["format"] == "csv":
+            csvs.setdefault(f["dataset"], []).append((f, att))
+    out: list[Attachment] = []
+    for f, att in zip(files, linked, strict=True):
+        group = csvs.get(f["dataset"], []) if f["format"] == "csv" else []
+        if len(group) <= 1:
+            out.append(att)
+        elif f is group[0][0]:  # the zip takes the place of the dataset's first CSV file
+            dataset = f["dataset"]
+            first = (f"{dataset}.csv", f"{dataset}-summary.csv")  # the main table, then its summary, then the rest
+            members = sorted(group, key=lambda pair: (*(pair[0]["name"] != n for n in first), pair[0]["name"]))
+            stored = f"{dataset}.csv.zip"
+            ascii_name = ascii_mail_filename(business.name, business.id, stored, period.key)
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pos-mail-")))
+            path = zip_files([(m.ascii_name, m.path) for _, m in members], folder / ascii_name)
+            name = mail_filename(business.name, stored, period.key)
+            out.append(Attachment(name, path, "", path.stat().st_size, CONTENT_TYPES["zip"], ascii_name))
+    return out
+
+
 def _messages(settings, storage, sub, business, period, folder, manifest, files, rows, from_address, gaps=()):
     """(row, message) for each claimed row: one message per recipient, with its stable Message-ID; `gaps`: the
     datasets not included, each said in plain words (`plain_reason`, as the exports' manifest does)."""
     missing = [f"{plain_reason(g.dataset, period, ArchiveMissing())}." for g in gaps]
     missing = [m[0].upper() + m[1:] for m in missing]
     link = getattr(storage, "presigned_url", storage.uri)  # S3: a link that works for a week
-    summary = [
-        (f"{name}: {label}", value)
-        for name in sub.datasets
-        for label, value in manifest.get("summary", {}).get(name, [])[:6]
-    ]
+    summary = email_summary(manifest, sub.datasets)
     context = {
         "business_name": business.name,
         "period_label": period.label,
@@ -393,16 +431,18 @@ def _messages(settings, storage, sub, business, period, folder, manifest, files,
         "subscription_name": sub.name,
     }
     with contextlib.ExitStack() as stack:  # S3 files are downloaded for the time of sending
-        attachments = [
+        linked = [
             Attachment(
                 mail_filename(business.name, f["name"], period.key),
                 stack.enter_context(storage.local_copy(f"{folder}/{f['name']}")),
                 link(f"{folder}/{f['name']}"),
                 f["bytes"],
                 CONTENT_TYPES[f["format"]],
+                ascii_mail_filename(business.name, business.id, f["name"], period.key),
             )
             for f in files
         ]
+        attachments = _zipped(stack, business, period, files, linked)
         team = notify.data_team()
         reply_to = settings.reply_to or (team[0] if team else None)
         for row in rows:
@@ -415,8 +455,9 @@ def _messages(settings, storage, sub, business, period, folder, manifest, files,
                 subject_template=sub.subject_template,
                 message_template=sub.message_template,
                 context=context,
-                summary=summary,
+                summary_groups=summary,
                 files=attachments,
+                linked=linked,
                 to=[row["recipient"]],
                 from_name=settings.from_name,
                 from_address=from_address,

@@ -67,6 +67,7 @@ class Attachment:
     uri: str  # storage path or presigned URL, listed in link mode
     bytes: int
     content_type: str  # "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    ascii_name: str = ""  # the ASCII file name (`ascii_mail_filename`); default `ascii_filename(name)`
 
 
 @dataclass
@@ -145,7 +146,7 @@ def render_content(
     subject_template: str,
     message_template: str,
     context: dict,
-    summary: Sequence[tuple[str, str]],
+    summary: Sequence[tuple[str, str]] = (),
     files: Sequence[Attachment],
     to: Sequence[str],
     from_name: str,
@@ -155,16 +156,24 @@ def render_content(
     manage: str = "",
     unsubscribe: str | None = None,
     missing: Sequence[str] = (),
+    summary_groups: Sequence[tuple[str, Sequence[tuple[str, str]]]] = (),
+    linked: Sequence[Attachment] = (),
 ) -> EmailContent:
     """The subject and the plain-text and HTML bodies of one export email.
 
     `missing`: why each export the subscription asks for is not in this email (one plain sentence each).
+    `summary_groups`: the summary as (heading, figures) per dataset (`Sales`: net sales, refunds ...); a plain
+    `summary` is shown under the heading "Summary".
 
     When the files together exceed `size_budget_bytes` (or a file has no local copy), nothing is
-    attached: both bodies list the links (`Attachment.uri`) and say why. `manage` (how to change or stop
+    attached: both bodies list the links (`Attachment.uri`) of `linked` (default: `files`; the CSV files one
+    by one where `files` holds their zip) and say why. `manage` (how to change or stop
     the subscription) closes both bodies; `unsubscribe` becomes the List-Unsubscribe header.
     """
     files = list(files)
+    groups = [(str(h), [(str(k), str(v)) for k, v in rows]) for h, rows in summary_groups if rows]
+    if summary:
+        groups.insert(0, ("Summary", [(str(label), str(value)) for label, value in summary]))
     subject_context = {k: _one_line(_as_text(v)) for k, v in context.items()}
     subject = fill_template(subject_template, subject_context).strip()
     message = fill_template(message_template, context).strip()
@@ -184,6 +193,7 @@ def render_content(
         notice = "The files are linked instead of attached"
     else:
         notice = ""
+    listed = list(linked) if link_mode and linked else files
 
     values = {
         "subject": subject,
@@ -191,12 +201,12 @@ def render_content(
         "paragraphs": [p.strip().split("\n") for p in re.split(r"\n\s*\n", message) if p.strip()],
         "business": business,
         "period": period,
-        "summary": [(str(label), str(value)) for label, value in summary],
-        "label_width": max((len(str(label)) for label, _ in summary), default=0),
+        "groups": groups,
+        "label_width": max((len(label) for _, rows in groups for label, _ in rows), default=0),
         "files": [
-            {"name": f.name, "size": human_size(f.bytes), "uri": f.uri, "web": _is_web_link(f.uri)} for f in files
+            {"name": f.name, "size": human_size(f.bytes), "uri": f.uri, "web": _is_web_link(f.uri)} for f in listed
         ],
-        "total_size": human_size(total),
+        "total_size": human_size(sum(int(f.bytes or 0) for f in listed)),
         "link_mode": link_mode,
         "notice": notice,
         "timezone": tz_name,
@@ -216,7 +226,7 @@ def render_content(
         to=list(to),
         attachments=[] if link_mode else files,
         link_mode=link_mode,
-        files=files,
+        files=listed,
         unsubscribe=unsubscribe,
     )
 
@@ -313,7 +323,7 @@ def build_message(
         if not (_MIME_TOKEN.fullmatch(maintype) and _MIME_TOKEN.fullmatch(subtype)) or maintype == "multipart":
             maintype, subtype = "application", "octet-stream"
         name = os.path.basename(att.name)
-        safe = ascii_filename(name)
+        safe = att.ascii_name or ascii_filename(name)
         msg.add_attachment(att.path.read_bytes(), maintype=maintype, subtype=subtype, filename=safe)
         if safe != name:  # the ASCII name for every client, the original (RFC 2231) for those that read it
             part = msg.get_payload()[-1]
@@ -324,20 +334,48 @@ def build_message(
     return msg
 
 
+def _ascii_slug(name: str) -> str:
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower().replace("'", "")
+    return re.sub(r"-*_-*", "_", re.sub(r"[^a-z0-9._]+", "-", folded)).strip("-_.")
+
+
 def ascii_filename(name: str) -> str:
     """`Kofi's Corner Shop_sales_2026-11-30.xlsx` -> `kofis-corner-shop_sales_2026-11-30.xlsx`: ASCII letters,
     digits, `.`, `_` and `-` only (accents folded, other scripts dropped), never empty."""
-    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower().replace("'", "")
-    safe = re.sub(r"-*_-*", "_", re.sub(r"[^a-z0-9._]+", "-", folded)).strip("-_.")
-    return safe or "export"
+    return _ascii_slug(name) or "export"
 
 
 def mail_filename(business_name: str, stored_name: str, period_key: str) -> str:
     """The name a file carries in an email, unique in a Downloads folder: business, file, period
-    (`Kofi's Corner Shop_sales_2026-11-30.xlsx`); `ascii_filename` gives its ASCII form."""
-    stem, dot, ext = stored_name.rpartition(".")
+    (`Kofi's Corner Shop_sales_2026-11-30.xlsx`, `..._sales_2026-11-30.csv.zip`); `ascii_mail_filename` gives
+    its ASCII form."""
+    stem, dot, ext = stored_name.partition(".")  # the whole extension: `.csv.zip`
     business = _LINE_BREAKS.sub(" ", business_name).replace("/", "-").replace("\\", "-").strip()[:80]
-    return f"{business}_{stem or ext}_{period_key}{dot}{ext if stem else ''}"
+    return f"{business}_{stem or ext}_{period_key}{dot if stem else ''}{ext if stem else ''}"
+
+
+def ascii_mail_filename(business_name: str, business_id: int, stored_name: str, period_key: str) -> str:
+    """The ASCII form of `mail_filename`; a business name without ASCII letters or digits (`東京文具店`) is
+    `business-{id}` there, so the name still says whose file it is (`business-7_audit_log_2026-11-30.csv`)."""
+    business = _ascii_slug(business_name) or f"business-{business_id}"
+    return ascii_filename(mail_filename(business, stored_name, period_key))
+
+
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed: the same files give the same zip, so a resend carries the same bytes
+
+
+def zip_files(members: Sequence[tuple[str, Path]], target: Path) -> Path:
+    """Write `members` (name in the zip, file) into the zip `target`, deflated, with fixed timestamps."""
+    import zipfile
+
+    with zipfile.ZipFile(target, "w") as archive:
+        for name, path in members:
+            info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            info.create_system = 3
+            archive.writestr(info, path.read_bytes())
+    return target
 
 
 # --------------------------------------------------------------------------------------------- settings

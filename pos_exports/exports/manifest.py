@@ -1,8 +1,10 @@
 """`manifest.json`: what a period folder holds, and what it was reconciled against.
 
 One manifest per `exports/{business_id}/{period kind}/{period key}/`. It lists every file with its
-dataset, format, bytes, SHA-256 and rows per section, the period's UTC window and time zone, and the
-archive's reconciled source counts for the period, and under `missing` each dataset that could not be
+dataset, format, bytes, SHA-256 and rows per section (a CSV file holds one table: `sales.csv`,
+`sales-summary.csv`, `sales-line_items.csv` ... are each listed), the period's UTC window and time zone, and the
+archive's reconciled source counts for the period, the summary figures and the email's `headline` per
+dataset, and under `missing` each dataset that could not be
 produced with its reason. It holds no wall-clock time, so re-rendering an
 unchanged archive gives the same manifest.
 """
@@ -59,15 +61,21 @@ def write_manifest(
     sources: dict[str, dict],
     summaries: dict[str, list] | None = None,
     missing: dict[str, dict] | None = None,
+    headlines: dict[str, list] | None = None,
 ) -> dict:
     """Merge this render's files into the folder's manifest (other datasets' entries are kept).
 
     `missing` records the datasets this render could not produce, `{dataset: {"reason", "detail"}}`;
-    a dataset rendered again drops out of it.
+    a dataset rendered again drops out of it. `headlines`: the figures the email shows per dataset
+    (`exports.headline`).
     """
     current = read_manifest(storage, folder) or {}
-    rendered = {e.name for e in entries}
-    files = [f for f in current.get("files", []) if f["name"] not in rendered] + [asdict(e) for e in entries]
+    # a (dataset, format) rendered again is listed as this render made it (a CSV table dropped is no longer listed)
+    rendered = {e.name for e in entries} | {(e.dataset, e.format) for e in entries}
+    kept = [
+        f for f in current.get("files", []) if f["name"] not in rendered and (f["dataset"], f["format"]) not in rendered
+    ]
+    files = kept + [asdict(e) for e in entries]
     attempted = {e.dataset for e in entries} | set(missing or {})
     gaps = {d: m for d, m in current.get("missing", {}).items() if d not in attempted} | (missing or {})
     document = {
@@ -75,6 +83,7 @@ def write_manifest(
         "files": sorted(files, key=lambda f: f["name"]),
         "reconciled_source_counts": {**current.get("reconciled_source_counts", {}), **sources},
         "summary": {**current.get("summary", {}), **(summaries or {})},
+        "headline": {**current.get("headline", {}), **(headlines or {})},
         **({"missing": dict(sorted(gaps.items()))} if gaps else {}),
     }
     storage.write_bytes(f"{folder}/{MANIFEST}", json.dumps(document, indent=2, sort_keys=True).encode())

@@ -6,9 +6,10 @@ import datetime as dt
 
 from pos_exports.archive.read import ArchiveMissing, shared_reads
 from pos_exports.archive.tables import DATASETS
+from pos_exports.exports.headline import headline
 from pos_exports.exports.manifest import FileEntry, source_counts, write_manifest
 from pos_exports.failures import ON_OUR_SIDE, TEMPORARY
-from pos_exports.render import RENDERERS
+from pos_exports.render import render_files
 from pos_exports.render.text import figure_text
 from pos_exports.reports import BUILDERS
 from pos_exports.reports.model import Figure
@@ -78,16 +79,17 @@ def _export(storage, business, period, datasets, formats, filters, folder, *, is
     entries: list[FileEntry] = []
     sources: dict[str, dict] = {}
     summaries: dict[str, list] = {}
+    headlines: dict[str, list] = {}
     failed: dict[str, Exception] = {}
     with shared_reads():  # each business-day file is read once for the report's passes and every format
         for dataset in datasets:
             try:
                 report = BUILDERS[dataset](storage, business, period, (filters or {}).get(dataset), now=now)
                 for fmt in formats[dataset] if isinstance(formats, dict) else formats:
-                    name = f"{dataset}.{fmt}"
-                    with storage.staged(f"{folder}/{name}") as tmp:
-                        rows = RENDERERS[fmt](report, tmp)
-                        entries.append(FileEntry(name, dataset, fmt, tmp.stat().st_size, sha256_file(tmp), rows))
+                    for name, write in render_files(report, fmt):  # CSV: one file per table
+                        with storage.staged(f"{folder}/{name}") as tmp:
+                            rows = write(tmp)
+                            entries.append(FileEntry(name, dataset, fmt, tmp.stat().st_size, sha256_file(tmp), rows))
             except Exception as exc:
                 if not isolate:
                     raise
@@ -95,6 +97,7 @@ def _export(storage, business, period, datasets, formats, filters, folder, *, is
                 continue
             sources[dataset] = source_counts(storage, dataset, business.id, period.days)
             summaries[dataset] = [[f.label, summary_text(f, business.timezone)] for f in report.summary]
+            headlines[dataset] = headline(report)
     win = period.window(business.timezone)  # the reports' own window (and fixed document date)
     header = {
         "business_id": business.id,
@@ -116,7 +119,7 @@ def _export(storage, business, period, datasets, formats, filters, folder, *, is
         d: {"reason": plain_reason(d, period, exc), "detail": f"{type(exc).__name__}: {exc}"}
         for d, exc in failed.items()
     }
-    write_manifest(storage, folder, header, entries, sources, summaries, missing)
+    write_manifest(storage, folder, header, entries, sources, summaries, missing, headlines)
     return folder, entries, failed
 
 

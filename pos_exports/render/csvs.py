@@ -1,23 +1,27 @@
-"""CSV: one sectioned UTF-8 file (with a byte-order mark, so Excel reads accents right) per report.
+"""CSV: one table per file, each UTF-8 with a byte-order mark (so Excel reads accents right) and one header row,
+so `pandas.read_csv` or any BI tool reads each file as it is.
 
-Layout, for the summary first (columns Figure,Value) and then each section in order:
+Files of one report (docs/reports.md, "CSV files"), for the dataset `sales`:
 
-    <section title>
-    <header row>
-    <rows ...>
-    <empty line>
+    sales.csv               the dataset's main table (`MAIN_SECTIONS`; the first section otherwise)
+    sales-summary.csv       Figure,Value: report, business, period, time zone, currency, filters, notes, figures
+    sales-{key}.csv         every other section of the report, by its key (`sales-line_items.csv`, ...)
 
-Values: money `1234.50` (no thousands separator, no currency symbol), percent as the percentage with
-two decimals (`15.47`, and the header says `%`: `Margin %`), datetime `YYYY-MM-DD HH:MM:SS` in
-business time, date `YYYY-MM-DD`, null empty; text that a spreadsheet would execute is neutralised
-(`'=SUM(A1)`). Full data, never truncated. Rows are transformed with pyarrow.compute and written by
-pyarrow's CSV writer batch by batch, so a section of millions of rows streams at Arrow speed.
+so a section added to a report becomes a file of its own. Values: money `1234.50` (no thousands
+separator, no currency symbol), percent as the percentage with two decimals (`15.47`, and the header
+says `%`: `Margin %`), datetime `YYYY-MM-DD HH:MM:SS` in business time, date `YYYY-MM-DD`, null empty,
+codes as they are (`mobile_money`); text that a spreadsheet would execute is neutralised (`'=SUM(A1)`,
+`render.text.needs_neutralising`). Full data, never truncated. Rows are transformed with
+pyarrow.compute and written by pyarrow's CSV writer batch by batch, so a section of millions of rows
+streams at Arrow speed.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import BinaryIO
@@ -31,17 +35,64 @@ from pos_exports.reports.model import Column, Report, Section
 
 BOM = b"\xef\xbb\xbf"
 _WRITE_OPTIONS = pacsv.WriteOptions(include_header=False, delimiter=",", quoting_style="needed")
+# The section each dataset's plain `{dataset}.csv` holds: the table a reader of that dataset means.
+MAIN_SECTIONS = {
+    "sales": "sales",
+    "customers": "customer_details",
+    "inventory": "stock_items",
+    "audit_log": "audit_logs",
+}
+SUMMARY = "summary"
+
+
+@dataclass(frozen=True)
+class CsvFile:
+    """One CSV file of a report: `{dataset}{suffix}.csv`, holding the table `key` (a section, or the summary)."""
+
+    suffix: str  # "" (the main table), "-summary", "-line_items"
+    key: str
+    write: Callable[[Path], int]  # writes the file, returns its data rows
+
+
+def csv_files(report: Report) -> list[CsvFile]:
+    """The report's CSV files, the main table first, then the summary, then the other sections in order."""
+    main_key = MAIN_SECTIONS.get(report.dataset)
+    if not any(s.key == main_key for s in report.sections):
+        main_key = report.sections[0].key if report.sections else None
+    main = [CsvFile("", s.key, _section_writer(s)) for s in report.sections if s.key == main_key]
+    summary = CsvFile(f"-{SUMMARY}", SUMMARY, lambda path: _write_file(path, _write_summary, report))
+    others = [CsvFile(f"-{s.key}", s.key, _section_writer(s)) for s in report.sections if s.key != main_key]
+    files = [*main, summary, *others]
+    suffixes = [f.suffix for f in files]
+    assert len(set(suffixes)) == len(suffixes), f"CSV file names collide: {suffixes}"
+    return files
+
+
+def _section_writer(section: Section) -> Callable[[Path], int]:
+    return lambda path: _write_file(path, _write_section, section)
+
+
+def _write_file(path: Path, write: Callable, subject) -> int:
+    with open(path, "wb") as out:
+        out.write(BOM)
+        return write(out, subject)
 
 
 def render_csv(report: Report, path: Path) -> dict[str, int]:
-    """Write the report as one sectioned CSV file; returns the data rows written per section key."""
+    """Write every CSV file of the report beside `path` (`sales.csv`, `sales-summary.csv`, ...: `path` names the
+    main one); returns the data rows written per section key."""
     rows: dict[str, int] = {}
-    with open(path, "wb") as out:
-        out.write(BOM)
-        _write_lines(out, [["Summary"], ["Figure", "Value"], *summary_rows(report), []])
-        for section in report.sections:
-            rows[section.key] = _write_section(out, section)
+    for part in csv_files(report):
+        count = part.write(path.with_name(f"{path.stem}{part.suffix}{path.suffix}"))
+        if part.key != SUMMARY:
+            rows[part.key] = count
     return rows
+
+
+def _write_summary(out: BinaryIO, report: Report) -> int:
+    lines = summary_rows(report)
+    _write_lines(out, [["Figure", "Value"], *lines])
+    return len(lines)
 
 
 def summary_rows(report: Report) -> list[list[str]]:
@@ -64,7 +115,7 @@ def summary_rows(report: Report) -> list[list[str]]:
     for fig in report.summary:
         label = percent_header(fig.label) if fig.kind == "percent" else fig.label
         value = figure_text(fig.value, fig.kind, tz, display=False)
-        if isinstance(fig.value, str) or fig.kind in ("text", "json"):
+        if isinstance(fig.value, str) or fig.kind in ("text", "json", "code"):
             value = neutralise(value)  # numbers (a negative amount) stay numbers
         lines.append([neutralise(label), value])
     return lines
@@ -90,7 +141,7 @@ def _write_lines(out: BinaryIO, lines: list[list[str]]) -> None:
 
 
 def _write_section(out: BinaryIO, section: Section) -> int:
-    _write_lines(out, [[neutralise(section.title)], [neutralise(csv_header(c)) for c in section.columns]])
+    _write_lines(out, [[neutralise(csv_header(c)) for c in section.columns]])
     out.flush()
     count = 0
     writer: pacsv.CSVWriter | None = None
@@ -106,7 +157,6 @@ def _write_section(out: BinaryIO, section: Section) -> int:
     finally:
         if writer is not None:
             writer.close()
-    out.write(b"\n")
     return count
 
 

@@ -41,7 +41,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from pos_exports.render.text import format_money, format_percent, local_naive, xml_clean
+from pos_exports.render.text import code_word, format_money, format_percent, local_naive, xml_clean
 from pos_exports.reports.model import Column, Figure, Report, Section
 
 FONT_DIR = Path(__file__).resolve().parent / "fonts"
@@ -372,6 +372,8 @@ def head_rows(section: Section, limit: int) -> dict[str, list]:
 def cell_text(value: object, kind: str, timezone: str) -> str:
     if value is None:
         return ""
+    if kind == "code":
+        return clip(code_word(str(value)))  # `mobile_money` -> `Mobile money`, as in the XLSX
     if kind == "money" and isinstance(value, Decimal | int | float):
         return format_money(value)
     if kind == "percent" and isinstance(value, Decimal | int | float):

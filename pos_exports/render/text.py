@@ -1,9 +1,12 @@
-"""Text helpers shared by the renderers: formula neutralisation, XML-safe text, display formats.
+"""Text helpers shared by the renderers: formula neutralisation, XML-safe text, code words, display formats.
 
-Formula neutralisation (CSV and XLSX): a text value whose first character is one a spreadsheet
-would start a formula or command with (`=`, `+`, `-`, `@`, tab, CR, or the full-width `＝ ＋ － ＠`)
-gets a leading apostrophe, so `=SUM(A1)` is shown as the text `'=SUM(A1)`. Only text and json
-values are touched: a negative number stays a number.
+Formula neutralisation (CSV only; an XLSX string cell is never evaluated, so it keeps the text as it is):
+`needs_neutralising` is the one rule. Text a spreadsheet would run as a formula gets a leading
+apostrophe (`=SUM(A1)` -> `'=SUM(A1)`): text starting with `=`, a tab or a CR, `@`, the full-width
+`＝ ＋ － ＠`, or `+`/`-` followed by anything formula-like. What no spreadsheet evaluates stays
+readable: a sign, a digit, then only digits, spaces and dots, optionally followed by a space and
+words without any operator, bracket, quote, `!`, `|`, `:` or `;` (`+201 55 555 0512`, `-5 Main St`).
+Only text and json values are touched: a negative number stays a number.
 """
 
 from __future__ import annotations
@@ -21,17 +24,28 @@ from pos_exports.core.figures import percent_text
 
 FORMULA_PREFIXES = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")
 _FORMULA_RE2 = "^([=+\\-@\\t\\r\uff1d\uff0b\uff0d\uff20])"
+# After `+`/`-` and a number, a space and words may follow; none of these characters (operators, brackets,
+# quotes, references, separators, controls) may: with them a spreadsheet could evaluate the text.
+_FORMULA_CHARS = "=+\\-*/^&%<>()\\[\\]{}!|\"':;@$~\\\\\\t\\n\\r\uff1d\uff0b\uff0d\uff20"
+_PLAIN_SIGNED = f"[+\\-][0-9][0-9 .]*(?: [^{_FORMULA_CHARS}]*)?"  # the same pattern for Python re and RE2
+_PLAIN_SIGNED_PY = re.compile(_PLAIN_SIGNED)
+_PLAIN_SIGNED_RE2 = f"^{_PLAIN_SIGNED}$"
 
 # XML 1.0 forbids C0 controls except \t \n \r, U+FFFE, U+FFFF and (lone) surrogates.
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _XML_ILLEGAL_RE2 = "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x{fffe}\\x{ffff}]"  # valid UTF-8 holds no surrogates
 
 
+def needs_neutralising(value: str) -> bool:
+    """Whether a spreadsheet opening this text from a CSV could evaluate it as a formula (module docstring)."""
+    if not value or value[0] not in FORMULA_PREFIXES:
+        return False
+    return _PLAIN_SIGNED_PY.fullmatch(value) is None
+
+
 def neutralise(value: str) -> str:
-    """`'=SUM(A1)` for `=SUM(A1)`; any other text unchanged."""
-    if value and value[0] in FORMULA_PREFIXES:
-        return "'" + value
-    return value
+    """`'=SUM(A1)` for `=SUM(A1)` (`needs_neutralising`); any other text unchanged."""
+    return "'" + value if needs_neutralising(value) else value
 
 
 def neutralise_array(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
@@ -43,14 +57,27 @@ def neutralise_array(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedAr
         return pa.chunked_array(chunks, type=arr.type)
     if not len(arr):
         return arr
-    if not pa.types.is_string(arr.type):  # large strings and others: by regex
-        if pc.any(pc.match_substring_regex(arr, _FORMULA_RE2)).as_py():
-            return pc.replace_substring_regex(arr, _FORMULA_RE2, "'\\1")
-        return arr
-    mask = _formula_mask(arr)
+    if pa.types.is_string(arr.type):
+        mask = _formula_mask(arr)
+    else:  # large strings and others: by regex
+        mask = pc.fill_null(pc.match_substring_regex(arr, _FORMULA_RE2), False).to_numpy(zero_copy_only=False)
+    mask = _without_plain_signed(arr, mask)
     if not mask.any():
         return arr
-    return pc.if_else(pa.array(mask), pc.binary_join_element_wise("'", arr, ""), arr)
+    quote, empty = pa.scalar("'", arr.type), pa.scalar("", arr.type)
+    return pc.if_else(pa.array(mask), pc.binary_join_element_wise(quote, arr, empty), arr)
+
+
+def _without_plain_signed(arr: pa.Array, mask: np.ndarray) -> np.ndarray:
+    """The mask without the signed values `needs_neutralising` leaves readable (only the candidates are read)."""
+    rows = np.flatnonzero(mask)
+    if not len(rows):
+        return mask
+    plain = pc.match_substring_regex(arr.take(pa.array(rows)), _PLAIN_SIGNED_RE2).to_numpy(zero_copy_only=False)
+    if plain.any():
+        mask = mask.copy()
+        mask[rows[plain]] = False
+    return mask
 
 
 # FORMULA_PREFIXES as UTF-8: one ASCII byte, or EF BC followed by 9D (＝), 8B (＋), 8D (－) or A0 (＠).
@@ -84,6 +111,33 @@ def _formula_mask(arr: pa.Array) -> np.ndarray:
         hit[wide] = (raw[at + 1] == 0xBC) & _WIDE_THIRD[raw[at + 2]]
     mask[rows] = hit
     return mask
+
+
+# Codes whose word is not just the code with spaces and a capital (`mobile_money` -> `Mobile money`).
+CODE_WORDS = {"pos": "POS", "sku": "SKU", "ip": "IP", "vat": "VAT"}
+
+
+def code_word(code: str) -> str:
+    """A machine code as a reader says it, for XLSX and PDF (CSV keeps the code): `mobile_money` -> `Mobile money`,
+    `over_limit` -> `Over limit`, `out_of_stock` -> `Out of stock`."""
+    if code in CODE_WORDS:
+        return CODE_WORDS[code]
+    words = [CODE_WORDS.get(w, w) for w in code.replace("_", " ").split(" ")]
+    text = " ".join(words)
+    return text[:1].upper() + text[1:]
+
+
+def code_words_array(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """`code_word` over an Arrow array of codes (nulls stay null), one call per distinct code."""
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = pc.cast(arr, pa.string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if not len(arr):
+        return arr
+    encoded = pc.dictionary_encode(arr)
+    words = pa.array([code_word(c) for c in encoded.dictionary.to_pylist()], arr.type)
+    return pc.take(words, encoded.indices)
 
 
 def xml_clean(value: str) -> str:

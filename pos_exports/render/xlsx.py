@@ -2,13 +2,17 @@
 
 Sheets: "Summary" first (title, business, period and time zone, currency, filters, notes, the
 figures with number formats, then where each section's rows are), then one sheet per section with a
-bold, filled, frozen header row, an autofilter and fitted column widths. Cells: money numbers
+bold, filled, frozen header row, an autofilter and fitted column widths. Printing: every sheet landscape,
+fitted to the page width, with a print title (business, report and sheet, period) and "Page X of Y"; a
+section's header row repeats on every printed page; the Summary wraps long text in its cells (label
+and value side by side, each wrapped in its column). Codes are shown as words (`Mobile money`). Cells: money numbers
 `#,##0.00`, int numbers, percent numbers `0.00%`, datetime real Excel datetimes (business time)
-`yyyy-mm-dd hh:mm:ss`, date `yyyy-mm-dd`, text/json strings (always written as strings, never
-formulas; text a spreadsheet would execute is neutralised with a leading apostrophe; characters XML
-1.0 forbids are removed). A section of more than 1,048,575 rows continues on "Title (2)", "Title (3)"
-..., header repeated. A text longer than Excel's 32,767-character cell limit is cut with an explicit
-"[truncated ...]" marker and counted on the Summary sheet (the CSV holds the full text).
+`yyyy-mm-dd hh:mm:ss`, date `yyyy-mm-dd`, text/json strings (always written as string cells, which a
+spreadsheet never evaluates, so `+201 55 555 0512` or `=SUM(A1)` is shown exactly as it is, without the
+apostrophe the CSV needs; characters XML 1.0 forbids are removed). A section of more than 1,048,575 rows
+continues on "Title (2)", "Title (3)" ..., header repeated. A text longer than Excel's 32,767-character
+cell limit is cut with an explicit "[truncated ...]" marker and counted on the Summary sheet (the CSV
+holds the full text).
 
 Speed: section rows never go through Python cell by cell. Each chunk's `<row>` XML is built column-wise
 with pyarrow.compute, exactly as XlsxWriter's constant-memory writer would emit it (inline strings with
@@ -36,7 +40,7 @@ import pyarrow.compute as pc
 import xlsxwriter
 from xlsxwriter.worksheet import Worksheet
 
-from pos_exports.render.text import local_naive, neutralise, neutralise_array, xml_clean, xml_clean_array
+from pos_exports.render.text import code_word, code_words_array, local_naive, xml_clean, xml_clean_array
 from pos_exports.reports.model import Column, Report, Section
 
 MAX_SHEET_ROWS = 1_048_576
@@ -73,12 +77,13 @@ def render_xlsx(report: Report, path: Path) -> dict[str, int]:
         formats = _Formats(wb)
         names = _SheetNames()
         summary = wb.add_worksheet(names.claim("Summary"))
-        next_row = _write_summary(summary, report, formats)
+        truncated: list[str] = []
+        _page_setup(summary, report, "Summary", header_row=False)
+        next_row = _write_summary(summary, report, formats, truncated)
         rows: dict[str, int] = {}
         placements: list[tuple[str, int, list[str]]] = []
-        truncated: list[str] = []
         for section in report.sections:
-            count, sheets = _write_section(wb, section, formats, names, truncated)
+            count, sheets = _write_section(wb, section, formats, names, truncated, report)
             rows[section.key] = count
             placements.append((section.title, count, sheets))
         _write_placements(summary, next_row, placements, truncated, formats)
@@ -97,6 +102,8 @@ class _Formats:
         self.kind = {kind: wb.add_format({"num_format": fmt}) for kind, fmt in NUMBER_FORMATS.items()}
         self.kind["int"] = wb.add_format({"num_format": "#,##0"})  # summary figures only
         self.top = wb.add_format({"valign": "top"})
+        self.wrap = wb.add_format({"valign": "top", "text_wrap": True})
+        self.bold_wrap = wb.add_format({"bold": True, "valign": "top", "text_wrap": True})
 
 
 class _SheetNames:
@@ -120,14 +127,78 @@ class _SheetNames:
 
 
 def _cell_text(value: str) -> str:
-    return neutralise(xml_clean(value))
+    return xml_clean(value)  # a string cell, never evaluated: no apostrophe
 
 
-def _write_summary(ws: Worksheet, report: Report, formats: _Formats) -> int:
+SUMMARY_WIDTHS = (34, 60)  # label, value (characters)
+LINE_HEIGHT = 15  # points per line of 11-point text
+
+
+def _page_setup(ws: Worksheet, report: Report, sheet: str, *, header_row: bool) -> None:
+    """Landscape, fitted to the page width (as many pages down as needed), a print title on every page
+    (business, report and sheet, period) and "Page X of Y"; a section's header row repeats on each page."""
+    ws.set_landscape()
+    ws.fit_to_pages(1, 0)
+    ws.set_header(
+        f"&L{_header_text(report.business_name, 60)}&C{_header_text(f'{report.title}: {sheet}', 80)}"
+        f"&R{_header_text(report.period_label, 40)}"
+    )
+    ws.set_footer("&RPage &P of &N")
+    if header_row:
+        ws.repeat_rows(0)
+
+
+def _header_text(text: str, limit: int) -> str:
+    """Text for a page header: `&` doubled (Excel's escape there), cut to `limit` characters with `…` (Excel
+    refuses page headers over 255 characters)."""
+    text = " ".join(xml_clean(text).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.replace("&", "&&")
+
+
+class _SummaryWriter:
+    """Rows of the Summary sheet: label and value side by side, each wrapped in its own column (a long one
+    makes the row taller instead of running over its neighbour); no cell silently cut at Excel's limit."""
+
+    def __init__(self, ws: Worksheet, formats: _Formats, truncated: list[str]) -> None:
+        self.ws, self.formats, self.truncated = ws, formats, truncated
+
+    def text(self, row: int, col: int, value: str, fmt=None) -> None:
+        value = _cell_text(value)
+        if _utf16_len(value) > MAX_CELL_CHARS:
+            value = fit_cell_text(value)
+            self.truncated.append(f"'Summary'!{_col_letter(col)}{row + 1}")
+        self.ws.write_string(row, col, value, fmt if fmt is not None else self.formats.wrap)
+
+    def pair(self, row: int, label: str, value: str, bold: bool = False) -> None:
+        self.height(row, label, value)
+        self.text(row, 0, label, self.formats.bold_wrap if bold else None)
+        self.text(row, 1, value)
+
+    def height(self, row: int, *texts: str) -> None:
+        """An explicit height for a row whose text wraps (Excel and LibreOffice then show every line)."""
+        lines = max((_wrapped_lines(t, w) for t, w in zip(texts, SUMMARY_WIDTHS, strict=False)), default=1)
+        if lines > 1:
+            self.ws.set_row(row, min(LINE_HEIGHT * lines, 409))  # 409 points: Excel's tallest row
+
+
+def _wrapped_lines(text: str, width: int) -> int:
+    """The lines a text takes wrapped in a column `width` characters wide (at most Excel's row can show)."""
+    total = 0
+    for line in text[:20_000].splitlines() or [""]:
+        total += max(1, -(-int(_text_width(line)) // max(width - 1, 1)))
+        if total > 27:
+            return 28
+    return total
+
+
+def _write_summary(ws: Worksheet, report: Report, formats: _Formats, truncated: list[str]) -> int:
     tz = report.timezone
-    ws.set_column(0, 0, 34)
-    ws.set_column(1, 1, 48)
-    ws.write_string(0, 0, _cell_text(report.title), formats.title)
+    ws.set_column(0, 0, SUMMARY_WIDTHS[0])
+    ws.set_column(1, 1, SUMMARY_WIDTHS[1])
+    out = _SummaryWriter(ws, formats, truncated)
+    out.text(0, 0, report.title, formats.title)
     generated = local_naive(report.generated_at, tz).strftime("%Y-%m-%d %H:%M:%S")
     head = [
         ("Business", report.business_name),
@@ -138,8 +209,7 @@ def _write_summary(ws: Worksheet, report: Report, formats: _Formats) -> int:
     ]
     row = 2
     for label, value in head:
-        ws.write_string(row, 0, label, formats.bold)
-        ws.write_string(row, 1, _cell_text(str(value)))
+        out.pair(row, label, str(value), bold=True)
         row += 1
     if report.filters:
         row += 1
@@ -147,26 +217,38 @@ def _write_summary(ws: Worksheet, report: Report, formats: _Formats) -> int:
         row += 1
         for name, value in report.filters.items():
             shown = ", ".join(map(str, value)) if isinstance(value, list | tuple | set) else str(value)
-            ws.write_string(row, 0, _cell_text(str(name)))
             if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+                out.text(row, 0, str(name))
                 ws.write_number(row, 1, float(value))  # a number stays a number (min_quantity = -5)
             else:
-                ws.write_string(row, 1, _cell_text(shown))
+                out.pair(row, str(name), shown)
             row += 1
     if report.notes:
         row += 1
         ws.write_string(row, 0, "Notes", formats.bold)
         row += 1
-        for note in report.notes:
-            ws.write_string(row, 0, _cell_text(note))
+        for note in report.notes:  # across both columns, wrapped
+            lines = _wrapped_lines(note, sum(SUMMARY_WIDTHS))
+            if lines > 1:
+                ws.set_row(row, min(LINE_HEIGHT * lines, 409))
+            note = _cell_text(note)
+            if _utf16_len(note) > MAX_CELL_CHARS:
+                note = fit_cell_text(note)
+                truncated.append(f"'Summary'!A{row + 1}")
+            ws.merge_range(row, 0, row, 1, note, formats.wrap)
             row += 1
     row += 1
     ws.write_string(row, 0, "Figure", formats.header)
     ws.write_string(row, 1, "Value", formats.header)
     row += 1
     for fig in report.summary:
-        ws.write_string(row, 0, _cell_text(fig.label))
-        _write_figure(ws, row, 1, fig.value, fig.kind, tz, formats)
+        if isinstance(fig.value, str) and not isinstance(fig.value, bool):
+            shown = code_word(fig.value) if fig.kind == "code" else fig.value
+            out.pair(row, fig.label, shown)
+        else:
+            out.height(row, fig.label)
+            out.text(row, 0, fig.label)
+            _write_figure(ws, row, 1, fig.value, fig.kind, tz, formats)
         row += 1
     return row + 1
 
@@ -204,25 +286,30 @@ def _write_placements(
         ws.write_string(row, 1, "Rows (sheets)", formats.header)
         row += 1
         for title, count, sheets in placements:
-            ws.write_string(row, 0, _cell_text(title))
+            ws.write_string(row, 0, _cell_text(title)[:MAX_CELL_CHARS])
             ws.write_string(row, 1, f"{count:,} rows on " + ", ".join(f"'{s}'" for s in sheets))
             row += 1
     if truncated:
         row += 1
         shown = ", ".join(truncated[:20]) + (" ..." if len(truncated) > 20 else "")
-        ws.write_string(
-            row,
-            0,
+        note = (
             f"{len(truncated):,} text cell(s) longer than Excel's {MAX_CELL_CHARS:,}-character limit "
-            f"were cut (marked '[truncated ...]'); the full text is in the CSV: {shown}",
+            f"were cut (marked '[truncated ...]'); the full text is in the CSV: {shown}"
         )
+        ws.set_row(row, LINE_HEIGHT * _wrapped_lines(note, sum(SUMMARY_WIDTHS)))
+        ws.merge_range(row, 0, row, 1, note, formats.wrap)
 
 
 # --- sections -------------------------------------------------------------------------------------------
 
 
 def _write_section(
-    wb: xlsxwriter.Workbook, section: Section, formats: _Formats, names: _SheetNames, truncated: list[str]
+    wb: xlsxwriter.Workbook,
+    section: Section,
+    formats: _Formats,
+    names: _SheetNames,
+    truncated: list[str],
+    report: Report,
 ) -> tuple[int, list[str]]:
     columns = section.columns
     headers = [xml_clean(c.header) for c in columns]
@@ -237,6 +324,7 @@ def _write_section(
         name = names.claim(section.title, len(sheets) + 1)
         sheets.append(name)
         sheet = wb.add_worksheet(name)
+        _page_setup(sheet, report, name, header_row=True)
         for i, width in enumerate(widths or []):
             sheet.set_column(i, i, width, formats.kind.get(columns[i].kind) if columns[i].kind != "int" else None)
         sheet.freeze_panes(1, 0)
@@ -244,7 +332,9 @@ def _write_section(
             sheet.write_string(0, i, header, formats.header)
         return sheet
 
+    codes = [i for i, c in enumerate(columns) if c.kind == "code"]
     for batch in _nonempty(section.batches()):
+        batch = _with_words(batch, columns, codes)
         start = 0
         while start < batch.num_rows:
             if row >= MAX_SHEET_ROWS:
@@ -267,6 +357,14 @@ def _write_section(
         row = 1
     ws.autofilter(0, 0, max(row - 1, 0), max(len(columns) - 1, 0))
     return total, sheets
+
+
+def _with_words(batch: pa.RecordBatch, columns: tuple[Column, ...], codes: list[int]) -> pa.RecordBatch:
+    """The batch with its code columns as words (`mobile_money` -> `Mobile money`; the CSV keeps the codes)."""
+    for i in codes:
+        at = batch.schema.get_field_index(columns[i].name)
+        batch = batch.set_column(at, columns[i].name, code_words_array(batch.column(at)))
+    return batch
 
 
 def _column_xf(formats: _Formats, kind: str) -> int | None:
@@ -433,7 +531,7 @@ def _column_lists(
     out = []
     for j, c in enumerate(columns):
         values = xlsx_values(batch.column(c.name), c.kind)
-        if c.kind in ("text", "json") and _has_long(batch.column(c.name)):
+        if c.kind in ("text", "json", "code") and _has_long(batch.column(c.name)):
             for i, value in enumerate(values):
                 if value is not None and _utf16_len(value) > MAX_CELL_CHARS:
                     values[i] = fit_cell_text(value)
@@ -492,10 +590,10 @@ def _strings(arr: pa.Array) -> list:
 
 
 def _string_array(arr: pa.Array) -> pa.Array:
-    """A column as the text cells hold: XML-safe, formula-like text neutralised."""
+    """A column as the text cells hold: XML-safe, otherwise unaltered (string cells are never evaluated)."""
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         arr = pc.cast(arr, pa.string())
-    return neutralise_array(xml_clean_array(arr))
+    return xml_clean_array(arr)
 
 
 def _utf16_len(value: str) -> int:

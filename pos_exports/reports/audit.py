@@ -32,7 +32,7 @@ NO_USER = "(system / no user)"
 
 LOG_COLUMNS = (
     Column("created_at", "Date/time", "datetime"),
-    Column("event_type", "Event type"),
+    Column("event_type", "Event type", "code"),
     Column("user_email", "User email"),
     Column("user_name", "User name"),
     Column("ip_address", "IP address"),
@@ -44,7 +44,7 @@ LOG_COLUMNS = (
     Column("description", "Description"),
     Column("event_data", "Event data", "json"),
 )
-TYPE_COLUMNS = (Column("event_type", "Event type"), Column("events", "Events", "int"))
+TYPE_COLUMNS = (Column("event_type", "Event type", "code"), Column("events", "Events", "int"))
 USER_COLUMNS = (
     Column("user_id", "User ID", "int"),
     Column("user_email", "User email"),

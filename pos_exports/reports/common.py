@@ -116,6 +116,7 @@ def schema_of(columns: tuple[Column, ...], timezone: str, types: dict[str, pa.Da
         "datetime": pa.timestamp("us", tz=timezone),
         "date": pa.date32(),
         "json": pa.string(),
+        "code": pa.string(),
     }
     types = types or {}
     return pa.schema([(c.name, types.get(c.name) or kinds[c.kind]) for c in columns])

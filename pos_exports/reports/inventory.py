@@ -53,7 +53,7 @@ ITEM_COLUMNS = (
     Column("product_active", "Active product"),
     Column("quantity", "Quantity", "int"),
     Column("reorder_level", "Reorder level", "int"),
-    Column("stock_status", "Stock status"),
+    Column("stock_status", "Stock status", "code"),
     Column("unit_cost", "Unit cost", "money"),
     Column("selling_price", "Selling price", "money"),
     Column("value_at_cost", "Value at cost", "money"),
@@ -77,7 +77,7 @@ MOVEMENT_COLUMNS = (
     Column("product_name", "Product"),
     Column("sku", "SKU"),
     Column("quantity_change", "Quantity change", "int"),
-    Column("reason", "Reason"),
+    Column("reason", "Reason", "code"),
     Column("reference", "Reference"),
     Column("user_email", "User"),
 )

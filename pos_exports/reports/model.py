@@ -7,7 +7,9 @@ renderer (`pos_exports.render`) turns any report into its format.
 Value conventions inside section batches (renderers rely on them):
 - `money`: `decimal128(18, 2)`; `percent`: float64 ratio (0.1547 = 15.47 %), null when undefined;
 - `datetime`: `timestamp[us, tz=<business zone>]` (already in business time); `date`: `date32`;
-- `int`: int64/int32; `text` and `json`: string (json is already pretty-printed text).
+- `int`: int64/int32; `text` and `json`: string (json is already pretty-printed text);
+- `code`: string, a machine code (`mobile_money`, `out_of_stock`): CSV keeps it, XLSX and PDF show it as words
+  (`render.text.code_word`: `Mobile money`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-KINDS = ("text", "int", "money", "percent", "datetime", "date", "json")
+KINDS = ("text", "int", "money", "percent", "datetime", "date", "json", "code")
 
 
 @dataclass(frozen=True)

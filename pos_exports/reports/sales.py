@@ -59,9 +59,9 @@ SALES_COLUMNS = (
     Column("customer_name", "Customer"),
     Column("storefront_name", "Storefront"),
     Column("cashier_name", "Cashier"),
-    Column("sale_type", "Type"),
-    Column("status", "Status"),
-    Column("payment_type", "Payment type"),
+    Column("sale_type", "Type", "code"),
+    Column("status", "Status", "code"),
+    Column("payment_type", "Payment type", "code"),
     Column("subtotal", "Subtotal", "money"),
     Column("discount", "Discount", "money"),
     Column("tax", "Tax", "money"),
@@ -101,7 +101,7 @@ STOREFRONT_COLUMNS = (
     Column("total", "Total (incl. tax)", "money"),
 )
 PAYMENT_TYPE_COLUMNS = (
-    Column("payment_type", "Payment type"),
+    Column("payment_type", "Payment type", "code"),
     Column("sales", "Sales", "int"),
     Column("net_revenue", "Net revenue", "money"),
     Column("total", "Total (incl. tax)", "money"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
+import zipfile
 
 import pytest
 
@@ -14,10 +16,12 @@ from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.delivery import ledger, subscriptions
 from pos_exports.operations.stats import export_stats
 from pos_exports.storage.base import LocalStorage
+from pos_exports_tests.exports.names import export_files
 
 UTC = dt.UTC
 FOLDER = "exports/1/weekly/2025-03-03"
-NAMES = {"sales.xlsx", "sales.csv", "customers.xlsx", "customers.csv"}
+NAMES = export_files(["sales", "customers"], ["xlsx", "csv"])  # a workbook and one CSV per table each
+CSVS = {n for n in NAMES if n.endswith(".csv")}
 
 
 def cli(*argv: str) -> int:
@@ -93,10 +97,16 @@ def test_download_returns_the_files_that_were_emailed(delivered, state, archived
     [received] = smtp_server.handler.delivered_to(row["recipient"])  # one message per recipient
     attached = {part.get_filename(): part.get_payload(decode=True) for part in received.message.iter_attachments()}
     recorded = {f["name"]: f for f in row["files"]}
+    zipped = {}  # the CSV tables travel in one zip per dataset
+    for dataset in ("sales", "customers"):
+        with zipfile.ZipFile(io.BytesIO(attached.pop(f"accra-shop_{dataset}_2025-03-03.csv.zip"))) as archive:
+            zipped |= {m.filename: archive.read(m) for m in archive.infolist()}
     for name in NAMES:
         data = (target / name).read_bytes()
-        mailed = "accra-shop_" + name.replace(".", "_2025-03-03.")  # the email names files for a Downloads folder
-        assert data == (archived_root / FOLDER / name).read_bytes() == attached[mailed], name
+        stem, _, ext = name.partition(".")
+        mailed = f"accra-shop_{stem}_2025-03-03.{ext}"  # the email names files for a Downloads folder
+        sent = zipped[mailed] if name in CSVS else attached[mailed]
+        assert data == (archived_root / FOLDER / name).read_bytes() == sent, name
         assert hashlib.sha256(data).hexdigest() == recorded[name]["sha256"]
 
 
@@ -111,7 +121,7 @@ def test_download_errors(delivered, state, archived_root, tmp_path, capsys):
     assert cli("history", "--download", str(row["id"]), "--to", str(tmp_path / "d")) == 2
     captured = capsys.readouterr()
     assert "error: download: sales.csv: no longer in storage" in captured.err and "Traceback" not in captured.err
-    assert len(captured.out.split()) == 3  # the other files were copied
+    assert len(captured.out.split()) == len(NAMES) - 1  # the other files were copied
     assert cli("history", "--status", "sent") == 2
     assert capsys.readouterr().err.startswith("error: status: unknown status 'sent'")
     assert cli("history", "--since", "last week") == 2
@@ -132,19 +142,22 @@ def test_stats_command_and_export_stats(delivered, state, archived_root, capsys)
     assert cli("stats", "--business-id", "1") == 0
     out = capsys.readouterr().out
     assert "emailed       2\n" in out and "failed        0\n" in out and "success rate  100.00%" in out
-    assert f"({2 * total} bytes, 8 files)" in out
+    assert f"({2 * total} bytes, {2 * len(NAMES)} files)" in out
     lines = [line.split() for line in out.splitlines()]
-    assert ["weekly", "1", "4", str(total)] in lines and ["all", "1", "4", str(total)] in lines
-    assert ["csv", "2", "2", "0", "0", "100.00%", "4", str(2 * (sizes["sales.csv"] + sizes["customers.csv"]))] in [
+    n = str(len(NAMES))
+    assert ["weekly", "1", n, str(total)] in lines and ["all", "1", n, str(total)] in lines
+    csv_bytes = sum(sizes[c] for c in CSVS)
+    assert ["csv", "2", "2", "0", "0", "100.00%", str(2 * len(CSVS)), str(2 * csv_bytes)] in [
         line[:8] for line in lines
     ]
 
     storage = LocalStorage(archived_root)
     produced = export_stats(storage, dt.date(2025, 3, 3), dt.date(2025, 3, 10))
-    assert (produced["periods"], produced["files"], produced["bytes"]) == (1, 4, total)
-    assert produced["by_kind"] == {"weekly": {"periods": 1, "files": 4, "bytes": total}}
-    assert produced["by_dataset"]["sales"] == {"files": 2, "bytes": sizes["sales.xlsx"] + sizes["sales.csv"]}
-    assert produced["by_format"]["csv"] == {"files": 2, "bytes": sizes["sales.csv"] + sizes["customers.csv"]}
+    assert (produced["periods"], produced["files"], produced["bytes"]) == (1, len(NAMES), total)
+    assert produced["by_kind"] == {"weekly": {"periods": 1, "files": len(NAMES), "bytes": total}}
+    sales = {k: v for k, v in sizes.items() if k.startswith("sales")}
+    assert produced["by_dataset"]["sales"] == {"files": len(sales), "bytes": sum(sales.values())}
+    assert produced["by_format"]["csv"] == {"files": len(CSVS), "bytes": csv_bytes}
     assert produced["businesses"] == [1]
     assert export_stats(storage, dt.date(2025, 3, 10))["periods"] == 0  # the week ended on the 9th
     assert export_stats(storage, until=dt.date(2025, 3, 9))["periods"] == 0

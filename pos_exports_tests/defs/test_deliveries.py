@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+import zipfile
 
 import dagster as dg
 
@@ -12,6 +14,7 @@ from pos_exports.defs.deliveries import delivery_job, due_subscriptions_sensor
 from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.delivery import ledger, subscriptions
 from pos_exports.delivery.email import message_id_for
+from pos_exports_tests.exports.names import export_files
 from pos_exports_tests.operations.conftest import reindex_all
 
 UTC = dt.UTC
@@ -85,11 +88,16 @@ def test_delivery_emails_the_stored_files_once(archived_root, state, smtp_server
     attached = {part.get_filename(): part.get_payload(decode=True) for part in message.iter_attachments()}
     folder = archived_root / "exports/1/weekly/2025-03-03"
     # named for a Downloads folder: business, dataset, period (ASCII; the original name in RFC 2231 beside it)
-    stored = {
-        f"accra-shop_{n.replace('.', '_2025-03-03.')}": n
-        for n in ("sales.xlsx", "sales.csv", "customers.xlsx", "customers.csv")
-    }
-    assert set(attached) == set(stored)
+    stored = {f"accra-shop_{n.replace('.', '_2025-03-03.')}": n for n in ("sales.xlsx", "customers.xlsx")}
+    zips = {f"accra-shop_{d}_2025-03-03.csv.zip": d for d in ("sales", "customers")}  # CSV tables, zipped
+    assert set(attached) == set(stored) | set(zips)
+    for name, dataset in zips.items():
+        with zipfile.ZipFile(io.BytesIO(attached.pop(name))) as archive:
+            members = {m.filename: archive.read(m) for m in archive.infolist()}
+        tables = sorted(export_files([dataset], ["csv"]))
+        assert sorted(members) == sorted(f"accra-shop_{t.removesuffix('.csv')}_2025-03-03.csv" for t in tables)
+        for table in tables:
+            assert members[f"accra-shop_{table.removesuffix('.csv')}_2025-03-03.csv"] == (folder / table).read_bytes()
     for name, data in attached.items():
         assert data == (folder / stored[name]).read_bytes(), name
     assert "21.00" in message.get_body(("plain",)).get_content()  # the week's net revenue in the summary

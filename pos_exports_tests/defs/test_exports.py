@@ -17,6 +17,7 @@ from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.storage import open_storage
 from pos_exports.storage.base import LocalStorage
 from pos_exports_tests.exports.conftest import archive_week
+from pos_exports_tests.exports.names import export_files
 from pos_exports_tests.operations.conftest import reindex_all
 
 FOLDER = "exports/1/weekly/2025-03-03"
@@ -43,6 +44,8 @@ def _summary_value(path, label):
 
 
 def _csv_value(path, label):
+    """A figure of the dataset's summary CSV (`sales.csv` -> `sales-summary.csv`: Figure,Value)."""
+    path = path.with_name(f"{path.stem}-summary.csv")
     text = path.read_bytes().decode("utf-8-sig")
     for row in csv.reader(io.StringIO(text)):
         if row and row[0] == label:
@@ -73,9 +76,7 @@ def test_manifest_lists_every_file_with_its_checksum_and_window(archived_root):
     assert _materialize([weekly_exports], archived_root, "2025-03-03").success
     manifest = json.loads((archived_root / FOLDER / "manifest.json").read_text())
     names = {f["name"] for f in manifest["files"]}
-    assert names == {
-        f"{d}.{f}" for d in ("sales", "customers", "inventory", "audit_log") for f in ("xlsx", "csv", "pdf")
-    }
+    assert names == export_files(("sales", "customers", "inventory", "audit_log"))
     for entry in manifest["files"]:
         data = (archived_root / FOLDER / entry["name"]).read_bytes()
         assert entry["bytes"] == len(data) and entry["sha256"] == hashlib.sha256(data).hexdigest()
@@ -136,7 +137,8 @@ def test_materialization_metadata_links_the_files(archived_root, kind_key):
         for e in result.get_asset_materialization_events()
         if e.asset_key == dg.AssetKey("sales_daily_export")
     ]
-    assert sales.metadata["businesses"].value == 3 and sales.metadata["files"].value == 9
+    # 3 businesses x (a workbook, a PDF and 5 CSV tables)
+    assert sales.metadata["businesses"].value == 3 and sales.metadata["files"].value == 3 * (2 + 5)
     assert str(archived_root) in sales.metadata["folders"].value
 
 
@@ -167,9 +169,7 @@ def test_a_missing_snapshot_of_one_business_withholds_nothing_else(archived_root
     assert not item.must_act and not item.transient and item.detail.startswith("ArchiveMissing: the customers snapshot")
     # ... but every other export is produced, business 2's sales, inventory and audit log included
     manifest = json.loads((archived_root / "exports/2/weekly/2025-03-03/manifest.json").read_text())
-    assert {f["name"] for f in manifest["files"]} == {
-        f"{d}.{f}" for d in ("sales", "inventory", "audit_log") for f in ("xlsx", "csv", "pdf")
-    }
+    assert {f["name"] for f in manifest["files"]} == export_files(("sales", "inventory", "audit_log"))
     assert manifest["missing"] == {"customers": {"reason": item.reason, "detail": item.detail}}
     assert "missing" not in json.loads((archived_root / FOLDER / "manifest.json").read_text())
     materialized = {e.asset_key.path[0]: e.materialization.metadata for e in result.get_asset_materialization_events()}

@@ -85,14 +85,25 @@ def test_filtered_customers_export_and_date_range(archived_root):
     )
     assert result.success, _error(result)
     folder = archived_root / result.output_for_node("on_demand_export")
-    assert sorted(p.name for p in folder.iterdir()) == ["customers.csv", "manifest.json", "sales.csv"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "customers-credit_aging.csv",
+        "customers-credit_transactions.csv",
+        "customers-summary.csv",
+        "customers.csv",
+        "manifest.json",
+        "sales-by_payment_type.csv",
+        "sales-by_storefront.csv",
+        "sales-line_items.csv",
+        "sales-summary.csv",
+        "sales.csv",
+    ]
     # Ama Mensah is retail: the wholesale filter leaves no customer (Kwame only exists from the 10th).
     customers = (folder / "customers.csv").read_bytes().decode("utf-8-sig")
     assert "Ama Mensah" not in customers
     # Sales over the 8th and 9th: 17.00 on the 9th + 4.00 on the 8th.
     rows = {
         r[0]: r[1]
-        for r in csv.reader(io.StringIO((folder / "sales.csv").read_bytes().decode("utf-8-sig")))
+        for r in csv.reader(io.StringIO((folder / "sales-summary.csv").read_bytes().decode("utf-8-sig")))
         if len(r) > 1
     }
     assert rows["Net revenue"] == "21.00"
@@ -110,8 +121,9 @@ def test_a_period_with_no_data_is_a_valid_export_that_says_so(archived_root):
     )
     assert result.success, _error(result)
     folder = archived_root / result.output_for_node("on_demand_export")
-    text = (folder / "sales.csv").read_bytes().decode("utf-8-sig")
+    text = (folder / "sales-summary.csv").read_bytes().decode("utf-8-sig")
     assert "No sales" in text
+    assert (folder / "sales.csv").read_bytes().decode("utf-8-sig").count("\n") == 1  # the header row alone
     assert {p.name for p in folder.iterdir()} >= {"sales.csv", "sales.xlsx", "sales.pdf"}
 
 

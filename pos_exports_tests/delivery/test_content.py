@@ -322,3 +322,38 @@ def test_attachments_are_named_for_a_downloads_folder(tmp_path, business, stored
     assert part.get_payload(decode=True) == b"data" and part.get_filename() == ascii_name
     assert f'filename="{ascii_name}"' in raw.decode() and f"filename*=utf-8''{quote(original)}" in raw.decode()
     assert disposition.startswith("attachment")
+
+
+def test_link_mode_lists_each_csv_file_not_their_zip(tmp_path):
+    """Over the size budget nothing is attached: the CSV tables a zip would carry are linked one by one."""
+    (tmp_path / "sales.csv.zip").write_bytes(b"PK" + b"x" * 2000)
+    zipped = Attachment("shop_sales_2025-03.csv.zip", tmp_path / "sales.csv.zip", "", 2002, "application/zip")
+    linked = [
+        Attachment(
+            f"shop_sales{p}_2025-03.csv", tmp_path / "x", f"https://files.example/sales{p}.csv", 1500, "text/csv"
+        )
+        for p in ("", "-summary")
+    ]
+    c = content_for([zipped], ["a@example.com"], linked=linked, size_budget_bytes=1000)
+    assert c.link_mode and c.attachments == []
+    for body in (c.text, c.html):
+        assert "https://files.example/sales.csv" in body and "https://files.example/sales-summary.csv" in body
+        assert "csv.zip" not in body
+    attached = content_for([zipped], ["a@example.com"], linked=linked)  # within the budget: the zip alone
+    assert attached.attachments == [zipped] and "shop_sales_2025-03.csv.zip" in attached.text
+
+
+@pytest.mark.parametrize(
+    ("business", "stored", "ascii_name"),
+    [
+        ("東京文具店", "audit_log.csv", "business-7_audit_log_2026-11-30.csv"),  # no ASCII letters: the id
+        ("東京文具店", "sales.csv.zip", "business-7_sales_2026-11-30.csv.zip"),
+        ("東京 Shibuya 店", "inventory.pdf", "shibuya_inventory_2026-11-30.pdf"),  # ASCII letters: kept
+        ("Kofi's Corner Shop", "sales-line_items.csv", "kofis-corner-shop_sales-line_items_2026-11-30.csv"),
+    ],
+)
+def test_ascii_mail_names_always_say_whose_file_it_is(business, stored, ascii_name):
+    from pos_exports.delivery.email import ascii_mail_filename, mail_filename
+
+    assert ascii_mail_filename(business, 7, stored, "2026-11-30") == ascii_name
+    assert mail_filename(business, stored, "2026-11-30").startswith(f"{business}_")

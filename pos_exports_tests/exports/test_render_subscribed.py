@@ -98,7 +98,15 @@ def test_render_all_produces_every_file(archived_root, state):
     assert result.success
     for business in (1, 2, 3):
         manifest = json.loads((archived_root / f"exports/{business}/weekly/{WEEK}/manifest.json").read_text())
-        assert len(manifest["files"]) == 12
+        assert len({(f["dataset"], f["format"]) for f in manifest["files"]}) == 12
+        csvs = sorted(f["name"] for f in manifest["files"] if f["dataset"] == "sales" and f["format"] == "csv")
+        assert csvs == [  # one table per CSV file, each listed
+            "sales-by_payment_type.csv",
+            "sales-by_storefront.csv",
+            "sales-line_items.csv",
+            "sales-summary.csv",
+            "sales.csv",
+        ]
     assert all(m["skipped_unrequested"].value == 0 for m in _metadata(result).values())
 
 
@@ -132,7 +140,10 @@ def test_on_demand_render_of_a_skipped_file_equals_what_render_all_writes(archiv
     on_demand = archived_root / result.output_for_node("on_demand_export")
     assert _export(archived_root, render="all").success
     period = archived_root / f"exports/2/weekly/{WEEK}"
-    assert (on_demand / "sales.csv").read_bytes() == (period / "sales.csv").read_bytes()
+    csvs = sorted(p.name for p in on_demand.glob("*.csv"))
+    assert len(csvs) == 5 and csvs == sorted(p.name for p in period.glob("sales*.csv"))
+    for name in csvs:  # on demand gives the same CSV files, byte for byte
+        assert (on_demand / name).read_bytes() == (period / name).read_bytes(), name
     assert _cells((on_demand / "sales.xlsx").read_bytes()) == _cells((period / "sales.xlsx").read_bytes())
     assert _pdf_text((on_demand / "sales.pdf").read_bytes()) == _pdf_text((period / "sales.pdf").read_bytes())
     # fixed document dates: XLSX and PDF are byte-identical too, so the manifests' checksums agree
@@ -151,7 +162,11 @@ def test_delivery_renders_a_subscribed_file_the_period_asset_skipped(archived_ro
     assert outcome.status == "sent", outcome.message
     [received] = smtp_server.handler.delivered_to(OWNER)
     names = sorted(p.get_filename() for p in received.message.iter_attachments())
-    assert names == [f"accra-shop_sales_{WEEK}.csv", f"accra-shop_sales_{WEEK}.pdf"]
+    assert names == [f"accra-shop_sales_{WEEK}.csv.zip", f"accra-shop_sales_{WEEK}.pdf"]  # the CSV tables zipped
     manifest = json.loads((archived_root / FOLDER / "manifest.json").read_text())
-    assert {f["name"] for f in manifest["files"]} == {"sales.xlsx", "sales.csv", "sales.pdf"}
+    assert {f["name"] for f in manifest["files"]} == {
+        "sales.xlsx",
+        "sales.pdf",
+        *(f"sales{part}.csv" for part in ("", "-summary", "-by_storefront", "-by_payment_type", "-line_items")),
+    }
     assert sub.id != later.id

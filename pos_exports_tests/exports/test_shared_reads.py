@@ -9,6 +9,7 @@ from pos_exports.archive.read import load_businesses, shared_reads
 from pos_exports.exports.produce import export_period
 from pos_exports.reports.period import period_for
 from pos_exports.storage.base import LocalStorage
+from pos_exports_tests.exports.names import export_files
 
 DATASETS = ["sales", "customers", "inventory", "audit_log"]
 FORMATS = ["xlsx", "csv", "pdf"]
@@ -55,4 +56,5 @@ def test_each_archived_file_is_read_once_per_export_and_the_files_are_the_same(a
     assert [(e.name, e.bytes, e.sha256, e.rows) for e in again] == [
         (e.name, e.bytes, e.sha256, e.rows) for e in entries
     ]
-    assert len(entries) == len(DATASETS) * len(FORMATS)
+    assert len({(e.dataset, e.format) for e in entries}) == len(DATASETS) * len(FORMATS)
+    assert {e.name for e in entries} == export_files(DATASETS, FORMATS)

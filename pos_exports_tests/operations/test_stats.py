@@ -11,6 +11,7 @@ from pos_exports.defs.stats import delivery_statistics
 from pos_exports.delivery import ledger, subscriptions
 from pos_exports.delivery.email import RecipientResult
 from pos_exports.operations.stats import delivery_stats, overdue, percentile, upcoming
+from pos_exports_tests.exports.names import export_files
 
 UTC = dt.UTC
 T0 = dt.datetime(2025, 3, 10, 7, 0, tzinfo=UTC)
@@ -353,15 +354,17 @@ def test_export_stats_counts_every_kind_of_export_folder(archived_root):
     periods["subscription"] = ("weekly", "2025-03-03")
     for kind, folder in folders.items():
         export_period(storage, accra, period_for(*periods[kind]), ["sales"], ["csv"], folder=folder)
-    size = {k: (archived_root / f / "sales.csv").stat().st_size for k, f in folders.items()}
+    names = export_files(["sales"], ["csv"])  # one CSV per table
+    size = {k: sum((archived_root / f / n).stat().st_size for n in names) for k, f in folders.items()}
+    n = len(names)
     everything = export_stats(storage)
-    assert everything["by_kind"] == {k: {"periods": 1, "files": 1, "bytes": size[k]} for k in folders}
-    assert everything["by_format"] == {"csv": {"files": 3, "bytes": sum(size.values())}}
+    assert everything["by_kind"] == {k: {"periods": 1, "files": n, "bytes": size[k]} for k in folders}
+    assert everything["by_format"] == {"csv": {"files": 3 * n, "bytes": sum(size.values())}}
     # Periods ending on 4 March (the range) and 5 March (the day); the week ends on the 9th.
     window = export_stats(storage, dt.date(2025, 3, 4), dt.date(2025, 3, 6))
-    assert set(window["by_kind"]) == {"daily", "on_demand"} and window["files"] == 2
+    assert set(window["by_kind"]) == {"daily", "on_demand"} and window["files"] == 2 * n
     assert export_stats(storage, dt.date(2025, 3, 9), business_id=1)["by_kind"] == {
-        "subscription": {"periods": 1, "files": 1, "bytes": size["subscription"]}
+        "subscription": {"periods": 1, "files": n, "bytes": size["subscription"]}
     }
 
 

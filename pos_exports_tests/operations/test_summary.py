@@ -15,6 +15,7 @@ from pos_exports.delivery.email import RecipientResult
 from pos_exports.operations import summary as summary_module
 from pos_exports.operations.summary import last_complete_week, week_summary
 from pos_exports.storage.base import LocalStorage
+from pos_exports_tests.exports.names import export_files
 from pos_exports_tests.operations.conftest import reindex_all
 
 UTC = dt.UTC
@@ -118,21 +119,20 @@ def _check(archived_root, smtp_server):
     accra = mails[("acc@accra.example", "owner@accra.example")]
     assert accra["Subject"] == "[pos_exports] Weekly summary 3–9 Mar 2025 (2025-03-03): Accra Shop"
     text = _text(accra)
-    emailed = _size(archived_root, 1, "2025-03-05", ["sales.csv", "sales.xlsx"]) + 2 * _size(
-        archived_root, 1, "2025-03-06", ["sales.csv", "sales.xlsx"]
-    )
+    names = sorted(export_files(["sales"], ["csv", "xlsx"]))  # a workbook and 5 CSV tables a day
+    emailed = _size(archived_root, 1, "2025-03-05", names) + 2 * _size(archived_root, 1, "2025-03-06", names)
     for line in [
         "Weekly summary for Accra Shop (business 1)",
         "Week: 3–9 Mar 2025 (Monday 2025-03-03 to Sunday 2025-03-09, Africa/Accra)",
         "  Periods: 2\n",  # the daily exports of the 5th and the 6th
-        "  By period: daily 2 (4 files, ",
-        "  Files: 4\n",
+        "  By period: daily 2 (12 files, ",
+        "  Files: 12\n",
         "  Delivered: 3\n",
         "  Failed: 1\n",
         "  Retried: 0\n",
         "  Success rate: 75.00%\n",
         "  Recipients: 2\n",
-        "  Emailed: 6 file(s), ",
+        "  Emailed: 18 file(s), ",  # 3 emails x 6 stored files (the 5 CSV tables travel zipped)
         f"({emailed} bytes)",
         "  sales: 7 of 7\n",
         "  customers: 1 of 7; missing 2025-03-03, 2025-03-04, 2025-03-05, 2025-03-06, 2025-03-07, 2025-03-08\n",
@@ -158,7 +158,7 @@ def _check(archived_root, smtp_server):
     for line in [
         "Weekly summary for all businesses",
         "  Periods: 3\n",
-        "  Files: 5\n",
+        "  Files: 13\n",
         "  Delivered: 5\n",
         "  Failed: 1\n",
         "  Retried: 1\n",

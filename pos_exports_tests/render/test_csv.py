@@ -2,32 +2,28 @@ import csv
 import io
 
 from pos_exports.render.csvs import render_csv
-from pos_exports_tests.render.sample import FORMULA_TEXTS, LONG_TEXT, META, SALE_ROWS, sample_report
+from pos_exports_tests.render.sample import LONG_TEXT, META, SALE_ROWS, sample_report
 
 
-def _sections(raw: bytes) -> dict[str, list[list[str]]]:
-    """{title: [header, *rows]} of a sectioned CSV (title line, header, rows, empty line)."""
+def _table(raw: bytes) -> list[list[str]]:
+    """[header, *rows] of a one-table CSV file (every row as wide as the header)."""
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
-    out: dict[str, list[list[str]]] = {}
-    i = 0
-    while i < len(rows):
-        title = rows[i][0]
-        assert len(rows[i]) == 1, rows[i]
-        j = i + 1
-        while rows[j]:
-            j += 1
-        out[title] = rows[i + 1 : j]
-        i = j + 1
-    return out
+    assert rows and all(len(r) == len(rows[0]) for r in rows), rows[:3]
+    return rows
 
 
 def test_csv_layout_and_values(tmp_path):
     path = tmp_path / "sales.csv"
     assert render_csv(sample_report(), path) == {"sales": SALE_ROWS, "storefronts": 3}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sales-storefronts.csv", "sales-summary.csv", "sales.csv"]
     raw = path.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
-    sections = _sections(raw)
-    assert list(sections) == ["Summary", "Sales", "By storefront"]
+    sections = {
+        "Summary": _table((tmp_path / "sales-summary.csv").read_bytes()),
+        "Sales": _table(raw),
+        "By storefront": _table((tmp_path / "sales-storefronts.csv").read_bytes()),
+    }
+    assert all((tmp_path / n).read_bytes().startswith(b"\xef\xbb\xbf") for n in ("sales-summary.csv",))
 
     summary = sections["Summary"]
     assert summary[0] == ["Figure", "Value"]
@@ -67,7 +63,8 @@ def test_csv_layout_and_values(tmp_path):
     assert rows[1][3] == "فاطمة الزهراء" and rows[1][5] == "-5.00" and rows[1][6] == "" and rows[1][7] == ""
     assert rows[2][5] == "0.00" and rows[2][6] == "0.00"
     assert rows[4][3] == "<b>Bold</b> & Co"
-    assert [r[3] for r in rows[5:11]] == ["'" + t for t in FORMULA_TEXTS]
+    # what a spreadsheet would evaluate gets an apostrophe; a phone number and an address stay readable
+    assert [r[3] for r in rows[5:11]] == ["'=SUM(A1)", "+233 20", "-5 Main St", "'@handle", "'\tTab", "'＝cmd"]
     assert rows[12][3] == LONG_TEXT  # full data, never truncated
     assert "\n" in rows[0][7]
     assert sections["By storefront"][1:] == [
@@ -81,4 +78,5 @@ def test_csv_layout_and_values(tmp_path):
 def test_csv_is_deterministic(tmp_path):
     render_csv(sample_report(), tmp_path / "a.csv")
     render_csv(sample_report(), tmp_path / "b.csv")
-    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    for suffix in ("", "-summary", "-storefronts"):
+        assert (tmp_path / f"a{suffix}.csv").read_bytes() == (tmp_path / f"b{suffix}.csv").read_bytes()

@@ -6,6 +6,7 @@ from pos_exports.render import FORMATS, RENDERERS
 from pos_exports.render.text import (
     format_money,
     format_percent,
+    needs_neutralising,
     neutralise,
     neutralise_array,
     plain_money,
@@ -13,7 +14,6 @@ from pos_exports.render.text import (
     xml_clean_array,
 )
 from pos_exports.render.xlsx import _SheetNames, fit_cell_text
-from pos_exports_tests.render.sample import FORMULA_TEXTS
 
 
 def test_renderers_registry():
@@ -21,12 +21,20 @@ def test_renderers_registry():
     assert set(RENDERERS) == set(FORMATS)
 
 
+EVALUATED = ["=SUM(A1)", "@handle", "\tTab", "＝cmd", "\rCR", "＋1", "－1", "＠x", "+Plus Traders", "-5-5", "-5 -5"]
+EVALUATED += ["-2+3+cmd|' /C calc'!A0", "+1 (555) 123", "-5%", "-5 A1:B2", '-5 "x"', "- 5", "-5 Main\nSt", "+SUM(A1)"]
+READABLE = ["+201 55 555 0512", "-5 Main St", "+233 20", "-5", "-5 Main St, Accra #3", "-1.5", "plain", "", "a=b"]
+READABLE += ["'quoted"]
+
+
 def test_neutralise_python_and_arrow_agree():
-    texts = [*FORMULA_TEXTS, "\rCR", "＋1", "－1", "＠x", "plain", "", "a=b", "'quoted"]
+    """One rule (`needs_neutralising`): what a spreadsheet would evaluate gets an apostrophe, the rest stays."""
+    texts = [*EVALUATED, *READABLE]
     expected = [neutralise(t) for t in texts]
-    assert all(e == "'" + t for e, t in zip(expected[:10], texts[:10], strict=True))
-    assert expected[10:] == texts[10:]
+    assert expected == ["'" + t for t in EVALUATED] + READABLE
+    assert [needs_neutralising(t) for t in texts] == [True] * len(EVALUATED) + [False] * len(READABLE)
     assert neutralise_array(pa.array([*texts, None])).to_pylist() == [*expected, None]
+    assert neutralise_array(pa.array([*texts, None], pa.large_string())).to_pylist() == [*expected, None]
 
 
 def test_neutralise_array_finds_each_prefix_alone_in_slices_and_chunks():

@@ -65,12 +65,13 @@ def test_cell_types_and_formats(workbook):
     assert ws["H2"].value.startswith("{\n") and ws["H3"].value is None
 
 
-def test_formula_text_is_neutralised_string(workbook):
+def test_formula_text_is_an_unaltered_string(workbook):
+    """A string cell is never evaluated: formula-like text is kept exactly, without an apostrophe."""
     _, wb, _ = workbook
     ws = wb["Sales"]
     for i, text in enumerate(FORMULA_TEXTS):
         cell = ws.cell(row=7 + i, column=4)
-        assert cell.value == "'" + text
+        assert cell.value == text
         assert cell.data_type == "s" and cell.data_type != "f"
 
 
@@ -102,7 +103,7 @@ def test_summary_sheet(workbook):
     assert pairs["Sale count"].value == 120
     assert pairs["First sale"].value == dt.datetime(2025, 3, 9, 10, 0)
     assert pairs["First day"].value == dt.datetime(2025, 3, 9)
-    assert pairs["Top customer"].value == "'=cmd"
+    assert pairs["Top customer"].value == "=cmd" and pairs["Top customer"].data_type == "s"
     assert pairs["Sales"].value == "120 rows on 'Sales'"
     assert wb.properties.created == dt.datetime(2025, 3, 9, 15, 0)  # generated_at, UTC
 

@@ -27,12 +27,13 @@ PROPERTIES = (
     "percent cells: numbers, format 0.00%; null percent empty",
     "int cells: numbers",
     "text cells: unicode kept, markup kept as text, multi-line json kept",
-    "string cells never evaluated: formula-like text neutralised, stored as strings",
+    "string cells never evaluated: formula-like text stored as a string as written (no apostrophe)",
     "characters XML forbids removed",
     "long text cut at 32,767 with a marker, listed on the Summary sheet",
     "summary sheet: title, business, period, currency, filters (numbers stay numbers)",
-    "summary figures: money/percent/int formats, datetime/date values, neutralised text, section placements",
+    "summary figures: money/percent/int formats, datetime/date values, text as written, section placements",
     "workbook created = report.generated_at (UTC)",
+    "print set-up: landscape, one page wide, print title, header row repeated on every page",
     "deterministic: same report, same bytes; fixed zip timestamps",
 )
 
@@ -59,6 +60,7 @@ def check_workbook(path: Path, write_again: Callable[[Path], object] | None = No
         _summary_head,
         _summary_figures,
         _created,
+        _print_setup,
     )
     for prop, check in zip(PROPERTIES, checks, strict=False):
         try:
@@ -154,7 +156,7 @@ def _formulas(wb) -> None:
     ws = _sales(wb)
     for i, text in enumerate(FORMULA_TEXTS):
         cell = ws.cell(row=7 + i, column=4)
-        _expect(cell.value == "'" + text and cell.data_type == "s", (cell.value, cell.data_type))
+        _expect(cell.value == text and cell.data_type == "s", (cell.value, cell.data_type))
     _expect(not any(c.data_type == "f" for row in ws.iter_rows() for c in row), "a formula cell")
 
 
@@ -195,12 +197,21 @@ def _summary_figures(wb) -> None:
     _expect(pairs["Sale count"].value == 120 and pairs["Sale count"].number_format == "#,##0", "sale count")
     _expect(pairs["First sale"].value == dt.datetime(2025, 3, 9, 10, 0), pairs["First sale"].value)
     _expect(pairs["First day"].value == dt.datetime(2025, 3, 9), pairs["First day"].value)
-    _expect(pairs["Top customer"].value == "'=cmd", pairs["Top customer"].value)
+    _expect(pairs["Top customer"].value == "=cmd", pairs["Top customer"].value)
     _expect(pairs["Sales"].value == "120 rows on 'Sales'", pairs["Sales"].value)
 
 
 def _created(wb) -> None:
     _expect(wb.properties.created == dt.datetime(2025, 3, 9, 15, 0), wb.properties.created)
+
+
+def _print_setup(wb) -> None:
+    for ws in wb:
+        setup = ws.page_setup
+        _expect(setup.orientation == "landscape" and setup.fitToHeight == 0, (ws.title, setup.orientation))
+        _expect(ws.sheet_properties.pageSetUpPr.fitToPage and setup.fitToWidth in (None, 1), ws.title)
+        _expect(ws.oddHeader.center.text == f"Sales report: {ws.title}", ws.oddHeader.center.text)
+    _expect(_sales(wb).print_title_rows == "$1:$1", _sales(wb).print_title_rows)
 
 
 def _deterministic(path: Path, write_again: Callable[[Path], object] | None) -> str | None:

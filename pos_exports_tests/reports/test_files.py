@@ -36,7 +36,10 @@ def _csv(path) -> list[list[str]]:
 
 
 def _csv_figure(path, label):
-    return next(r[1] for r in _csv(path) if r and r[0] == label)
+    """A figure of the dataset's summary file (`sales.csv` -> `sales-summary.csv`)."""
+    rows = _csv(path.with_name(f"{path.stem}-summary.csv"))
+    assert rows[0] == ["Figure", "Value"]
+    return next(r[1] for r in rows if r and r[0] == label)
 
 
 def _xlsx_figure(path, label):
@@ -47,18 +50,11 @@ def _xlsx_figure(path, label):
     raise AssertionError(label)
 
 
-def _section(path, title) -> list[list[str]]:
-    """The rows of one CSV section (header first)."""
-    rows, out, inside = _csv(path), [], False
-    for row in rows:
-        if row == [title]:
-            inside = True
-            continue
-        if inside:
-            if not row:
-                break
-            out.append(row)
-    return out
+def _section(path) -> list[list[str]]:
+    """The rows of a one-table CSV file (header first; every row as wide as the header)."""
+    rows = _csv(path)
+    assert all(len(r) == len(rows[0]) for r in rows)
+    return rows
 
 
 def _pdf_text(path) -> str:
@@ -100,7 +96,7 @@ def test_credit_aging_buckets_and_statuses_in_the_files(files):
     ]:
         assert _csv_figure(files / "customers.csv", label) == value
         assert f"{_xlsx_figure(files / 'customers.xlsx', label).value:.2f}" == value
-    aging = _section(files / "customers.csv", "Credit aging")
+    aging = _section(files / "customers-credit_aging.csv")
     header, body = aging[0], {r[1].split()[0]: dict(zip(aging[0], r, strict=True)) for r in aging[1:]}
     kwame = body["Kwame"]
     buckets = [kwame[h] for h in header if h.startswith(("0-30", "31-60", "61-90", "91"))]
@@ -108,7 +104,7 @@ def test_credit_aging_buckets_and_statuses_in_the_files(files):
     assert kwame[next(h for h in header if "status" in h.lower())] == "near_limit"  # exactly 80 %
     efua = body["Efua"]
     assert efua[next(h for h in header if "status" in h.lower())] == "near_limit"  # exactly 100 %
-    details = _section(files / "customers.csv", "Customer details")
+    details = _section(files / "customers.csv")
     abena = next(dict(zip(details[0], r, strict=True)) for r in details[1:] if r[1].startswith("Abena"))
     assert "-15.00" in abena.values()  # in credit: a negative balance
     sheet = openpyxl.load_workbook(files / "customers.xlsx")["Credit aging"]
@@ -116,7 +112,7 @@ def test_credit_aging_buckets_and_statuses_in_the_files(files):
 
 
 def test_stock_status_and_valuation_with_a_negative_quantity(files):
-    items = _section(files / "inventory.csv", "Stock items")
+    items = _section(files / "inventory.csv")
     rows = {(r[1], r[3]): dict(zip(items[0], r, strict=True)) for r in items[1:]}
     water = rows[("Makola", "Water")]
     status = next(h for h in items[0] if "status" in h.lower())
@@ -132,7 +128,7 @@ def test_stock_status_and_valuation_with_a_negative_quantity(files):
 
 
 def test_audit_counts_and_top_users(files):
-    types = _section(files / "audit_log.csv", "Events by type")
+    types = _section(files / "audit_log-event_types.csv")
     assert [r[:2] for r in types[1:]] == [
         ["sale_completed", "2"],
         ["user_login", "2"],
@@ -140,7 +136,7 @@ def test_audit_counts_and_top_users(files):
         ["refund_issued", "1"],
         ["report_exported", "1"],
     ]
-    users = _section(files / "audit_log.csv", "Top users")
+    users = _section(files / "audit_log-top_users.csv")
     assert [r[1] for r in users[1:3]] == ["kofi@example.com", "esi@example.com"]
     assert [r[-1] for r in users[1:3]] == ["4", "2"]
     assert "Kofi Owusu" in _pdf_text(files / "audit_log.pdf")
