@@ -120,18 +120,20 @@ def schema_of(columns: tuple[Column, ...], timezone: str, types: dict[str, pa.Da
     return pa.schema([(c.name, types.get(c.name) or kinds[c.kind]) for c in columns])
 
 
-def rows_section(key: str, title: str, columns: tuple[Column, ...], schema: pa.Schema, rows: list[dict]) -> Section:
+def rows_section(
+    key: str, title: str, columns: tuple[Column, ...], schema: pa.Schema, rows: list[dict], pdf_rows: int = 50
+) -> Section:
     """A small in-memory section (breakdowns, counts) from Python rows of exact values."""
-    return memory_section(key, title, columns, pa.Table.from_pylist(rows, schema=schema))
+    return memory_section(key, title, columns, pa.Table.from_pylist(rows, schema=schema), pdf_rows)
 
 
-def memory_section(key: str, title: str, columns: tuple[Column, ...], table: pa.Table) -> Section:
+def memory_section(key: str, title: str, columns: tuple[Column, ...], table: pa.Table, pdf_rows: int = 50) -> Section:
     """A section over an in-memory table; like `model.table_section`, but an empty table still gives
     one (empty) batch, as streamed sections do."""
     if table.num_rows:
-        return table_section(key, title, columns, table)
+        return table_section(key, title, columns, table, pdf_rows)
     empty = pa.RecordBatch.from_pylist([], schema=table.schema)
-    return Section(key, title, columns, lambda: iter([empty]), 0)
+    return Section(key, title, columns, lambda: iter([empty]), 0, pdf_rows)
 
 
 def local_time(values, timezone: str):
