@@ -348,10 +348,11 @@ def _chart(chart) -> Drawing:
 
 
 def head_rows(section: Section, limit: int) -> dict[str, list]:
-    """The first `limit` rows of a section as Python lists per column; reads no more batches than needed."""
+    """The first `limit` rows of a section in the PDF's order as Python lists per column; reads no more batches
+    than needed."""
     parts: list[pa.RecordBatch] = []
     got = 0
-    batches = section.batches()
+    batches = section.pdf_source()
     try:
         for batch in batches:
             if got >= limit:
@@ -387,7 +388,7 @@ def _section(section: Section, report: Report, h2, note_style, body) -> tuple[li
     out: list = [_para(section.title, h2)]
     columns = section.columns[:MAX_COLUMNS]
     omitted = section.columns[MAX_COLUMNS:]
-    data = head_rows(section, max(section.pdf_rows, 0))
+    data = head_rows(section, section.pdf_limit)
     count = len(data[columns[0].name]) if columns else 0
     total = max(section.row_count, count)
     if not columns or count == 0:
@@ -423,7 +424,8 @@ def _section(section: Section, report: Report, h2, note_style, body) -> tuple[li
     out.append(table)
     if total > count:
         out.append(Spacer(1, 1.5 * mm))
-        out.append(_para(f"showing {count:,} of {total:,} rows; the full data is in the XLSX/CSV", note_style))
+        order = f" ({section.pdf_order})" if section.pdf_order else ""
+        out.append(_para(f"showing {count:,} of {total:,} rows{order}; the full data is in the XLSX/CSV", note_style))
     if omitted:
         names = ", ".join(c.header for c in omitted)
         out.append(_para(f"{len(omitted)} more column(s) in the XLSX/CSV: {names}", note_style))

@@ -86,6 +86,17 @@ def stream_section(
     exactly `schema` (one empty batch when there are no rows); `tables` is called again per renderer."""
 
     token = object()
+    produce = lazy_batches(schema, tables)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        return shared_batches(token, produce)  # built once for every format of an export (`shared_reads`)
+
+    return Section(key, title, columns, batches, row_count, pdf_rows)
+
+
+def lazy_batches(schema: pa.Schema, tables: Callable[[], Iterable[pa.Table]]) -> Callable[[], Iterator[pa.RecordBatch]]:
+    """Record batches of exactly `schema` from the tables `tables()` produces when asked (one empty batch when
+    there are no rows); a reader that stops early (the PDF's first rows) reads no further tables."""
 
     def produce() -> Iterator[pa.RecordBatch]:
         produced = False
@@ -98,10 +109,32 @@ def stream_section(
         if not produced:
             yield pa.RecordBatch.from_pylist([], schema=schema)
 
-    def batches() -> Iterator[pa.RecordBatch]:
-        return shared_batches(token, produce)  # built once for every format of an export (`shared_reads`)
+    return produce
 
-    return Section(key, title, columns, batches, row_count, pdf_rows)
+
+def pdf_sorted(
+    section: Section, keys: list[tuple[str, str]], order: str, ranks: dict[str, tuple[str, ...]] | None = None
+) -> Section:
+    """An in-memory section whose PDF shows its rows sorted by `keys` (a stable sort, done when the PDF reads
+    them); a column named in `ranks` sorts by the position of its value in the given tuple (others last)."""
+    ranks = ranks or {}
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        table = pa.Table.from_batches(list(section.batches()))
+        if not table.num_rows:
+            yield from table.to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
+            return
+        sort_keys = []
+        for name, direction in keys:
+            if name in ranks:
+                position = pc.fill_null(pc.index_in(table[name], value_set=pa.array(ranks[name])), len(ranks[name]))
+                table = table.append_column(f"_rank_{name}", position)
+                name = f"_rank_{name}"
+            sort_keys.append((name, direction))
+        yield from table.sort_by(sort_keys).select(section_names).to_batches()
+
+    section_names = [c.name for c in section.columns]
+    return section.ordered_for_pdf(batches, order)
 
 
 def schema_of(columns: tuple[Column, ...], timezone: str, types: dict[str, pa.DataType] | None = None) -> pa.Schema:

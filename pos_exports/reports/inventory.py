@@ -16,6 +16,7 @@ from pos_exports.reports.common import (
     local_time,
     memory_section,
     new_report,
+    pdf_sorted,
     read_day,
     require_days,
     require_snapshot,
@@ -231,7 +232,12 @@ def build(storage: Storage, business: Business, period: Period, filters: dict | 
             schema_of(STOREFRONT_COLUMNS, tz),
             by_storefront,
         ),
-        memory_section("stock_items", "Stock items", ITEM_COLUMNS, items_table),
+        pdf_sorted(
+            memory_section("stock_items", "Stock items", ITEM_COLUMNS, items_table),
+            [("stock_status", "ascending"), ("quantity", "ascending")],
+            "out of stock, then low stock, first",
+            {"stock_status": ("out_of_stock", "low_stock")},
+        ),
         memory_section("reorder_list", "Reorder list", REORDER_COLUMNS, reorder.select(reorder_schema.names)),
     ]
     if with_movements:
