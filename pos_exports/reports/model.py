@@ -47,6 +47,7 @@ class Section:
     # customers who owe most); None: the order of `batches`. `pdf_order` says which order, in the "showing" line.
     pdf_batches: Callable[[], Iterator[pa.RecordBatch]] | None = None
     pdf_order: str = ""
+    pdf_columns: tuple[str, ...] | None = None  # the columns the PDF shows (None: the first 16); it names the rest
 
     @property
     def pdf_limit(self) -> int:
@@ -61,6 +62,13 @@ class Section:
     def ordered_for_pdf(self, batches: Callable[[], Iterator[pa.RecordBatch]], order: str) -> Section:
         """This section with the PDF's own row order."""
         return replace(self, pdf_batches=batches, pdf_order=order)
+
+    def shown_in_pdf(self, columns: tuple[str, ...]) -> Section:
+        """This section with the PDF showing only `columns` (in the section's order)."""
+        unknown = set(columns) - {c.name for c in self.columns}
+        if unknown:
+            raise ValueError(f"section {self.key}: pdf_columns {sorted(unknown)} are not columns of it")
+        return replace(self, pdf_columns=columns)
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,8 @@ SALES_COLUMNS = (
     Column("profit", "Profit", "money"),
     Column("margin", "Margin %", "percent"),
 )
+# The PDF's Sales table: the profit and margin columns kept, type, subtotal and paid left to the XLSX/CSV.
+SALES_PDF_COLUMNS = tuple(c.name for c in SALES_COLUMNS if c.name not in ("sale_type", "subtotal", "paid"))
 ITEM_COLUMNS = (
     Column("completed_at", "Date/time", "datetime"),
     Column("receipt_number", "Receipt"),
@@ -616,7 +618,7 @@ def build(storage: Storage, business: Business, period: Period, filters: dict | 
             schema_of(SALES_COLUMNS, tz),
             _sales_tables(storage, business, period, s, paid, refunded),
             t.sales,
-        ),
+        ).shown_in_pdf(SALES_PDF_COLUMNS),
         stream_section(
             "line_items",
             "Line items",
