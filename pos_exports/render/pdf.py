@@ -1,12 +1,15 @@
 """PDF: a printable, landscape A4 report (reportlab) of the summary and the first rows of each section.
 
-Layout: title, business, period and time zone, currency, generated date (`report.generated_at`, in
-business time), filters, the summary figures in a grid, notes, the chart when there is one, then each
-section as a table (dark blue repeated header row, alternating row shading) of its first
-`section.pdf_rows` rows, followed by "showing N of M rows; the full data is in the XLSX/CSV" when the
-section has more. Only those first rows are read from the section's batches, so the time does not grow
-with the section's size. A section with more than `MAX_COLUMNS` columns shows the first ones and names
-the others; the font shrinks (to 6 pt) with the column count; long text is clipped with "…".
+Layout: title, business, period and time zone, currency, filters, the summary figures in a grid, notes, the
+chart when there is one, then each section as a table (dark blue repeated header row, alternating row
+shading) of `section.pdf_limit` rows (all of a short table, else the first `pdf_rows`) in the section's PDF
+order (`pdf_batches`: what matters first), followed by "showing N of M rows (order); the full data is in the
+XLSX/CSV" when the section has more. Only those rows are read, so the time does not grow with the section's
+size. A section shows `pdf_columns` (or its first `MAX_COLUMNS`) and names the others. Columns are at least
+as wide as their longest word; the type shrinks (from 8 pt with the column count, down to 5.5 pt) before a
+word is broken; long text is cut with "…" after a whole word. A table starts on a new page unless its
+heading, header row and `MIN_START_ROWS` rows fit; each page's footer says "Page X of Y" (`_NumberedCanvas`).
+No "generated" time is shown: the document date is the end of the period, so that files are deterministic.
 
 Scripts: the package ships DejaVu Sans (Latin, Greek, Cyrillic, Arabic) and Droid Sans Fallback
 (Chinese, Japanese) as TrueType files (`fonts/`, with their licences); every run of characters is set
