@@ -447,10 +447,11 @@ def _section(section: Section, report: Report, h2, note_style, body) -> tuple[li
     headers = [f"{c.header} ({report.currency})" if c.kind == "money" else c.header for c in columns]
     texts = [[cell_text(v, c.kind, report.timezone) for v in data[c.name]] for c in columns]
     size = 8.0 if ncol <= 7 else 7.5 if ncol <= 10 else 7.0 if ncol <= 13 else 6.0
-    widths, whole = _column_widths(columns, headers, texts, size, pad)
+    metrics = _column_metrics(columns, headers, texts)
+    widths, whole = _column_widths(columns, metrics, size, pad)
     while not whole and size > MIN_SIZE:  # smaller type rather than words broken in two
         size -= 0.5
-        widths, whole = _column_widths(columns, headers, texts, size, pad)
+        widths, whole = _column_widths(columns, metrics, size, pad)
     head_style = _style(f"th{size}", size, bold=True, color=colors.white)
     head_right = _style(f"thr{size}", size, bold=True, color=colors.white, align=TA_RIGHT)
     cell_left = _style(f"td{size}", size)
@@ -501,7 +502,8 @@ def _cell(text: str, style: ParagraphStyle, room: float) -> str | Paragraph:
     """A plain string (drawn by the table in the cell's font, far cheaper than a Paragraph) when the text is
     in one font: on one line when it fits, else broken into lines at spaces (and within a word wider than the
     column) as a Paragraph would; a Paragraph, which switches fonts per run, only for text of several fonts."""
-    shaped, width, single = measure(text, style.fontSize, style.fontName)
+    shaped, width, single = measure(text, 1.0, style.fontName)  # at 1 pt, shared with the column widths
+    width *= style.fontSize
     if not single:
         return _para(text, style)
     if width <= room:
@@ -565,8 +567,27 @@ def _table_style(size: float, pad: float, right: tuple[int, ...]) -> TableStyle:
     return TableStyle(commands)
 
 
+def _column_metrics(
+    columns: tuple[Column, ...], headers: list[str], texts: list[list[str]]
+) -> list[tuple[float, float, float, float]]:
+    """Per column at 1 pt (widths grow in proportion to the size): the header's longest word and whole width
+    (bold), the widest cell (its first 60 characters) and the longest word of the cells (a number or date
+    whole)."""
+    out = []
+    for c, header, values in zip(columns, headers, texts, strict=True):
+        head_word = max((text_width(w, 1.0, BOLD) for w in header.split()), default=0.0)
+        whole = text_width(header, 1.0, BOLD)
+        if c.kind in NUMERIC_KINDS:
+            cells = word = max((text_width(v, 1.0) for v in values), default=0.0)
+        else:
+            cells = max((text_width(v[:60], 1.0) for v in values), default=0.0)
+            word = max((text_width(w, 1.0) for v in values for w in v.split()), default=0.0)
+        out.append((head_word, whole, cells, word))
+    return out
+
+
 def _column_widths(
-    columns: tuple[Column, ...], headers: list[str], texts: list[list[str]], size: float, pad: float
+    columns: tuple[Column, ...], metrics: list[tuple[float, float, float, float]], size: float, pad: float
 ) -> tuple[list[float], bool]:
     """Column widths from the content: each column at least as wide as its longest word (header words in bold;
     a number or date whole), so that text wraps at word boundaries; what is left of the page goes to the
@@ -574,14 +595,10 @@ def _column_widths(
     when even the longest words do not fit side by side (then the second value is False)."""
     extra = 2 * pad + 1
     natural, least = [], []
-    for c, header, values in zip(columns, headers, texts, strict=True):
-        head_word = max((text_width(w, size, BOLD) for w in header.split()), default=0)
-        whole = text_width(header, size, BOLD)
-        if c.kind in NUMERIC_KINDS:
-            cells = word = max((text_width(v, size) for v in values), default=0)
-        else:
-            cells = min(max((text_width(v[:60], size) for v in values), default=0), WIDTH * 0.3)
-            word = min(max((text_width(w, size) for v in values for w in v.split()), default=0), WORD_CAP)
+    for c, (head_word, whole, cells, word) in zip(columns, metrics, strict=True):
+        head_word, whole, cells, word = head_word * size, whole * size, cells * size, word * size
+        if c.kind not in NUMERIC_KINDS:
+            cells, word = min(cells, WIDTH * 0.3), min(word, WORD_CAP)
         low = max(head_word, word) + extra, 28.0
         least.append(max(low))
         natural.append(max(min(whole, 110.0) + extra, cells + extra, least[-1]))

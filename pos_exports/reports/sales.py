@@ -281,9 +281,9 @@ def _add_products(out: _Summary, items: pa.Table) -> None:
         product.cogs += money(row["cogs_sum"])
 
 
-def _first_pass(storage: Storage, business: Business, period: Period, products: bool = True) -> _Summary:
+def _first_pass(storage: Storage, business: Business, period: Period) -> _Summary:
     out = _Summary()
-    item_columns = ["sale_id", "quantity", *_ITEM_MONEY, *(_PRODUCT if products else ())]
+    item_columns = ["sale_id", "quantity", *_ITEM_MONEY, *_PRODUCT]
     for day in period.days:
         sales = read_day(
             storage,
@@ -297,8 +297,7 @@ def _first_pass(storage: Storage, business: Business, period: Period, products: 
         sales = _included(sales)
         items = _items_of(read_day(storage, DATASET, "sale_items", business, day, item_columns), sales["id"])
         out.line_items += items.num_rows
-        if products:
-            _add_products(out, items)
+        _add_products(out, items)
         per_sale = _per_sale(items)
         out.per_sale_by_day[day] = per_sale.select(["sale_id", "net", "cogs"])
         out.net_by_day[day] = _add_groups(out, _attach(sales, per_sale, _FIGURES))
@@ -473,7 +472,22 @@ def _previous(storage: Storage, business: Business, period: Period) -> _Previous
     before = previous_period(period)
     if missing_days(storage, DATASET, business.id, before.days):
         return _Previous(before, None)
-    return _Previous(before, _first_pass(storage, business, before, products=False))
+    return _Previous(before, _totals_pass(storage, business, before))
+
+
+def _totals_pass(storage: Storage, business: Business, period: Period) -> _Summary:
+    """The period's totals only (the figures `_headline` compares), by the same rules as `_first_pass`, reading
+    fewer columns and grouping nothing."""
+    out = _Summary()
+    for day in period.days:
+        sales = _included(read_day(storage, DATASET, "sales", business, day, ["id", "status"]))
+        columns = ["sale_id", "quantity", *_ITEM_MONEY]
+        items = _items_of(read_day(storage, DATASET, "sale_items", business, day, columns), sales["id"])
+        figures = {"sales": sales.num_rows, **{c: money_sum(items[c]) for c in _FIGURES}}
+        out.all.add(figures)
+        out.payments += money_sum(read_day(storage, DATASET, "payments", business, day, ["amount"])["amount"])
+        out.refunds += money_sum(read_day(storage, DATASET, "refunds", business, day, ["amount"])["amount"])
+    return out
 
 
 def _headline(s: _Summary) -> dict[str, Decimal]:
