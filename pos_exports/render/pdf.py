@@ -1,12 +1,15 @@
 """PDF: a printable, landscape A4 report (reportlab) of the summary and the first rows of each section.
 
-Layout: title, business, period and time zone, currency, generated date (`report.generated_at`, in
-business time), filters, the summary figures in a grid, notes, the chart when there is one, then each
-section as a table (dark blue repeated header row, alternating row shading) of its first
-`section.pdf_rows` rows, followed by "showing N of M rows; the full data is in the XLSX/CSV" when the
-section has more. Only those first rows are read from the section's batches, so the time does not grow
-with the section's size. A section with more than `MAX_COLUMNS` columns shows the first ones and names
-the others; the font shrinks (to 6 pt) with the column count; long text is clipped with "…".
+Layout: title, business, period and time zone, currency, filters, the summary figures in a grid, notes, the
+chart when there is one, then each section as a table (dark blue repeated header row, alternating row
+shading) of `section.pdf_limit` rows (all of a short table, else the first `pdf_rows`) in the section's PDF
+order (`pdf_batches`: what matters first), followed by "showing N of M rows (order); the full data is in the
+XLSX/CSV" when the section has more. Only those rows are read, so the time does not grow with the section's
+size. A section shows `pdf_columns` (or its first `MAX_COLUMNS`) and names the others. Columns are at least
+as wide as their longest word; the type shrinks (from 8 pt with the column count, down to 5.5 pt) before a
+word is broken; long text is cut with "…" after a whole word. A table starts on a new page unless its
+heading, header row and `MIN_START_ROWS` rows fit; each page's footer says "Page X of Y" (`_NumberedCanvas`).
+No "generated" time is shown: the document date is the end of the period, so that files are deterministic.
 
 Scripts: the package ships DejaVu Sans (Latin, Greek, Cyrillic, Arabic) and Droid Sans Fallback
 (Chinese, Japanese) as TrueType files (`fonts/`, with their licences); every run of characters is set
@@ -31,7 +34,7 @@ from xml.sax.saxutils import escape
 
 import pyarrow as pa
 from reportlab.graphics.charts.barcharts import VerticalBarChart
-from reportlab.graphics.shapes import Drawing, String
+from reportlab.graphics.shapes import Drawing, Group, String
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_LEFT, TA_RIGHT
 from reportlab.lib.pagesizes import A4, landscape
@@ -39,7 +42,8 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import CondPageBreak, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from pos_exports.render.text import code_word, format_money, format_percent, local_naive, xml_clean
 from pos_exports.reports.model import Column, Figure, Report, Section
@@ -58,10 +62,14 @@ MARGIN = 12 * mm
 WIDTH = PAGE[0] - 2 * MARGIN
 MAX_COLUMNS = 16
 MAX_CELL_CHARS = 160  # PDF cells are clipped beyond this (the XLSX/CSV hold the full text)
+MIN_SIZE = 5.5  # the smallest table type (pt) tried before words are broken
+WORD_CAP = WIDTH * 0.25  # a word wider than this (a long URL, a token) is broken rather than widen its column
+MIN_START_ROWS = 2  # a table starts on a new page unless its header and this many rows fit
 NUMERIC_KINDS = ("int", "money", "percent", "datetime", "date")
 
 _ARABIC = re.compile("[\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufeff]")
 _SPACES = re.compile(r"\s+")
+BREAK_AFTER = "@/.-_:,;"  # where a word too wide for its column is broken, when one is near the end of a line
 
 
 # --- fonts and text runs --------------------------------------------------------------------------------
@@ -115,10 +123,11 @@ def runs(text: str, base: str = REGULAR) -> list[tuple[str, str]]:
     return out
 
 
-def markup(text: str, base: str = REGULAR) -> str:
-    """Paragraph markup of user text: escaped, each run in a font that has its glyphs."""
+def markup(text: str, base: str = REGULAR, shaped: bool = False) -> str:
+    """Paragraph markup of user text (`shaped`: already in visual order): escaped, each run in a font that has
+    its glyphs."""
     parts = []
-    for font, chunk in runs(shape(text), base):
+    for font, chunk in runs(text if shaped else shape(text), base):
         escaped = escape(chunk)
         parts.append(escaped if font == base else f'<font name="{font}">{escaped}</font>')
     return "".join(parts)
@@ -141,8 +150,14 @@ def measure(text: str, size: float, base: str = REGULAR) -> tuple[str, float, bo
 
 
 def clip(text: str, limit: int = MAX_CELL_CHARS) -> str:
+    """The text on one line, cut with "…" beyond `limit` characters: at a space when there is one in the second
+    half, so that no word is shown in part."""
     text = _SPACES.sub(" ", text).strip()
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    space = head.rfind(" ")
+    return (head[:space] if space >= limit // 2 else head).rstrip() + "…"
 
 
 # --- styles ---------------------------------------------------------------------------------------------
@@ -161,8 +176,8 @@ def _style(name: str, size: float, *, bold: bool = False, color=colors.black, al
     )
 
 
-def _para(text: str, style: ParagraphStyle) -> Paragraph:
-    return Paragraph(markup(text, style.fontName), style)
+def _para(text: str, style: ParagraphStyle, shaped: bool = False) -> Paragraph:
+    return Paragraph(markup(text, style.fontName, shaped), style)
 
 
 # --- the document ---------------------------------------------------------------------------------------
@@ -172,7 +187,6 @@ def render_pdf(report: Report, path: Path) -> dict[str, int]:
     """Write the report as a PDF; returns the rows shown per section key."""
     _fonts()
     tz = report.timezone
-    generated = local_naive(report.generated_at, tz)
     utc = report.generated_at
     utc = utc.astimezone(dt.UTC) if utc.tzinfo else utc
     pdf_date = utc.strftime("D:%Y%m%d%H%M%S+00'00'")
@@ -187,15 +201,11 @@ def render_pdf(report: Report, path: Path) -> dict[str, int]:
     story: list = [
         _para(report.title, title_style),
         _para(report.business_name, business_style),
-        _para(
-            f"Period: {report.period_label}   ·   Time zone: {tz}   ·   Currency: {report.currency}   ·   "
-            f"Generated: {generated:%Y-%m-%d %H:%M} ({tz})",
-            meta_style,
-        ),
+        _para(f"Period: {report.period_label}   ·   Time zone: {tz}   ·   Currency: {report.currency}", meta_style),
     ]
     if report.filters:
-        shown = "; ".join(f"{k} = {_filter_text(v)}" for k, v in report.filters.items())
-        story.append(_para(f"Filters: {shown}", meta_style))
+        shown = visual_line([f"{k} = {_filter_text(v)}" for k, v in report.filters.items()], "; ")
+        story.append(_para(f"Filters: {shown}", meta_style, shaped=True))
     story.append(Spacer(1, 4 * mm))
     if report.summary:
         story += [_para("Summary", h2), _figures_grid(report.summary, report), Spacer(1, 3 * mm)]
@@ -211,16 +221,13 @@ def render_pdf(report: Report, path: Path) -> dict[str, int]:
         story += flowables
         shown[section.key] = count
 
-    footer = f"{report.title} · {report.business_name} · {report.period_label}"
+    footer = visual_line([report.title, clip(report.business_name, 100), report.period_label])
 
     def on_page(canvas, doc) -> None:
         canvas.setDateFormatter(lambda *_: pdf_date)
         canvas.saveState()
         canvas.setFillColor(GREY)
-        _draw_text(canvas, MARGIN, 7 * mm, clip(footer, 150), 7)
-        label = f"Page {doc.page}"
-        canvas.setFont(REGULAR, 7)
-        canvas.drawRightString(PAGE[0] - MARGIN, 7 * mm, label)
+        _draw_shaped(canvas, MARGIN, 7 * mm, footer, 7)
         canvas.restoreState()
 
     doc = SimpleDocTemplate(
@@ -236,8 +243,38 @@ def render_pdf(report: Report, path: Path) -> dict[str, int]:
         creator="pos_exports",
         invariant=1,
     )
-    doc.build(story, onFirstPage=on_page, onLaterPages=on_page)
+    doc.build(story, onFirstPage=on_page, onLaterPages=on_page, canvasmaker=_NumberedCanvas)
     return shown
+
+
+class _NumberedCanvas(Canvas):
+    """A canvas that holds its pages until the end, so each can say "Page X of Y"."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._held: list[dict] = []
+
+    def showPage(self) -> None:  # noqa: N802 (reportlab's name)
+        self._held.append(dict(self.__dict__))
+        self._startPage()
+
+    def save(self) -> None:
+        total = len(self._held)
+        for number, state in enumerate(self._held, 1):
+            self.__dict__.update(state)
+            self.saveState()
+            self.setFillColor(GREY)
+            self.setFont(REGULAR, 7)
+            self.drawRightString(PAGE[0] - MARGIN, 7 * mm, f"Page {number} of {total}")
+            self.restoreState()
+            super().showPage()
+        super().save()
+
+
+def visual_line(parts: list[str], sep: str = " · ") -> str:
+    """Parts of a left-to-right line (title, business name, period) each shaped and put in visual order on its
+    own, then joined: bidi over the whole line would move the neighbouring digits and words into an Arabic name."""
+    return sep.join(shape(part) for part in parts)
 
 
 def _filter_text(value: object) -> str:
@@ -246,8 +283,9 @@ def _filter_text(value: object) -> str:
     return str(value)
 
 
-def _draw_text(canvas, x: float, y: float, text: str, size: float) -> None:
-    for font, chunk in runs(shape(text)):
+def _draw_shaped(canvas, x: float, y: float, text: str, size: float) -> None:
+    """Draw already shaped text, each run in a font that has its glyphs."""
+    for font, chunk in runs(text):
         canvas.setFont(font, size)
         canvas.drawString(x, y, chunk)
         x += pdfmetrics.stringWidth(chunk, font, size)
@@ -303,15 +341,6 @@ def _figures_grid(figures: list[Figure], report: Report) -> Table:
     return table
 
 
-def _label_font(labels: list[str]) -> str:
-    cmaps = _fonts()
-    text = "".join(labels)
-    for font in (REGULAR, CJK):
-        if all(ord(ch) in cmaps[font] or ch.isspace() for ch in text):
-            return font
-    return REGULAR
-
-
 def _chart(chart) -> Drawing:
     labels = [clip(shape(label), 24) for label in chart.labels]
     values = [float(v) for v in chart.values]
@@ -330,28 +359,44 @@ def _chart(chart) -> Drawing:
     bars.valueAxis.gridStrokeColor = colors.HexColor("#dde3e9")
     bars.valueAxis.visibleGrid = True
     bars.categoryAxis.categoryNames = labels
-    bars.categoryAxis.labels.fontName = REGULAR
-    for i, label in enumerate(labels):  # one font per label: the first that has all its glyphs
-        bars.categoryAxis.labels[i].fontName = _label_font([label])
-    bars.categoryAxis.labels.fontSize = 6.5 if len(labels) <= 14 else 5.5
-    if len(labels) > 8:
-        bars.categoryAxis.labels.angle = 45
-        bars.categoryAxis.labels.boxAnchor = "ne"
-        bars.categoryAxis.labels.dy = -2
+    bars.categoryAxis.visibleLabels = False  # drawn below, run by run
     drawing.add(bars)
+    size = 6.5 if len(labels) <= 14 else 5.5
+    step = bars.width / max(len(labels), 1)
+    for i, label in enumerate(labels):
+        drawing.add(_axis_label(label, bars.x + step * (i + 0.5), bars.y - 4, size, angled=len(labels) > 8))
     if not any(values):
         drawing.add(String(width / 2, height / 2, "(all values are 0)", fontName=REGULAR, fontSize=8))
     return drawing
+
+
+def _axis_label(label: str, x: float, y: float, size: float, angled: bool) -> Group:
+    """A category label below the axis at (x, y), each run of characters in a font that has them (a chart
+    label has one font in reportlab): centred, or at 45 degrees ending under its bar when labels are many."""
+    parts = runs(label)
+    total = sum(pdfmetrics.stringWidth(chunk, font, size) for font, chunk in parts)
+    group = Group()
+    if angled:
+        group.transform = (0.7071, 0.7071, -0.7071, 0.7071, x, y)  # rotated 45 degrees about (x, y)
+        at, base = -total, -size * 0.75
+    else:
+        group.transform = (1, 0, 0, 1, x, y)
+        at, base = -total / 2, -size
+    for font, chunk in parts:
+        group.add(String(at, base, chunk, fontName=font, fontSize=size, fillColor=colors.black))
+        at += pdfmetrics.stringWidth(chunk, font, size)
+    return group
 
 
 # --- sections -------------------------------------------------------------------------------------------
 
 
 def head_rows(section: Section, limit: int) -> dict[str, list]:
-    """The first `limit` rows of a section as Python lists per column; reads no more batches than needed."""
+    """The first `limit` rows of a section in the PDF's order as Python lists per column; reads no more batches
+    than needed."""
     parts: list[pa.RecordBatch] = []
     got = 0
-    batches = section.batches()
+    batches = section.pdf_source()
     try:
         for batch in batches:
             if got >= limit:
@@ -387,9 +432,12 @@ def cell_text(value: object, kind: str, timezone: str) -> str:
 
 def _section(section: Section, report: Report, h2, note_style, body) -> tuple[list, int]:
     out: list = [_para(section.title, h2)]
-    columns = section.columns[:MAX_COLUMNS]
-    omitted = section.columns[MAX_COLUMNS:]
-    data = head_rows(section, max(section.pdf_rows, 0))
+    if section.pdf_columns is not None:
+        columns = tuple(c for c in section.columns if c.name in section.pdf_columns)[:MAX_COLUMNS]
+    else:
+        columns = section.columns[:MAX_COLUMNS]
+    omitted = tuple(c for c in section.columns if c not in columns)
+    data = head_rows(section, section.pdf_limit)
     count = len(data[columns[0].name]) if columns else 0
     total = max(section.row_count, count)
     if not columns or count == 0:
@@ -397,17 +445,19 @@ def _section(section: Section, report: Report, h2, note_style, body) -> tuple[li
         return out, 0
 
     ncol = len(columns)
-    size = 8.0 if ncol <= 7 else 7.5 if ncol <= 10 else 7.0 if ncol <= 13 else 6.0
     pad = 3.0
+    headers = [f"{c.header} ({report.currency})" if c.kind == "money" else c.header for c in columns]
+    texts = [[cell_text(v, c.kind, report.timezone) for v in data[c.name]] for c in columns]
+    size = 8.0 if ncol <= 7 else 7.5 if ncol <= 10 else 7.0 if ncol <= 13 else 6.0
+    metrics = _column_metrics(columns, headers, texts)
+    widths, whole = _column_widths(columns, metrics, size, pad)
+    while not whole and size > MIN_SIZE:  # smaller type rather than words broken in two
+        size -= 0.5
+        widths, whole = _column_widths(columns, metrics, size, pad)
     head_style = _style(f"th{size}", size, bold=True, color=colors.white)
     head_right = _style(f"thr{size}", size, bold=True, color=colors.white, align=TA_RIGHT)
     cell_left = _style(f"td{size}", size)
     cell_right = _style(f"tdr{size}", size, align=TA_RIGHT)
-
-    headers = [f"{c.header} ({report.currency})" if c.kind == "money" else c.header for c in columns]
-    texts = [[cell_text(v, c.kind, report.timezone) for v in data[c.name]] for c in columns]
-
-    widths = _column_widths(columns, headers, texts, size, pad)
     for j, c in enumerate(columns):  # text cells: at most about three lines of their column
         if c.kind not in NUMERIC_KINDS:
             limit = max(12, int((widths[j] - 2 * pad) / (size * 0.55)) * 3)
@@ -420,23 +470,42 @@ def _section(section: Section, report: Report, h2, note_style, body) -> tuple[li
     aligns = [cell_right if r else cell_left for r in right]
     for i in range(count):
         rows.append([_cell(texts[j][i], aligns[j], widths[j] - 2 * pad) for j in range(ncol)])
+    # the heading, the header row and the first rows together, or a new page: never a table that starts with
+    # one row at the bottom of a page
+    start = sum(_row_height(row, widths, size, pad) for row in rows[: 1 + MIN_START_ROWS])
+    out.insert(0, CondPageBreak(h2.leading + h2.spaceAfter + start + 2))
     table = Table(rows, colWidths=widths, repeatRows=1, hAlign="LEFT")
     table.setStyle(_table_style(size, pad, tuple(j for j, r in enumerate(right) if r)))
     out.append(table)
     if total > count:
         out.append(Spacer(1, 1.5 * mm))
-        out.append(_para(f"showing {count:,} of {total:,} rows; the full data is in the XLSX/CSV", note_style))
+        order = f" ({section.pdf_order})" if section.pdf_order else ""
+        out.append(_para(f"showing {count:,} of {total:,} rows{order}; the full data is in the XLSX/CSV", note_style))
     if omitted:
         names = ", ".join(c.header for c in omitted)
         out.append(_para(f"{len(omitted)} more column(s) in the XLSX/CSV: {names}", note_style))
     return out, count
 
 
+def _row_height(row: list, widths: list[float], size: float, pad: float) -> float:
+    """The height a table row will take (as `_table_style` lays it out): its tallest cell's lines."""
+    lines = 1
+    for cell, width in zip(row, widths, strict=True):
+        if isinstance(cell, str):
+            lines = max(lines, cell.count("\n") + 1)
+        else:  # a mixed-font Paragraph: its width over the room, rounded up
+            room = max(width - 2 * pad, 1.0)
+            width = sum(pdfmetrics.stringWidth(t, f, size) for f, t in runs(cell.getPlainText()))
+            lines = max(lines, -int(-width // room))
+    return lines * size * 1.25 + 4.5
+
+
 def _cell(text: str, style: ParagraphStyle, room: float) -> str | Paragraph:
     """A plain string (drawn by the table in the cell's font, far cheaper than a Paragraph) when the text is
     in one font: on one line when it fits, else broken into lines at spaces (and within a word wider than the
     column) as a Paragraph would; a Paragraph, which switches fonts per run, only for text of several fonts."""
-    shaped, width, single = measure(text, style.fontSize, style.fontName)
+    shaped, width, single = measure(text, 1.0, style.fontName)  # at 1 pt, shared with the column widths
+    width *= style.fontSize
     if not single:
         return _para(text, style)
     if width <= room:
@@ -465,6 +534,10 @@ def wrap_lines(text: str, font: str, size: float, room: float) -> list[str]:
                 if head > room and cut:
                     break
                 cut += 1
+            # rather after a separator (`@` of an email, `/` of a path, `.`, `-`, `_`) in the head's second half
+            sep = max(word.rfind(ch, 0, cut) for ch in BREAK_AFTER)
+            if cut < len(word) and sep >= cut // 2:
+                cut = sep + 1
             lines.append(word[:cut])
             word = word[cut:]
             w = width(word, font, size)
@@ -496,34 +569,53 @@ def _table_style(size: float, pad: float, right: tuple[int, ...]) -> TableStyle:
     return TableStyle(commands)
 
 
-def _column_widths(
-    columns: tuple[Column, ...], headers: list[str], texts: list[list[str]], size: float, pad: float
-) -> list[float]:
-    """Natural widths (header, cell text, capped); numbers and dates keep theirs, text shares the rest."""
-    natural, compact = [], []
+def _column_metrics(
+    columns: tuple[Column, ...], headers: list[str], texts: list[list[str]]
+) -> list[tuple[float, float, float, float]]:
+    """Per column at 1 pt (widths grow in proportion to the size): the header's longest word and whole width
+    (bold), the widest cell (its first 60 characters) and the longest word of the cells (a number or date
+    whole)."""
+    out = []
     for c, header, values in zip(columns, headers, texts, strict=True):
-        longest_word = max((text_width(w, size, BOLD) for w in header.split()), default=0)
-        whole = text_width(header, size, BOLD)
-        cells = max((text_width(v[:60], size) for v in values), default=0)
-        cells = cells if c.kind in NUMERIC_KINDS else min(cells, WIDTH * 0.3)
-        compact.append(max(max(longest_word, cells) + 2 * pad + 1, 28.0))
-        natural.append(max(max(min(whole, 110.0), cells) + 2 * pad + 1, 28.0))
-    if sum(natural) > WIDTH:  # headers on one line do not fit: let them wrap at word boundaries
-        natural = compact
-    fixed = [i for i, c in enumerate(columns) if c.kind in NUMERIC_KINDS]
-    flexible = [i for i in range(len(columns)) if i not in fixed]
-    fixed_total = sum(natural[i] for i in fixed)
-    flex_total = sum(natural[i] for i in flexible)
-    if fixed_total + flex_total <= WIDTH:
+        head_word = max((text_width(w, 1.0, BOLD) for w in header.split()), default=0.0)
+        whole = text_width(header, 1.0, BOLD)
+        if c.kind in NUMERIC_KINDS:
+            cells = word = max((text_width(v, 1.0) for v in values), default=0.0)
+        else:
+            cells = max((text_width(v[:60], 1.0) for v in values), default=0.0)
+            word = max((text_width(w, 1.0) for v in values for w in v.split()), default=0.0)
+        out.append((head_word, whole, cells, word))
+    return out
+
+
+def _column_widths(
+    columns: tuple[Column, ...], metrics: list[tuple[float, float, float, float]], size: float, pad: float
+) -> tuple[list[float], bool]:
+    """Column widths from the content: each column at least as wide as its longest word (header words in bold;
+    a number or date whole), so that text wraps at word boundaries; what is left of the page goes to the
+    columns whose text wants more, in proportion. A word wider than `WORD_CAP` breaks, as does everything
+    when even the longest words do not fit side by side (then the second value is False)."""
+    extra = 2 * pad + 1
+    natural, least = [], []
+    for c, (head_word, whole, cells, word) in zip(columns, metrics, strict=True):
+        head_word, whole, cells, word = head_word * size, whole * size, cells * size, word * size
+        if c.kind not in NUMERIC_KINDS:
+            cells, word = min(cells, WIDTH * 0.3), min(word, WORD_CAP)
+        low = max(head_word, word) + extra, 28.0
+        least.append(max(low))
+        natural.append(max(min(whole, 110.0) + extra, cells + extra, least[-1]))
+    if sum(natural) <= WIDTH:
+        flexible = [i for i, c in enumerate(columns) if c.kind not in NUMERIC_KINDS]
+        flex_total = sum(natural[i] for i in flexible)
         if flexible:  # spread the spare width over the text columns, each up to a third of the page
-            spare = WIDTH - fixed_total - flex_total
+            spare = WIDTH - sum(natural)
             for i in flexible:
                 natural[i] = min(natural[i] + spare * natural[i] / flex_total, max(natural[i], WIDTH / 3))
-        return natural
-    if flexible and fixed_total < WIDTH * 0.8:
-        room = WIDTH - fixed_total
-        for i in flexible:
-            natural[i] = room * natural[i] / flex_total
-        return natural
-    scale = WIDTH / (fixed_total + flex_total)
-    return [w * scale for w in natural]
+        return natural, True
+    if sum(least) <= WIDTH:
+        spare, wants = WIDTH - sum(least), [n - lo for n, lo in zip(natural, least, strict=True)]
+        total_want = sum(wants)
+        shares = [lo + (spare * w / total_want if total_want else 0.0) for lo, w in zip(least, wants, strict=True)]
+        return shares, True
+    scale = WIDTH / sum(least)
+    return [w * scale for w in least], False

@@ -12,8 +12,10 @@ import pyarrow.compute as pc
 from pos_exports import periods
 from pos_exports.archive.read import read_batches
 from pos_exports.reports.common import (
+    lazy_batches,
     local_time,
     new_report,
+    read_day,
     require_days,
     rows_section,
     schema_of,
@@ -29,6 +31,7 @@ from pos_exports.storage import Storage
 DATASET = "audit_log"
 TOP_USERS = 10
 NO_USER = "(system / no user)"
+PDF_CHUNK = 1024
 
 LOG_COLUMNS = (
     Column("created_at", "Date/time", "datetime"),
@@ -73,28 +76,44 @@ def _log_tables(storage: Storage, business: Business, period: Period, filters: d
         for day in period.days:
             for batch in read_batches(storage, DATASET, "audit_logs", business.id, [day]):
                 rows = _matching(pa.Table.from_batches([batch]), filters)
-                if not rows.num_rows:
-                    continue
-                rows = rows.sort_by([("created_at", "ascending"), ("id", "ascending")])
-                data = pa.array([pretty_json(x) for x in rows["event_data"].to_pylist()], pa.string())
-                yield pa.table(
-                    {
-                        "created_at": local_time(rows["created_at"], business.timezone),
-                        "event_type": rows["event_type"],
-                        "user_email": rows["user_email"],
-                        "user_name": _user_name(rows),
-                        "ip_address": rows["ip_address"],
-                        "user_agent": rows["user_agent"],
-                        "sale_id": rows["sale_id"],
-                        "customer_id": rows["customer_id"],
-                        "payment_id": rows["payment_id"],
-                        "refund_id": rows["refund_id"],
-                        "description": rows["description"],
-                        "event_data": data,
-                    }
-                )
+                if rows.num_rows:
+                    yield _log_rows(rows.sort_by([("created_at", "ascending"), ("id", "ascending")]), business)
 
     return tables
+
+
+def _latest_tables(storage: Storage, business: Business, period: Period, filters: dict):
+    """The events latest first (for the PDF): the days from the last, each read whole and sorted newest first;
+    a reader that stops after its first rows reads only the last days."""
+
+    def tables() -> Iterator[pa.Table]:
+        for day in reversed(period.days):
+            rows = _matching(read_day(storage, DATASET, "audit_logs", business, day), filters)
+            rows = rows.sort_by([("created_at", "descending"), ("id", "descending")])
+            for start in range(0, rows.num_rows, PDF_CHUNK):  # event data is formatted only for rows read
+                yield _log_rows(rows.slice(start, PDF_CHUNK), business)
+
+    return tables
+
+
+def _log_rows(rows: pa.Table, business: Business) -> pa.Table:
+    data = pa.array([pretty_json(x) for x in rows["event_data"].to_pylist()], pa.string())
+    return pa.table(
+        {
+            "created_at": local_time(rows["created_at"], business.timezone),
+            "event_type": rows["event_type"],
+            "user_email": rows["user_email"],
+            "user_name": _user_name(rows),
+            "ip_address": rows["ip_address"],
+            "user_agent": rows["user_agent"],
+            "sale_id": rows["sale_id"],
+            "customer_id": rows["customer_id"],
+            "payment_id": rows["payment_id"],
+            "refund_id": rows["refund_id"],
+            "description": rows["description"],
+            "event_data": data,
+        }
+    )
 
 
 def build(
@@ -170,6 +189,9 @@ def build(
             schema_of(LOG_COLUMNS, tz),
             _log_tables(storage, business, period, filters),
             count,
+        ).ordered_for_pdf(
+            lazy_batches(schema_of(LOG_COLUMNS, tz), _latest_tables(storage, business, period, filters)),
+            "latest first",
         ),
     ]
     report.chart = Chart(

@@ -87,6 +87,17 @@ def stream_section(
     exactly `schema` (one empty batch when there are no rows); `tables` is called again per renderer."""
 
     token = object()
+    produce = lazy_batches(schema, tables)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        return shared_batches(token, produce)  # built once for every format of an export (`shared_reads`)
+
+    return Section(key, title, columns, batches, row_count, pdf_rows)
+
+
+def lazy_batches(schema: pa.Schema, tables: Callable[[], Iterable[pa.Table]]) -> Callable[[], Iterator[pa.RecordBatch]]:
+    """Record batches of exactly `schema` from the tables `tables()` produces when asked (one empty batch when
+    there are no rows); a reader that stops early (the PDF's first rows) reads no further tables."""
 
     def produce() -> Iterator[pa.RecordBatch]:
         produced = False
@@ -99,10 +110,32 @@ def stream_section(
         if not produced:
             yield pa.RecordBatch.from_pylist([], schema=schema)
 
-    def batches() -> Iterator[pa.RecordBatch]:
-        return shared_batches(token, produce)  # built once for every format of an export (`shared_reads`)
+    return produce
 
-    return Section(key, title, columns, batches, row_count, pdf_rows)
+
+def pdf_sorted(
+    section: Section, keys: list[tuple[str, str]], order: str, ranks: dict[str, tuple[str, ...]] | None = None
+) -> Section:
+    """An in-memory section whose PDF shows its rows sorted by `keys` (a stable sort, done when the PDF reads
+    them); a column named in `ranks` sorts by the position of its value in the given tuple (others last)."""
+    ranks = ranks or {}
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        table = pa.Table.from_batches(list(section.batches()))
+        if not table.num_rows:
+            yield from table.to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
+            return
+        sort_keys = []
+        for name, direction in keys:
+            if name in ranks:
+                position = pc.fill_null(pc.index_in(table[name], value_set=pa.array(ranks[name])), len(ranks[name]))
+                table = table.append_column(f"_rank_{name}", position)
+                name = f"_rank_{name}"
+            sort_keys.append((name, direction))
+        yield from table.sort_by(sort_keys).select(section_names).to_batches()
+
+    section_names = [c.name for c in section.columns]
+    return section.ordered_for_pdf(batches, order)
 
 
 def schema_of(columns: tuple[Column, ...], timezone: str, types: dict[str, pa.DataType] | None = None) -> pa.Schema:
@@ -122,18 +155,20 @@ def schema_of(columns: tuple[Column, ...], timezone: str, types: dict[str, pa.Da
     return pa.schema([(c.name, types.get(c.name) or kinds[c.kind]) for c in columns])
 
 
-def rows_section(key: str, title: str, columns: tuple[Column, ...], schema: pa.Schema, rows: list[dict]) -> Section:
+def rows_section(
+    key: str, title: str, columns: tuple[Column, ...], schema: pa.Schema, rows: list[dict], pdf_rows: int = 50
+) -> Section:
     """A small in-memory section (breakdowns, counts) from Python rows of exact values."""
-    return memory_section(key, title, columns, pa.Table.from_pylist(rows, schema=schema))
+    return memory_section(key, title, columns, pa.Table.from_pylist(rows, schema=schema), pdf_rows)
 
 
-def memory_section(key: str, title: str, columns: tuple[Column, ...], table: pa.Table) -> Section:
+def memory_section(key: str, title: str, columns: tuple[Column, ...], table: pa.Table, pdf_rows: int = 50) -> Section:
     """A section over an in-memory table; like `model.table_section`, but an empty table still gives
     one (empty) batch, as streamed sections do."""
     if table.num_rows:
-        return table_section(key, title, columns, table)
+        return table_section(key, title, columns, table, pdf_rows)
     empty = pa.RecordBatch.from_pylist([], schema=table.schema)
-    return Section(key, title, columns, lambda: iter([empty]), 0)
+    return Section(key, title, columns, lambda: iter([empty]), 0, pdf_rows)
 
 
 def local_time(values, timezone: str):

@@ -18,8 +18,10 @@ import pyarrow.compute as pc
 
 from pos_exports.core.catalog import CREDIT_STATUSES
 from pos_exports.reports.common import (
+    lazy_batches,
     local_time,
     new_report,
+    pdf_sorted,
     read_day,
     require_snapshot,
     rows_section,
@@ -222,6 +224,37 @@ def _transaction_tables(storage: Storage, business: Business, period: Period, sh
     return tables
 
 
+def _ids_of(table: pa.Table) -> pa.ChunkedArray:
+    return table["customer_id"].cast(pa.int64())
+
+
+def _pdf_transactions(storage: Storage, business: Business, period: Period, shown: list[dict], window_start):
+    """The Credit transactions section's rows in the PDF's order: the period's transactions first (latest
+    first), then those of the customers who owe most (largest outstanding balance first, each latest first).
+    The rows and running balances are the section's own (the last 50 per customer)."""
+    schema = schema_of(TRANSACTION_COLUMNS, business.timezone)
+
+    def tables() -> Iterator[pa.Table]:
+        parts = list(_transaction_tables(storage, business, period, shown)())
+        if not parts:
+            return
+        table = pa.concat_tables(parts)
+        ids = pa.array([r["customer_id"] for r in shown], pa.int64())
+        balances = pa.array([r["outstanding_balance"] for r in shown], table["amount"].type)
+        owed = pc.take(balances, pc.index_in(table["customer_id"].cast(pa.int64()), value_set=ids))
+        start = pa.scalar(window_start, table["created_at"].type)
+        in_period = pc.greater_equal(table["created_at"], start)
+        # within the period: latest first, whoever it is; before it: by what the customer owes, then latest first
+        keyed = table.append_column("_in_period", in_period.cast(pa.int8()))
+        keyed = keyed.append_column("_owed", pc.if_else(in_period, pa.scalar(None, owed.type), owed))
+        keyed = keyed.append_column("_who", pc.if_else(in_period, pa.scalar(None, pa.int64()), _ids_of(table)))
+        keys = [("_in_period", "descending"), ("_owed", "descending"), ("_who", "ascending")]
+        keys.append(("created_at", "descending"))
+        yield keyed.sort_by(keys).select(schema.names)
+
+    return lazy_batches(schema, tables)
+
+
 def build(
     storage: Storage, business: Business, period: Period, filters: dict | None = None, *, now: dt.datetime | None = None
 ) -> Report:
@@ -257,14 +290,23 @@ def build(
         *(Figure(f"Status {s.replace('_', ' ')}", statuses.get(s, 0), "int") for s in CREDIT_STATUSES),
     ]
     shown_transactions = sum(min(r["transactions"], LAST_TRANSACTIONS) for r in rows)
+    owe_most = [("outstanding_balance", "descending"), ("name", "ascending"), ("customer_id", "ascending")]
     report.sections = [
-        rows_section("customer_details", "Customer details", DETAIL_COLUMNS, schema_of(DETAIL_COLUMNS, tz), rows),
-        rows_section(
-            "credit_aging",
-            "Credit aging",
-            AGING_COLUMNS,
-            schema_of(AGING_COLUMNS, tz),
-            [r for r in rows if r["outstanding_balance"] != 0],
+        pdf_sorted(
+            rows_section("customer_details", "Customer details", DETAIL_COLUMNS, schema_of(DETAIL_COLUMNS, tz), rows),
+            owe_most,
+            "who owes most first",
+        ),
+        pdf_sorted(
+            rows_section(
+                "credit_aging",
+                "Credit aging",
+                AGING_COLUMNS,
+                schema_of(AGING_COLUMNS, tz),
+                [r for r in rows if r["outstanding_balance"] != 0],
+            ),
+            owe_most,
+            "who owes most first",
         ),
         stream_section(
             "credit_transactions",
@@ -273,6 +315,9 @@ def build(
             schema_of(TRANSACTION_COLUMNS, tz),
             _transaction_tables(storage, business, period, rows),
             shown_transactions,
+        ).ordered_for_pdf(
+            _pdf_transactions(storage, business, period, rows, report.window_start),
+            "this period's first, latest first; then who owes most",
         ),
     ]
     if not rows:

@@ -18,6 +18,7 @@ from pos_exports.reports.common import (
     local_time,
     memory_section,
     new_report,
+    pdf_sorted,
     read_day,
     require_days,
     require_snapshot,
@@ -71,6 +72,17 @@ STOREFRONT_COLUMNS = (
     Column("value_at_retail", "Value at retail", "money"),
     *(Column(s, s.replace("_", " ").capitalize(), "int") for s in STOCK_STATUSES),
 )
+REORDER_COLUMNS = (
+    Column("storefront_name", "Storefront"),
+    Column("product_name", "Product"),
+    Column("sku", "SKU"),
+    Column("category_name", "Category"),
+    Column("stock_status", "Stock status"),
+    Column("quantity", "Quantity", "int"),
+    Column("reorder_level", "Reorder level", "int"),
+    Column("unit_cost", "Unit cost", "money"),
+    Column("selling_price", "Selling price", "money"),
+)
 MOVEMENT_COLUMNS = (
     Column("created_at", "Date/time", "datetime"),
     Column("storefront_name", "Storefront"),
@@ -111,6 +123,17 @@ def apply_filters(items: pa.Table, filters: dict) -> pa.Table:
     if filters.get("exclude_zero_value"):
         mask = pc.and_(mask, pc.not_equal(items["value_at_cost"], pa.scalar(ZERO, items["value_at_cost"].type)))
     return items.filter(pc.fill_null(mask, False))
+
+
+def reorder_list(items: pa.Table) -> pa.Table:
+    """The items at or below their reorder level (out of stock, then low stock), out of stock first, then the
+    lowest quantity, then by storefront and product."""
+    wanted = items.filter(pc.not_equal(items["stock_status"], "in_stock"))
+    rank = pc.if_else(pc.equal(wanted["stock_status"], "out_of_stock"), 0, 1)
+    wanted = wanted.append_column("_rank", rank)
+    keys = [("_rank", "ascending"), ("quantity", "ascending"), ("storefront_name", "ascending")]
+    keys += [("product_name", "ascending"), ("storefront_id", "ascending"), ("product_id", "ascending")]
+    return wanted.sort_by(keys).drop_columns(["_rank"])
 
 
 def _storefront_rows(items: pa.Table) -> list[dict]:
@@ -198,9 +221,12 @@ def build(
         Figure("Total value at retail", at_retail, "money"),
         Figure("Potential gross margin (retail - cost)", money(at_retail - at_cost), "money"),
         *(Figure(s.replace("_", " ").capitalize(), statuses[s], "int") for s in STOCK_STATUSES),
+        Figure("Items to reorder (at or below reorder level)", statuses["low_stock"] + statuses["out_of_stock"], "int"),
     ]
     item_schema = schema_of(ITEM_COLUMNS, tz, {"quantity": pa.int32(), "reorder_level": pa.int32()})
     items_table = items.select(item_schema.names).cast(item_schema)
+    reorder_schema = schema_of(REORDER_COLUMNS, tz, {"quantity": pa.int32(), "reorder_level": pa.int32()})
+    reorder = reorder_list(items_table)
     report.sections = [
         rows_section(
             "by_storefront",
@@ -209,7 +235,13 @@ def build(
             schema_of(STOREFRONT_COLUMNS, tz),
             by_storefront,
         ),
-        memory_section("stock_items", "Stock items", ITEM_COLUMNS, items_table),
+        pdf_sorted(
+            memory_section("stock_items", "Stock items", ITEM_COLUMNS, items_table),
+            [("stock_status", "ascending"), ("quantity", "ascending")],
+            "out of stock, then low stock, first",
+            {"stock_status": ("out_of_stock", "low_stock")},
+        ),
+        memory_section("reorder_list", "Reorder list", REORDER_COLUMNS, reorder.select(reorder_schema.names)),
     ]
     if with_movements:
         keep = _movement_filter(filters, items)

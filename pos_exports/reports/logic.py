@@ -51,6 +51,19 @@ def margin(profit: Decimal, net_revenue: Decimal) -> float | None:
     return float(Decimal(profit) / Decimal(net_revenue))
 
 
+def net_after_refunds(net_revenue: Decimal, refunds: Decimal) -> Decimal:
+    """Net sales after refunds: net revenue less the refunds issued in the period (as the POS records them)."""
+    return money(Decimal(net_revenue) - Decimal(refunds))
+
+
+def change_ratio(current: Decimal | int, previous: Decimal | int | None) -> float | None:
+    """The change from the previous period as a ratio (0.25 = +25 %); None when there is no previous figure or
+    it is 0 (a change from nothing has no percentage)."""
+    if previous is None or not previous:
+        return None
+    return float((Decimal(current) - Decimal(previous)) / abs(Decimal(previous)))
+
+
 def average(total: Decimal, count: int) -> Decimal | None:
     """An average amount rounded half-up to the cent; None when there is nothing to average."""
     return money(Decimal(total) / count) if count else None

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 import pyarrow as pa
@@ -45,6 +45,32 @@ class Section:
     batches: Callable[[], Iterator[pa.RecordBatch]]  # may be called once per renderer
     row_count: int
     pdf_rows: int = 50  # the PDF shows the first rows only, and says so
+    # The rows in the order the PDF shows them when it cuts the table (what matters first: the latest events, the
+    # customers who owe most); None: the order of `batches`. `pdf_order` says which order, in the "showing" line.
+    pdf_batches: Callable[[], Iterator[pa.RecordBatch]] | None = None
+    pdf_order: str = ""
+    pdf_columns: tuple[str, ...] | None = None  # the columns the PDF shows (None: the first 16); it names the rest
+
+    @property
+    def pdf_limit(self) -> int:
+        """How many rows the PDF shows: all of a short table (up to half as many again as `pdf_rows`, so that
+        a 60-row table is not cut at 50), else `pdf_rows`."""
+        rows = max(self.pdf_rows, 0)
+        return self.row_count if self.row_count <= rows + rows // 2 else rows
+
+    def pdf_source(self) -> Iterator[pa.RecordBatch]:
+        return (self.pdf_batches or self.batches)()
+
+    def ordered_for_pdf(self, batches: Callable[[], Iterator[pa.RecordBatch]], order: str) -> Section:
+        """This section with the PDF's own row order."""
+        return replace(self, pdf_batches=batches, pdf_order=order)
+
+    def shown_in_pdf(self, columns: tuple[str, ...]) -> Section:
+        """This section with the PDF showing only `columns` (in the section's order)."""
+        unknown = set(columns) - {c.name for c in self.columns}
+        if unknown:
+            raise ValueError(f"section {self.key}: pdf_columns {sorted(unknown)} are not columns of it")
+        return replace(self, pdf_columns=columns)
 
 
 @dataclass(frozen=True)

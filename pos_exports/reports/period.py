@@ -82,6 +82,21 @@ def date_range(first: dt.date, last: dt.date) -> Period:
     return Period("range", key, first, last, span_label(first, last))
 
 
+def previous(period: Period) -> Period:
+    """The period just before: the day before, last week, last month, or a range of the same length ending the
+    day before (what a report compares itself with)."""
+    if period.kind == "daily":
+        return daily(period.first_day - dt.timedelta(days=1))
+    if period.kind == "weekly":
+        return weekly(period.first_day - dt.timedelta(days=7))
+    if period.kind == "monthly":
+        last = period.first_day - dt.timedelta(days=1)
+        return monthly(last.year, last.month)
+    length = period.last_day - period.first_day
+    last = period.first_day - dt.timedelta(days=1)
+    return date_range(last - length, last)
+
+
 def period_for(kind: str, key: str) -> Period:
     """The period of a partition key: `2025-03-09` (daily), `2025-03-03` (weekly, a Monday),
     `2025-03` or `2025-03-01` (monthly), `2025-03-01_2025-03-15` (range); a clear error otherwise."""

@@ -1,9 +1,19 @@
 """The files a period export of the fixture holds per dataset: one workbook, one PDF, one CSV per table."""
 
 CSV_TABLES = {
-    "sales": ("", "-summary", "-by_storefront", "-by_payment_type", "-line_items"),
+    "sales": (
+        "",
+        "-summary",
+        "-previous_period",
+        "-by_storefront",
+        "-by_payment_type",
+        "-top_products",
+        "-top_categories",
+        "-by_cashier",
+        "-line_items",
+    ),
     "customers": ("", "-summary", "-credit_aging", "-credit_transactions"),
-    "inventory": ("", "-summary", "-by_storefront"),
+    "inventory": ("", "-summary", "-by_storefront", "-reorder_list"),
     "audit_log": ("", "-summary", "-event_types", "-top_users"),
 }
 

@@ -19,6 +19,7 @@ from pos_exports.delivery.deliver import deliver
 from pos_exports.delivery.email import SmtpSettings
 from pos_exports.state import engine
 from pos_exports.storage.base import LocalStorage
+from pos_exports_tests.exports.names import CSV_TABLES
 
 WEEK = "2025-03-03"
 FOLDER = f"exports/1/weekly/{WEEK}"
@@ -101,10 +102,14 @@ def test_render_all_produces_every_file(archived_root, state):
         assert len({(f["dataset"], f["format"]) for f in manifest["files"]}) == 12
         csvs = sorted(f["name"] for f in manifest["files"] if f["dataset"] == "sales" and f["format"] == "csv")
         assert csvs == [  # one table per CSV file, each listed
+            "sales-by_cashier.csv",
             "sales-by_payment_type.csv",
             "sales-by_storefront.csv",
             "sales-line_items.csv",
+            "sales-previous_period.csv",
             "sales-summary.csv",
+            "sales-top_categories.csv",
+            "sales-top_products.csv",
             "sales.csv",
         ]
     assert all(m["skipped_unrequested"].value == 0 for m in _metadata(result).values())
@@ -141,7 +146,7 @@ def test_on_demand_render_of_a_skipped_file_equals_what_render_all_writes(archiv
     assert _export(archived_root, render="all").success
     period = archived_root / f"exports/2/weekly/{WEEK}"
     csvs = sorted(p.name for p in on_demand.glob("*.csv"))
-    assert len(csvs) == 5 and csvs == sorted(p.name for p in period.glob("sales*.csv"))
+    assert len(csvs) == len(CSV_TABLES["sales"]) and csvs == sorted(p.name for p in period.glob("sales*.csv"))
     for name in csvs:  # on demand gives the same CSV files, byte for byte
         assert (on_demand / name).read_bytes() == (period / name).read_bytes(), name
     assert _cells((on_demand / "sales.xlsx").read_bytes()) == _cells((period / "sales.xlsx").read_bytes())
@@ -167,6 +172,6 @@ def test_delivery_renders_a_subscribed_file_the_period_asset_skipped(archived_ro
     assert {f["name"] for f in manifest["files"]} == {
         "sales.xlsx",
         "sales.pdf",
-        *(f"sales{part}.csv" for part in ("", "-summary", "-by_storefront", "-by_payment_type", "-line_items")),
+        *(f"sales{part}.csv" for part in CSV_TABLES["sales"]),
     }
     assert sub.id != later.id

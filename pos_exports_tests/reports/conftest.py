@@ -8,9 +8,19 @@ from pos_exports_tests.reports.fixture_data import build_archive
 
 
 @pytest.fixture(scope="session")
-def archive(tmp_path_factory):
-    root = tmp_path_factory.mktemp("reports")
-    return build_archive(root / "pos.sqlite", root / "store")
+def reports_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("reports")
+
+
+@pytest.fixture(scope="session")
+def archive(reports_root):
+    return build_archive(reports_root / "pos.sqlite", reports_root / "store")
+
+
+@pytest.fixture(scope="session")
+def pos_sqlite(archive, reports_root):
+    """The fixture POS database the archive was made from (for figures computed independently, in SQL)."""
+    return reports_root / "pos.sqlite"
 
 
 @pytest.fixture(scope="session")

@@ -45,7 +45,7 @@ def test_summary_and_storefronts(storage, accra):
     assert (stores["Osu"]["in_stock"], stores["Osu"]["low_stock"], stores["Osu"]["out_of_stock"]) == (1, 1, 1)
     assert (stores["Makola"]["quantity"], stores["Makola"]["value_at_retail"]) == (41, D("80.00"))
     assert "Stock movements are not included" in report.notes[0]
-    assert [s.key for s in report.sections] == ["by_storefront", "stock_items"]
+    assert [s.key for s in report.sections] == ["by_storefront", "stock_items", "reorder_list"]
 
 
 def test_stock_items(storage, accra):
