@@ -7,7 +7,9 @@ businesses (spread over the ids) of that archive, and reports CPU ms per busines
 
   per-business  each read on its own (as one export outside a run: a filter on business_id per read);
   shared        the reads inside one `shared_days()` block (as an exports run: each table-day read once at
-                its pinned version and sliced per business).
+                its pinned version and sliced per business);
+  shared-all    the same for every business of the archive (as the exports run does: the whole-day reads
+                are then shared by all N, not by --reads).
 
 With `--before DIR` (a copy of an earlier checkout, e.g. `git archive main | tar -x -C DIR`) a third probe,
 `before`, reads per business with that code: every probe alternates, --repeat times, in one run; medians printed.
@@ -35,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DAY = dt.date(2026, 11, 30)
-MODES = ("before", "per-business", "shared")
+MODES = ("before", "per-business", "shared", "shared-all")
 
 
 def build(work: Path, n: int) -> Path:
@@ -59,7 +61,9 @@ def build(work: Path, n: int) -> Path:
         businesses = [b for b in list_businesses(reader) if b.is_active]
         save_businesses(storage, businesses)
         now = max(day_window(DAY, b.timezone).end for b in businesses) + dt.timedelta(hours=1)
-        staged = [delta.stage_business_day(reader, storage, ds, b, DAY, now=now, folder=Path(folder)) for b in businesses]
+        staged = [
+            delta.stage_business_day(reader, storage, ds, b, DAY, now=now, folder=Path(folder)) for b in businesses
+        ]
         for _, outcome in delta.commit_dataset_day(storage, ds, DAY, staged, now):
             if isinstance(outcome, Exception):
                 raise outcome
@@ -77,9 +81,9 @@ def probe(root: Path, reads: int, mode: str, profile: bool = False) -> float:
 
     storage = LocalStorage(root)
     ids = [b.id for b in load_businesses(storage)]
-    chosen = ids[:: max(len(ids) // reads, 1)][:reads]
+    chosen = ids[:: max(len(ids) // reads, 1)][:reads] if reads else ids
     read_table(storage, "sales", "sales", ids[0], [DAY])  # imports and first-use set-up are not the read path
-    scope = read.shared_days() if mode == "shared" else contextlib.nullcontext()
+    scope = read.shared_days() if mode.startswith("shared") else contextlib.nullcontext()
     profiler = cProfile.Profile() if profile else None
     start = time.process_time()
     with scope:
@@ -98,6 +102,7 @@ def probe(root: Path, reads: int, mode: str, profile: bool = False) -> float:
 
 def _child(root: Path, reads: int, mode: str, before: Path | None) -> float:
     phase, code = ("per-business", ["--code", str(before)]) if mode == "before" else (mode, [])
+    reads = 0 if mode == "shared-all" else reads
     cmd = [sys.executable, __file__, "--phase", phase, "--root", str(root), "--reads", str(reads), *code]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, env=env).stdout
