@@ -21,7 +21,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pos_exports.archive import delta
-from pos_exports.archive.extract import MARKER, parse_manifest
 from pos_exports.archive.parquet import ArchiveCorrupt, open_verified
 from pos_exports.archive.tables import DATASETS
 from pos_exports.source.database import Business
@@ -157,25 +156,6 @@ def table_file(storage: Storage, dataset: str, business_id: int, day: dt.date, t
     """The key of the file the business-day's manifest names for `table` (its current generation), or None."""
     manifest = archived(storage, dataset, business_id, day) or {}
     return next((t["key"] for t in manifest.get("tables", []) if t.get("table") == table), None)
-
-
-def archived_business_ids(storage: Storage, dataset: str, day: dt.date) -> set[int]:
-    """Businesses whose `dataset` on `day` is archived whole: a manifest whose every file is in storage with
-    its size (one listing and one manifest read per business; the SHA-256 is checked when a file is read)."""
-    ids = {b for d, b, on in delta.records(storage) if d == dataset and on == day}
-    listing = storage.sizes(f"archive/{dataset}/date={day.isoformat()}/")
-    for key in listing:
-        folder, _, name = key.rpartition("/")
-        business = folder.rpartition("/business_id=")[2]
-        if name != MARKER or not business.lstrip("-").isdigit():
-            continue
-        try:
-            manifest = parse_manifest(storage.read_bytes(key), storage.uri(key), dataset, day, int(business))
-        except (ArchiveCorrupt, KeyError):
-            continue
-        if all(t["key"] in listing and listing[t["key"]] == t.get("bytes") for t in manifest.get("tables", [])):
-            ids.add(int(business))
-    return ids
 
 
 def missing_days(storage: Storage, dataset: str, business_id: int, days: list[dt.date]) -> list[dt.date]:
