@@ -235,24 +235,28 @@ def _business_rows(
 
 
 @dataclass
-class _Day:
-    rows: pa.Table  # the whole table-day at one version, ordered by business_id
+class _Group:
+    rows: pa.Table  # one row group's rows (every column but business_date), ordered by business_id
     spans: dict[int, tuple[int, int]]  # business_id -> (offset, length) in `rows`
+    last: int  # the greatest business_id it holds
 
 
 @dataclass
 class DayReads:
     """What a run reading many businesses shares (`archive.read.shared_days`): the reconciliation records,
-    read once; and each (table, version, day) that two or more records name, read whole once and sliced per
-    business (a business's rows are found by offset, not by a filter over the day per read). Table-days are
-    kept first come first kept while their decoded size fits `budget`; beyond it, or when a shared read fails,
-    each business's rows are read on their own as outside a run (which reports the precise error)."""
+    read once; and the row groups of each (table, version, day) that two or more records name, each decoded
+    once and handed to every business it holds as a slice (found by offset, not by a filter over the day
+    per read). A business's row groups are known from their business_id statistics; one whose greatest
+    business_id is below the business asked for is dropped (a run goes through its businesses in id order),
+    and decoded groups are kept while they fit `budget` bytes (past it a group is read for the one business
+    that needs it, as outside a run). When a shared read fails, the business's own read reports why."""
 
     budget: int
     used: int = 0
     found: dict[tuple, dict] = field(default_factory=dict)  # (uri, options) -> records
     named: dict[tuple, int] | None = None  # (table, version, day) -> how many records name it
-    days: dict[tuple, _Day | None] = field(default_factory=dict)
+    layouts: dict[tuple, list[tuple[object, int, int]] | None] = field(default_factory=dict)
+    groups: dict[tuple, _Group] = field(default_factory=dict)
 
     def records(self, storage: Storage) -> dict[tuple[str, int, dt.date], dict]:
         key = (table_uri(storage, RECORDS), _options(storage))
@@ -272,40 +276,70 @@ class DayReads:
         return self.named.get((table, version, day.isoformat()), 0) >= 2
 
     def rows(self, storage: Storage, table: Table, version: int, day: dt.date, business_id: int) -> pa.Table | None:
-        """The business's rows (every column) from the shared table-day, or None: read them on their own."""
+        """The business's rows (every column) from the shared row groups, or None: read them on their own."""
         key = (table_uri(storage, table.name), _options(storage), version, day)
-        if key not in self.days:
-            self.days[key] = None
+        if key not in self.layouts:
+            self.layouts[key] = None
             if self._shared_by_many(table.name, version, day):
                 with contextlib.suppress(Exception):  # the business's own read then says what is wrong
-                    self.days[key] = self._read_day(storage, table, version, day)
-        found = self.days[key]
-        if found is None:
+                    self.layouts[key] = _row_groups(storage, table, version, day)
+        layout = self.layouts[key]
+        if layout is None:
             return None
-        offset, length = found.spans.get(business_id, (0, 0))
-        return found.rows.slice(offset, length)
+        for passed in [k for k, g in self.groups.items() if g.last < business_id]:
+            self.used -= self.groups.pop(passed).rows.nbytes
+        parts = []
+        try:
+            for n, (fragment, low, high) in enumerate(layout):
+                if low <= business_id <= high:
+                    group = self._group((*key, n), storage, table, fragment)
+                    start, length = group.spans.get(business_id, (0, 0))
+                    parts.append(group.rows.slice(start, length))
+        except Exception:
+            self.layouts[key] = None  # from now on each business of it is read on its own
+            return None
+        return pa.concat_tables(parts) if parts else _file_schema(table).empty_table()
 
-    def _read_day(self, storage: Storage, table: Table, version: int, day: dt.date) -> _Day | None:
-        what = f"{table_uri(storage, table.name)} version {version}: the {table.name} rows of {day}"
-        dataset = _pinned_dataset(storage, table, version, what)
-        fragments = list(dataset.get_fragments(filter=ds.field(PARTITION) == pa.scalar(day, pa.date32())))
-        size = sum(f.metadata.row_group(i).total_byte_size for f in fragments for i in range(f.metadata.num_row_groups))
-        if self.used + size > self.budget:
-            return None
-        schema = delta_schema(table).remove(delta_schema(table).get_field_index(PARTITION))
-        parts = [_fragment_table(storage, table, f, what, columns=schema.names).cast(schema) for f in fragments]
-        data = pa.concat_tables(parts).combine_chunks() if parts else schema.empty_table()
+    def _group(self, key: tuple, storage: Storage, table: Table, fragment) -> _Group:
+        group = self.groups.get(key)
+        if group is not None:
+            return group
+        what = f"{table_uri(storage, table.name)}: the {table.name} rows of {key[3]}"
+        schema = _file_schema(table)
+        data = _fragment_table(storage, table, fragment, what, columns=schema.names).cast(schema).combine_chunks()
         ids = data.column("business_id").combine_chunks()
         if len(ids) > 1 and not pc.all(pc.greater_equal(ids[1:], ids[:-1])).as_py():
-            # a replaced business's rows sit in a later file: stable sort (file order kept within a business)
+            # a replaced business's rows sit after the others': stable sort (file order kept within a business)
             data = data.take(pc.sort_indices(data, [("business_id", "ascending")]))
             ids = data.column("business_id").combine_chunks()
         runs = pc.run_end_encode(ids)
         ends = runs.run_ends.to_pylist()
-        starts = [0, *ends[:-1]] if ends else []
-        self.used += data.nbytes
-        spans = zip(runs.values.to_pylist(), starts, ends, strict=True)
-        return _Day(data, {int(b): (start, end - start) for b, start, end in spans})
+        spans = zip(runs.values.to_pylist(), [0, *ends[:-1]] if ends else [], ends, strict=True)
+        group = _Group(data, {int(b): (start, end - start) for b, start, end in spans}, max(ids.to_pylist(), default=0))
+        if self.used + data.nbytes <= self.budget:
+            self.groups[key] = group
+            self.used += data.nbytes
+        return group
+
+
+def _file_schema(table: Table) -> pa.Schema:
+    """The columns a data file of the table holds (the partition column is in its path)."""
+    schema = delta_schema(table)
+    return schema.remove(schema.get_field_index(PARTITION))
+
+
+def _row_groups(storage: Storage, table: Table, version: int, day: dt.date) -> list[tuple[object, int, int]]:
+    """The row groups of a table-day at `version`, in the order a scan reads them, with the least and the
+    greatest business_id each holds (from the files' statistics; unknown: every business)."""
+    what = f"{table_uri(storage, table.name)} version {version}: the {table.name} rows of {day}"
+    dataset = _pinned_dataset(storage, table, version, what)
+    out = []
+    for fragment in dataset.get_fragments(filter=ds.field(PARTITION) == pa.scalar(day, pa.date32())):
+        for group in fragment.split_by_row_group():
+            stats = (group.row_groups[0].statistics or {}).get("business_id") or {}
+            low, high = stats.get("min"), stats.get("max")
+            out.append((group, -(2**63) if low is None else low, 2**63 - 1 if high is None else high))
+    return out
 
 
 def read_record_batches(
