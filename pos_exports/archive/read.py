@@ -29,7 +29,7 @@ from pos_exports.storage import Storage
 BATCH_ROWS = 64 * 1024
 BUSINESSES_KEY = "archive/businesses.json"
 SHARED_READ_BYTES = 128 * 1024 * 1024  # decoded Arrow memory one `shared_reads` scope may keep (peak RSS)
-SHARED_DAY_BYTES = 256 * 1024 * 1024  # decoded Delta table-days one `shared_days` scope (a run) may keep
+SHARED_DAY_BYTES = 256 * 1024 * 1024  # decoded Delta row groups one `shared_days` scope (a run) may keep
 
 
 def __getattr__(name: str):
@@ -62,9 +62,10 @@ _DAYS: ContextVar[delta.DayReads | None] = ContextVar("pos_exports_shared_days",
 @contextlib.contextmanager
 def shared_days(budget: int = SHARED_DAY_BYTES) -> Iterator[None]:
     """Within this block (a run that reads many businesses: an exports run) the Delta reconciliation
-    records are read once, and each Delta table-day at the version the records name is read once and
-    sliced per business, so that a business's read costs the same whatever the fleet's size
-    (`delta.DayReads`; within `budget` bytes of decoded tables, beyond it each business is read on its own).
+    records are read once, and each row group of a Delta table-day at the version the records name is
+    decoded once and sliced per business, so that a business's read costs the same whatever the fleet's
+    size (`delta.DayReads`; within `budget` bytes of decoded row groups, beyond it a row group is read for
+    the one business that needs it).
     Every business's rows are still checked against its own record. A record committed after the block
     began is not seen in it (as a `shared_reads` block keeps the manifests it read). Nested blocks share
     the outer one."""

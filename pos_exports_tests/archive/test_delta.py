@@ -435,3 +435,33 @@ def test_a_run_reads_each_table_day_once_and_slices_each_business_its_own_checke
     }
     with shared_days(), pytest.raises(ArchiveCorrupt, match="refunds rows of business 5 .* the reconciliation record"):
         delta.read_record_table(store, forged, tables[3], shared=delta.DayReads(read.SHARED_DAY_BYTES))
+
+
+def test_shared_reads_drop_the_row_groups_a_run_has_passed_and_keep_within_their_budget(
+    demo_url, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(delta, "ROW_GROUP_ROWS", 40)  # several row groups per table-day, as at fleet scale
+    root, store = tmp_path / "store", LocalStorage(tmp_path / "store")
+    assert archive(demo_url, root, monkeypatch, "delta", END, datasets=("sales",)).success
+    groups = pq.ParquetFile(next((root / "archive/tables/sale_items").rglob("*.parquet"))).num_row_groups
+    assert groups > 3
+    ids = [b for b in range(1, BUSINESSES + 1) if archived(store, "sales", b, END) is not None]
+    tables = DATASETS["sales"].tables
+    alone = {(b, t.name): read_table(store, "sales", t.name, b, [END]) for b in ids for t in tables}
+    reads: list[str] = []
+    scan = delta._fragment_table
+    monkeypatch.setattr(delta, "_fragment_table", lambda *a, **k: reads.append(a[2].row_groups[0].id) or scan(*a, **k))
+    for budget in (read.SHARED_DAY_BYTES, 20_000):
+        reads.clear()
+        with shared_days(budget):
+            kept = read._DAYS.get()
+            for b in ids:
+                for t in tables:
+                    assert read_table(store, "sales", t.name, b, [END]).equals(alone[b, t.name]), (b, t.name)
+                    assert kept.used <= budget and all(g.last >= b for g in kept.groups.values())
+                    assert kept.used == sum(g.rows.nbytes for g in kept.groups.values())
+        if budget == read.SHARED_DAY_BYTES:  # everything fits: each row group of each table decoded once
+            files = [pq.ParquetFile(p) for t in tables for p in (root / f"archive/tables/{t.name}").rglob("*.parquet")]
+            assert len(reads) == sum(f.num_row_groups for f in files)
+        else:  # past the budget a row group is decoded for the business that needs it: more reads, same rows
+            assert len(reads) > sum(f.num_row_groups for f in files)
