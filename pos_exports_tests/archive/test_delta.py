@@ -216,6 +216,8 @@ def test_a_tampered_data_file_is_archive_corrupt_naming_it(demo_url, tmp_path, m
     with pytest.raises(ArchiveCorrupt, match=f"{path.name}.*cannot be read") as err:
         read_table(store, "sales", "payments", 1, [END])
     assert not is_transient(err.value) and "payments" in str(err.value)
+    with shared_days(), pytest.raises(ArchiveCorrupt, match=f"{path.name}.*cannot be read"):  # as in a run
+        read_table(store, "sales", "payments", 1, [END])
 
 
 def test_rows_changed_behind_the_record_are_archive_corrupt(demo_url, tmp_path, monkeypatch):
