@@ -61,15 +61,16 @@ def naive(db: Path, out: Path, day: dt.date = DAY) -> None:
 
 
 def exports(root: Path, datasets: list[str], formats: list[str], day: dt.date = DAY) -> None:
-    from pos_exports.archive.read import load_businesses
+    from pos_exports.archive.read import load_businesses, shared_days
     from pos_exports.exports.produce import export_available
     from pos_exports.reports.period import daily
     from pos_exports.storage.base import LocalStorage
 
     storage = LocalStorage(root)
-    for business in load_businesses(storage):
-        if business.is_active:
-            export_available(storage, business, daily(day), [(d, f) for d in datasets for f in formats])
+    with shared_days():  # as the exports run reads the archive
+        for business in load_businesses(storage):
+            if business.is_active:
+                export_available(storage, business, daily(day), [(d, f) for d in datasets for f in formats])
 
 
 def prepare(base: Path, sales_per_day: int) -> tuple[Path, Path]:

@@ -14,6 +14,19 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from pos_exports.source.database import PosSourceError
 
+# object_store (the Rust S3 client under deltalake) reports storage it could not reach as an OSError whose
+# text names the cause, after its own retries: the network's fault, not the data's
+UNREACHABLE = (
+    "error sending request",
+    "tcp connect error",
+    "connection refused",
+    "connection reset",
+    "operation timed out",
+    "dns error",
+    "service unavailable",
+    "slow down",
+)
+
 
 def is_transient(exc: BaseException) -> bool:
     """A failure that may well pass on its own: a lost connection, a timeout, S3 throttling, SMTP 4xx."""
@@ -24,6 +37,8 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, PosSourceError):
         return "cannot connect" in str(exc)
     if isinstance(exc, BotoConnectionError):
+        return True
+    if isinstance(exc, OSError) and any(m in str(exc).lower() for m in UNREACHABLE):
         return True
     if isinstance(exc, ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)

@@ -17,9 +17,11 @@ earlier versions stay readable until the guarded `pos-exports archive vacuum`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
+import re
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
@@ -46,10 +48,11 @@ from pos_exports.archive.extract import (
     scope_of,
     source_totals,
 )
-from pos_exports.archive.parquet import ROW_GROUP_ROWS, ArchiveCorrupt
+from pos_exports.archive.parquet import ROW_GROUP_ROWS, ArchiveCorrupt, ArchiveUnavailable
 from pos_exports.archive.tables import Dataset, Table
 from pos_exports.source.database import Business, PosReader
 from pos_exports.storage import Storage
+from pos_exports.transient import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -162,10 +165,13 @@ def record(storage: Storage, dataset: str, business_id: int, day: dt.date) -> di
     return records(storage).get((dataset, business_id, day))
 
 
-def read_record_table(storage: Storage, rec: dict, table: Table, columns: list[str] | None = None) -> pa.Table:
+def read_record_table(
+    storage: Storage, rec: dict, table: Table, columns: list[str] | None = None, shared: DayReads | None = None
+) -> pa.Table:
     """One table's rows of a business-day, read at the version its record names and checked against the
     record's rows and money sums (ArchiveCorrupt naming the table, version and file otherwise); in
-    primary-key order, as the folder layout's files are."""
+    primary-key order, as the folder layout's files are. With `shared` (a run reading many businesses) the
+    rows are a slice of the table-day read once at that version, else a read of this business's rows."""
     entry = next((t for t in rec.get("tables", []) if t.get("table") == table.name), None)
     business_id, day = int(rec["business_id"]), dt.date.fromisoformat(rec["date"])
     uri = table_uri(storage, table.name)
@@ -177,23 +183,10 @@ def read_record_table(storage: Storage, rec: dict, table: Table, columns: list[s
         )
     wanted = list(columns or table.schema.names)
     needed = wanted + [c for c in (*table.key, *table.money) if c not in wanted]
-    where = _day_filter(business_id, day)
-    parts: list[pa.Table] = []
-    try:
-        dataset = _pinned(uri, entry["version"], _options(storage))
-    except Exception as exc:  # a missing or unreadable log: deltalake raises its own errors and OSError
-        raise ArchiveCorrupt(f"{what} cannot be read: {_first_line(exc)}") from None
-    for fragment in dataset.get_fragments(filter=where):
-        try:
-            # the fragments are of the day's partition already; its files hold business_id, not business_date
-            parts.append(fragment.to_table(columns=needed, filter=ds.field("business_id") == business_id))
-        except (OSError, pa.ArrowException) as exc:
-            path = (
-                fragment.path if "://" in fragment.path or fragment.path.startswith("/") else f"{uri}/{fragment.path}"
-            )
-            raise ArchiveCorrupt(f"{what}: file {path} cannot be read: {_first_line(exc)}") from None
-    schema = pa.schema([delta_schema(table).field(c) for c in needed])
-    data = pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
+    data = shared.rows(storage, table, entry["version"], day, business_id) if shared is not None else None
+    if data is None:
+        data = _business_rows(storage, table, entry["version"], day, business_id, needed, what)
+    data = data.select(needed)
     sums = {m: Decimal(str(pc.sum(data.column(m)).as_py() or "0.00")) for m in table.money}
     want = {m: Decimal(v) for m, v in entry.get("sums", {}).items()}
     if data.num_rows != entry.get("rows") or sums != want:
@@ -206,13 +199,168 @@ def read_record_table(storage: Storage, rec: dict, table: Table, columns: list[s
     return data.select(wanted)
 
 
+def _pinned_dataset(storage: Storage, table: Table, version: int, what: str) -> ds.Dataset:
+    try:
+        return _pinned(table_uri(storage, table.name), version, _options(storage))
+    except Exception as exc:  # a missing or unreadable log: deltalake raises its own errors and OSError
+        if is_transient(exc):  # storage unreachable for now (not the log's fault): worth another attempt
+            raise ArchiveUnavailable(f"{what} cannot be read now: {_cause(exc)}") from None
+        raise ArchiveCorrupt(f"{what} cannot be read: {_first_line(exc)}") from None
+
+
+def _fragment_table(storage: Storage, table: Table, fragment, what: str, **scan) -> pa.Table:
+    """One data file's rows (ArchiveCorrupt naming the file; ArchiveUnavailable when storage is unreachable)."""
+    try:
+        return fragment.to_table(**scan)
+    except (OSError, pa.ArrowException) as exc:
+        uri = table_uri(storage, table.name)
+        path = fragment.path if "://" in fragment.path or fragment.path.startswith("/") else f"{uri}/{fragment.path}"
+        if is_transient(exc):
+            raise ArchiveUnavailable(f"{what}: file {path} cannot be read now: {_cause(exc)}") from None
+        raise ArchiveCorrupt(f"{what}: file {path} cannot be read: {_first_line(exc)}") from None
+
+
+def _business_rows(
+    storage: Storage, table: Table, version: int, day: dt.date, business_id: int, needed: list[str], what: str
+) -> pa.Table:
+    """This business's rows of the table-day at `version` (a filter on business_id over the day's files)."""
+    dataset = _pinned_dataset(storage, table, version, what)
+    schema = pa.schema([delta_schema(table).field(c) for c in needed])
+    parts = [
+        # the fragments are of the day's partition already; its files hold business_id, not business_date
+        _fragment_table(storage, table, f, what, columns=needed, filter=ds.field("business_id") == business_id)
+        for f in dataset.get_fragments(filter=_day_filter(business_id, day))
+    ]
+    return pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
+
+
+@dataclass
+class _Group:
+    rows: pa.Table  # one row group's rows (every column but business_date), ordered by business_id
+    spans: dict[int, tuple[int, int]]  # business_id -> (offset, length) in `rows`
+    last: int  # the greatest business_id it holds
+
+
+@dataclass
+class DayReads:
+    """What a run reading many businesses shares (`archive.read.shared_days`): the reconciliation records,
+    read once; and the row groups of each (table, version, day) that two or more records name, each decoded
+    once and handed to every business it holds as a slice (found by offset, not by a filter over the day
+    per read). A business's row groups are known from their business_id statistics; one whose greatest
+    business_id is below the business asked for is dropped (a run goes through its businesses in id order),
+    and decoded groups are kept while they fit `budget` bytes (past it a group is read for the one business
+    that needs it, as outside a run). When a shared read fails, the business's own read reports why."""
+
+    budget: int
+    used: int = 0
+    found: dict[tuple, dict] = field(default_factory=dict)  # (uri, options) -> records
+    named: dict[tuple, int] | None = None  # (table, version, day) -> how many records name it
+    layouts: dict[tuple, list[tuple[object, int, int]] | None] = field(default_factory=dict)
+    groups: dict[tuple, _Group] = field(default_factory=dict)
+
+    def records(self, storage: Storage) -> dict[tuple[str, int, dt.date], dict]:
+        key = (table_uri(storage, RECORDS), _options(storage))
+        if key not in self.found:
+            self.found[key] = records(storage)
+            self.named = None
+        return self.found[key]
+
+    def _shared_by_many(self, table: str, version: int, day: dt.date) -> bool:
+        if self.named is None:
+            self.named = {}
+            for found in self.found.values():
+                for rec in found.values():
+                    for t in rec.get("tables", []):
+                        key = (t.get("table"), t.get("version"), rec.get("date"))
+                        self.named[key] = self.named.get(key, 0) + 1
+        return self.named.get((table, version, day.isoformat()), 0) >= 2
+
+    def rows(self, storage: Storage, table: Table, version: int, day: dt.date, business_id: int) -> pa.Table | None:
+        """The business's rows (every column) from the shared row groups, or None: read them on their own."""
+        key = (table_uri(storage, table.name), _options(storage), version, day)
+        if key not in self.layouts:
+            self.layouts[key] = None
+            if self._shared_by_many(table.name, version, day):
+                with contextlib.suppress(Exception):  # the business's own read then says what is wrong
+                    self.layouts[key] = _row_groups(storage, table, version, day)
+        layout = self.layouts[key]
+        if layout is None:
+            return None
+        for passed in [k for k, g in self.groups.items() if g.last < business_id]:
+            self.used -= self.groups.pop(passed).rows.nbytes
+        parts = []
+        try:
+            for n, (fragment, low, high) in enumerate(layout):
+                if low <= business_id <= high:
+                    group = self._group((*key, n), storage, table, fragment)
+                    start, length = group.spans.get(business_id, (0, 0))
+                    parts.append(group.rows.slice(start, length))
+        except Exception:
+            self.layouts[key] = None  # from now on each business of it is read on its own
+            return None
+        return pa.concat_tables(parts) if parts else _file_schema(table).empty_table()
+
+    def _group(self, key: tuple, storage: Storage, table: Table, fragment) -> _Group:
+        group = self.groups.get(key)
+        if group is not None:
+            return group
+        what = f"{table_uri(storage, table.name)}: the {table.name} rows of {key[3]}"
+        schema = _file_schema(table)
+        data = _fragment_table(storage, table, fragment, what, columns=schema.names).cast(schema).combine_chunks()
+        ids = data.column("business_id").combine_chunks()
+        if len(ids) > 1 and not pc.all(pc.greater_equal(ids[1:], ids[:-1])).as_py():
+            # a replaced business's rows sit after the others': stable sort (file order kept within a business)
+            data = data.take(pc.sort_indices(data, [("business_id", "ascending")]))
+            ids = data.column("business_id").combine_chunks()
+        runs = pc.run_end_encode(ids)
+        ends = runs.run_ends.to_pylist()
+        spans = zip(runs.values.to_pylist(), [0, *ends[:-1]] if ends else [], ends, strict=True)
+        group = _Group(data, {int(b): (start, end - start) for b, start, end in spans}, max(ids.to_pylist(), default=0))
+        if self.used + data.nbytes <= self.budget:
+            self.groups[key] = group
+            self.used += data.nbytes
+        return group
+
+
+def _file_schema(table: Table) -> pa.Schema:
+    """The columns a data file of the table holds (the partition column is in its path)."""
+    schema = delta_schema(table)
+    return schema.remove(schema.get_field_index(PARTITION))
+
+
+def _row_groups(storage: Storage, table: Table, version: int, day: dt.date) -> list[tuple[object, int, int]]:
+    """The row groups of a table-day at `version`, in the order a scan reads them, with the least and the
+    greatest business_id each holds (from the files' statistics; unknown: every business)."""
+    what = f"{table_uri(storage, table.name)} version {version}: the {table.name} rows of {day}"
+    dataset = _pinned_dataset(storage, table, version, what)
+    out = []
+    for fragment in dataset.get_fragments(filter=ds.field(PARTITION) == pa.scalar(day, pa.date32())):
+        for group in fragment.split_by_row_group():
+            stats = (group.row_groups[0].statistics or {}).get("business_id") or {}
+            low, high = stats.get("min"), stats.get("max")
+            out.append((group, -(2**63) if low is None else low, 2**63 - 1 if high is None else high))
+    return out
+
+
 def read_record_batches(
-    storage: Storage, rec: dict, table: Table, columns: list[str] | None = None, batch_rows: int = 64 * 1024
+    storage: Storage,
+    rec: dict,
+    table: Table,
+    columns: list[str] | None = None,
+    batch_rows: int = 64 * 1024,
+    shared: DayReads | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    data = read_record_table(storage, rec, table, columns)
+    data = read_record_table(storage, rec, table, columns, shared)
     yield from data.combine_chunks().to_batches(max_chunksize=batch_rows) or [
         pa.RecordBatch.from_pylist([], schema=data.schema)
     ]
+
+
+def _cause(exc: BaseException) -> str:
+    """The first and the last line of a deltalake error (its last names the network's cause), uncoloured."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m|↳", "", line).strip() for line in str(exc).splitlines()]
+    lines = [line for line in lines if line]
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}" + (f" ... {lines[-1]}" if len(lines) > 1 else "")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -235,9 +383,11 @@ def held_keys(storage: Storage, previous: dict, table: Table) -> set | None:
     return set(values[0]) if len(table.key) == 1 else set(zip(*values, strict=True))
 
 
-def current(storage: Storage, dataset: str, business_id: int, day: dt.date) -> dict | None:
-    """What a business-day is archived as now: its Delta record, else its folder manifest, else None."""
-    return record(storage, dataset, business_id, day) or load_manifest(storage, dataset, day, business_id)
+def current(storage: Storage, dataset: str, business_id: int, day: dt.date, found: dict | None = None) -> dict | None:
+    """What a business-day is archived as now: its Delta record (in `found`, the records already read, when
+    given), else its folder manifest, else None."""
+    rec = (records(storage) if found is None else found).get((dataset, business_id, day))
+    return rec or load_manifest(storage, dataset, day, business_id)
 
 
 # ---------------------------------------------------------------- writing

@@ -20,7 +20,7 @@ from pos_exports.archive.parquet import ArchiveCorrupt
 from pos_exports.state import archive_index
 from pos_exports.storage import Storage
 
-CRASH_HOOK_ENV = "POS_EXPORTS_TEST_CRASH_BEFORE_INDEX"  # tests only: kill -9 between manifest and index
+CRASH_HOOK_ENV = "POS_EXPORTS_TEST_CRASH_BEFORE_INDEX"  # tests only: kill -9 between record/manifest and index
 
 
 def index_row(manifest: dict, data: bytes, published_at: dt.datetime) -> dict:
@@ -42,9 +42,12 @@ def index_row(manifest: dict, data: bytes, published_at: dt.datetime) -> dict:
 
 
 def upsert(eng: sa.Engine, rows: list[dict]) -> None:
-    """Insert or replace index rows (by dataset, business_id, day), in one transaction."""
+    """Insert or replace index rows (by dataset, business_id, day), in one transaction. Both layouts index
+    through here, right after publishing (a folder manifest, or the Delta records)."""
     if not rows:
         return
+    if os.environ.get(CRASH_HOOK_ENV):  # fault injection: die with the records published, the index not
+        os.kill(os.getpid(), 9)
     keys = [(r["dataset"], r["business_id"], r["day"]) for r in rows]
     t = archive_index
     with eng.begin() as conn:
@@ -55,8 +58,6 @@ def upsert(eng: sa.Engine, rows: list[dict]) -> None:
 
 def record_published(eng: sa.Engine, manifest: dict, data: bytes, published_at: dt.datetime) -> None:
     """Index a manifest just published (called only after the manifest is on storage)."""
-    if os.environ.get(CRASH_HOOK_ENV):  # fault injection: die with the manifest published, the index not
-        os.kill(os.getpid(), 9)
     upsert(eng, [index_row(manifest, data, published_at)])
 
 

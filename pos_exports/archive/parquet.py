@@ -27,6 +27,11 @@ class ArchiveDataError(ValueError):
     """Source rows that do not fit the archive's declared types."""
 
 
+class ArchiveUnavailable(ConnectionError):
+    """Archived data that storage could not hand over just now (unreachable, timed out): transient, worth
+    another attempt (a ConnectionError, so `is_transient` says so), unlike `ArchiveCorrupt`."""
+
+
 class ArchiveCorrupt(RuntimeError):
     """An archived file that is not what its manifest says (missing, other size or SHA-256).
 

@@ -21,7 +21,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pos_exports.archive import delta
-from pos_exports.archive.extract import MARKER, parse_manifest
 from pos_exports.archive.parquet import ArchiveCorrupt, open_verified
 from pos_exports.archive.tables import DATASETS
 from pos_exports.source.database import Business
@@ -30,6 +29,7 @@ from pos_exports.storage import Storage
 BATCH_ROWS = 64 * 1024
 BUSINESSES_KEY = "archive/businesses.json"
 SHARED_READ_BYTES = 128 * 1024 * 1024  # decoded Arrow memory one `shared_reads` scope may keep (peak RSS)
+SHARED_DAY_BYTES = 256 * 1024 * 1024  # decoded Delta row groups one `shared_days` scope (a run) may keep
 
 
 def __getattr__(name: str):
@@ -56,6 +56,27 @@ class _Shared:
 
 
 _SHARED: ContextVar[_Shared | None] = ContextVar("pos_exports_shared_reads", default=None)
+_DAYS: ContextVar[delta.DayReads | None] = ContextVar("pos_exports_shared_days", default=None)
+
+
+@contextlib.contextmanager
+def shared_days(budget: int = SHARED_DAY_BYTES) -> Iterator[None]:
+    """Within this block (a run that reads many businesses: an exports run) the Delta reconciliation
+    records are read once, and each row group of a Delta table-day at the version the records name is
+    decoded once and sliced per business, so that a business's read costs the same whatever the fleet's
+    size (`delta.DayReads`; within `budget` bytes of decoded row groups, beyond it a row group is read for
+    the one business that needs it).
+    Every business's rows are still checked against its own record. A record committed after the block
+    began is not seen in it (as a `shared_reads` block keeps the manifests it read). Nested blocks share
+    the outer one."""
+    if _DAYS.get() is not None:
+        yield
+        return
+    token = _DAYS.set(delta.DayReads(budget))
+    try:
+        yield
+    finally:
+        _DAYS.reset(token)
 
 
 @contextlib.contextmanager
@@ -107,12 +128,13 @@ def shared_batches(token: object, produce: Callable[[], Iterator[pa.RecordBatch]
 def archived(storage: Storage, dataset: str, business_id: int, day: dt.date) -> dict | None:
     """The reconciliation record of an archived business-day (Delta record, else folder manifest), or None;
     read once within a `shared_reads` block."""
-    shared = _SHARED.get()
+    shared, days = _SHARED.get(), _DAYS.get()
+    found = days.records(storage) if days is not None else None
     if shared is None:
-        return delta.current(storage, dataset, business_id, day)
+        return delta.current(storage, dataset, business_id, day, found)
     key = (id(storage), dataset, business_id, day)
     if key not in shared.manifests:
-        shared.manifests[key] = delta.current(storage, dataset, business_id, day)
+        shared.manifests[key] = delta.current(storage, dataset, business_id, day, found)
     return shared.manifests[key]
 
 
@@ -137,25 +159,6 @@ def table_file(storage: Storage, dataset: str, business_id: int, day: dt.date, t
     return next((t["key"] for t in manifest.get("tables", []) if t.get("table") == table), None)
 
 
-def archived_business_ids(storage: Storage, dataset: str, day: dt.date) -> set[int]:
-    """Businesses whose `dataset` on `day` is archived whole: a manifest whose every file is in storage with
-    its size (one listing and one manifest read per business; the SHA-256 is checked when a file is read)."""
-    ids = {b for d, b, on in delta.records(storage) if d == dataset and on == day}
-    listing = storage.sizes(f"archive/{dataset}/date={day.isoformat()}/")
-    for key in listing:
-        folder, _, name = key.rpartition("/")
-        business = folder.rpartition("/business_id=")[2]
-        if name != MARKER or not business.lstrip("-").isdigit():
-            continue
-        try:
-            manifest = parse_manifest(storage.read_bytes(key), storage.uri(key), dataset, day, int(business))
-        except (ArchiveCorrupt, KeyError):
-            continue
-        if all(t["key"] in listing and listing[t["key"]] == t.get("bytes") for t in manifest.get("tables", [])):
-            ids.add(int(business))
-    return ids
-
-
 def missing_days(storage: Storage, dataset: str, business_id: int, days: list[dt.date]) -> list[dt.date]:
     return [d for d in days if archived(storage, dataset, business_id, d) is None]
 
@@ -174,7 +177,7 @@ def read_batches(
             raise ArchiveMissing(f"{dataset} for business {business_id} on {day} is not in the archive")
         if manifest.get("layout") == "delta":
             spec = next(t for t in DATASETS[dataset].tables if t.name == table)
-            yield from delta.read_record_batches(storage, manifest, spec, columns, BATCH_ROWS)
+            yield from delta.read_record_batches(storage, manifest, spec, columns, BATCH_ROWS, _DAYS.get())
             continue
         entry = next((t for t in manifest.get("tables", []) if t.get("table") == table), None)
         if entry is None or "sha256" not in entry or "bytes" not in entry:

@@ -12,7 +12,7 @@ import enum
 import dagster as dg
 from pydantic import Field
 
-from pos_exports.archive.read import load_businesses
+from pos_exports.archive.read import load_businesses, shared_days
 from pos_exports.archive.tables import DATASETS
 from pos_exports.core.catalog import FormatName
 from pos_exports.core.clock import utc_now
@@ -135,23 +135,24 @@ def _build(kind: str) -> dg.AssetsDefinition:
             businesses_in_scope(load_businesses(store), config.business_ids), config.shard, config.business_ids
         )
         wanted = None if config.render == Render.all else wanted_files(kind)
-        for business in scope:
-            asked = [
-                (d, f)
-                for d in datasets
-                for f in config.formats
-                if wanted is None or (business.id, d, f) in wanted  # nobody reads the rest: rendered on demand
-            ]
-            if not asked:
-                continue
-            # isolate per business and dataset: what can be produced is produced, the rest is a recorded gap
-            folder, entries, failed = export_available(store, business, period, asked, clock.now())
-            for name, exc in failed.items():
-                causes.append(exc)
-                items.append(_failed_item(business, name, period, exc))
-                context.log.error(items[-1].team_line())
-            done.append((business, folder, entries))
-            context.log.info(f"business {business.id}: {len(entries)} files in {store.uri(folder)}")
+        with shared_days():  # a table-day of the Delta archive is read once for every business of the run
+            for business in scope:
+                asked = [
+                    (d, f)
+                    for d in datasets
+                    for f in config.formats
+                    if wanted is None or (business.id, d, f) in wanted  # nobody reads the rest: rendered on demand
+                ]
+                if not asked:
+                    continue
+                # isolate per business and dataset: what can be produced is produced, the rest is a recorded gap
+                folder, entries, failed = export_available(store, business, period, asked, clock.now())
+                for name, exc in failed.items():
+                    causes.append(exc)
+                    items.append(_failed_item(business, name, period, exc))
+                    context.log.error(items[-1].team_line())
+                done.append((business, folder, entries))
+                context.log.info(f"business {business.id}: {len(entries)} files in {store.uri(folder)}")
         skipped = 0
         for name in datasets:
             gaps = [i for i in items if i.dataset == name]

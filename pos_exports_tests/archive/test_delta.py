@@ -16,10 +16,10 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from pos_exports import cli
-from pos_exports.archive import delta, migrate
+from pos_exports.archive import delta, migrate, read
 from pos_exports.archive.extract import load_manifest
 from pos_exports.archive.parquet import ArchiveCorrupt
-from pos_exports.archive.read import archived, load_businesses, read_table
+from pos_exports.archive.read import archived, load_businesses, read_table, shared_days
 from pos_exports.archive.tables import DATASETS, MONEY
 from pos_exports.defs.archive import daily_archive
 from pos_exports.defs.exports import daily_exports
@@ -217,6 +217,8 @@ def test_a_tampered_data_file_is_archive_corrupt_naming_it(demo_url, tmp_path, m
     with pytest.raises(ArchiveCorrupt, match=f"{path.name}.*cannot be read") as err:
         read_table(store, "sales", "payments", 1, [END])
     assert not is_transient(err.value) and "payments" in str(err.value)
+    with shared_days(), pytest.raises(ArchiveCorrupt, match=f"{path.name}.*cannot be read"):  # as in a run
+        read_table(store, "sales", "payments", 1, [END])
 
 
 def test_rows_changed_behind_the_record_are_archive_corrupt(demo_url, tmp_path, monkeypatch):
@@ -395,3 +397,74 @@ def test_compact_brings_a_replaced_day_back_to_one_file_and_keeps_every_version(
 
 def active_of(store) -> list[int]:
     return [b.id for b in load_businesses(store) if b.is_active]
+
+
+def test_a_run_reads_each_table_day_once_and_slices_each_business_its_own_checked_rows(demo_url, tmp_path, monkeypatch):
+    root, store = tmp_path / "store", LocalStorage(tmp_path / "store")
+    assert archive(demo_url, root, monkeypatch, "delta", END, datasets=("sales",)).success
+    # businesses 2 and 5 re-archived: their records name a newer version (whose day holds the others' rows
+    # first, theirs after: not in business order), the other records the first version
+    assert archive(demo_url, root, monkeypatch, "delta", END, business_ids=[2, 5], datasets=("sales",)).success
+    ids = [b for b in range(1, BUSINESSES + 1) if archived(store, "sales", b, END) is not None]
+    tables = DATASETS["sales"].tables
+    latest = DeltaTable(str(root / "archive/tables/sales")).to_pyarrow_dataset().to_table().column("business_id")
+    assert latest.to_pylist() != sorted(latest.to_pylist())  # the slices must not assume the file's order
+    alone = {(b, t.name): read_table(store, "sales", t.name, b, [END]) for b in ids for t in tables}
+    assert sum(t.num_rows for t in alone.values()) > 100 and alone[5, "sales"].num_rows > 0
+
+    versions = {(t["table"], t["version"]) for b in ids for t in archived(store, "sales", b, END)["tables"]}
+    assert len(versions) == 2 * len(tables)
+    files = [len(DeltaTable(str(root / f"archive/tables/{name}"), version=v).file_uris()) for name, v in versions]
+    reads: list[str] = []
+    scan, records = delta._fragment_table, delta.records
+    monkeypatch.setattr(delta, "_fragment_table", lambda *a, **k: reads.append(a[2].path) or scan(*a, **k))
+    monkeypatch.setattr(delta, "records", lambda s: reads.append("records") or records(s))
+    with shared_days():
+        shared = {(b, t.name): read_table(store, "sales", t.name, b, [END]) for b in ids for t in tables}
+    assert shared.keys() == alone.keys() and all(shared[k].equals(alone[k]) for k in alone)  # same rows, order
+    assert reads.count("records") == 1  # once for the run, not once per lookup
+    # each (table, version) of the day is read whole once, not once per business: the files of both versions
+    assert len(reads) - 1 == len(set(reads) - {"records"}) == sum(files)
+
+    reads.clear()
+    with shared_days(budget=0):  # nothing fits: each business read on its own, same rows
+        small = {(b, t.name): read_table(store, "sales", t.name, b, [END]) for b in ids for t in tables}
+    assert all(small[k].equals(alone[k]) for k in alone) and len(reads) - 1 >= len(ids) * len(tables)
+
+    rec = archived(store, "sales", 5, END)
+    forged = {
+        **rec,
+        "tables": [{**t, "sums": {"amount": "0.01"}} if t["table"] == "refunds" else t for t in rec["tables"]],
+    }
+    with shared_days(), pytest.raises(ArchiveCorrupt, match="refunds rows of business 5 .* the reconciliation record"):
+        delta.read_record_table(store, forged, tables[3], shared=delta.DayReads(read.SHARED_DAY_BYTES))
+
+
+def test_shared_reads_drop_the_row_groups_a_run_has_passed_and_keep_within_their_budget(
+    demo_url, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(delta, "ROW_GROUP_ROWS", 40)  # several row groups per table-day, as at fleet scale
+    root, store = tmp_path / "store", LocalStorage(tmp_path / "store")
+    assert archive(demo_url, root, monkeypatch, "delta", END, datasets=("sales",)).success
+    groups = pq.ParquetFile(next((root / "archive/tables/sale_items").rglob("*.parquet"))).num_row_groups
+    assert groups > 3
+    ids = [b for b in range(1, BUSINESSES + 1) if archived(store, "sales", b, END) is not None]
+    tables = DATASETS["sales"].tables
+    alone = {(b, t.name): read_table(store, "sales", t.name, b, [END]) for b in ids for t in tables}
+    reads: list[str] = []
+    scan = delta._fragment_table
+    monkeypatch.setattr(delta, "_fragment_table", lambda *a, **k: reads.append(a[2].row_groups[0].id) or scan(*a, **k))
+    for budget in (read.SHARED_DAY_BYTES, 20_000):
+        reads.clear()
+        with shared_days(budget):
+            kept = read._DAYS.get()
+            for b in ids:
+                for t in tables:
+                    assert read_table(store, "sales", t.name, b, [END]).equals(alone[b, t.name]), (b, t.name)
+                    assert kept.used <= budget and all(g.last >= b for g in kept.groups.values())
+                    assert kept.used == sum(g.rows.nbytes for g in kept.groups.values())
+        if budget == read.SHARED_DAY_BYTES:  # everything fits: each row group of each table decoded once
+            files = [pq.ParquetFile(p) for t in tables for p in (root / f"archive/tables/{t.name}").rglob("*.parquet")]
+            assert len(reads) == sum(f.num_row_groups for f in files)
+        else:  # past the budget a row group is decoded for the business that needs it: more reads, same rows
+            assert len(reads) > sum(f.num_row_groups for f in files)

@@ -18,15 +18,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from pos_exports.archive.extract import ArchiveError, archive_business_day, marker_key
+from pos_exports.archive.index import business_ids_on
 from pos_exports.archive.parquet import ArchiveCorrupt
-from pos_exports.archive.read import archived, archived_business_ids, read_table, save_businesses, table_file
+from pos_exports.archive.read import archived, read_table, save_businesses, table_file
 from pos_exports.archive.tables import DATASETS
 from pos_exports.defs.retries import is_transient
-from pos_exports.exports.produce import export_period
+from pos_exports.exports.produce import export_available, export_period
 from pos_exports.operations import retention
 from pos_exports.periods import day_window
 from pos_exports.reports.period import period_for
 from pos_exports.source.database import connect, list_businesses
+from pos_exports.state import archive_index, engine
 from pos_exports.storage import open_storage
 from pos_exports.storage.base import HOST, LocalStorage
 from pos_exports_tests.fixtures import DAY, PAYMENTS, SALE_ITEMS, SALES, load_sqlite
@@ -91,6 +93,13 @@ def pos(tmp_path):
     """The hand-built fixture in SQLite: (URL, path)."""
     path = tmp_path / "pos.sqlite"
     return load_sqlite(path), path
+
+
+def _index_generation(business_id: int) -> str | None:
+    t = archive_index
+    where = (t.c.dataset == "sales", t.c.business_id == business_id, t.c.day == D)
+    with engine().connect() as conn:
+        return conn.execute(t.select().where(*where)).mappings().one()["generation"]
 
 
 def _business(url, business_id=1):
@@ -192,7 +201,8 @@ def test_a_crash_before_the_manifest_leaves_the_old_generation_whole(store, pos)
     assert exported["reconciled_source_counts"]["sales"]["sales"]["rows"] == 3
     csv = storage.read_bytes(f"exports/1/daily/{DAY}/sales.csv").decode("utf-8-sig")
     assert "R-102" in csv and "R-190" not in csv
-    assert 1 in archived_business_ids(storage, "sales", D)
+    assert 1 in business_ids_on(engine(), "sales", D)  # the index, as the manifest, names the old generation
+    assert _index_generation(1) == manifest["generation"]
     today = D + dt.timedelta(days=5)
     cov = retention.coverage(storage, today, 90, ("sales",), start=D)
     assert not [g for g in cov.gaps if g.business_id == 1 and g.day == D]
@@ -219,7 +229,11 @@ def test_a_file_that_differs_from_its_manifest_is_a_loud_error(store, pos):
     storage.delete(key)
     with pytest.raises(ArchiveCorrupt, match=r"sales\.parquet.*not in storage"):
         read_table(storage, "sales", "sales", 1, [D])
-    assert 1 not in archived_business_ids(storage, "sales", D)  # the retention guard reports it as a gap
+    # The index (coverage, readiness) caches manifests and never probes files: the loss is found where the
+    # day is read, and the export of the day says so instead of shipping a file without those rows.
+    assert 1 in business_ids_on(engine(), "sales", D)
+    _, entries, failed = export_available(storage, _business(url), period_for("daily", DAY), [("sales", "csv")])
+    assert not entries and isinstance(failed["sales"], ArchiveCorrupt) and not is_transient(failed["sales"])
 
 
 def test_the_first_flat_layout_stays_readable_and_is_superseded_safely(tmp_path, pos):

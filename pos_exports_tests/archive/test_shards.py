@@ -8,12 +8,14 @@ import dagster as dg
 import pytest
 
 from pos_exports.archive import delta, extract
-from pos_exports.archive.read import archived, archived_business_ids, read_table
+from pos_exports.archive.index import business_ids_on
+from pos_exports.archive.read import archived, read_table
 from pos_exports.archive.tables import DATASETS
 from pos_exports.defs.archive import daily_archive
 from pos_exports.defs.resources import ClockResource, PosDatabase, StorageResource
 from pos_exports.defs.schedules import SCHEDULES
 from pos_exports.shards import SHARD_TAG
+from pos_exports.state import engine
 from pos_exports.storage.base import LocalStorage
 from pos_exports_tests.fixtures import DAY, load_sqlite
 
@@ -52,12 +54,18 @@ def _schedule_requests(monkeypatch, count: int) -> list[dg.RunRequest]:
     return list(schedule.evaluate_tick(context).run_requests)
 
 
+def _state(root) -> str:
+    """The state database (and so the archive index) of the archive at `root`: one each, to compare them."""
+    return f"sqlite:///{root}.state.db"
+
+
 def _whole_archive(root) -> dict:
-    """Every archived table of every dataset and business on D, as read back through archive/read.py."""
+    """Every archived table of every dataset and business on D, as read back through archive/read.py, and
+    the businesses the archive index lists per dataset."""
     store = LocalStorage(root)
     out = {}
     for name, ds in DATASETS.items():
-        out[name, "businesses"] = archived_business_ids(store, name, D)
+        out[name, "businesses"] = business_ids_on(engine(_state(root)), name, D)
         for business in ACTIVE:
             assert archived(store, name, business, D) is not None, (name, business)
             for table in ds.tables:
@@ -69,7 +77,9 @@ def test_a_two_shard_archive_run_equals_a_one_shard_run_row_for_row(tmp_path, mo
     url = load_sqlite(tmp_path / "pos.sqlite")
     requests = _schedule_requests(monkeypatch, 2)
     with dg.instance_for_test() as instance:
+        monkeypatch.setenv("POS_EXPORTS_STATE_URL", _state(tmp_path / "one"))
         one = _run(url, tmp_path / "one", instance)
+        monkeypatch.setenv("POS_EXPORTS_STATE_URL", _state(tmp_path / "two"))
         shards = [_run(url, tmp_path / "two", instance, r.run_config, r.tags) for r in requests]
     assert one.success and all(r.success for r in shards)
     whole, sharded = _whole_archive(tmp_path / "one"), _whole_archive(tmp_path / "two")
@@ -129,8 +139,7 @@ def test_a_failing_shard_fails_only_its_run(tmp_path, monkeypatch):
         shard_0 = instance.fetch_materializations(dg.AssetKey("sales_archive"), limit=10).records
         assert [r.event_log_entry.run_id for r in shard_0] == [ok.run_id]
         assert instance.get_run_by_id(ok.run_id).tags[SHARD_TAG] == "0/2"
-    store = LocalStorage(tmp_path / "store")
-    assert archived_business_ids(store, "sales", D) == {2}
+    assert business_ids_on(engine(), "sales", D) == {2}
 
 
 @pytest.mark.parametrize(
@@ -155,7 +164,7 @@ def test_business_ids_and_a_shard_intersect(tmp_path):
     config = {"ops": {"daily_archive": {"config": {"shard": {"index": 1, "count": 2}, "business_ids": [1, 2]}}}}
     with dg.instance_for_test() as instance:
         assert _run(url, tmp_path / "store", instance, config).success
-    assert archived_business_ids(LocalStorage(tmp_path / "store"), "sales", D) == {1}
+    assert business_ids_on(engine(), "sales", D) == {1}
 
 
 def test_a_bad_shard_count_is_refused_naming_the_variable(monkeypatch):
