@@ -357,8 +357,12 @@ def _files(
     return folder, manifest
 
 
+# Sections that have rows whatever the period holds: the figures, and their comparison with the previous period.
+_NOT_PERIOD_DATA = frozenset({"summary", "previous_period"})
+
+
 def _has_data(files: list[dict]) -> bool:
-    return any(n for f in files if f["format"] == "csv" for k, n in f["rows"].items() if k != "summary")
+    return any(n for f in files if f["format"] == "csv" for k, n in f["rows"].items() if k not in _NOT_PERIOD_DATA)
 
 
 def _file_record(storage: Storage, folder: str, f: dict) -> dict:

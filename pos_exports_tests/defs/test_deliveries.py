@@ -100,7 +100,7 @@ def test_delivery_emails_the_stored_files_once(archived_root, state, smtp_server
             assert members[f"accra-shop_{table.removesuffix('.csv')}_2025-03-03.csv"] == (folder / table).read_bytes()
     for name, data in attached.items():
         assert data == (folder / stored[name]).read_bytes(), name
-    assert "21.00" in message.get_body(("plain",)).get_content()  # the week's net revenue in the summary
+    assert "GHS 18.50" in message.get_body(("plain",)).get_content()  # net sales: 21.00 net revenue - 2.50 refunds
     rows = ledger.history(state, subscription_id=sub.id)
     assert {r["status"] for r in rows} == {"emailed"} and len(rows) == 2
     # A re-run sends nothing: both recipients are already emailed.
