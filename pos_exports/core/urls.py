@@ -7,8 +7,7 @@ the variable and never show a password.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -147,22 +146,27 @@ def parse_database_url(url: str) -> tuple[str, str]:
 # --------------------------------------------------------------------------------------------- SMTP
 
 
-@dataclass(frozen=True)
-class SmtpUrl:
-    """What a `POS_EXPORTS_SMTP_URL` says (`delivery.email.SmtpSettings` is built from it)."""
+class SmtpUrl(BaseModel):
+    """What a `POS_EXPORTS_SMTP_URL` says (`delivery.email.SmtpSettings` adds how it is used)."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
 
     host: str
-    port: int
+    port: Annotated[int, Field(ge=1, le=65535)]
     username: str | None = None
-    password: str | None = field(default=None, repr=False)
+    password: str | None = Field(default=None, repr=False)
     security: Literal["plain", "starttls", "ssl"] = "plain"
     timeout: float = 30.0
     from_address: str | None = None  # envelope sender and default From address
     cafile: str | None = None
 
 
-def parse_smtp_url(url: str) -> SmtpUrl:
-    """Parse a `POS_EXPORTS_SMTP_URL`; ValueError naming the problem (never showing the password)."""
+SmtpModel = TypeVar("SmtpModel", bound=SmtpUrl)
+
+
+def parse_smtp_url(url: str, model: type[SmtpModel] = SmtpUrl) -> SmtpModel:
+    """Parse a `POS_EXPORTS_SMTP_URL` into `model` (`SmtpUrl` or a subclass); ValueError naming the problem
+    (never showing the password)."""
 
     shown = mask(url)
     if needs_encoding(url.strip()):
@@ -192,7 +196,7 @@ def parse_smtp_url(url: str) -> SmtpUrl:
         raise ValueError(f"{SMTP_URL_ENV} has a password but no user name: {shown}")
 
     options = _smtp_options(parts.query, shown)
-    return SmtpUrl(
+    return model(
         host=host,
         port=port,
         username=username,

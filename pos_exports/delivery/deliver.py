@@ -41,6 +41,8 @@ from pos_exports.delivery.email import (
 from pos_exports.delivery.subscriptions import Subscription, filters_for, get_settings
 from pos_exports.exports.manifest import read_manifest
 from pos_exports.exports.produce import export_period, period_folder, plain_reason
+from pos_exports.render.csvs import SUMMARY
+from pos_exports.reports.model import COMPARISON
 from pos_exports.reports.period import Period, period_for
 from pos_exports.source.database import Business
 from pos_exports.state import engine
@@ -357,8 +359,7 @@ def _files(
     return folder, manifest
 
 
-# Sections that have rows whatever the period holds: the figures, and their comparison with the previous period.
-_NOT_PERIOD_DATA = frozenset({"summary", "previous_period"})
+_NOT_PERIOD_DATA = frozenset({SUMMARY, COMPARISON})  # sections with rows whatever the period holds
 
 
 def _has_data(files: list[dict]) -> bool:

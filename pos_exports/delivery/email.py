@@ -16,7 +16,6 @@ The flow for one delivery: `render_content` -> `build_message` -> `send`, which 
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import functools
 import hashlib
@@ -33,19 +32,18 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, getaddresses, make_msgid
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 from urllib.parse import quote
 
 import jinja2
-from pydantic import BaseModel, ConfigDict, Field
 
 from pos_exports import config
 from pos_exports.core.addresses import LINE_BREAKS as _LINE_BREAKS
 from pos_exports.core.addresses import address_problem, header_address_problem
 from pos_exports.core.catalog import PLACEHOLDERS
 from pos_exports.core.urls import SMTP_URL_ENV as SMTP_URL_ENV  # named here for the callers of SmtpSettings
+from pos_exports.core.urls import SmtpUrl, parse_smtp_url
 from pos_exports.core.urls import mask as mask
-from pos_exports.core.urls import parse_smtp_url
 from pos_exports.redact import scrub
 
 # Headers set raw (an attachment's two file names) are sent as written, already folded.
@@ -381,24 +379,13 @@ def zip_files(members: Sequence[tuple[str, Path]], target: Path) -> Path:
 # --------------------------------------------------------------------------------------------- settings
 
 
-class SmtpSettings(BaseModel):
+class SmtpSettings(SmtpUrl):
     """Where and how export emails are sent (`POS_EXPORTS_SMTP_URL`, parsed by `from_url`)."""
-
-    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
-
-    host: str
-    port: Annotated[int, Field(ge=1, le=65535)]
-    username: str | None = None
-    password: str | None = Field(default=None, repr=False)
-    security: Literal["plain", "starttls", "ssl"] = "plain"
-    timeout: float = 30.0
-    from_address: str | None = None  # envelope sender and default From address
-    cafile: str | None = None
 
     @classmethod
     def from_url(cls, url: str) -> SmtpSettings:
         """Parse a `POS_EXPORTS_SMTP_URL`; ValueError naming the problem (never showing the password)."""
-        return cls(**dataclasses.asdict(parse_smtp_url(url)))
+        return parse_smtp_url(url, cls)
 
     @classmethod
     def from_env(cls) -> SmtpSettings | None:

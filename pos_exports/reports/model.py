@@ -22,6 +22,8 @@ from decimal import Decimal
 import pyarrow as pa
 
 KINDS = ("text", "int", "money", "percent", "datetime", "date", "json", "code")
+# The section comparing a period with the one before: it has rows whatever the period itself holds.
+COMPARISON = "previous_period"
 
 
 @dataclass(frozen=True)

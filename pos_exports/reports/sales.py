@@ -46,7 +46,7 @@ from pos_exports.reports.logic import (
     net_array,
     to_money,
 )
-from pos_exports.reports.model import Chart, Column, Figure, Report
+from pos_exports.reports.model import COMPARISON, Chart, Column, Figure, Report
 from pos_exports.reports.period import Period
 from pos_exports.reports.period import previous as previous_period
 from pos_exports.source.database import Business
@@ -584,7 +584,7 @@ def build(
     products = _product_rows(s.by_product)
     report.sections = [
         rows_section(
-            "previous_period",
+            COMPARISON,
             f"Compared with the previous period ({prev.period.label})",
             COMPARISON_COLUMNS,
             schema_of(COMPARISON_COLUMNS, tz),
