@@ -214,7 +214,7 @@ def _demo_deliveries(day: dt.date) -> bool:
     from pos_exports.state import engine
 
     eng = engine()
-    import_yaml(eng, files("pos_exports.delivery").joinpath("demo_subscriptions.yaml").read_text())
+    import_yaml(eng, files("pos_exports.delivery").joinpath("demo_subscriptions.yaml").read_text(), now=now())
     ok = True
     for sub in find(eng, active=True):
         if sub.frequency == "daily":

@@ -27,12 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pos_exports.cli.kit import Args, args_of, checked
-from pos_exports.core.clock import utc_now
+from pos_exports.cli.kit import Args, StateContext, args_of, checked, instant, short, text_table
 
 if TYPE_CHECKING:
-    import sqlalchemy as sa
-
     from pos_exports.storage import Storage
 
 UTC = dt.UTC
@@ -46,31 +43,16 @@ class CliError(Exception):
 
 
 def _instant(name: str, text: str | None) -> dt.datetime | None:
-    if text is None:
-        return None
     try:
-        value = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise CliError(f"{name}: {text!r} is not a date (YYYY-MM-DD) or ISO date-time") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return instant(text)
+    except ValueError as exc:
+        raise CliError(f"{name}: {exc}") from None
 
 
 def _positive(name: str, value: int | None) -> int | None:
     if value is not None and value < 1:
         raise CliError(f"{name}: {value} must be 1 or more")
     return value
-
-
-def _table(rows: list[list[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return lines
-
-
-def _short(text: str | None, width: int = 50) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _utc_text(instant: dt.datetime | None) -> str:
@@ -91,26 +73,12 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} s"
 
 
-class Context:
+class Context(StateContext):
+    """The state database, the storage (its exports and business time zones), now."""
+
     def __init__(self, args: Args) -> None:
-        self.args = args
-        self.out = sys.stdout
-        self._engine: sa.Engine | None = None
+        super().__init__(args)
         self._storage: Storage | None = None
-
-    @property
-    def state_url(self) -> str:
-        from pos_exports import state
-
-        return getattr(self.args, "state_url", None) or state.state_url()
-
-    @property
-    def engine(self) -> sa.Engine:
-        from pos_exports import state
-
-        if self._engine is None:
-            self._engine = state.engine(self.state_url)
-        return self._engine
 
     @property
     def storage(self) -> Storage:
@@ -123,15 +91,12 @@ class Context:
 
     @property
     def now(self) -> dt.datetime:
-        return _instant("now", getattr(self.args, "now", None)) or utc_now()
+        return _instant("now", getattr(self.args, "now", None)) or super().now
 
     def zones(self) -> dict[int, str]:
         from pos_exports.operations.stats import business_zones
 
         return business_zones(self.storage)
-
-    def print(self, text: str = "") -> None:
-        print(text, file=self.out)
 
 
 # --- history ---------------------------------------------------------------------------------------------
@@ -186,13 +151,13 @@ def _history(args: Args, ctx: Context) -> int:
                 _seconds(duration_seconds(r)),
             ]
         )
-    for line in _table(table):
+    for line in text_table(table):
         ctx.print(line)
     errors = [r for r in rows if r.get("error")]
     if errors:
         ctx.print()
         for r in errors:
-            ctx.print(f"  {r['id']}: {_short(r['error'], 110)}")
+            ctx.print(f"  {r['id']}: {short(r['error'], 110)}")
     ctx.print()
     ctx.print(f"{len(rows)} of {total} delivery row(s)" if len(rows) < total else f"{total} delivery row(s)")
     return 0
@@ -217,7 +182,7 @@ def _download(ctx: Context, delivery_id: int, target: Path) -> int:
         raise CliError(f"download: no delivery with id {delivery_id}")
     files = list(row["files"] or [])
     if not files:
-        reason = f" ({_short(row['error'], 100)})" if row["error"] else ""
+        reason = f" ({short(row['error'], 100)})" if row["error"] else ""
         raise CliError(f"download: delivery {delivery_id} has no stored files (status {row['status']}{reason})")
     storage = ctx.storage
     target.mkdir(parents=True, exist_ok=True)
@@ -289,19 +254,19 @@ def format_stats(stats: dict[str, Any]) -> list[str]:
                     _seconds(c["p95_seconds"]),
                 ]
             )
-        lines += ["", *_table(table)]
+        lines += ["", *text_table(table)]
     exports = stats.get("exports")
     if exports is not None:
         lines += ["", f"Exports produced (periods ending from {since} to {until})"]
         table = [["KIND", "PERIODS", "FILES", "BYTES"]]
         table += [[k, str(v["periods"]), str(v["files"]), str(v["bytes"])] for k, v in exports["by_kind"].items()]
         table.append(["all", str(exports["periods"]), str(exports["files"]), str(exports["bytes"])])
-        lines += _table(table)
+        lines += text_table(table)
         for title, group in (("DATASET", "by_dataset"), ("FORMAT", "by_format")):
             if exports[group]:
                 table = [[title, "FILES", "BYTES"]]
                 table += [[k, str(v["files"]), str(v["bytes"])] for k, v in exports[group].items()]
-                lines += ["", *_table(table)]
+                lines += ["", *text_table(table)]
     return lines
 
 
@@ -335,16 +300,16 @@ def _upcoming(args: Args, ctx: Context) -> int:
         table.append(
             [
                 _utc_text(e["fire_utc"]),
-                _local_text(e["fire_local"]) if e["error"] is None else f"? {_short(e['error'], 40)}",
+                _local_text(e["fire_local"]) if e["error"] is None else f"? {short(e['error'], 40)}",
                 str(e["subscription_id"]),
                 str(e["business_id"]),
-                _short(e["name"], 30),
+                short(e["name"], 30),
                 e["when"],
                 f"{e['period_kind']} {e['period_key']}" if e["period_key"] else "-",
                 str(len(e["recipients"])),
             ]
         )
-    for line in _table(table):
+    for line in text_table(table):
         ctx.print(line)
     return 0
 
@@ -364,16 +329,16 @@ def _overdue(args: Args, ctx: Context) -> int:
                 _utc_text(e["fire_utc"]),
                 str(e["subscription_id"]),
                 str(e["business_id"]),
-                _short(e["name"], 30),
+                short(e["name"], 30),
                 f"{e['period_kind']} {e['period_key']}" if e["period_key"] else "-",
                 e["reason"].replace("_", " "),
             ]
         )
-    for line in _table(table):
+    for line in text_table(table):
         ctx.print(line)
     ctx.print()
     for e in entries:
-        ctx.print(f"  {e['subscription_id']} {e['period_key'] or ''}: {_short(e['detail'], 150)}")
+        ctx.print(f"  {e['subscription_id']} {e['period_key'] or ''}: {short(e['detail'], 150)}")
     ctx.print()
     ctx.print(f"{len(entries)} overdue")
     return 0

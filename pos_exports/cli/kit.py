@@ -12,9 +12,12 @@ import sys
 import traceback
 from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 Args = SimpleNamespace  # the parsed options of a command, as attributes (what the handlers read)
 
@@ -31,6 +34,62 @@ def now() -> dt.datetime:
 
     ctx = click.get_current_context(silent=True)
     return (ctx and ctx.find_root().params.get("now")) or utc_now()
+
+
+def instant(text: str | dt.datetime | None) -> dt.datetime | None:
+    """An ISO date or date-time given on the command line (naive = UTC); ValueError saying what it accepts."""
+    if text is None or isinstance(text, dt.datetime):
+        return text
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD) or ISO date-time") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def text_table(rows: list[list[str]]) -> list[str]:
+    """Rows of cells as aligned text columns, the first row a header underlined with dashes."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def short(text: str | None, width: int) -> str:
+    """`text` on one line, cut to `width` characters with an ellipsis."""
+    text = " ".join((text or "").split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class StateContext:
+    """What a command handler shares: its options (`args`), the state database (created lazily), the
+    command's `--now` (else the global one, else the clock) and its output."""
+
+    def __init__(self, args: Args) -> None:
+        self.args = args
+        self.out = sys.stdout
+        self._engine: sa.Engine | None = None
+
+    @property
+    def state_url(self) -> str:
+        from pos_exports import state
+
+        return getattr(self.args, "state_url", None) or state.state_url()
+
+    @property
+    def engine(self) -> sa.Engine:
+        from pos_exports import state
+
+        if self._engine is None:
+            self._engine = state.engine(self.state_url)
+        return self._engine
+
+    @property
+    def now(self) -> dt.datetime:
+        return instant(getattr(self.args, "now", None)) or now()
+
+    def print(self, text: str = "") -> None:
+        print(text, file=self.out)
 
 
 def error(text: str) -> None:

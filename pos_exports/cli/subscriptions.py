@@ -30,12 +30,9 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from pos_exports.cli.kit import Args, args_of, checked
-from pos_exports.core.clock import utc_now
+from pos_exports.cli.kit import Args, StateContext, args_of, checked, instant, short, text_table
 
 if TYPE_CHECKING:
-    import sqlalchemy as sa
-
     from pos_exports.delivery.subscriptions import NotificationSettings, Subscription
 
 COMMAND = "subscriptions"
@@ -88,29 +85,13 @@ def register_command(name: str, help: str, params: list[click.Parameter], handle
     return command
 
 
-class Context:
+class Context(StateContext):
     """What a handler needs, created lazily: the state engine, business time zones, now, output."""
 
     def __init__(self, args: Args) -> None:
-        self.args = args
-        self.out = sys.stdout
-        self._engine: sa.Engine | None = None
+        super().__init__(args)
         self._zones: dict[int, str] | None = None
         self._zones_loaded = False
-
-    @property
-    def state_url(self) -> str:
-        from pos_exports import state
-
-        return getattr(self.args, "state_url", None) or state.state_url()
-
-    @property
-    def engine(self) -> sa.Engine:
-        from pos_exports import state
-
-        if self._engine is None:
-            self._engine = state.engine(self.state_url)
-        return self._engine
 
     @property
     def business_timezones(self) -> dict[int, str] | None:
@@ -123,13 +104,6 @@ class Context:
         if sub.timezone:
             return sub.timezone
         return (self.business_timezones or {}).get(sub.business_id)
-
-    @property
-    def now(self) -> dt.datetime:
-        return getattr(self.args, "now", None) or utc_now()
-
-    def print(self, text: str = "") -> None:
-        print(text, file=self.out)
 
 
 def load_business_timezones(pos_url: str | None = None) -> dict[int, str] | None:
@@ -177,13 +151,10 @@ def _id(field: str, text: str) -> int:
 
 def _instant(text: str | dt.datetime | None, param: Any = None, ctx: Any = None) -> dt.datetime | None:
     """A click type: an ISO date-time, naive = UTC."""
-    if text is None or isinstance(text, dt.datetime):
-        return text
     try:
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not an ISO date-time") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return instant(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _filters(pairs: list[str]) -> dict[str, str]:
@@ -253,17 +224,6 @@ def _next_fires(ctx: Context, sub: Subscription, count: int) -> list[dt.datetime
     return fires
 
 
-def _table(rows: list[list[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return lines
-
-
-def _short(text: str, width: int = 30) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def _describe_zone(ctx: Context, sub: Subscription) -> str:
     if sub.timezone:
         return sub.timezone
@@ -330,7 +290,7 @@ def _one_line(sub: Subscription) -> str:
 def _add(args: Args, ctx: Context) -> int:
     from pos_exports.delivery import subscriptions as subs
 
-    sub = subs.add(ctx.engine, _input_from_args(args), business_timezones=ctx.business_timezones)
+    sub = subs.add(ctx.engine, _input_from_args(args), business_timezones=ctx.business_timezones, now=ctx.now)
     ctx.print(f"added {_one_line(sub)}")
     _show(ctx, sub)
     return 0
@@ -343,7 +303,7 @@ def _update(args: Args, ctx: Context) -> int:
     changes = _input_from_args(args)
     if not changes:
         raise _error("options", "nothing to change: give at least one option (see --help)")
-    sub = subs.update(ctx.engine, sub_id, changes, business_timezones=ctx.business_timezones)
+    sub = subs.update(ctx.engine, sub_id, changes, business_timezones=ctx.business_timezones, now=ctx.now)
     ctx.print(f"updated {_one_line(sub)}")
     _show(ctx, sub)
     return 0
@@ -374,7 +334,7 @@ def _list(args: Args, ctx: Context) -> int:
             [
                 str(sub.id),
                 str(sub.business_id),
-                _short(sub.name),
+                short(sub.name, 30),
                 sub.when,
                 sub.timezone or (f"{zone}*" if zone else "*"),
                 ",".join(sub.datasets),
@@ -384,7 +344,7 @@ def _list(args: Args, ctx: Context) -> int:
                 next_text,
             ]
         )
-    for line in _table(rows):
+    for line in text_table(rows):
         ctx.print(line)
     if any(not s.timezone for s in found):
         ctx.print("* the business's own time zone")
@@ -405,7 +365,7 @@ def _show_cmd(args: Args, ctx: Context) -> int:
 def _pause(args: Args, ctx: Context) -> int:
     from pos_exports.delivery import subscriptions as subs
 
-    sub = subs.set_active(ctx.engine, _id("id", args.id), False)
+    sub = subs.set_active(ctx.engine, _id("id", args.id), False, now=ctx.now)
     ctx.print(f"paused {_one_line(sub)}")
     return 0
 
@@ -413,7 +373,7 @@ def _pause(args: Args, ctx: Context) -> int:
 def _resume(args: Args, ctx: Context) -> int:
     from pos_exports.delivery import subscriptions as subs
 
-    sub = subs.set_active(ctx.engine, _id("id", args.id), True)
+    sub = subs.set_active(ctx.engine, _id("id", args.id), True, now=ctx.now)
     ctx.print(f"resumed {_one_line(sub)}")
     return 0
 
@@ -435,7 +395,7 @@ def _import(args: Args, ctx: Context) -> int:
     zones = ctx.business_timezones
     _, settings = subs.parse_yaml(path, business_timezones=zones)  # validate first: a clean error, nothing written
     before = {(s.business_id, s.name) for s in subs.find(ctx.engine)}
-    stored = subs.import_yaml(ctx.engine, path, business_timezones=zones)
+    stored = subs.import_yaml(ctx.engine, path, business_timezones=zones, now=ctx.now)
     added = {s.id for s in stored if (s.business_id, s.name) not in before}
     ctx.print(
         f"imported {path}: {len(stored)} subscription(s) ({len(added)} added, {len(stored) - len(added)} updated), "
@@ -479,7 +439,7 @@ def _settings(args: Args, ctx: Context) -> int:
     if args.reply_to is not None:
         data["reply_to"], changed = (args.reply_to or None), True
     if changed:
-        saved = subs.save_settings(ctx.engine, data, business_timezones=ctx.business_timezones)
+        saved = subs.save_settings(ctx.engine, data, business_timezones=ctx.business_timezones, now=ctx.now)
         ctx.print("saved")
         _show_settings(ctx, saved, stored=True)
     else:

@@ -15,11 +15,11 @@ from pos_exports.archive.tables import DATASETS, Dataset
 from pos_exports.core.clock import Clock, utc_now
 from pos_exports.defs.resources import ClockResource, PosDatabase, StorageResource
 from pos_exports.defs.retries import RETRY_POLICY, failure, is_transient
+from pos_exports.defs.shards import ShardConfig, apply_shard
 from pos_exports.failures import ON_OUR_SIDE, TEMPORARY, FailedItem, to_metadata
 from pos_exports.periods import PeriodError, parse_date
 from pos_exports.redact import scrub
 from pos_exports.reports.period import daily
-from pos_exports.shards import ShardConfig, apply_shard
 from pos_exports.source.database import Business, PosReader, PosSourceError, SourceDataError, list_businesses
 from pos_exports.state import archive_start
 from pos_exports.storage import Storage

@@ -356,7 +356,7 @@ def max_delivery_attempts() -> int:
 
 
 def retry_requests(
-    eng, max_attempts: int, businesses: dict[int, str] | None = None
+    eng, max_attempts: int, businesses: dict[int, str] | None = None, now: dt.datetime | None = None
 ) -> tuple[list[dg.RunRequest], list[str]]:
     """Run requests for deliveries that failed for a temporary reason; give up (and say so) past the limit.
 
@@ -364,7 +364,7 @@ def retry_requests(
     and are alerted to the data team. A delivery given up is alerted as failures are: each business its
     own plain message, the data team the technical one (`businesses`: names by id, for the messages).
     """
-    if gone := ledger.expire_claims(eng, ledger.stale_claims(eng)):
+    if gone := ledger.expire_claims(eng, ledger.stale_claims(eng, now), now):
         alert_unknown(eng, gone, sender_address(SmtpSettings.from_env()))
     requests, seen = [], set()
     for row in ledger.retryable(eng, max_attempts):
@@ -376,7 +376,7 @@ def retry_requests(
     items = []
     for row in ledger.history(eng, status="failed"):
         if row["error_kind"] == ErrorKind.TRANSIENT and row["attempts"] >= max_attempts:  # its kind, not its text
-            ledger.mark_failed(eng, [row["id"]], f"gave up after {row['attempts']} attempts: {row['error']}")
+            ledger.mark_failed(eng, [row["id"]], f"gave up after {row['attempts']} attempts: {row['error']}", now=now)
             given_up.append(
                 f"subscription {row['subscription_id']} {row['period_key']} to {row['recipient']}: {row['error']}"
             )
@@ -415,10 +415,10 @@ WHAT_TO_DO_DELIVERY = (
     description="Every 6 hours: re-runs deliveries that failed for a temporary reason (SMTP 4xx, timeouts), "
     "up to POS_EXPORTS_DELIVERY_MAX_ATTEMPTS (5); then gives up and notifies.",
 )
-def failed_delivery_retry_sensor(context: dg.SensorEvaluationContext, storage: StorageResource):
+def failed_delivery_retry_sensor(context: dg.SensorEvaluationContext, storage: StorageResource, clock: ClockResource):
     eng = engine()
     names = {b.id: b.name for b in load_businesses(storage.get())}
-    requests, given_up = retry_requests(eng, max_delivery_attempts(), names)
+    requests, given_up = retry_requests(eng, max_delivery_attempts(), names, clock.now())
     if given_up:
         context.log.warning(f"gave up on {len(given_up)} delivery(ies): " + "; ".join(given_up))
     notify.flush(eng, SmtpSettings.from_env(), outbox_dir(storage))  # also the alerts of unknown outcomes

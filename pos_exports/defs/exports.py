@@ -19,12 +19,12 @@ from pos_exports.core.clock import utc_now
 from pos_exports.defs.archive import archive_partitions, asset_key
 from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.defs.retries import RETRY_POLICY, failure, is_transient
+from pos_exports.defs.shards import ShardConfig, apply_shard
 from pos_exports.exports.produce import export_available, plain_reason
 from pos_exports.failures import FailedItem, to_metadata
 from pos_exports.operations.planning import wanted_files
 from pos_exports.render import FORMATS
 from pos_exports.reports.period import Period, period_for
-from pos_exports.shards import ShardConfig, apply_shard
 from pos_exports.source.database import Business
 from pos_exports.state import archive_start
 

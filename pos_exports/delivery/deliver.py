@@ -178,14 +178,14 @@ def deliver(
     now = now or utc_now()
     gaps, lost, datasets = _deliverable(sub, business, period, now)
     from_address = sender_address(smtp)
-    rows = ledger.open_rows(eng, sub.id, business.id, period.kind, period.key, sub.recipients, run_id)
-    if gone := ledger.expire_claims(eng, rows):  # claimed by a run that died before recording the outcome
+    rows = ledger.open_rows(eng, sub.id, business.id, period.kind, period.key, sub.recipients, run_id, now=now)
+    if gone := ledger.expire_claims(eng, rows, now):  # claimed by a run that died before recording the outcome
         alert_unknown(eng, gone, from_address)
-        rows = ledger.open_rows(eng, sub.id, business.id, period.kind, period.key, sub.recipients, run_id)
+        rows = ledger.open_rows(eng, sub.id, business.id, period.kind, period.key, sub.recipients, run_id, now=now)
     if recipients is not None:
         wanted = {ledger.normalize_recipient(r) for r in recipients}
         rows = [r for r in rows if r["recipient"] in wanted]
-    pending = set(ledger.pending_recipients(rows, resend=resend))
+    pending = set(ledger.pending_recipients(rows, resend=resend, now=now))
     if not pending:
         unknown = [r["recipient"] for r in rows if r["status"] == "unknown"]
         if unknown:
@@ -196,7 +196,9 @@ def deliver(
                 f"(`pos-exports resend {sub.id} --period {period.key}` sends it again, at the risk of a second copy)",
             )
         return DeliveryOutcome("already_sent", message="every recipient was already emailed (or is being emailed)")
-    ids = ledger.mark_processing(eng, [r["id"] for r in rows if r["recipient"] in pending], run_id, resend=resend)
+    ids = ledger.mark_processing(
+        eng, [r["id"] for r in rows if r["recipient"] in pending], run_id, resend=resend, now=now
+    )
     claimed = [r for r in rows if r["id"] in ids]
     if not claimed:
         return DeliveryOutcome("already_sent", message="another run is delivering this period")
@@ -204,18 +206,18 @@ def deliver(
         folder, manifest = _files(storage, sub, business, period, datasets, now)
         files = [f for f in manifest["files"] if f["dataset"] in datasets and f["format"] in sub.formats]
         total = sum(f["bytes"] for f in files)
-        ledger.mark_completed(eng, ids, [_file_record(storage, folder, f) for f in files], total, lost)
+        ledger.mark_completed(eng, ids, [_file_record(storage, folder, f) for f in files], total, lost, now=now)
         if sub.only_if_data and not _has_data(files):
-            ledger.mark_skipped(eng, ids, "skipped: no data in the period (only_if_data)")
+            ledger.mark_skipped(eng, ids, "skipped: no data in the period (only_if_data)", now=now)
             return DeliveryOutcome("skipped_no_data", folder, message="no data in the period; nothing sent")
         settings = get_settings(eng, business.id)
         messages = _messages(
             settings, storage, sub, business, period, folder, manifest, files, claimed, from_address, gaps
         )
-        results = _send_claimed(eng, messages, run_id, smtp, outbox_dir, sleep)
+        results = _send_claimed(eng, messages, run_id, smtp, outbox_dir, sleep, now)
     except Exception as exc:
         kind = ErrorKind.of(is_transient(exc))  # the retry sensor takes transient ones again
-        ledger.mark_failed(eng, ids, f"{type(exc).__name__}: {exc}", traceback.format_exc(), kind=kind)
+        ledger.mark_failed(eng, ids, f"{type(exc).__name__}: {exc}", traceback.format_exc(), kind=kind, now=now)
         raise
     sent = [r for r, res in results.items() if res.status == "emailed"]
     unknown = [r for r, res in results.items() if res.status == "unknown"]
@@ -268,18 +270,20 @@ def _deliverable(
     return gaps, lost, datasets
 
 
-def _send_claimed(eng, messages, run_id: str, smtp, outbox_dir: Path, sleep) -> dict[str, RecipientResult]:
+def _send_claimed(
+    eng, messages, run_id: str, smtp, outbox_dir: Path, sleep, now: dt.datetime
+) -> dict[str, RecipientResult]:
     """Send each message whose row this run claims (`ledger.claim_sending`), recording each outcome."""
     results: dict[str, RecipientResult] = {}
     for row, message in messages:
-        if not ledger.claim_sending(eng, row["id"], run_id):
+        if not ledger.claim_sending(eng, row["id"], run_id, now=now):
             continue  # another run took this recipient over: only the claimant sends
         try:
             res = send(message, [row["recipient"]], smtp, outbox_dir, **({"sleep": sleep} if sleep else {}))
         except Exception as exc:  # after the claim, an unexpected error may have left a message behind
             res = {row["recipient"]: RecipientResult("unknown", None, f"{type(exc).__name__}: {exc}", 1, "", "")}
         results[row["recipient"]] = res[row["recipient"]]
-        ledger.record_result(eng, row["id"], run_id, results[row["recipient"]])
+        ledger.record_result(eng, row["id"], run_id, results[row["recipient"]], now=now)
     return results
 
 

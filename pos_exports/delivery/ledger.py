@@ -15,7 +15,8 @@ Status flow: `pending -> processing -> completed -> sending -> emailed | failed 
                   transient  `temporary: ...`  4xx / connection problem BEFORE the message body was sent:
                                                `retryable()` picks it up again
                   permanent  `rejected: ...`   the server refused this recipient for good (5xx to RCPT):
-                                               never re-sent unless asked (`include_rejected=True`)
+                                               the row's `rejected` flag (not this text) keeps it from
+                                               being sent again unless asked (`include_rejected=True`)
                   permanent  anything else     a render error or a permanent server/configuration error:
                                                a re-run tries again, the automatic retry does not
 - `unknown`     the outcome is ambiguous: the connection dropped or the reply timed out after the
@@ -25,7 +26,9 @@ Status flow: `pending -> processing -> completed -> sending -> emailed | failed 
                 sensor); only an explicit resend (`resend=True`: `pos-exports resend`) sends it again.
 - `skipped`     nothing to send (`only_if_data` and the period has no data): final.
 
-All timestamps are timezone-aware UTC (SQLite stores them naive; they are read back as UTC).
+All timestamps are timezone-aware UTC (SQLite stores them naive; they are read back as UTC). Every function that
+stamps a row takes `now` from its caller (the `clock` resource, the CLI's `kit.now()`); without one it reads
+`core.clock.utc_now`, the one clock.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from pos_exports.core.clock import utc_now
 from pos_exports.core.errors import ErrorKind
 from pos_exports.delivery.email import RecipientResult
 from pos_exports.redact import scrub
@@ -46,7 +50,7 @@ from pos_exports.state import deliveries
 
 STATUSES = ("pending", "processing", "completed", "sending", "emailed", "failed", "unknown", "skipped")
 TEMPORARY = "temporary: "  # how a transient error reads (the kind itself is the `error_kind` column)
-REJECTED = "rejected: "
+REJECTED = "rejected: "  # how a refused recipient's error reads (what decides is the `rejected` column)
 UNKNOWN = "unknown: "
 # A `processing` / `completed` row older than this belongs to a run that died before any SMTP contact;
 # it may be claimed again.
@@ -55,10 +59,6 @@ STALE_PROCESSING = dt.timedelta(hours=1)
 SENDING_LEASE = dt.timedelta(hours=1)
 
 _TIMESTAMPS = ("created_at", "started_at", "finished_at", "emailed_at", "claimed_at")
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -105,6 +105,8 @@ def open_rows(
     period_key: str,
     recipients: Sequence[str],
     run_id: str | None,
+    *,
+    now: dt.datetime | None = None,
 ) -> list[dict[str, Any]]:
     """The ledger rows of `recipients` for this subscription and period, inserting missing ones as pending.
 
@@ -114,7 +116,7 @@ def open_rows(
     wanted = _unique(recipients)
     if not wanted:
         return []
-    now = _now()
+    now = now or utc_now()
     values = [
         {
             "subscription_id": subscription_id,
@@ -124,6 +126,7 @@ def open_rows(
             "recipient": r,
             "status": "pending",
             "attempts": 0,
+            "rejected": False,
             "run_id": run_id,
             "created_at": _bind_time(eng, now),
         }
@@ -176,11 +179,11 @@ def is_sendable(
         return False
     if status == "unknown":
         return resend
-    if status == "failed" and (row.get("error") or "").startswith(REJECTED):
+    if status == "failed" and row.get("rejected"):
         return include_rejected
     if status in ("processing", "completed"):
         started = _utc(row.get("started_at"))
-        return started is None or started < (now or _now()) - stale_after
+        return started is None or started < (now or utc_now()) - stale_after
     return True
 
 
@@ -209,6 +212,7 @@ def mark_processing(
     include_rejected: bool = False,
     resend: bool = False,
     stale_after: dt.timedelta = STALE_PROCESSING,
+    now: dt.datetime | None = None,
 ) -> list[int]:
     """Claim rows for this run to render (status processing, `started_at`, `run_id`); returns the ids claimed.
 
@@ -218,14 +222,14 @@ def mark_processing(
     """
     if not ids:
         return []
-    now = _now()
+    now = now or utc_now()
     stale = _bind_time(eng, now - stale_after)
     claimable = sa.or_(
         deliveries.c.status == "pending",
         sa.and_(deliveries.c.status == "unknown", sa.true() if resend else sa.false()),
         sa.and_(
             deliveries.c.status == "failed",
-            sa.true() if include_rejected else sa.not_(sa.func.coalesce(deliveries.c.error, "").startswith(REJECTED)),
+            sa.true() if include_rejected else sa.not_(deliveries.c.rejected),
         ),
         sa.and_(
             deliveries.c.status.in_(["processing", "completed"]),
@@ -250,7 +254,7 @@ def claimant() -> str:
     return f"{socket.gethostname()} {os.getpid()}"
 
 
-def claim_sending(eng: sa.Engine, row_id: int, run_id: str | None) -> bool:
+def claim_sending(eng: sa.Engine, row_id: int, run_id: str | None, *, now: dt.datetime | None = None) -> bool:
     """Claim one row for its SMTP transaction; True when this run may send to its recipient.
 
     Committed in its own transaction before connecting: only a row this run is rendering
@@ -266,7 +270,7 @@ def claim_sending(eng: sa.Engine, row_id: int, run_id: str | None) -> bool:
                 deliveries.c.status.in_(["processing", "completed"]),
                 deliveries.c.emailed_at.is_(None),
             )
-            .values(status="sending", claimed_at=_bind_time(eng, _now()), claimant=claimant())
+            .values(status="sending", claimed_at=_bind_time(eng, now or utc_now()), claimant=claimant())
         )
         return result.rowcount == 1
 
@@ -290,7 +294,7 @@ def claim_is_gone(row: Mapping[str, Any], now: dt.datetime | None = None, lease:
     if row["status"] != "sending":
         return False
     claimed = _utc(row.get("claimed_at"))
-    if claimed is None or claimed < (now or _now()) - lease:
+    if claimed is None or claimed < (now or utc_now()) - lease:
         return True
     return _alive(row.get("claimant")) is False
 
@@ -319,7 +323,13 @@ def expire_claims(
                     deliveries.c.status == "sending",
                     deliveries.c.run_id == row.get("run_id"),
                 )
-                .values(status="unknown", error=error, error_kind=None, finished_at=_bind_time(eng, now or _now()))
+                .values(
+                    status="unknown",
+                    error=error,
+                    error_kind=None,
+                    rejected=False,
+                    finished_at=_bind_time(eng, now or utc_now()),
+                )
             )
         if result.rowcount == 1:
             marked.append({**row, "status": "unknown", "error": error})
@@ -339,6 +349,8 @@ def mark_completed(
     files: list[dict[str, Any]],
     bytes: int,
     missing: list[dict[str, Any]] | None = None,
+    *,
+    now: dt.datetime | None = None,
 ) -> int:
     """The files are rendered and stored (not yet sent): status completed, `files`, `bytes`, `finished_at`;
     `missing`: what the delivery goes without ([{"dataset", "day", "reason"}], None: nothing)."""
@@ -355,8 +367,9 @@ def mark_completed(
                 missing=missing or None,
                 error=None,
                 error_kind=None,
+                rejected=False,
                 traceback=None,
-                finished_at=_bind_time(eng, _now()),
+                finished_at=_bind_time(eng, now or utc_now()),
             )
         )
         return result.rowcount
@@ -369,23 +382,31 @@ def result_kind(result: RecipientResult) -> ErrorKind | None:
     return ErrorKind.of(result.status == "retry")  # nothing was delivered and the server said "try later"
 
 
+def is_rejected(result: RecipientResult) -> bool:
+    """The server refused this recipient for good (5xx to RCPT): not sent again unless asked."""
+    return (
+        result.status == "failed" and result.stage == "rcpt" and result.code is not None and 500 <= result.code <= 599
+    )
+
+
 def _error_for(result: RecipientResult) -> str:
     text = result.response or "no response"
     if result.status == "retry":
         return TEMPORARY + text
     if result.status == "unknown":
         return UNKNOWN + text
-    if result.stage == "rcpt" and result.code is not None and 500 <= result.code <= 599:
+    if is_rejected(result):
         return REJECTED + text
     return "failed: " + text
 
 
-def _result_values(eng: sa.Engine, res: RecipientResult) -> dict[str, Any]:
-    now = _bind_time(eng, _now())
+def _result_values(eng: sa.Engine, res: RecipientResult, now: dt.datetime | None) -> dict[str, Any]:
+    now = _bind_time(eng, now or utc_now())
     values: dict[str, Any] = {
         "attempts": deliveries.c.attempts + int(res.attempts),
         "smtp_response": res.response,
         "message_id": res.message_id or None,
+        "rejected": is_rejected(res),
         "finished_at": now,
     }
     if res.status == "emailed":
@@ -397,13 +418,16 @@ def _result_values(eng: sa.Engine, res: RecipientResult) -> dict[str, Any]:
     return values
 
 
-def record_result(eng: sa.Engine, row_id: int, run_id: str | None, res: RecipientResult) -> bool:
+def record_result(
+    eng: sa.Engine, row_id: int, run_id: str | None, res: RecipientResult, *, now: dt.datetime | None = None
+) -> bool:
     """Store what `email.send` returned for the recipient of the row this run claimed (`claim_sending`).
 
     emailed -> status emailed, `emailed_at`, `message_id`, `smtp_response`, attempts added;
     retry   -> status failed, error_kind transient, error `temporary: ...` (picked up by `retryable`);
     unknown -> status unknown, error `unknown: ...` (never sent again automatically);
-    failed  -> status failed, error_kind permanent, error `rejected: ...` (5xx to RCPT) or `failed: ...`.
+    failed  -> status failed, error_kind permanent, error `rejected: ...` and `rejected` set (5xx to RCPT)
+               or `failed: ...`.
     Only the claimant writes (also over an `unknown` that another run concluded meanwhile: it knows).
     """
     with eng.begin() as conn:
@@ -414,13 +438,18 @@ def record_result(eng: sa.Engine, row_id: int, run_id: str | None, res: Recipien
                 deliveries.c.run_id == run_id,
                 deliveries.c.status.in_(["sending", "unknown"]),
             )
-            .values(**_result_values(eng, res))
+            .values(**_result_values(eng, res, now))
         )
         return result.rowcount == 1
 
 
 def record_results(
-    eng: sa.Engine, subscription_id: int, period_key: str, results: Mapping[str, RecipientResult]
+    eng: sa.Engine,
+    subscription_id: int,
+    period_key: str,
+    results: Mapping[str, RecipientResult],
+    *,
+    now: dt.datetime | None = None,
 ) -> int:
     """`record_result` by recipient for rows not `emailed`, `skipped` or `sending` (returns rows updated)."""
     updated = 0
@@ -434,13 +463,13 @@ def record_results(
                     deliveries.c.recipient == normalize_recipient(recipient),
                     deliveries.c.status.not_in(["emailed", "skipped"]),
                 )
-                .values(**_result_values(eng, res))
+                .values(**_result_values(eng, res, now))
             )
             updated += result.rowcount
     return updated
 
 
-def mark_skipped(eng: sa.Engine, ids: Sequence[int], reason: str) -> int:
+def mark_skipped(eng: sa.Engine, ids: Sequence[int], reason: str, *, now: dt.datetime | None = None) -> int:
     """Nothing to send (`only_if_data` and no data): status skipped, final."""
     if not ids:
         return 0
@@ -448,7 +477,13 @@ def mark_skipped(eng: sa.Engine, ids: Sequence[int], reason: str) -> int:
         result = conn.execute(
             deliveries.update()
             .where(deliveries.c.id.in_(list(ids)), deliveries.c.status.in_(["processing", "completed"]))
-            .values(status="skipped", error=reason, error_kind=None, finished_at=_bind_time(eng, _now()))
+            .values(
+                status="skipped",
+                error=reason,
+                error_kind=None,
+                rejected=False,
+                finished_at=_bind_time(eng, now or utc_now()),
+            )
         )
         return result.rowcount
 
@@ -460,6 +495,7 @@ def mark_failed(
     traceback: str | None = None,
     *,
     kind: ErrorKind = ErrorKind.PERMANENT,
+    now: dt.datetime | None = None,
 ) -> int:
     """Rendering or sending failed before any per-recipient result: status failed with the error and traceback.
 
@@ -467,7 +503,7 @@ def mark_failed(
     `temporary: ...` (the prefix is added here when missing); a permanent one is not, whatever its text.
 
     `ids_or_key`: row ids, or `(subscription_id, period_key)` for every row of that delivery except
-    the ones the server rejected for good (their `rejected: ...` error is kept). Rows `emailed`,
+    the ones the server rejected for good (`rejected`: their `rejected: ...` error is kept). Rows `emailed`,
     `skipped`, `sending` or `unknown` keep their status either way.
     """
     if isinstance(ids_or_key, tuple) and len(ids_or_key) == 2 and isinstance(ids_or_key[1], str):
@@ -475,7 +511,7 @@ def mark_failed(
         where = sa.and_(
             deliveries.c.subscription_id == subscription_id,
             deliveries.c.period_key == period_key,
-            sa.not_(sa.func.coalesce(deliveries.c.error, "").startswith(REJECTED)),
+            sa.not_(deliveries.c.rejected),
         )
     else:
         ids = list(ids_or_key)
@@ -492,8 +528,9 @@ def mark_failed(
                 status="failed",
                 error=scrub(error),
                 error_kind=ErrorKind(kind).value,
+                rejected=False,
                 traceback=scrub(traceback) if traceback else None,
-                finished_at=_bind_time(eng, _now()),
+                finished_at=_bind_time(eng, now or utc_now()),
             )
         )
         return result.rowcount

@@ -42,6 +42,7 @@ from pydantic import (
 from pos_exports import state
 from pos_exports.core.addresses import has_control
 from pos_exports.core.catalog import DATASETS, FORMATS, FREQUENCIES, PLACEHOLDERS
+from pos_exports.core.clock import utc_now
 from pos_exports.core.fields import (
     Address,
     Addresses,
@@ -564,10 +565,6 @@ def _sub_values(sub: Subscription) -> dict[str, Any]:
     return {k: getattr(sub, k) for k in _SUB_COLUMNS}
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(UTC)
-
-
 def _by_name(conn: sa.Connection, business_id: int, name: str) -> Subscription | None:
     t = state.subscriptions
     row = conn.execute(sa.select(t).where(t.c.business_id == business_id, t.c.name == name)).first()
@@ -580,17 +577,17 @@ def _duplicate(sub: Subscription, other: Subscription) -> SubscriptionError:
     )
 
 
-def _insert(conn: sa.Connection, sub: Subscription) -> Subscription:
+def _insert(conn: sa.Connection, sub: Subscription, now: dt.datetime) -> Subscription:
     t = state.subscriptions
-    now = _now()
     values = {**_sub_values(sub), "created_at": now, "updated_at": now}
     new_id = conn.execute(sa.insert(t).values(**values)).inserted_primary_key[0]
     return Subscription(**_sub_values(sub), id=new_id, created_at=now, updated_at=now)
 
 
-def _write(conn: sa.Connection, sub_id: int, sub: Subscription, created_at: dt.datetime | None) -> Subscription:
+def _write(
+    conn: sa.Connection, sub_id: int, sub: Subscription, created_at: dt.datetime | None, now: dt.datetime
+) -> Subscription:
     t = state.subscriptions
-    now = _now()
     conn.execute(sa.update(t).where(t.c.id == sub_id).values(**_sub_values(sub), updated_at=now))
     return Subscription(**_sub_values(sub), id=sub_id, created_at=created_at, updated_at=now)
 
@@ -605,14 +602,16 @@ def add(
     sub: Subscription | Mapping[str, Any],
     *,
     business_timezones: Mapping[int, str] | None = None,
+    now: dt.datetime | None = None,
 ) -> Subscription:
-    """Store a new subscription (validated again); a second one with the same (business_id, name) is refused."""
+    """Store a new subscription (validated again); a second one with the same (business_id, name) is refused.
+    `now`: its creation time (the caller's clock)."""
     sub = _revalidate(sub, business_timezones)
     try:
         with eng.begin() as conn:
             if existing := _by_name(conn, sub.business_id, sub.name):
                 raise _duplicate(sub, existing)
-            return _insert(conn, sub)
+            return _insert(conn, sub, now or utc_now())
     except sa.exc.IntegrityError:  # a concurrent add of the same name
         with eng.connect() as conn:
             existing = _by_name(conn, sub.business_id, sub.name)
@@ -685,8 +684,9 @@ def update(
     changes: Mapping[str, Any],
     *,
     business_timezones: Mapping[int, str] | None = None,
+    now: dt.datetime | None = None,
 ) -> Subscription:
-    """Apply `changes` (see `merge_changes`), validate the result as a whole, store it.
+    """Apply `changes` (see `merge_changes`), validate the result as a whole, store it (updated at `now`).
 
     A subscription does not move to another business (its recipients would get another business's
     data): a different business_id is refused.
@@ -700,15 +700,15 @@ def update(
             )
         if new.name != current.name and (other := _by_name(conn, new.business_id, new.name)):
             raise _duplicate(new, other)
-        return _write(conn, sub_id, new, current.created_at)
+        return _write(conn, sub_id, new, current.created_at, now or utc_now())
 
 
-def set_active(eng: sa.Engine, sub_id: int, active: bool) -> Subscription:
+def set_active(eng: sa.Engine, sub_id: int, active: bool, *, now: dt.datetime | None = None) -> Subscription:
     """Pause (False) or resume (True) a subscription."""
     t = state.subscriptions
     with eng.begin() as conn:
         current = _require(conn, sub_id)
-        now = _now()
+        now = now or utc_now()
         conn.execute(sa.update(t).where(t.c.id == sub_id).values(is_active=bool(active), updated_at=now))
     current.is_active = bool(active)
     current.updated_at = now
@@ -753,9 +753,8 @@ def get_settings(eng: sa.Engine, business_id: int) -> NotificationSettings:
         return _get_settings(conn, business_id) or NotificationSettings(business_id)
 
 
-def _put_settings(conn: sa.Connection, settings: NotificationSettings) -> NotificationSettings:
+def _put_settings(conn: sa.Connection, settings: NotificationSettings, now: dt.datetime) -> NotificationSettings:
     t = state.notification_settings
-    now = _now()
     values = {k: v for k, v in settings.to_input().items() if k != "business_id"}
     if _get_settings(conn, settings.business_id) is None:
         conn.execute(sa.insert(t).values(business_id=settings.business_id, updated_at=now, **values))
@@ -769,12 +768,13 @@ def save_settings(
     settings: NotificationSettings | Mapping[str, Any],
     *,
     business_timezones: Mapping[int, str] | None = None,
+    now: dt.datetime | None = None,
 ) -> NotificationSettings:
-    """Validate and store (insert or replace) a business's notification settings."""
+    """Validate and store (insert or replace) a business's notification settings (updated at `now`)."""
     data = settings.to_input() if isinstance(settings, NotificationSettings) else settings
     clean = validate_settings(data, business_timezones=business_timezones)
     with eng.begin() as conn:
-        return _put_settings(conn, clean)
+        return _put_settings(conn, clean, now or utc_now())
 
 
 # --- YAML --------------------------------------------------------------------------------------
@@ -860,7 +860,11 @@ def parse_yaml(
 
 
 def import_yaml(
-    eng: sa.Engine, path_or_text: str | Path, *, business_timezones: Mapping[int, str] | None = None
+    eng: sa.Engine,
+    path_or_text: str | Path,
+    *,
+    business_timezones: Mapping[int, str] | None = None,
+    now: dt.datetime | None = None,
 ) -> list[Subscription]:
     """Upsert the subscriptions (by business_id and name) and notification settings of a YAML document.
 
@@ -870,15 +874,16 @@ def import_yaml(
     """
     subs, settings = parse_yaml(path_or_text, business_timezones=business_timezones)
     stored: list[Subscription] = []
+    now = now or utc_now()
     with eng.begin() as conn:
         for sub in subs:
             existing = _by_name(conn, sub.business_id, sub.name)
             if existing is None:
-                stored.append(_insert(conn, sub))
+                stored.append(_insert(conn, sub, now))
             else:
-                stored.append(_write(conn, existing.id, sub, existing.created_at))
+                stored.append(_write(conn, existing.id, sub, existing.created_at, now))
         for item in settings:
-            _put_settings(conn, item)
+            _put_settings(conn, item, now)
     return stored
 
 

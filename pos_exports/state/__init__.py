@@ -100,6 +100,9 @@ deliveries = sa.Table(
     # A failed row's kind of error (`core.errors.ErrorKind`: transient | permanent; NULL unless failed): what the
     # retry sensor, the alerts and the statistics decide by (the error text is for people).
     sa.Column("error_kind", sa.Text),
+    # The server refused this recipient for good (5xx to RCPT): a failed row not sent again unless asked
+    # (`include_rejected`). Its error text reads `rejected: ...` for people; this flag is what decides.
+    sa.Column("rejected", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     sa.Column("traceback", sa.Text),
     sa.Column("run_id", sa.Text),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),

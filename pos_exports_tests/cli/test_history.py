@@ -34,7 +34,6 @@ def delivered(archived_root, state, smtp_server, monkeypatch):
     """The week of 3 March of business 1 delivered to two recipients by a real delivery run."""
     monkeypatch.setenv("POS_EXPORTS_SMTP_URL", smtp_server.url(query="from=exports@pos.example"))
     monkeypatch.setenv("POS_EXPORTS_STORAGE", str(archived_root))
-    monkeypatch.setattr(subscriptions, "_now", lambda: dt.datetime(2025, 3, 1, tzinfo=UTC))  # before its fires
     sub = subscriptions.add(
         state,
         {
@@ -47,6 +46,7 @@ def delivered(archived_root, state, smtp_server, monkeypatch):
             "at": "07:00",
             "recipients": ["owner@kofi-shop.example", "accounts@kofi-shop.example"],
         },
+        now=dt.datetime(2025, 3, 1, tzinfo=UTC),  # before its fires
     )
     result = delivery_job.execute_in_process(
         run_config={

@@ -31,7 +31,7 @@ def _run(root, sub, key, now=None):
     )
 
 
-def _daily(eng, **extra):
+def _daily(eng, now=None, **extra):
     data = {
         "business_id": 1,
         "name": "Daily sales",
@@ -42,7 +42,7 @@ def _daily(eng, **extra):
         "recipients": ["owner@kofi-shop.example"],
         **extra,
     }
-    return subscriptions.add(eng, data)
+    return subscriptions.add(eng, data, now=now)
 
 
 def _cli(*argv):
@@ -89,10 +89,9 @@ def test_an_only_if_data_skip_is_skipped_not_failed(archived_root, state, smtp_s
     assert ledger.history(state, subscription_id=sub.id)[0]["status"] == "skipped"
 
 
-def test_nothing_is_overdue_before_the_subscription_existed(state, monkeypatch):
+def test_nothing_is_overdue_before_the_subscription_existed(state):
     created = dt.datetime(2025, 3, 9, 12, 0, tzinfo=UTC)
-    monkeypatch.setattr(subscriptions, "_now", lambda: created)
-    sub = _daily(state)
+    sub = _daily(state, now=created)
     now = dt.datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
     entries = overdue(state, None, {1: "Africa/Accra"}, now, lookback_days=7)
     # It fires daily at 07:00 Accra (UTC): only 10 March 07:00 is after its creation.

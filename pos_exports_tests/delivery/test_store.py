@@ -269,9 +269,9 @@ def test_import_rolls_back_on_a_database_error(state_engine, monkeypatch):
     calls = []
     real = subs._put_settings
 
-    def failing(conn, settings):
+    def failing(conn, settings, *rest):
         calls.append(settings.business_id)
-        real(conn, settings)
+        real(conn, settings, *rest)
         raise sa.exc.OperationalError("INSERT", {}, Exception("disk full"))
 
     monkeypatch.setattr(subs, "_put_settings", failing)

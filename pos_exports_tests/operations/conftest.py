@@ -11,7 +11,6 @@ from pos_exports.archive import index
 from pos_exports.archive.extract import archive_business_day, marker_key
 from pos_exports.archive.read import save_businesses
 from pos_exports.archive.tables import DATASETS
-from pos_exports.delivery import ledger
 from pos_exports.periods import day_window
 from pos_exports.source.database import Business, connect, list_businesses
 from pos_exports.state import engine
@@ -104,7 +103,7 @@ def days_between(first: dt.date, last: dt.date) -> list[dt.date]:
 
 
 class Clock:
-    """The ledger's clock, set by the test: every ledger timestamp is `clock.now`."""
+    """The time of the test's ledger writes, set by the test: each ledger call is passed `now=clock.now`."""
 
     def __init__(self, now: dt.datetime) -> None:
         self.now = now
@@ -118,7 +117,5 @@ class Clock:
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    c = Clock(dt.datetime(2025, 3, 10, 7, 0, tzinfo=UTC))
-    monkeypatch.setattr(ledger, "_now", lambda: c.now)
-    return c
+def clock():
+    return Clock(dt.datetime(2025, 3, 10, 7, 0, tzinfo=UTC))

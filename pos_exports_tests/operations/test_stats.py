@@ -71,10 +71,10 @@ def seed(eng, clock) -> tuple[int, int]:
         },
     )
     clock.set(T0)
-    rows = ledger.open_rows(eng, a.id, 1, "weekly", "2025-03-03", a.recipients, "run-1")
-    ids = ledger.mark_processing(eng, [r["id"] for r in rows], "run-1")
+    rows = ledger.open_rows(eng, a.id, 1, "weekly", "2025-03-03", a.recipients, "run-1", now=clock.now)
+    ids = ledger.mark_processing(eng, [r["id"] for r in rows], "run-1", now=clock.now)
     clock.advance(seconds=10)
-    ledger.mark_completed(eng, ids, WEEKLY_FILES, 4600)
+    ledger.mark_completed(eng, ids, WEEKLY_FILES, 4600, now=clock.now)
     ledger.record_results(
         eng,
         a.id,
@@ -83,39 +83,44 @@ def seed(eng, clock) -> tuple[int, int]:
             "a@shop.example": _ok(),
             "b@shop.example": RecipientResult("retry", 451, "451 try later", 3, "", "data"),
         },
+        now=clock.now,
     )
     # The automatic retry of b@ an hour later: 1 more attempt, accepted.
     clock.set(T0 + dt.timedelta(hours=1))
     [row_b] = [r for r in ledger.retryable(eng, 8)]
-    assert ledger.mark_processing(eng, [row_b["id"]], "run-2") == [row_b["id"]]
+    assert ledger.mark_processing(eng, [row_b["id"]], "run-2", now=clock.now) == [row_b["id"]]
     clock.advance(seconds=30)
-    ledger.mark_completed(eng, [row_b["id"]], WEEKLY_FILES, 4600)
-    ledger.record_results(eng, a.id, "2025-03-03", {"b@shop.example": _ok()})
+    ledger.mark_completed(eng, [row_b["id"]], WEEKLY_FILES, 4600, now=clock.now)
+    ledger.record_results(eng, a.id, "2025-03-03", {"b@shop.example": _ok()}, now=clock.now)
 
     clock.set(T0 + dt.timedelta(hours=2))
-    rows = ledger.open_rows(eng, b.id, 2, "daily", "2025-03-09", b.recipients, "run-3")
-    ids = ledger.mark_processing(eng, [r["id"] for r in rows], "run-3")
+    rows = ledger.open_rows(eng, b.id, 2, "daily", "2025-03-09", b.recipients, "run-3", now=clock.now)
+    ids = ledger.mark_processing(eng, [r["id"] for r in rows], "run-3", now=clock.now)
     clock.advance(seconds=20)
-    ledger.mark_completed(eng, ids, [_file("sales.pdf", 500)], 500)
+    ledger.mark_completed(eng, ids, [_file("sales.pdf", 500)], 500, now=clock.now)
     ledger.record_results(
-        eng, b.id, "2025-03-09", {"c@shop.example": RecipientResult("failed", 550, "550 no such user", 1, "", "rcpt")}
+        eng,
+        b.id,
+        "2025-03-09",
+        {"c@shop.example": RecipientResult("failed", 550, "550 no such user", 1, "", "rcpt")},
+        now=clock.now,
     )
 
     clock.set(T0 + dt.timedelta(hours=3))
-    rows = ledger.open_rows(eng, b.id, 2, "daily", "2025-03-08", b.recipients, "run-4")
-    ids = ledger.mark_processing(eng, [r["id"] for r in rows], "run-4")
+    rows = ledger.open_rows(eng, b.id, 2, "daily", "2025-03-08", b.recipients, "run-4", now=clock.now)
+    ids = ledger.mark_processing(eng, [r["id"] for r in rows], "run-4", now=clock.now)
     clock.advance(seconds=5)
-    ledger.mark_failed(eng, ids, "ArchiveMissing: the archive does not hold sales 2025-03-08 yet")
+    ledger.mark_failed(eng, ids, "ArchiveMissing: the archive does not hold sales 2025-03-08 yet", now=clock.now)
 
     clock.set(T0 + dt.timedelta(hours=4))
-    ledger.open_rows(eng, a.id, 1, "weekly", "2025-02-24", ["a@shop.example"], "run-5")
+    ledger.open_rows(eng, a.id, 1, "weekly", "2025-02-24", ["a@shop.example"], "run-5", now=clock.now)
 
     clock.set(T0 + dt.timedelta(hours=5))
-    rows = ledger.open_rows(eng, b.id, 2, "daily", "2025-03-07", b.recipients, "run-6")
-    ids = ledger.mark_processing(eng, [r["id"] for r in rows], "run-6")
+    rows = ledger.open_rows(eng, b.id, 2, "daily", "2025-03-07", b.recipients, "run-6", now=clock.now)
+    ids = ledger.mark_processing(eng, [r["id"] for r in rows], "run-6", now=clock.now)
     clock.advance(seconds=2)
-    ledger.mark_completed(eng, ids, [_file("sales.pdf", 100)], 100)
-    ledger.mark_skipped(eng, ids, "skipped: no data in the period (only_if_data)")
+    ledger.mark_completed(eng, ids, [_file("sales.pdf", 100)], 100, now=clock.now)
+    ledger.mark_skipped(eng, ids, "skipped: no data in the period (only_if_data)", now=clock.now)
     return a.id, b.id
 
 
@@ -230,12 +235,7 @@ CREATED = dt.datetime(2025, 2, 1, tzinfo=UTC)  # the subscriptions exist before 
 def _subs(eng, created=CREATED):
     def add(**data):
         base = {"formats": ["csv"], "recipients": ["x@shop.example"], "datasets": ["sales"]}
-        real_now = subscriptions._now
-        subscriptions._now = lambda: created
-        try:
-            return subscriptions.add(eng, {**base, **data})
-        finally:
-            subscriptions._now = real_now
+        return subscriptions.add(eng, {**base, **data}, now=created)
 
     s1 = add(business_id=1, name="Weekly", frequency="weekly", day_of_week="monday", at="07:00")  # Accra, UTC+0
     s2 = add(business_id=2, name="Daily", frequency="daily", at="08:00", datasets=["sales", "inventory"])  # Tokyo

@@ -23,7 +23,7 @@ WEEK = dt.date(2025, 3, 3)
 DATA_TEAM = "data@pos-team.example"
 
 
-def _deliver(root, sub_id, key):
+def _deliver(root, sub_id, key, now):
     return delivery_job.execute_in_process(
         run_config={
             "ops": {
@@ -32,7 +32,7 @@ def _deliver(root, sub_id, key):
                 }
             }
         },
-        resources={"storage": StorageResource(root=str(root)), "clock": ClockResource()},
+        resources={"storage": StorageResource(root=str(root)), "clock": ClockResource.at(now)},
         raise_on_error=False,
     )
 
@@ -43,7 +43,8 @@ def _size(root, business_id, key, names):
 
 @pytest.fixture
 def week(archived_root, state, smtp_server, clock, monkeypatch):
-    """The week's ledger, written by real deliveries (and one retried row through the ledger functions):
+    """The week's ledger, written by real deliveries at the clock's instants (and one retried row through the
+    ledger functions):
 
     | sub | business | period     | at (UTC)          | recipients                                 |
     | s1  | 1 Accra  | 2025-03-05 | 6 Mar 07:00       | owner@ emailed, acc@ refused (550 at RCPT) |
@@ -85,17 +86,17 @@ def week(archived_root, state, smtp_server, clock, monkeypatch):
 
     smtp_server.handler.rcpt_replies["acc@accra.example"] = ["550 5.1.1 no such user"]
     clock.set(dt.datetime(2025, 3, 6, 7, 0, tzinfo=UTC))
-    assert not _deliver(archived_root, s1.id, "2025-03-05").success  # partial: one recipient refused
+    assert not _deliver(archived_root, s1.id, "2025-03-05", clock.now).success  # partial: one recipient refused
     clock.set(dt.datetime(2025, 3, 7, 7, 0, tzinfo=UTC))
-    assert _deliver(archived_root, s1.id, "2025-03-06").success
+    assert _deliver(archived_root, s1.id, "2025-03-06", clock.now).success
     clock.set(dt.datetime(2025, 3, 5, 23, 30, tzinfo=UTC))
-    assert _deliver(archived_root, s2.id, "2025-03-05").success
+    assert _deliver(archived_root, s2.id, "2025-03-05", clock.now).success
     clock.set(dt.datetime(2025, 3, 6, 23, 30, tzinfo=UTC))
-    rows = ledger.open_rows(state, s2.id, 2, "daily", "2025-03-06", s2.recipients, "r")
-    ids = ledger.mark_processing(state, [r["id"] for r in rows], "r")
-    ledger.mark_completed(state, ids, [], 0)
+    rows = ledger.open_rows(state, s2.id, 2, "daily", "2025-03-06", s2.recipients, "r", now=clock.now)
+    ids = ledger.mark_processing(state, [r["id"] for r in rows], "r", now=clock.now)
+    ledger.mark_completed(state, ids, [], 0, now=clock.now)
     ok = RecipientResult("emailed", 250, "250 OK", 2, "<m@x>", "data")
-    ledger.record_results(state, s2.id, "2025-03-06", {"owner@tokyo.example": ok})
+    ledger.record_results(state, s2.id, "2025-03-06", {"owner@tokyo.example": ok}, now=clock.now)
     assert len(smtp_server.handler.received) == 4  # the export emails: one message per recipient
     return s1, s2
 

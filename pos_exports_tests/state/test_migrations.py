@@ -136,6 +136,66 @@ def test_revision_0004_types_the_errors_of_a_database_at_0003(state_url):
     eng.dispose()
 
 
+def test_revision_0006_flags_the_refused_recipients_of_a_database_at_0004(state_url):
+    """A database at 0004 whose refused recipients were known only by a `rejected: ` prefix of their error: the
+    upgrade keeps every row and its text and sets `rejected` on exactly the failed ones with that prefix, and
+    the ledger still keeps them from a re-run unless asked (the text is no longer read)."""
+    from pos_exports.delivery import ledger
+
+    eng = sa.create_engine(state_url.replace("postgresql://", "postgresql+psycopg2://"))
+    with eng.begin() as conn:
+        command.upgrade(state._alembic(conn), "0004")
+    now = dt.datetime(2026, 11, 30, 7, tzinfo=dt.UTC)
+    rows = {  # recipient: (status, error, error_kind)
+        "a@x.com": ("failed", "rejected: 550 5.1.1 no such user", "permanent"),
+        "b@x.com": ("failed", "temporary: 451 4.3.0 try later", "transient"),
+        "c@x.com": ("failed", "failed: 554 5.7.1 message refused", "permanent"),
+        "d@x.com": ("failed", "render exploded: rejected: 550 in a quoted reply", "permanent"),
+        "e@x.com": ("emailed", None, None),
+        "f@x.com": ("skipped", "rejected: not a failure, so not a refusal", None),
+    }
+    deliveries_0004 = sa.table(
+        "deliveries",
+        *(sa.column(c) for c in ("subscription_id", "business_id", "period_kind", "period_key")),
+        *(sa.column(c) for c in ("recipient", "status", "error", "error_kind", "attempts", "created_at")),
+    )
+    with eng.begin() as conn:
+        for recipient, (status, error, kind) in rows.items():
+            conn.execute(
+                deliveries_0004.insert().values(
+                    subscription_id=1,
+                    business_id=1,
+                    period_kind="daily",
+                    period_key="2026-11-29",
+                    recipient=recipient,
+                    status=status,
+                    error=error,
+                    error_kind=kind,
+                    attempts=1,
+                    created_at=now,
+                )
+            )
+    assert _revision(eng) == "0004"
+    assert state.migrate(eng) == "upgraded"
+    assert _revision(eng) == state.head_revision() and _differences(eng) == []
+    with eng.connect() as conn:
+        found = {
+            r.recipient: (r.status, r.error, r.error_kind, r.rejected)
+            for r in conn.execute(sa.select(state.deliveries))
+        }
+    assert found == {r: (*values, r == "a@x.com") for r, values in rows.items()}
+    assert state.migrate(eng) == "current"  # idempotent
+    reopened = ledger.open_rows(eng, 1, 1, "daily", "2026-11-29", list(rows), "run-2", now=now)
+    assert ledger.pending_recipients(reopened, now=now) == ["b@x.com", "c@x.com", "d@x.com"]
+    assert ledger.pending_recipients(reopened, include_rejected=True, now=now) == [
+        "a@x.com",
+        "b@x.com",
+        "c@x.com",
+        "d@x.com",
+    ]
+    eng.dispose()
+
+
 def test_processes_starting_together_migrate_once(tmp_path):
     """Several processes using a new database at the same moment (webserver, daemon, runs) all succeed."""
     import subprocess
