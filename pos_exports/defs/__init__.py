@@ -1,7 +1,5 @@
 """The Dagster wiring: every asset, job, schedule, sensor, check and resource, and the `Definitions`."""
 
-import os
-
 import dagster as dg
 
 from pos_exports import config
@@ -60,7 +58,7 @@ def build_defs(clock: ClockResource | None = None) -> dg.Definitions:
         resources={
             # A set POS_DATABASE_URL is passed by name: the UI and run storage show the variable, never its value.
             "pos_database": PosDatabase(
-                url=dg.EnvVar(DATABASE_URL_ENV) if os.environ.get(DATABASE_URL_ENV) else config.database_url()
+                url=dg.EnvVar(DATABASE_URL_ENV) if config.settings().database_url else config.database_url()
             ),
             "storage": StorageResource(root=config.storage_root()),
             "clock": clock or ClockResource(),

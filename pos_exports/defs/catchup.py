@@ -146,7 +146,7 @@ def plan(
     # forget what is past the horizon: it can no longer be asked for
     archived = {d: n for d, n in archived.items() if d >= cov.window_start.isoformat()}
     delivered = {k: f for k, f in delivered.items() if f >= horizon.isoformat()}
-    lost = report_lost(eng, cov)
+    lost = report_lost(eng, cov, now)
 
     requests: list[dg.RunRequest] = []
     waiting = 0

@@ -299,7 +299,7 @@ def due_requests(
     return [batch_request(pairs[i : i + batch_size]) for i in range(0, len(pairs), batch_size)], still_waiting, broken
 
 
-def report_broken(eng, broken: dict[int, str]) -> list[str]:
+def report_broken(eng, broken: dict[int, str], now: dt.datetime | None = None) -> list[str]:
     """Tell the data team once about each subscription that cannot be evaluated (and why)."""
     keys = {f"{BROKEN_PREFIX}{i}:{why}": why for i, why in broken.items()}
 
@@ -318,7 +318,7 @@ def report_broken(eng, broken: dict[int, str]) -> list[str]:
         )
         return subject, body
 
-    return [keys[k] for k in notify.queue_once(eng, BROKEN_PREFIX, list(keys), describe, notify.data_team())]
+    return [keys[k] for k in notify.queue_once(eng, BROKEN_PREFIX, list(keys), describe, notify.data_team(), now=now)]
 
 
 @dg.sensor(
@@ -338,7 +338,7 @@ def due_subscriptions_sensor(context: dg.SensorEvaluationContext, storage: Stora
         storage.get(), eng, last, now, cursor.get("waiting", []), max_runs_per_tick(), delivery_batch_size()
     )
     context.update_cursor(json.dumps({"checked_at": now.isoformat(), "waiting": waiting}))
-    for line in report_broken(eng, broken):
+    for line in report_broken(eng, broken, now):
         context.log.warning(f"skipped, reported to the data team: {line}")
     pairs = sum(len(r.run_config["ops"]["deliver_batch"]["config"]["items"]) for r in requests)
     account = f"{pairs} delivery(ies) in {len(requests)} batch run(s), {len(waiting)} waiting"
@@ -365,7 +365,7 @@ def retry_requests(
     own plain message, the data team the technical one (`businesses`: names by id, for the messages).
     """
     if gone := ledger.expire_claims(eng, ledger.stale_claims(eng, now), now):
-        alert_unknown(eng, gone, sender_address(SmtpSettings.from_env()))
+        alert_unknown(eng, gone, sender_address(SmtpSettings.from_env()), now)
     requests, seen = [], set()
     for row in ledger.retryable(eng, max_attempts):
         key = (row["subscription_id"], row["period_kind"], row["period_key"])
@@ -398,7 +398,7 @@ def retry_requests(
     if items:
         team_body = "\n".join(["Deliveries given up after their last attempt:", *given_up, "", WHAT_TO_DO_DELIVERY])
         subject = f"[pos_exports] {len(items)} delivery(ies) given up"
-        notify.queue_alerts(eng, notify.failure_alerts(eng, items, subject, team_body))
+        notify.queue_alerts(eng, notify.failure_alerts(eng, items, subject, team_body), now=now)
     return requests, given_up
 
 
@@ -418,8 +418,9 @@ WHAT_TO_DO_DELIVERY = (
 def failed_delivery_retry_sensor(context: dg.SensorEvaluationContext, storage: StorageResource, clock: ClockResource):
     eng = engine()
     names = {b.id: b.name for b in load_businesses(storage.get())}
-    requests, given_up = retry_requests(eng, max_delivery_attempts(), names, clock.now())
+    now = clock.now()
+    requests, given_up = retry_requests(eng, max_delivery_attempts(), names, now)
     if given_up:
         context.log.warning(f"gave up on {len(given_up)} delivery(ies): " + "; ".join(given_up))
-    notify.flush(eng, SmtpSettings.from_env(), outbox_dir(storage))  # also the alerts of unknown outcomes
+    notify.flush(eng, SmtpSettings.from_env(), outbox_dir(storage), now=now)  # also the alerts of unknown outcomes
     return requests or dg.SkipReason(f"no delivery to retry; gave up on {len(given_up)}")

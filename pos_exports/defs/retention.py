@@ -81,9 +81,9 @@ def retention_guard_sensor(context: dg.SensorEvaluationContext, storage: Storage
     if cov.status in ("warn", "error") and key not in alerted:
         eng = engine()
         subject, body = alert_text(cov)
-        if notify.queue(eng, "retention", subject, body, notify.data_team()) is None:
+        if notify.queue(eng, "retention", subject, body, notify.data_team(), now=now) is None:
             context.log.warning(f"retention guard {cov.status}, but {notify.DATA_TEAM_ENV} names nobody to tell")
-        counts = notify.flush(eng, SmtpSettings.from_env(), outbox_dir(storage))
+        counts = notify.flush(eng, SmtpSettings.from_env(), outbox_dir(storage), now=now)
         context.log.info(f"alerts: {counts}")
         alerted = [*alerted, key][-20:]
     context.update_cursor(json.dumps({"alerted": alerted, "status": cov.status, "checked_at": now.isoformat()}))

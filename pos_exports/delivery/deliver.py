@@ -180,7 +180,7 @@ def deliver(
     from_address = sender_address(smtp)
     rows = ledger.open_rows(eng, sub.id, business.id, period.kind, period.key, sub.recipients, run_id, now=now)
     if gone := ledger.expire_claims(eng, rows, now):  # claimed by a run that died before recording the outcome
-        alert_unknown(eng, gone, from_address)
+        alert_unknown(eng, gone, from_address, now)
         rows = ledger.open_rows(eng, sub.id, business.id, period.kind, period.key, sub.recipients, run_id, now=now)
     if recipients is not None:
         wanted = {ledger.normalize_recipient(r) for r in recipients}
@@ -189,7 +189,7 @@ def deliver(
     if not pending:
         unknown = [r["recipient"] for r in rows if r["status"] == "unknown"]
         if unknown:
-            _flush(eng, smtp, outbox_dir, sleep, bool(gone))
+            _flush(eng, smtp, outbox_dir, sleep, bool(gone), now)
             return DeliveryOutcome(
                 "unknown",
                 message=f"the outcome for {', '.join(unknown)} is unknown; not sent again "
@@ -230,6 +230,7 @@ def deliver(
                 if row["recipient"] in unknown
             ],
             from_address,
+            now,
         )
     if sent and settings.notify_success:
         notify.queue(
@@ -240,8 +241,9 @@ def deliver(
             f"was emailed to {', '.join(sent)}.\nFiles: {', '.join(f['name'] for f in files)}",
             list(settings.default_recipients),
             business.id,
+            now=now,
         )
-    _flush(eng, smtp, outbox_dir, sleep, bool(unknown or gone or (sent and settings.notify_success)))
+    _flush(eng, smtp, outbox_dir, sleep, bool(unknown or gone or (sent and settings.notify_success)), now)
     return _outcome(folder, results, sent, unknown, lost)
 
 
@@ -304,12 +306,14 @@ def _outcome(folder: str, results: dict, sent: list[str], unknown: list[str], lo
     return DeliveryOutcome(status, folder, results, text, missing)
 
 
-def _flush(eng: sa.Engine, smtp: SmtpSettings | None, outbox_dir: Path, sleep, queued: bool) -> None:
+def _flush(eng: sa.Engine, smtp: SmtpSettings | None, outbox_dir: Path, sleep, queued: bool, now: dt.datetime) -> None:
     if queued:
-        notify.flush(eng, smtp, outbox_dir, sleep=sleep)
+        notify.flush(eng, smtp, outbox_dir, sleep=sleep, now=now)
 
 
-def alert_unknown(eng: sa.Engine, rows: list[dict], from_address: str = DEFAULT_FROM) -> None:
+def alert_unknown(
+    eng: sa.Engine, rows: list[dict], from_address: str = DEFAULT_FROM, now: dt.datetime | None = None
+) -> None:
     """Tell the data team which recipients may or may not have an export, and how to send it again.
 
     `rows`: ledger rows (subscription_id, business_id, period_kind, period_key, recipient, error).
@@ -340,6 +344,7 @@ def alert_unknown(eng: sa.Engine, rows: list[dict], from_address: str = DEFAULT_
             "\n".join(lines),
             notify.data_team(),
             business_id,
+            now=now,
         )
 
 

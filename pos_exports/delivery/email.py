@@ -41,6 +41,7 @@ from pos_exports import config
 from pos_exports.core.addresses import LINE_BREAKS as _LINE_BREAKS
 from pos_exports.core.addresses import address_problem, header_address_problem
 from pos_exports.core.catalog import PLACEHOLDERS
+from pos_exports.core.clock import utc_now
 from pos_exports.core.urls import SMTP_URL_ENV as SMTP_URL_ENV  # named here for the callers of SmtpSettings
 from pos_exports.core.urls import SmtpUrl, parse_smtp_url
 from pos_exports.core.urls import mask as mask
@@ -307,7 +308,7 @@ def build_message(
     msg["To"] = ", ".join(content.to)
     if content.reply_to:
         msg["Reply-To"] = content.reply_to
-    msg["Date"] = format_datetime(now or dt.datetime.now(dt.UTC))
+    msg["Date"] = format_datetime(now or utc_now())
     _no_line_breaks("message id", message_id)
     msg["Message-ID"] = message_id or make_msgid(domain=_msgid_domain(content.from_address))
     msg["Auto-Submitted"] = "auto-generated"
@@ -513,7 +514,7 @@ def write_outbox(message: EmailMessage, outbox_dir: Path) -> Path:
     """Write `message` as `{outbox_dir}/{timestamp}-{message-id-slug}.eml`, atomically."""
     outbox_dir = Path(outbox_dir)
     outbox_dir.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = utc_now().strftime("%Y%m%dT%H%M%S%fZ")
     target = outbox_dir / f"{stamp}-{_slug(str(message['Message-ID'] or ''))}.eml"
     fd, tmp = tempfile.mkstemp(dir=outbox_dir, prefix=".tmp-", suffix=".eml")
     try:

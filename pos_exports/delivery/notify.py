@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from pos_exports import config
 from pos_exports.archive.read import ArchiveMissing
+from pos_exports.core.clock import utc_now
 from pos_exports.core.errors import ErrorKind
 from pos_exports.delivery import ledger
 from pos_exports.delivery.email import EmailContent, SmtpSettings, build_message, send
@@ -44,9 +45,16 @@ def data_team() -> list[str]:
 
 
 def queue(
-    eng: sa.Engine, kind: str, subject: str, body: str, recipients: list[str], business_id: int | None = None
+    eng: sa.Engine,
+    kind: str,
+    subject: str,
+    body: str,
+    recipients: list[str],
+    business_id: int | None = None,
+    *,
+    now: dt.datetime | None = None,
 ) -> int | None:
-    """Queue an alert for its (distinct) recipients; None when there is nobody to tell."""
+    """Queue an alert for its (distinct) recipients at `now`; None when there is nobody to tell."""
     recipients = sorted({r.strip().lower() for r in recipients if r and r.strip()})
     if not recipients:
         return None
@@ -60,7 +68,7 @@ def queue(
                 body=scrub(body),
                 status="pending",
                 attempts=0,
-                created_at=dt.datetime.now(dt.UTC),
+                created_at=now or utc_now(),
             )
         ).inserted_primary_key[0]
 
@@ -72,6 +80,8 @@ def queue_once(
     describe: Callable[[list[str]], tuple[str, str]],
     recipients: list[str],
     kind: str = "failure",
+    *,
+    now: dt.datetime | None = None,
 ) -> list[str]:
     """Queue one alert about those of `keys` (each starting with `prefix`) never reported before.
 
@@ -92,7 +102,7 @@ def queue_once(
             new = [k for k in keys if k not in seen]
             if not new:
                 return []
-            now = dt.datetime.now(dt.UTC)
+            now = now or utc_now()
             conn.execute(sa.insert(reported), [{"key": k, "reported_at": now} for k in new])
             to = sorted({r.strip().lower() for r in recipients if r and r.strip()})
             if to:
@@ -220,13 +230,20 @@ def delivery_failed_items(
     return out
 
 
-def queue_alerts(eng: sa.Engine, alerts_: list[Alert], *, kind: str = "failure", run_id: str | None = None) -> bool:
+def queue_alerts(
+    eng: sa.Engine,
+    alerts_: list[Alert],
+    *,
+    kind: str = "failure",
+    run_id: str | None = None,
+    now: dt.datetime | None = None,
+) -> bool:
     """Queue every alert in one transaction; with `run_id`, only if that run was not alerted before.
 
     Returns False (and queues nothing) for a run already alerted, so a run is alerted exactly once even
     when two sensors, or a re-evaluated tick, see it.
     """
-    now = dt.datetime.now(dt.UTC)
+    now = now or utc_now()
     try:
         with eng.begin() as conn:
             if run_id is not None:
@@ -251,8 +268,10 @@ def queue_alerts(eng: sa.Engine, alerts_: list[Alert], *, kind: str = "failure",
     return True
 
 
-def flush(eng: sa.Engine, smtp: SmtpSettings | None, outbox_dir: Path, *, sleep=None) -> dict[str, int]:
-    """Send every pending alert; return counts of sent, still pending and given up."""
+def flush(
+    eng: sa.Engine, smtp: SmtpSettings | None, outbox_dir: Path, *, sleep=None, now: dt.datetime | None = None
+) -> dict[str, int]:
+    """Send every pending alert (a sent one is stamped `now`); return counts of sent, still pending and given up."""
     counts = {"sent": 0, "pending": 0, "failed": 0}
     with eng.connect() as conn:
         pending = conn.execute(sa.select(alerts).where(alerts.c.status == "pending").order_by(alerts.c.id)).all()
@@ -294,7 +313,7 @@ def flush(eng: sa.Engine, smtp: SmtpSettings | None, outbox_dir: Path, *, sleep=
                     status=status,
                     attempts=attempts,
                     last_error="; ".join(errors) or None,
-                    sent_at=dt.datetime.now(dt.UTC) if status == "sent" else None,
+                    sent_at=(now or utc_now()) if status == "sent" else None,
                 )
             )
         counts[status] += 1

@@ -212,7 +212,7 @@ def _lost_key(gap: retention.Gap) -> str:
     return f"{LOST_PREFIX}{gap.day.isoformat()}:{gap.dataset}:{gap.business_id}"
 
 
-def report_lost(eng, cov: retention.Coverage) -> list[retention.Gap]:
+def report_lost(eng, cov: retention.Coverage, now: dt.datetime | None = None) -> list[retention.Gap]:
     """Queue one alert to the data team about the snapshots lost since the last report; return those."""
     gaps = {_lost_key(g): g for g in lost_snapshots(cov)}
 
@@ -234,6 +234,6 @@ def report_lost(eng, cov: retention.Coverage) -> list[retention.Gap]:
         )
         return subject, body
 
-    new = notify.queue_once(eng, LOST_PREFIX, list(gaps), describe, notify.data_team())
+    new = notify.queue_once(eng, LOST_PREFIX, list(gaps), describe, notify.data_team(), now=now)
     notify.forget_reported(eng, LOST_PREFIX, cov.window_start.isoformat())  # past the horizon: never listed again
     return [gaps[k] for k in new]

@@ -303,10 +303,10 @@ def send_weekly_summaries(
         if not force and _queued_already(eng, business_id, summary.subject):
             skipped[label] = "already queued for this week"
             continue
-        alert_id = notify.queue(eng, KIND, summary.subject, summary.text(), recipients, business_id)
+        alert_id = notify.queue(eng, KIND, summary.subject, summary.text(), recipients, business_id, now=now)
         if alert_id is not None:
             queued[label] = alert_id
-    counts = notify.flush(eng, smtp, outbox_dir, sleep=sleep)
+    counts = notify.flush(eng, smtp, outbox_dir, sleep=sleep, now=now)
     return {"week_start": week_start.isoformat(), "queued": queued, "skipped": skipped, "flush": counts}
 
 

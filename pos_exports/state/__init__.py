@@ -24,6 +24,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from pos_exports import config
+from pos_exports.core.clock import utc_now
 from pos_exports.redact import needs_encoding, redact_url, scrub
 from pos_exports.state.migrations import schema_0001
 
@@ -101,7 +102,7 @@ deliveries = sa.Table(
     # retry sensor, the alerts and the statistics decide by (the error text is for people).
     sa.Column("error_kind", sa.Text),
     # The server refused this recipient for good (5xx to RCPT): a failed row not sent again unless asked
-    # (`include_rejected`). Its error text reads `rejected: ...` for people; this flag is what decides.
+    # (`ledger.is_sendable`, `include_rejected`). Its error reads `rejected: ...` for people; this flag decides.
     sa.Column("rejected", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     sa.Column("traceback", sa.Text),
     sa.Column("run_id", sa.Text),
@@ -215,7 +216,7 @@ def first_partition(default: dt.date, eng: sa.Engine | None = None) -> dt.date:
             with eng.begin() as conn:
                 conn.execute(
                     sa.insert(deployment).values(
-                        name="first_partition", value=default.isoformat(), recorded_at=dt.datetime.now(dt.UTC)
+                        name="first_partition", value=default.isoformat(), recorded_at=utc_now()
                     )
                 )
         except sa.exc.IntegrityError:

@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+from pos_exports.core.clock import utc_now
+
 TEMP_MAX_AGE = dt.timedelta(hours=24)  # far longer than any write takes
 HOST = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname()) or "host"
 _WRITER = re.compile(r"\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[a-z0-9_]+(\.tmp)?$")
@@ -53,7 +55,7 @@ def abandoned(name: str, modified: dt.datetime, now: dt.datetime, max_age: dt.ti
 
 def sweep_folder(folder: Path, pattern: str, *, recursive: bool = False, now: dt.datetime | None = None) -> list[Path]:
     """Delete the abandoned temporary files (or folders) matching `pattern` in `folder`; return them."""
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or utc_now()
     swept = []
     for path in folder.rglob(pattern) if recursive else folder.glob(pattern):
         try:

@@ -8,12 +8,12 @@ killed run leaves (local scratch folders, multipart uploads never completed) is 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from pos_exports import config
+from pos_exports.core.clock import utc_now
 from pos_exports.storage.base import TEMP_MAX_AGE, Storage, sweep_folder, temp_prefix
 
 SCRATCH = "pos-s3"  # local scratch folders: pos-s3.{host}-{pid}-{random}
@@ -93,7 +93,7 @@ class S3Storage(Storage):
     def sweep_temp(self, prefix: str) -> list[str]:
         """This host's scratch folders of dead runs, and multipart uploads under `prefix` never completed."""
         swept = [str(p) for p in sweep_folder(Path(tempfile.gettempdir()), f"{SCRATCH}.*")]
-        now = dt.datetime.now(dt.UTC)
+        now = utc_now()
         pages = self.client.get_paginator("list_multipart_uploads").paginate(
             Bucket=self.bucket, Prefix=self._key(prefix)
         )

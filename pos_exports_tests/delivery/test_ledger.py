@@ -109,6 +109,30 @@ def test_retries_follow_the_error_kind_not_the_error_text(eng):
     assert [r["recipient"] for r in ledger.retryable(eng, max_attempts=5)] == ["b@x.com"]
 
 
+def test_a_refused_recipient_is_kept_back_by_its_mark_not_its_text(eng):
+    """The `rejected` mark, set by a 5xx to RCPT, keeps a recipient from a re-run; a render error whose text happens
+    to start with "rejected: " does not, and a 5xx after the body (not at RCPT) is no refusal of the recipient."""
+    now = dt.datetime(2025, 3, 10, 7, tzinfo=dt.UTC)
+    rows = ledger.open_rows(eng, SUB, BIZ, "weekly", KEY, ["a@x.com", "b@x.com", "c@x.com"], "run-1", now=now)
+    a, b, c = (r["id"] for r in rows)
+    assert ledger.mark_processing(eng, [a, b, c], "run-1", now=now) == [a, b, c]
+    assert ledger.mark_failed(eng, [b], "rejected: quoted by a permanent render error", now=now) == 1
+    refused = result("failed", 550, "550 5.1.1 no such user", stage="rcpt")
+    late = result("failed", 554, "554 5.7.1 message refused", stage="data")
+    assert ledger.record_results(eng, SUB, KEY, {"a@x.com": refused, "c@x.com": late}, now=now) == 2
+    by = {r["recipient"]: r for r in ledger.history(eng, subscription_id=SUB)}
+    assert {r: (by[r]["error"], by[r]["rejected"]) for r in by} == {
+        "a@x.com": ("rejected: 550 5.1.1 no such user", True),
+        "b@x.com": ("rejected: quoted by a permanent render error", False),
+        "c@x.com": ("failed: 554 5.7.1 message refused", False),
+    }
+    again = ledger.open_rows(eng, SUB, BIZ, "weekly", KEY, ["a@x.com", "b@x.com", "c@x.com"], "run-2", now=now)
+    assert ledger.pending_recipients(again, now=now) == ["b@x.com", "c@x.com"]
+    assert ledger.mark_processing(eng, [a, b, c], "run-2", now=now) == [b, c]  # the SQL form agrees
+    assert ledger.mark_processing(eng, [a], "run-2", include_rejected=True, now=now) == [a]  # only when asked
+    assert ledger.history(eng, subscription_id=SUB)[0]["started_at"] == now
+
+
 def test_stale_processing_can_be_claimed_again(eng):
     rows = ledger.open_rows(eng, SUB, BIZ, "weekly", KEY, ["a@x.com"], "run-1")
     assert ledger.mark_processing(eng, [rows[0]["id"]], "run-1") == [rows[0]["id"]]
