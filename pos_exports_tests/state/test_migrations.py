@@ -23,6 +23,14 @@ def _differences(eng: sa.Engine) -> list:
         return compare_metadata(MigrationContext.configure(conn), state.metadata)
 
 
+def _old_deliveries(eng: sa.Engine, table, rows: dict[str, dict]) -> None:
+    """Ledger rows of one delivery written as an older version did: recipient -> the columns that differ."""
+    base = {"subscription_id": 1, "business_id": 1, "period_kind": "daily", "period_key": "2026-11-29"}
+    base |= {"attempts": 2, "created_at": dt.datetime(2026, 11, 30, 7, tzinfo=dt.UTC)}
+    with eng.begin() as conn:
+        conn.execute(table.insert(), [{**base, "recipient": r, **values} for r, values in rows.items()])
+
+
 def test_the_migrations_build_exactly_the_current_model(state_url):
     """An empty database taken through every migration (not `create_all`) has the model's tables, columns
     and constraints: the shortcut `migrate` takes for an empty database builds the same thing."""
@@ -98,7 +106,6 @@ def test_revision_0004_types_the_errors_of_a_database_at_0003(state_url):
     eng = sa.create_engine(state_url.replace("postgresql://", "postgresql+psycopg2://"))
     with eng.begin() as conn:
         command.upgrade(state._alembic(conn), "0003")
-    now = dt.datetime(2026, 11, 30, 7, tzinfo=dt.UTC)
     rows = {  # recipient: (status, error)
         "a@x.com": ("failed", "temporary: 451 4.3.0 try later"),
         "b@x.com": ("failed", "rejected: 550 5.1.1 no such user"),
@@ -108,21 +115,7 @@ def test_revision_0004_types_the_errors_of_a_database_at_0003(state_url):
         "f@x.com": ("unknown", "unknown: the connection dropped after DATA"),
         "g@x.com": ("skipped", "skipped: no data in the period (only_if_data)"),
     }
-    with eng.begin() as conn:
-        for recipient, (status, error) in rows.items():
-            conn.execute(
-                schema_0001.deliveries.insert().values(
-                    subscription_id=1,
-                    business_id=1,
-                    period_kind="daily",
-                    period_key="2026-11-29",
-                    recipient=recipient,
-                    status=status,
-                    error=error,
-                    attempts=2,
-                    created_at=now,
-                )
-            )
+    _old_deliveries(eng, schema_0001.deliveries, {r: {"status": s, "error": e} for r, (s, e) in rows.items()})
     assert _revision(eng) == "0003"
     assert state.migrate(eng) == "upgraded"
     assert _revision(eng) == state.head_revision() and _differences(eng) == []
@@ -159,22 +152,8 @@ def test_revision_0006_flags_the_refused_recipients_of_a_database_at_0004(state_
         *(sa.column(c) for c in ("subscription_id", "business_id", "period_kind", "period_key")),
         *(sa.column(c) for c in ("recipient", "status", "error", "error_kind", "attempts", "created_at")),
     )
-    with eng.begin() as conn:
-        for recipient, (status, error, kind) in rows.items():
-            conn.execute(
-                deliveries_0004.insert().values(
-                    subscription_id=1,
-                    business_id=1,
-                    period_kind="daily",
-                    period_key="2026-11-29",
-                    recipient=recipient,
-                    status=status,
-                    error=error,
-                    error_kind=kind,
-                    attempts=1,
-                    created_at=now,
-                )
-            )
+    columns = ("status", "error", "error_kind")
+    _old_deliveries(eng, deliveries_0004, {r: dict(zip(columns, v, strict=True)) for r, v in rows.items()})
     assert _revision(eng) == "0004"
     assert state.migrate(eng) == "upgraded"
     assert _revision(eng) == state.head_revision() and _differences(eng) == []
