@@ -50,7 +50,7 @@ def outbox_dir(storage: StorageResource) -> Path:
 
 
 def deliver_pair(
-    context: dg.OpExecutionContext, storage: StorageResource, config: DeliveryConfig, now: dt.datetime
+    context: dg.OpExecutionContext, storage: StorageResource, config: DeliveryConfig, clock: ClockResource
 ) -> tuple[DeliveryOutcome, dg.Failure | None]:
     """Deliver one (subscription, period) with `deliver()`; the outcome and the failure it amounts to (None: ok).
 
@@ -88,7 +88,8 @@ def deliver_pair(
             outbox_dir=outbox_dir(storage),
             resend=config.resend_unknown,
             recipients=config.recipients or None,
-            now=now,
+            now=clock.now(),
+            clock=clock.now,
         )
     except ArchiveMissing as exc:  # permanent until the archive runs: never retried by the step policy
         items = notify.delivery_failed_items(sub.datasets, business.id, business.name, period, exc=exc)
@@ -122,7 +123,7 @@ def deliver_pair(
 def deliver_subscription(
     context: dg.OpExecutionContext, config: DeliveryConfig, storage: StorageResource, clock: ClockResource
 ):
-    outcome, failed = deliver_pair(context, storage, config, clock.now())
+    outcome, failed = deliver_pair(context, storage, config, clock)
     context.add_output_metadata(
         {
             "status": outcome.status,
@@ -174,7 +175,7 @@ def deliver_batch(
             subscription_id=item.subscription_id, period_kind=item.period_kind, period_key=item.period_key
         )
         try:  # isolated: one pair's failure never stops (nor undoes) the others
-            outcome, failed = deliver_pair(context, storage, pair, clock.now())
+            outcome, failed = deliver_pair(context, storage, pair, clock)
         except dg.Failure as exc:
             outcome, failed = DeliveryOutcome("failed", message=exc.description or ""), exc
         except Exception as exc:  # an unexpected error before `deliver()` (a resource, the archive index)

@@ -12,7 +12,7 @@ import contextlib
 import datetime as dt
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -164,8 +164,13 @@ def deliver(
     resend: bool = False,
     recipients: list[str] | None = None,
     now: dt.datetime | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
 ) -> DeliveryOutcome:
     """Deliver `sub` for one period; every step is recorded per recipient in the ledger.
+
+    `now` is when the delivery starts (what is due, what the archive holds); the outcomes are stamped with
+    `clock()` as they happen (the UTC clock by default, `now` itself when only `now` is given), so the history
+    says when each message went out, not when the batch began.
 
     Raises ArchiveMissing (with `archive_missing_message`) before anything is written when the
     period's archive is incomplete. A snapshot past its capture window never comes: the period is delivered
@@ -175,7 +180,8 @@ def deliver(
     recipients whose outcome is `unknown` (they may get a second copy); `recipients` limits the delivery.
     """
     period = period_for(period_kind, period_key)
-    now = now or utc_now()
+    clock = clock or ((lambda: now) if now else utc_now)
+    now = now or clock()
     gaps, lost, datasets = _deliverable(sub, business, period, now)
     from_address = sender_address(smtp)
     rows = ledger.open_rows(eng, sub.id, business.id, period.kind, period.key, sub.recipients, run_id, now=now)
@@ -206,7 +212,7 @@ def deliver(
         folder, manifest = _files(storage, sub, business, period, datasets, now)
         files = [f for f in manifest["files"] if f["dataset"] in datasets and f["format"] in sub.formats]
         total = sum(f["bytes"] for f in files)
-        ledger.mark_completed(eng, ids, [_file_record(storage, folder, f) for f in files], total, lost, now=now)
+        ledger.mark_completed(eng, ids, [_file_record(storage, folder, f) for f in files], total, lost, now=clock())
         if sub.only_if_data and not _has_data(files):
             ledger.mark_skipped(eng, ids, "skipped: no data in the period (only_if_data)", now=now)
             return DeliveryOutcome("skipped_no_data", folder, message="no data in the period; nothing sent")
@@ -214,10 +220,10 @@ def deliver(
         messages = _messages(
             settings, storage, sub, business, period, folder, manifest, files, claimed, from_address, gaps
         )
-        results = _send_claimed(eng, messages, run_id, smtp, outbox_dir, sleep, now)
+        results = _send_claimed(eng, messages, run_id, smtp, outbox_dir, sleep, clock)
     except Exception as exc:
         kind = ErrorKind.of(is_transient(exc))  # the retry sensor takes transient ones again
-        ledger.mark_failed(eng, ids, f"{type(exc).__name__}: {exc}", traceback.format_exc(), kind=kind, now=now)
+        ledger.mark_failed(eng, ids, f"{type(exc).__name__}: {exc}", traceback.format_exc(), kind=kind, now=clock())
         raise
     sent = [r for r, res in results.items() if res.status == "emailed"]
     unknown = [r for r, res in results.items() if res.status == "unknown"]
@@ -273,19 +279,19 @@ def _deliverable(
 
 
 def _send_claimed(
-    eng, messages, run_id: str, smtp, outbox_dir: Path, sleep, now: dt.datetime
+    eng, messages, run_id: str, smtp, outbox_dir: Path, sleep, clock: Callable[[], dt.datetime]
 ) -> dict[str, RecipientResult]:
     """Send each message whose row this run claims (`ledger.claim_sending`), recording each outcome."""
     results: dict[str, RecipientResult] = {}
     for row, message in messages:
-        if not ledger.claim_sending(eng, row["id"], run_id, now=now):
+        if not ledger.claim_sending(eng, row["id"], run_id, now=clock()):
             continue  # another run took this recipient over: only the claimant sends
         try:
             res = send(message, [row["recipient"]], smtp, outbox_dir, **({"sleep": sleep} if sleep else {}))
         except Exception as exc:  # after the claim, an unexpected error may have left a message behind
             res = {row["recipient"]: RecipientResult("unknown", None, f"{type(exc).__name__}: {exc}", 1, "", "")}
         results[row["recipient"]] = res[row["recipient"]]
-        ledger.record_result(eng, row["id"], run_id, results[row["recipient"]], now=now)
+        ledger.record_result(eng, row["id"], run_id, results[row["recipient"]], now=clock())
     return results
 
 

@@ -5,6 +5,7 @@ the real archive code, its exports rendered by the real exports)."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import io
 import itertools
 import zipfile
@@ -315,3 +316,31 @@ def test_a_server_without_starttls_is_a_final_configuration_error(smtp_server, t
     assert (r.status, r.attempts, r.stage) == ("failed", 1, "connect")
     assert "SMTPNotSupportedError" in r.response and "STARTTLS" in r.response
     assert sleeps == [] and smtp_server.handler.received == []
+
+
+def test_each_outcome_is_stamped_when_it_happens_not_when_the_delivery_began(smtp_server, shop, tmp_path):
+    """A delivery that starts at 06:00 and whose clock reads a minute later at each step: the claim and the
+    SMTP reply of the second recipient is stamped later than the first's, and neither at the start instant."""
+    eng, storage, business = shop
+    start = dt.datetime(2025, 3, 10, 6, 0, tzinfo=dt.UTC)
+    ticks = (start + dt.timedelta(minutes=m) for m in itertools.count(1))
+    to = ["first@cafe.example", "second@cafe.example"]
+    delivery.deliver(
+        eng,
+        storage,
+        weekly_sales(eng, to),
+        business,
+        "weekly",
+        WEEK,
+        run_id="run-clock",
+        smtp=SmtpSettings.from_url(smtp_server.url()),
+        outbox_dir=tmp_path / "outbox",
+        sleep=lambda s: None,
+        now=start,
+        clock=lambda: next(ticks),
+    )
+    rows = rows_by_recipient(shop)
+    first, second = rows["first@cafe.example"], rows["second@cafe.example"]
+    assert first["status"] == second["status"] == "emailed"
+    assert start < first["emailed_at"] < second["emailed_at"]
+    assert first["started_at"] == second["started_at"] == start  # the delivery's work began at its start
