@@ -5,8 +5,8 @@ with the rows the manifest lists, and the figures agree with the archive (read h
 from __future__ import annotations
 
 import csv
-import hashlib
 import datetime as dt
+import hashlib
 import json
 from decimal import Decimal
 
