@@ -21,6 +21,8 @@ the shortest text of the same float), and handed to XlsxWriter's row stream (`ro
 writes everything else (styles, sheet set-up, Summary, zip). A chunk with a value that needs XlsxWriter's
 per-cell checks (text over the cell limit, NaN/inf, integers >= 1e15) is written with `write_row`.
 Column widths come from the first rows, computed on Arrow maxima where the width follows from them.
+A workbook of up to `IN_MEMORY_ROWS` section rows is zipped from memory (no temporary file per part), a larger
+one through XlsxWriter's temporary files; both give the same bytes (`_PartInfo`).
 Determinism: the workbook's creation date is `report.generated_at` and XlsxWriter gives every zip entry
 a fixed 1980 timestamp, so the same report gives identical bytes.
 """
@@ -72,7 +74,7 @@ NUMBER_FORMATS = {
     "datetime": "yyyy-mm-dd hh:mm:ss",
     "date": "yyyy-mm-dd",
 }
-IN_MEMORY_ROWS = 100_000  # a workbook of at most this many section rows is zipped from memory (see _package)
+IN_MEMORY_ROWS = 100_000  # a workbook of at most this many section rows is zipped from memory (see _PartInfo)
 _EXCEL_EPOCH_DAYS = 25569  # 1970-01-01 as an Excel serial day (1900 date system)
 _SHEET_NAME_BAD = re.compile(r"[\[\]:*?/\\]")
 
