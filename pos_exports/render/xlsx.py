@@ -74,7 +74,9 @@ NUMBER_FORMATS = {
     "datetime": "yyyy-mm-dd hh:mm:ss",
     "date": "yyyy-mm-dd",
 }
-IN_MEMORY_ROWS = 100_000  # a workbook of at most this many section rows is zipped from memory (see _PartInfo)
+# A workbook of at most this many section rows is zipped from memory (see _PartInfo): about 600 bytes of sheet
+# XML a row, so at most ~12 MB of parts, held twice (as text, then as bytes) while they are zipped.
+IN_MEMORY_ROWS = 20_000
 _EXCEL_EPOCH_DAYS = 25569  # 1970-01-01 as an Excel serial day (1900 date system)
 _SHEET_NAME_BAD = re.compile(r"[\[\]:*?/\\]")
 
