@@ -33,7 +33,7 @@ _PLAIN_SIGNED_RE2 = f"^{_PLAIN_SIGNED}$"
 
 # XML 1.0 forbids C0 controls except \t \n \r, U+FFFE, U+FFFF and (lone) surrogates.
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_XML_ILLEGAL_RE2 = "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x{fffe}\\x{ffff}]"  # valid UTF-8 holds no surrogates
+XML_ILLEGAL_RE2 = "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x{fffe}\\x{ffff}]"  # valid UTF-8 holds no surrogates
 
 
 def needs_neutralising(value: str) -> bool:
@@ -148,8 +148,8 @@ def xml_clean(value: str) -> str:
 
 def xml_clean_array(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """`xml_clean` over an Arrow string array; the array itself when nothing needs removing."""
-    if len(arr) and pc.any(pc.match_substring_regex(arr, _XML_ILLEGAL_RE2)).as_py():
-        return pc.replace_substring_regex(arr, _XML_ILLEGAL_RE2, "")
+    if len(arr) and pc.any(pc.match_substring_regex(arr, XML_ILLEGAL_RE2)).as_py():
+        return pc.replace_substring_regex(arr, XML_ILLEGAL_RE2, "")
     return arr
 
 

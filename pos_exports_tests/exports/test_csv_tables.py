@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import json
 from decimal import Decimal
 
@@ -123,3 +124,20 @@ def test_csv_figures_agree_with_the_archive(demo):
 
         events = _archived(storage, "audit_log", "audit_logs", business_id)
         assert len(_read(folder / "audit_log.csv")[2]) == len(events) == int(_figures(folder, "audit_log")["Events"])
+
+
+# SHA-256 over every CSV file of the demo's day (business, name, file digest; sorted), as the code before the
+# rendering speed work wrote them (issue 12.4): making exports faster must not change a byte of them. A change
+# that means to change the CSV output updates this digest and says why.
+CSV_DIGEST = "0e04e1a581a402f157a150735cd659bea19f8cf9e161c3be165df2d8f84da2d8"
+
+
+def test_csv_bytes_are_those_before_the_speed_work(demo):
+    _, folders = demo
+    lines = sorted(
+        f"{bid} {path.name} {hashlib.sha256(path.read_bytes()).hexdigest()}"
+        for bid, folder in folders.items()
+        for path in folder.glob("*.csv")
+    )
+    assert len(lines) > 40
+    assert hashlib.sha256("\n".join(lines).encode()).hexdigest() == CSV_DIGEST

@@ -38,6 +38,21 @@ def test_bulk_rows_give_the_per_cell_writers_bytes(tmp_path, monkeypatch):
     assert bulk.read_bytes() == reference.read_bytes()
 
 
+def test_packaging_in_memory_gives_the_file_packagings_bytes(tmp_path, monkeypatch):
+    """Small workbooks are zipped from memory, large ones through XlsxWriter's temporary files: same bytes."""
+    memory, disk = tmp_path / "memory.xlsx", tmp_path / "disk.xlsx"
+    render_xlsx(sample_report(), memory)
+    with monkeypatch.context() as m:
+        m.setattr(xlsx, "IN_MEMORY_ROWS", -1)  # every workbook packaged through temporary files
+        render_xlsx(sample_report(), disk)
+    assert memory.read_bytes() == disk.read_bytes()
+    with zipfile.ZipFile(memory) as book:
+        entries = book.infolist()
+    assert len(entries) >= 9 and {(e.date_time, e.external_attr >> 16) for e in entries} == {
+        ((1980, 1, 31, 0, 0, 0), 0o100600)
+    }
+
+
 AWKWARD = [
     " leading space",
     "trailing tab\t",
