@@ -8,12 +8,15 @@ import io
 import zipfile
 
 import pytest
+import sqlalchemy as sa
 
+from pos_exports import state as st
 from pos_exports.cli import history as history_cli
 from pos_exports.cli import main
 from pos_exports.defs.deliveries import delivery_job
 from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.delivery import ledger, subscriptions
+from pos_exports.operations.cleanup import cleanup_exports
 from pos_exports.operations.stats import export_stats
 from pos_exports.storage.base import LocalStorage
 from pos_exports_tests.exports.names import export_files
@@ -110,6 +113,42 @@ def test_download_returns_the_files_that_were_emailed(delivered, state, archived
         assert hashlib.sha256(data).hexdigest() == recorded[name]["sha256"]
 
 
+def _mailed(smtp_server, recipient: str) -> dict[str, bytes]:
+    """The bytes each stored file name had in the email `recipient` received (CSV tables out of their zips)."""
+    [received] = smtp_server.handler.delivered_to(recipient)
+    attached = {part.get_filename(): part.get_payload(decode=True) for part in received.message.iter_attachments()}
+    zipped = {}
+    for dataset in ("sales", "customers"):
+        with zipfile.ZipFile(io.BytesIO(attached.pop(f"accra-shop_{dataset}_2025-03-03.csv.zip"))) as archive:
+            zipped |= {m.filename: archive.read(m) for m in archive.infolist()}
+    out = {}
+    for name in NAMES:
+        stem, _, ext = name.partition(".")
+        mailed = f"accra-shop_{stem}_2025-03-03.{ext}"
+        out[name] = zipped[mailed] if name in CSVS else attached[mailed]
+    return out
+
+
+def test_download_after_cleanup_renders_the_same_bytes_again(
+    delivered, state, archived_root, smtp_server, tmp_path, capsys
+):
+    row = ledger.history(state, subscription_id=delivered.id)[0]
+    report = cleanup_exports(LocalStorage(archived_root), dt.date(2025, 6, 1), max_age_days=30, dry_run=False)
+    assert FOLDER in report.folders and not (archived_root / FOLDER).exists()  # the real cleanup deleted them
+    target = tmp_path / "after-cleanup"
+    assert cli("history", "--download", str(row["id"]), "--to", str(target)) == 0
+    captured = capsys.readouterr()
+    assert sorted(captured.out.split()) == sorted(str((target / n).resolve()) for n in NAMES)
+    assert captured.err.count("rendered again from the archive") == len(NAMES)
+    mailed = _mailed(smtp_server, row["recipient"])
+    recorded = {f["name"]: f["sha256"] for f in row["files"]}
+    for name in NAMES:
+        data = (target / name).read_bytes()
+        assert data == mailed[name], name  # byte for byte what was emailed: CSV, and the XLSX too
+        assert hashlib.sha256(data).hexdigest() == recorded[name]
+    assert not (archived_root / FOLDER).exists()  # a download does not bring back what cleanup deleted
+
+
 def test_download_errors(delivered, state, archived_root, tmp_path, capsys):
     row = ledger.history(state, subscription_id=delivered.id)[0]
     assert cli("history", "--download", "999", "--to", str(tmp_path)) == 2
@@ -117,10 +156,16 @@ def test_download_errors(delivered, state, archived_root, tmp_path, capsys):
     assert err == "error: download: no delivery with id 999\n"
     assert cli("history", "--download", str(row["id"])) == 2
     assert "error: --download needs --to DIR" in capsys.readouterr().err
-    (archived_root / FOLDER / "sales.csv").unlink()  # retention removed a file
+    (archived_root / FOLDER / "sales.csv").unlink()  # retention removed a file ...
+    files = [{**f, "sha256": "0" * 64} if f["name"] == "sales.csv" else f for f in row["files"]]
+    with state.begin() as conn:  # ... and the archive changed since: rendering it again cannot give the same file
+        conn.execute(sa.update(st.deliveries).where(st.deliveries.c.id == row["id"]).values(files=files))
     assert cli("history", "--download", str(row["id"]), "--to", str(tmp_path / "d")) == 2
     captured = capsys.readouterr()
-    assert "error: download: sales.csv: no longer in storage" in captured.err and "Traceback" not in captured.err
+    assert "error: download: sales.csv: no longer in storage, and rendered again from the archive, it differs" in (
+        captured.err
+    )
+    assert "Traceback" not in captured.err and not (tmp_path / "d" / "sales.csv").exists()
     assert len(captured.out.split()) == len(NAMES) - 1  # the other files were copied
     assert cli("history", "--status", "sent") == 2
     assert capsys.readouterr().err.startswith("error: status: unknown status 'sent'")
