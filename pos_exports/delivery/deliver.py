@@ -38,6 +38,7 @@ from pos_exports.delivery.email import (
     send,
     zip_files,
 )
+from pos_exports.delivery.links import email_links
 from pos_exports.delivery.subscriptions import Subscription, filters_for, get_settings
 from pos_exports.exports.manifest import read_manifest
 from pos_exports.exports.produce import export_period, period_folder, plain_reason
@@ -210,7 +211,7 @@ def deliver(
             return DeliveryOutcome("skipped_no_data", folder, message="no data in the period; nothing sent")
         settings = get_settings(eng, business.id)
         messages = _messages(
-            settings, storage, sub, business, period, folder, manifest, files, claimed, from_address, gaps
+            settings, storage, sub, business, period, folder, manifest, files, claimed, from_address, gaps, now
         )
         results = _send_claimed(eng, messages, run_id, smtp, outbox_dir, sleep)
     except Exception as exc:
@@ -418,9 +419,10 @@ def _zipped(stack: contextlib.ExitStack, business, period: Period, files: list[d
     return out
 
 
-def _messages(settings, storage, sub, business, period, folder, manifest, files, rows, from_address, gaps=()):
+def _messages(settings, storage, sub, business, period, folder, manifest, files, rows, from_address, gaps=(), now=None):
     """(row, message) for each claimed row: one message per recipient, with its stable Message-ID; `gaps`: the
-    datasets not included, each said in plain words (`plain_reason`, as the exports' manifest does)."""
+    datasets not included, each said in plain words (`plain_reason`, as the exports' manifest does). With a
+    public URL, each carries its recipient's signed download and one-click unsubscribe links (`delivery.links`)."""
     missing = [f"{plain_reason(g.dataset, period, ArchiveMissing())}." for g in gaps]
     missing = [m[0].upper() + m[1:] for m in missing]
     link = getattr(storage, "presigned_url", storage.uri)  # S3: a link that works for a week
@@ -471,6 +473,7 @@ def _messages(settings, storage, sub, business, period, folder, manifest, files,
                 manage=manage_line(sub, reply_to),
                 unsubscribe=unsubscribe,
                 missing=missing,
+                links=email_links(row["id"], sub.id, row["recipient"], now or utc_now()),
             )
             mid = message_id_for(sub.id, period.kind, period.key, row["recipient"], from_address)
             yield row, build_message(content, message_id=mid)
