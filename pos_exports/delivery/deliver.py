@@ -407,16 +407,22 @@ def _zipped(stack: contextlib.ExitStack, business, period: Period, files: list[d
         if len(group) <= 1:
             out.append(att)
         elif f is group[0][0]:  # the zip takes the place of the dataset's first CSV file
-            dataset = f["dataset"]
-            first = (f"{dataset}.csv", f"{dataset}-summary.csv")  # the main table, then its summary, then the rest
-            members = sorted(group, key=lambda pair: (*(pair[0]["name"] != n for n in first), pair[0]["name"]))
-            stored = f"{dataset}.csv.zip"
-            ascii_name = ascii_mail_filename(business.name, business.id, stored, period.key)
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pos-mail-")))
-            path = zip_files([(m.ascii_name, m.path) for _, m in members], folder / ascii_name)
-            name = mail_filename(business.name, stored, period.key)
-            out.append(Attachment(name, path, "", path.stat().st_size, CONTENT_TYPES["zip"], ascii_name))
+            members = [(g["name"], m.path) for g, m in group]
+            path = csv_zip(business, period.key, f["dataset"], members, folder)
+            name = mail_filename(business.name, f"{f['dataset']}.csv.zip", period.key)
+            out.append(Attachment(name, path, "", path.stat().st_size, CONTENT_TYPES["zip"], path.name))
     return out
+
+
+def csv_zip(business: Business, period_key: str, dataset: str, members: list[tuple[str, Path]], folder: Path) -> Path:
+    """A dataset's CSV tables (stored name, file) in one zip as the email attaches it: in `folder`, named
+    `{business}_{dataset}_{period}.csv.zip`, holding them under their ASCII mail names (the main table and the
+    summary first), with fixed timestamps: the same files give the same zip."""
+    first = (f"{dataset}.csv", f"{dataset}-summary.csv")  # the main table, then its summary, then the rest
+    ordered = sorted(members, key=lambda m: (*(m[0] != n for n in first), m[0]))
+    named = [(ascii_mail_filename(business.name, business.id, n, period_key), p) for n, p in ordered]
+    return zip_files(named, folder / ascii_mail_filename(business.name, business.id, f"{dataset}.csv.zip", period_key))
 
 
 def _messages(settings, storage, sub, business, period, folder, manifest, files, rows, from_address, gaps=(), now=None):

@@ -11,11 +11,13 @@ import pytest
 import sqlalchemy as sa
 
 from pos_exports import state as st
+from pos_exports.archive.read import load_businesses
 from pos_exports.cli import history as history_cli
 from pos_exports.cli import main
 from pos_exports.defs.deliveries import delivery_job
 from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.delivery import ledger, subscriptions
+from pos_exports.delivery.deliver import csv_zip
 from pos_exports.operations.cleanup import cleanup_exports
 from pos_exports.operations.stats import export_stats
 from pos_exports.storage.base import LocalStorage
@@ -147,6 +149,13 @@ def test_download_after_cleanup_renders_the_same_bytes_again(
         assert data == mailed[name], name  # byte for byte what was emailed: CSV, and the XLSX too
         assert hashlib.sha256(data).hexdigest() == recorded[name]
     assert not (archived_root / FOLDER).exists()  # a download does not bring back what cleanup deleted
+    [received] = smtp_server.handler.delivered_to(row["recipient"])
+    attached = {part.get_filename(): part.get_payload(decode=True) for part in received.message.iter_attachments()}
+    business = {b.id: b for b in load_businesses(LocalStorage(archived_root))}[1]
+    for dataset in ("sales", "customers"):  # the CSV tables rendered again zip into the very zip that was emailed
+        members = [(n, target / n) for n in CSVS if n.split("-")[0].removesuffix(".csv") == dataset]
+        again = csv_zip(business, "2025-03-03", dataset, members, tmp_path)
+        assert again.read_bytes() == attached[f"accra-shop_{dataset}_2025-03-03.csv.zip"], dataset
 
 
 def test_download_errors(delivered, state, archived_root, tmp_path, capsys):

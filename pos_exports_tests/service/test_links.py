@@ -83,6 +83,30 @@ def server():
     sock.close()
 
 
+def _deliver(eng, root, formats: list[str]):
+    """A weekly sales subscription of business 1 to OWNER, delivered for WEEK by a real delivery run."""
+    sub = subscriptions.add(
+        eng,
+        {
+            "business_id": 1,
+            "name": "Weekly sales",
+            "datasets": ["sales"],
+            "formats": formats,
+            "frequency": "weekly",
+            "day_of_week": "monday",
+            "at": "07:00",
+            "recipients": [OWNER],
+        },
+    )
+    config = {"subscription_id": sub.id, "period_kind": "weekly", "period_key": WEEK}
+    result = delivery_job.execute_in_process(
+        run_config={"ops": {"deliver_subscription": {"config": config}}},
+        resources={"storage": StorageResource(root=str(root)), "clock": ClockResource()},
+    )
+    assert result.success
+    return sub, result
+
+
 @pytest.fixture
 def linked(archived_root, server, smtp_server, logs, tmp_path, monkeypatch):
     """Business 1's week delivered by a real delivery run, with the service's public URL configured."""
@@ -95,30 +119,7 @@ def linked(archived_root, server, smtp_server, logs, tmp_path, monkeypatch):
     monkeypatch.setenv("POS_EXPORTS_LINK_SECRET", secret)
     eng = engine()
     monkeypatch.setattr(subscriptions, "_now", lambda: dt.datetime(2025, 3, 1, tzinfo=UTC))
-    sub = subscriptions.add(
-        eng,
-        {
-            "business_id": 1,
-            "name": "Weekly sales",
-            "datasets": ["sales"],
-            "formats": ["xlsx", "csv"],
-            "frequency": "weekly",
-            "day_of_week": "monday",
-            "at": "07:00",
-            "recipients": [OWNER],
-        },
-    )
-    result = delivery_job.execute_in_process(
-        run_config={
-            "ops": {
-                "deliver_subscription": {
-                    "config": {"subscription_id": sub.id, "period_kind": "weekly", "period_key": WEEK}
-                }
-            }
-        },
-        resources={"storage": StorageResource(root=str(archived_root)), "clock": ClockResource()},
-    )
-    assert result.success
+    sub, result = _deliver(eng, archived_root, ["xlsx", "csv"])
     [received] = smtp_server.handler.delivered_to(OWNER)
     return {"sub": sub, "eng": eng, "secret": secret, "message": received.message, "raw": received.data, "run": result}
 
@@ -225,30 +226,7 @@ def test_without_a_public_url_the_email_has_no_links(archived_root, smtp_server,
     monkeypatch.setenv("POS_EXPORTS_DATA_TEAM_EMAIL", TEAM)
     monkeypatch.setenv("POS_EXPORTS_LINK_SECRET", secrets.token_hex(32))  # a secret alone adds no link
     monkeypatch.setattr(subscriptions, "_now", lambda: dt.datetime(2025, 3, 1, tzinfo=UTC))
-    sub = subscriptions.add(
-        engine(),
-        {
-            "business_id": 1,
-            "name": "Weekly sales",
-            "datasets": ["sales"],
-            "formats": ["csv"],
-            "frequency": "weekly",
-            "day_of_week": "monday",
-            "at": "07:00",
-            "recipients": [OWNER],
-        },
-    )
-    result = delivery_job.execute_in_process(
-        run_config={
-            "ops": {
-                "deliver_subscription": {
-                    "config": {"subscription_id": sub.id, "period_kind": "weekly", "period_key": WEEK}
-                }
-            }
-        },
-        resources={"storage": StorageResource(root=str(archived_root)), "clock": ClockResource()},
-    )
-    assert result.success
+    _deliver(engine(), archived_root, ["csv"])
     [received] = smtp_server.handler.delivered_to(OWNER)
     message = received.message
     assert re.fullmatch(r"<mailto:[^>]+>", str(message["List-Unsubscribe"]))  # as before: the mailto alone
