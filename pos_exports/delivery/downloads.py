@@ -61,29 +61,37 @@ def fetch_files(
             out.paths.append(destination)
         else:
             gone.append({**f, "name": name})
-    for f in gone:  # one at a time: a file that cannot be restored does not withhold the others
-        try:
-            out.paths += _rerendered(eng, storage, row, f, target, now)
-            out.rerendered.append(f["name"])
-        except (RerenderError, LookupError, ValueError) as exc:
-            out.problems.append(f"{f['name']}: no longer in storage, and {_lower(exc)}")
+    try:  # together: each dataset's report is built once
+        out.paths += _rerendered(eng, storage, row, gone, target, now) if gone else []
+        out.rerendered += [f["name"] for f in gone]
+    except _FAILURES:
+        for f in gone:  # one at a time, to say which: a file that cannot be restored does not withhold the others
+            try:
+                out.paths += _rerendered(eng, storage, row, [f], target, now)
+                out.rerendered.append(f["name"])
+            except _FAILURES as exc:
+                out.problems.append(f"{f['name']}: no longer in storage, and {_lower(exc)}")
     order = [Path(f["name"]).name for f in row["files"] or []]
     out.paths.sort(key=lambda p: order.index(p.name))
     return out
 
 
-def _rerendered(eng, storage: Storage, row: Mapping, f: dict, target: Path, now) -> list[Path]:
+_FAILURES = (RerenderError, LookupError, ValueError)  # the archive lacks the period, or it changed since
+
+
+def _rerendered(eng, storage: Storage, row: Mapping, files: list[dict], target: Path, now) -> list[Path]:
     businesses = {b.id: b for b in load_businesses(storage)}
     business = businesses.get(row["business_id"])
     if business is None:
         raise RerenderError(f"business {row['business_id']} is not in the archive's business list")
     filters = None
-    if "/subscriptions/" in (f.get("uri") or "").replace("\\", "/"):  # a filtered render (deliver._files)
+    if any("/subscriptions/" in (f.get("uri") or "").replace("\\", "/") for f in files):  # filtered (deliver._files)
         sub = subscriptions.get(eng, row["subscription_id"])
         if sub is None:
             raise RerenderError(f"its subscription {row['subscription_id']} (and its filters) no longer exists")
         filters = {d: v for d in sub.datasets if (v := subscriptions.filters_for(sub, d))}
-    return rerender(storage, business, period_for(row["period_kind"], row["period_key"]), [f], target, filters=filters)
+    period = period_for(row["period_kind"], row["period_key"])
+    return rerender(storage, business, period, files, target, filters=filters, now=now)
 
 
 def _lower(exc: BaseException) -> str:

@@ -231,3 +231,43 @@ def test_upcoming_and_overdue_commands(delivered, state, capsys):
     assert "weekly 2025-03-10" in out and "waiting for archive" in out and "1 overdue" in out
     assert cli("overdue", "--now", "2025-03-17T08:00:00+00:00", "--lookback-days", "0") == 2
     assert "error: lookback_days: 0 must be 1 or more" in capsys.readouterr().err
+
+
+def test_a_filtered_delivery_renders_again_with_its_subscriptions_filters(archived_root, state, tmp_path):
+    from pos_exports.delivery.deliver import deliver
+    from pos_exports.delivery.downloads import fetch_files
+
+    storage = LocalStorage(archived_root)
+    business = {b.id: b for b in load_businesses(storage)}[1]
+    sub = subscriptions.add(
+        state,
+        subscriptions.validate(
+            {
+                "business_id": 1,
+                "name": "Wholesale customers",
+                "datasets": ["customers"],
+                "formats": ["csv", "pdf"],
+                "frequency": "weekly",
+                "day_of_week": "monday",
+                "at": "07:00",
+                "recipients": ["owner@kofi-shop.example"],
+                "filters": {"customer_type": "wholesale"},
+            }
+        ),
+    )
+    outcome = deliver(
+        state, storage, sub, business, "weekly", "2025-03-03", run_id="r1", smtp=None, outbox_dir=tmp_path
+    )
+    assert outcome.status == "sent" and "/subscriptions/" in outcome.folder
+    [row] = ledger.history(state, subscription_id=sub.id)
+    stored = fetch_files(state, storage, row, tmp_path / "stored")  # for comparison: the files as stored
+    cleanup_exports(storage, dt.date(2025, 6, 1), max_age_days=30, dry_run=False)
+    assert not (archived_root / outcome.folder).exists()
+    fetched = fetch_files(state, storage, row, tmp_path / "again")
+    assert not fetched.problems and sorted(fetched.rerendered) == sorted(f["name"] for f in row["files"])
+    for before, again in zip(stored.paths, fetched.paths, strict=True):
+        assert before.read_bytes() == again.read_bytes(), before.name  # the filtered render, not the whole list
+    subscriptions.update(state, sub.id, {"filters": {"customer_type": "retail"}})  # the filters changed since
+    changed = fetch_files(state, storage, row, tmp_path / "changed")
+    assert changed.paths == [] and len(changed.problems) == len(row["files"])
+    assert all("it differs from the file recorded" in p for p in changed.problems)
