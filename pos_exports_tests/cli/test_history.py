@@ -236,25 +236,12 @@ def test_upcoming_and_overdue_commands(delivered, state, capsys):
 def test_a_filtered_delivery_renders_again_with_its_subscriptions_filters(archived_root, state, tmp_path):
     from pos_exports.delivery.deliver import deliver
     from pos_exports.delivery.downloads import fetch_files
+    from pos_exports_tests.delivery.test_store import weekly
 
     storage = LocalStorage(archived_root)
     business = {b.id: b for b in load_businesses(storage)}[1]
-    sub = subscriptions.add(
-        state,
-        subscriptions.validate(
-            {
-                "business_id": 1,
-                "name": "Wholesale customers",
-                "datasets": ["customers"],
-                "formats": ["csv", "pdf"],
-                "frequency": "weekly",
-                "day_of_week": "monday",
-                "at": "07:00",
-                "recipients": ["owner@kofi-shop.example"],
-                "filters": {"customer_type": "wholesale"},
-            }
-        ),
-    )
+    wholesale = weekly(business_id=1, datasets=["customers"], formats=["csv", "pdf"], recipients=["a@kofi.example"])
+    sub = subscriptions.add(state, subscriptions.validate(wholesale))  # filters: customer_type wholesale
     outcome = deliver(
         state, storage, sub, business, "weekly", "2025-03-03", run_id="r1", smtp=None, outbox_dir=tmp_path
     )
