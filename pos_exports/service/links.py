@@ -1,7 +1,8 @@
 """The emailed links (`delivery.links`), as HTTP endpoints of the service: `router`, mounted by the service's app.
 
-    GET  /links/download/{token}      the files of that recipient's email: one file as it is, several in one zip
-                                      (rendered again from the archive when cleanup has deleted them)
+    GET  /links/download/{token}      the files of that recipient's email: one file as it is (on S3: a redirect to a
+                                      5-minute presigned URL), several in one zip (rendered again from the archive
+                                      when cleanup has deleted them)
     GET  /links/unsubscribe/{token}   a page with one button (a GET never unsubscribes: mail scanners follow links)
     POST /links/unsubscribe/{token}   one-click unsubscribe (RFC 8058): pauses the subscription, 200
 
@@ -22,7 +23,7 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends
-from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.background import BackgroundTask
 
 from pos_exports import config, state
@@ -30,13 +31,14 @@ from pos_exports.archive.read import load_businesses
 from pos_exports.core.clock import utc_now
 from pos_exports.delivery import subscriptions
 from pos_exports.delivery.deliver import CONTENT_TYPES
-from pos_exports.delivery.downloads import fetch_files
+from pos_exports.delivery.downloads import fetch_files, storage_key
 from pos_exports.delivery.email import ascii_mail_filename, zip_files
 from pos_exports.delivery.ledger import normalize_recipient
 from pos_exports.delivery.links import DOWNLOAD, UNSUBSCRIBE, Link, LinkError, LinkExpired, verify
 from pos_exports.storage import Storage, open_storage
 
 router = APIRouter(prefix="/links", tags=["emailed links"])
+PRESIGNED_SECONDS = 300  # an S3 file is a redirect to a presigned URL that works this long
 
 
 def state_engine() -> sa.Engine:
@@ -82,6 +84,10 @@ def download(token: str, eng: Engine, storage: Store, now: Now) -> Response:
             raise _Refused(404, "this export is no longer known")
         if not row["files"]:
             raise _Refused(404, "this export has no files")
+        if len(row["files"]) == 1 and hasattr(storage, "presigned_url"):  # S3 serves a stored file itself
+            key = storage_key(storage, row["files"][0].get("uri") or "")
+            if key is not None and storage.exists(key):
+                return RedirectResponse(storage.presigned_url(key, PRESIGNED_SECONDS), status_code=307)
         folder = Path(tempfile.mkdtemp(prefix="pos-link-"))
         done = BackgroundTask(shutil.rmtree, folder, ignore_errors=True)
         try:

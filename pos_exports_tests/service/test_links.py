@@ -11,7 +11,7 @@ import secrets
 import socket
 import threading
 import zipfile
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import fastapi
 import httpx
@@ -232,3 +232,34 @@ def test_without_a_public_url_the_email_has_no_links(archived_root, smtp_server,
     assert re.fullmatch(r"<mailto:[^>]+>", str(message["List-Unsubscribe"]))  # as before: the mailto alone
     assert message["List-Unsubscribe-Post"] is None
     assert "/links/" not in "".join(_bodies(message)) and "link valid until" not in "".join(_bodies(message))
+
+
+def test_a_single_file_on_s3_is_a_short_lived_presigned_redirect(
+    s3_storage_url, server, smtp_server, tmp_path, monkeypatch
+):
+    from pos_exports.storage import open_storage
+    from pos_exports_tests.exports.conftest import archive_week
+    from pos_exports_tests.fixtures import load_sqlite
+
+    storage = open_storage(s3_storage_url)
+    archive_week(load_sqlite(tmp_path / "pos.sqlite"), storage)
+    monkeypatch.setenv("POS_EXPORTS_STATE_URL", f"sqlite:///{tmp_path / 'state.db'}")
+    monkeypatch.setenv("POS_EXPORTS_STORAGE", s3_storage_url)
+    monkeypatch.setenv("POS_EXPORTS_SMTP_URL", smtp_server.url())
+    monkeypatch.setenv("POS_EXPORTS_PUBLIC_URL", server)
+    monkeypatch.setenv("POS_EXPORTS_LINK_SECRET", secrets.token_hex(32))
+    monkeypatch.setattr(subscriptions, "_now", lambda: dt.datetime(2025, 3, 1, tzinfo=UTC))
+    _deliver(engine(), s3_storage_url, ["xlsx"])
+    [received] = smtp_server.handler.delivered_to(OWNER)
+    text, _ = _bodies(received.message)
+    [download] = re.findall(rf"{re.escape(server)}/links/download/[A-Za-z0-9_.-]+", text)
+    asked = dt.datetime.now(UTC).timestamp()
+    answer = httpx.get(download)
+    assert answer.status_code == 307
+    expires = int(parse_qs(urlsplit(answer.headers["location"]).query)["Expires"][0])
+    assert asked + 290 <= expires <= dt.datetime.now(UTC).timestamp() + 310  # five minutes, not the email's week
+    [attached] = [p.get_payload(decode=True) for p in received.message.iter_attachments()]
+    assert httpx.get(answer.headers["location"]).content == attached  # S3 itself serves the emailed bytes
+    storage.delete(f"exports/1/weekly/{WEEK}/sales.xlsx")  # cleanup deleted it: rendered again, served by us
+    again = httpx.get(download)
+    assert again.status_code == 200 and again.content == attached
