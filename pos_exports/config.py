@@ -14,12 +14,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pos_exports.core.urls import ENCODE_HINT, needs_encoding
 
-SECRET = frozenset({"POS_DATABASE_URL", "POS_EXPORTS_SMTP_URL", "POS_EXPORTS_STATE_URL"})
+SECRET = frozenset({"POS_DATABASE_URL", "POS_EXPORTS_SMTP_URL", "POS_EXPORTS_STATE_URL", "POS_EXPORTS_LINK_SECRET"})
 _DB_URLS = "postgresql://user:password@host:port/dbname or sqlite:///path/to/pos.db"
 
 
@@ -102,6 +102,23 @@ class Settings(BaseSettings):
         "POS_EXPORTS_SHARDS", 1, "a whole number of shards (runs per archive/export partition), at least 1", ge=1
     )
 
+    link_secret: SecretStr | None = _setting(
+        "POS_EXPORTS_LINK_SECRET",
+        None,
+        "a random secret of at least 32 characters (openssl rand -hex 32) that signs the emails' links",
+        "none",
+        min_length=32,
+    )
+    public_url: str | None = _setting(
+        "POS_EXPORTS_PUBLIC_URL",
+        None,
+        "the https:// address of the service (pos_exports.service) as recipients reach it",
+        "none: emails carry no download or one-click unsubscribe link",
+    )
+    link_days: int = _setting(
+        "POS_EXPORTS_LINK_DAYS", 30, "a whole number of days, at least 1, that emailed links keep working", ge=1
+    )
+
     @field_validator("start_date", mode="before")
     @classmethod
     def _iso_date(cls, value: Any) -> Any:
@@ -181,6 +198,19 @@ class Settings(BaseSettings):
                 raise ValueError("is not an http(s) URL")
         return value
 
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        from urllib.parse import urlsplit
+
+        if value:
+            parts = urlsplit(value)
+            if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+                raise ValueError("is not an http(s) address without query")
+            if info.data.get("link_secret") is None:  # declared above: validated first
+                raise ValueError("needs POS_EXPORTS_LINK_SECRET (at least 32 characters) to sign its links")
+        return value.rstrip("/") if value else value
+
     @field_validator("data_team_email", mode="before")
     @classmethod
     def _addresses(cls, value: Any) -> Any:
@@ -217,6 +247,8 @@ def describe_errors(exc: ValidationError) -> str:
         ctx = error.get("ctx") or {}
         if error["type"] == "value_error":
             problem = str(ctx.get("error", error["msg"]))
+        elif error["type"] == "too_short":
+            problem = f"is shorter than {ctx.get('min_length')} characters"
         elif error["type"] in ("greater_than_equal", "greater_than"):
             problem = f"must be {'at least' if 'ge' in ctx else 'more than'} {ctx.get('ge', ctx.get('gt')):g}"
         else:

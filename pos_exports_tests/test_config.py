@@ -162,6 +162,28 @@ def test_every_bad_variable_gets_its_own_line(monkeypatch):
     assert config.storage_root() == str(config.project_home() / "var" / "exports")
 
 
+def test_the_link_settings_refuse_a_short_secret_without_showing_it_and_a_url_without_a_secret(monkeypatch):
+    monkeypatch.setenv("POS_EXPORTS_LINK_SECRET", "tooshort-s3cr")
+    monkeypatch.setenv("POS_EXPORTS_PUBLIC_URL", "https://exports.pos.example/")
+    with pytest.raises(config.SettingsError) as raised:
+        config.settings()
+    lines = str(raised.value).splitlines()
+    assert [line.split(":", 1)[0] for line in lines] == ["POS_EXPORTS_LINK_SECRET", "POS_EXPORTS_PUBLIC_URL"]
+    assert lines[0].startswith("POS_EXPORTS_LINK_SECRET: is shorter than 32 characters (expected a random secret")
+    assert lines[1].startswith(
+        "POS_EXPORTS_PUBLIC_URL: 'https://exports.pos.example/' needs POS_EXPORTS_LINK_SECRET (at least 32 characters)"
+    )
+    assert "s3cr" not in str(raised.value)
+    monkeypatch.setenv("POS_EXPORTS_PUBLIC_URL", "exports.pos.example")
+    monkeypatch.setenv("POS_EXPORTS_LINK_SECRET", "k" * 32)
+    with pytest.raises(config.SettingsError, match=r"^POS_EXPORTS_PUBLIC_URL: 'exports.pos.example' is not an http"):
+        config.settings()
+    monkeypatch.setenv("POS_EXPORTS_PUBLIC_URL", "https://exports.pos.example/")
+    settings = config.settings()
+    assert settings.public_url == "https://exports.pos.example" and settings.link_days == 30
+    assert "k" * 32 not in repr(settings)
+
+
 # ------------------------------------------------------------------------------------------ first partition
 
 _FIRST_KEYS = """

@@ -27,6 +27,7 @@ LAYERS = [
     "defs",
     "definitions",
     "cli",
+    "service",  # the HTTP service (FastAPI): over the state database and the storage, like the CLI
 ]
 
 

@@ -1,7 +1,8 @@
 """`history`, `stats`, `upcoming`, `overdue`: the delivery ledger and its figures, for the `pos-exports` CLI.
 
     pos-exports history [--business-id 2] [--subscription-id 5] [--status failed] [--since 2025-03-01] [--until ...]
-    pos-exports history --download 42 --to ./delivery-42     (the files that delivery emailed, from storage)
+    pos-exports history --download 42 --to ./delivery-42     (the files that delivery emailed; rendered again
+                                                              from the archive when cleanup has deleted them)
     pos-exports stats [--since 2025-03-01] [--until ...] [--business-id 2]
     pos-exports upcoming [--business-id 2] [--limit 20]
     pos-exports overdue [--business-id 2] [--lookback-days 7]
@@ -18,8 +19,6 @@ The state database is `--state-url` or `POS_EXPORTS_STATE_URL`; the storage `--s
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -163,50 +162,28 @@ def _history(args: Args, ctx: Context) -> int:
     return 0
 
 
-def storage_key(storage: Storage, uri: str) -> str | None:
-    """The storage key of a file's recorded uri (`storage.uri(key)`), None when it is not in this storage."""
-    base = storage.uri("x")[:-1]  # the uri of the root, with its separator
-    if uri.startswith(base):
-        return uri[len(base) :].replace("\\", "/")
-    return None
-
-
 def _download(ctx: Context, delivery_id: int, target: Path) -> int:
     import sqlalchemy as sa
 
     from pos_exports import state
+    from pos_exports.delivery.downloads import fetch_files
 
     with ctx.engine.connect() as conn:
         row = conn.execute(sa.select(state.deliveries).where(state.deliveries.c.id == delivery_id)).mappings().first()
     if row is None:
         raise CliError(f"download: no delivery with id {delivery_id}")
-    files = list(row["files"] or [])
-    if not files:
+    if not row["files"]:
         reason = f" ({short(row['error'], 100)})" if row["error"] else ""
         raise CliError(f"download: delivery {delivery_id} has no stored files (status {row['status']}{reason})")
-    storage = ctx.storage
-    target.mkdir(parents=True, exist_ok=True)
-    copied, problems = [], []
-    for f in files:
-        name = Path(f["name"]).name  # never a path of the ledger's choosing
-        key = storage_key(storage, f.get("uri") or "")
-        if key is None:
-            problems.append(f"{name}: {f.get('uri')} is not in the storage {storage.root} (set --storage)")
-            continue
-        if not storage.exists(key):
-            problems.append(f"{name}: no longer in storage ({f.get('uri')})")
-            continue
-        destination = target / name
-        with storage.local_copy(key) as path:
-            shutil.copyfile(path, destination)
-        digest = hashlib.sha256(destination.read_bytes()).hexdigest()
-        if f.get("sha256") and digest != f["sha256"]:
-            print(f"warning: {name} has changed in storage since it was emailed (SHA-256 differs)", file=sys.stderr)
-        copied.append(destination)
-    for path in copied:
+    fetched = fetch_files(ctx.engine, ctx.storage, row, target, now=ctx.now)
+    for name in fetched.changed:
+        print(f"warning: {name} has changed in storage since it was emailed (SHA-256 differs)", file=sys.stderr)
+    for name in fetched.rerendered:  # cleanup deleted it: the same bytes again, SHA-256 checked
+        print(f"note: {name} was no longer in storage: rendered again from the archive", file=sys.stderr)
+    for path in fetched.paths:
         ctx.print(str(path.resolve()))
-    if problems:
-        raise CliError("download: " + "; ".join(problems))
+    if fetched.problems:
+        raise CliError("download: " + "; ".join(fetched.problems))
     return 0
 
 

@@ -38,6 +38,7 @@ from pos_exports.delivery.email import (
     send,
     zip_files,
 )
+from pos_exports.delivery.links import email_links
 from pos_exports.delivery.subscriptions import Subscription, filters_for, get_settings
 from pos_exports.exports.manifest import read_manifest
 from pos_exports.exports.produce import export_period, period_folder, plain_reason
@@ -218,7 +219,7 @@ def deliver(
             return DeliveryOutcome("skipped_no_data", folder, message="no data in the period; nothing sent")
         settings = get_settings(eng, business.id)
         messages = _messages(
-            settings, storage, sub, business, period, folder, manifest, files, claimed, from_address, gaps
+            settings, storage, sub, business, period, folder, manifest, files, claimed, from_address, gaps, now
         )
         results = _send_claimed(eng, messages, run_id, smtp, outbox_dir, sleep, clock)
     except Exception as exc:
@@ -421,21 +422,28 @@ def _zipped(stack: contextlib.ExitStack, business, period: Period, files: list[d
         if len(group) <= 1:
             out.append(att)
         elif f is group[0][0]:  # the zip takes the place of the dataset's first CSV file
-            dataset = f["dataset"]
-            first = (f"{dataset}.csv", f"{dataset}-summary.csv")  # the main table, then its summary, then the rest
-            members = sorted(group, key=lambda pair: (*(pair[0]["name"] != n for n in first), pair[0]["name"]))
-            stored = f"{dataset}.csv.zip"
-            ascii_name = ascii_mail_filename(business.name, business.id, stored, period.key)
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pos-mail-")))
-            path = zip_files([(m.ascii_name, m.path) for _, m in members], folder / ascii_name)
-            name = mail_filename(business.name, stored, period.key)
-            out.append(Attachment(name, path, "", path.stat().st_size, CONTENT_TYPES["zip"], ascii_name))
+            members = [(g["name"], m.path) for g, m in group]
+            path = csv_zip(business, period.key, f["dataset"], members, folder)
+            name = mail_filename(business.name, f"{f['dataset']}.csv.zip", period.key)
+            out.append(Attachment(name, path, "", path.stat().st_size, CONTENT_TYPES["zip"], path.name))
     return out
 
 
-def _messages(settings, storage, sub, business, period, folder, manifest, files, rows, from_address, gaps=()):
+def csv_zip(business: Business, period_key: str, dataset: str, members: list[tuple[str, Path]], folder: Path) -> Path:
+    """A dataset's CSV tables (stored name, file) in one zip as the email attaches it: in `folder`, named
+    `{business}_{dataset}_{period}.csv.zip`, holding them under their ASCII mail names (the main table and the
+    summary first), with fixed timestamps: the same files give the same zip."""
+    first = (f"{dataset}.csv", f"{dataset}-summary.csv")  # the main table, then its summary, then the rest
+    ordered = sorted(members, key=lambda m: (*(m[0] != n for n in first), m[0]))
+    named = [(ascii_mail_filename(business.name, business.id, n, period_key), p) for n, p in ordered]
+    return zip_files(named, folder / ascii_mail_filename(business.name, business.id, f"{dataset}.csv.zip", period_key))
+
+
+def _messages(settings, storage, sub, business, period, folder, manifest, files, rows, from_address, gaps=(), now=None):
     """(row, message) for each claimed row: one message per recipient, with its stable Message-ID; `gaps`: the
-    datasets not included, each said in plain words (`plain_reason`, as the exports' manifest does)."""
+    datasets not included, each said in plain words (`plain_reason`, as the exports' manifest does). With a
+    public URL, each carries its recipient's signed download and one-click unsubscribe links (`delivery.links`)."""
     missing = [f"{plain_reason(g.dataset, period, ArchiveMissing())}." for g in gaps]
     missing = [m[0].upper() + m[1:] for m in missing]
     link = getattr(storage, "presigned_url", storage.uri)  # S3: a link that works for a week
@@ -486,6 +494,7 @@ def _messages(settings, storage, sub, business, period, folder, manifest, files,
                 manage=manage_line(sub, reply_to),
                 unsubscribe=unsubscribe,
                 missing=missing,
+                links=email_links(row["id"], sub.id, row["recipient"], now or utc_now()),
             )
             mid = message_id_for(sub.id, period.kind, period.key, row["recipient"], from_address)
             yield row, build_message(content, message_id=mid)

@@ -69,6 +69,15 @@ class Attachment:
     ascii_name: str = ""  # the ASCII file name (`ascii_mail_filename`); default `ascii_filename(name)`
 
 
+@dataclass(frozen=True)
+class EmailLinks:
+    """The signed links of one recipient's email (`delivery.links`)."""
+
+    download: str  # https://.../links/download/TOKEN: the files of this delivery
+    unsubscribe: str  # https://.../links/unsubscribe/TOKEN: one-click (POST) pause of the subscription
+    expires: str  # when they stop working, as the email says it: `2025-05-09 (UTC)`
+
+
 @dataclass
 class EmailContent:
     subject: str
@@ -82,6 +91,7 @@ class EmailContent:
     link_mode: bool
     files: list[Attachment] = field(default_factory=list)  # every file, attached or linked
     unsubscribe: str | None = None  # a `mailto:` or https URL for List-Unsubscribe (RFC 2369)
+    one_click: str | None = None  # the signed https URL of a one-click unsubscribe (RFC 8058), listed first
 
 
 def fill_template(template: str, context: dict) -> str:
@@ -157,6 +167,7 @@ def render_content(
     missing: Sequence[str] = (),
     summary_groups: Sequence[tuple[str, Sequence[tuple[str, str]]]] = (),
     linked: Sequence[Attachment] = (),
+    links: EmailLinks | None = None,
 ) -> EmailContent:
     """The subject and the plain-text and HTML bodies of one export email.
 
@@ -167,7 +178,9 @@ def render_content(
     When the files together exceed `size_budget_bytes` (or a file has no local copy), nothing is
     attached: both bodies list the links (`Attachment.uri`) of `linked` (default: `files`; the CSV files one
     by one where `files` holds their zip) and say why. `manage` (how to change or stop
-    the subscription) closes both bodies; `unsubscribe` becomes the List-Unsubscribe header.
+    the subscription) closes both bodies; `unsubscribe` becomes the List-Unsubscribe header. `links` (only when
+    the service's public URL is configured): the signed download link in both bodies, and the one-click
+    unsubscribe in the footer and in List-Unsubscribe beside the mailto.
     """
     files = list(files)
     groups = [(str(h), [(str(k), str(v)) for k, v in rows]) for h, rows in summary_groups if rows]
@@ -211,6 +224,9 @@ def render_content(
         "timezone": tz_name,
         "manage": manage,
         "missing": list(missing),
+        "download_url": links.download if links else None,
+        "unsubscribe_url": links.unsubscribe if links else None,
+        "links_expire": links.expires if links else None,
     }
     text = _templates(html=False).render(values)
     html_body = _templates(html=True).render(values)
@@ -227,6 +243,7 @@ def render_content(
         link_mode=link_mode,
         files=listed,
         unsubscribe=unsubscribe,
+        one_click=links.unsubscribe if links else None,
     )
 
 
@@ -312,9 +329,13 @@ def build_message(
     _no_line_breaks("message id", message_id)
     msg["Message-ID"] = message_id or make_msgid(domain=_msgid_domain(content.from_address))
     msg["Auto-Submitted"] = "auto-generated"
-    if content.unsubscribe:
-        _no_line_breaks("unsubscribe link", content.unsubscribe)
-        msg["List-Unsubscribe"] = f"<{content.unsubscribe}>"
+    unsubscribe = [u for u in (content.one_click, content.unsubscribe) if u]
+    for url in unsubscribe:
+        _no_line_breaks("unsubscribe link", url)
+    if unsubscribe:
+        msg["List-Unsubscribe"] = ", ".join(f"<{u}>" for u in unsubscribe)
+    if content.one_click:  # RFC 8058: a mail client may POST to the https URL to unsubscribe in one click
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg.set_content(content.text)
     msg.add_alternative(content.html, subtype="html")
     for att in content.attachments:

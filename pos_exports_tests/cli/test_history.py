@@ -8,12 +8,17 @@ import io
 import zipfile
 
 import pytest
+import sqlalchemy as sa
 
+from pos_exports import state as st
+from pos_exports.archive.read import load_businesses
 from pos_exports.cli import history as history_cli
 from pos_exports.cli import main
 from pos_exports.defs.deliveries import delivery_job
 from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.delivery import ledger, subscriptions
+from pos_exports.delivery.deliver import csv_zip
+from pos_exports.operations.cleanup import cleanup_exports
 from pos_exports.operations.stats import export_stats
 from pos_exports.storage.base import LocalStorage
 from pos_exports_tests.exports.names import export_files
@@ -110,6 +115,49 @@ def test_download_returns_the_files_that_were_emailed(delivered, state, archived
         assert hashlib.sha256(data).hexdigest() == recorded[name]["sha256"]
 
 
+def _mailed(smtp_server, recipient: str) -> dict[str, bytes]:
+    """The bytes each stored file name had in the email `recipient` received (CSV tables out of their zips)."""
+    [received] = smtp_server.handler.delivered_to(recipient)
+    attached = {part.get_filename(): part.get_payload(decode=True) for part in received.message.iter_attachments()}
+    zipped = {}
+    for dataset in ("sales", "customers"):
+        with zipfile.ZipFile(io.BytesIO(attached.pop(f"accra-shop_{dataset}_2025-03-03.csv.zip"))) as archive:
+            zipped |= {m.filename: archive.read(m) for m in archive.infolist()}
+    out = {}
+    for name in NAMES:
+        stem, _, ext = name.partition(".")
+        mailed = f"accra-shop_{stem}_2025-03-03.{ext}"
+        out[name] = zipped[mailed] if name in CSVS else attached[mailed]
+    return out
+
+
+def test_download_after_cleanup_renders_the_same_bytes_again(
+    delivered, state, archived_root, smtp_server, tmp_path, capsys
+):
+    row = ledger.history(state, subscription_id=delivered.id)[0]
+    report = cleanup_exports(LocalStorage(archived_root), dt.date(2025, 6, 1), max_age_days=30, dry_run=False)
+    assert FOLDER in report.folders and not (archived_root / FOLDER).exists()  # the real cleanup deleted them
+    target = tmp_path / "after-cleanup"
+    assert cli("history", "--download", str(row["id"]), "--to", str(target)) == 0
+    captured = capsys.readouterr()
+    assert sorted(captured.out.split()) == sorted(str((target / n).resolve()) for n in NAMES)
+    assert captured.err.count("rendered again from the archive") == len(NAMES)
+    mailed = _mailed(smtp_server, row["recipient"])
+    recorded = {f["name"]: f["sha256"] for f in row["files"]}
+    for name in NAMES:
+        data = (target / name).read_bytes()
+        assert data == mailed[name], name  # byte for byte what was emailed: CSV, and the XLSX too
+        assert hashlib.sha256(data).hexdigest() == recorded[name]
+    assert not (archived_root / FOLDER).exists()  # a download does not bring back what cleanup deleted
+    [received] = smtp_server.handler.delivered_to(row["recipient"])
+    attached = {part.get_filename(): part.get_payload(decode=True) for part in received.message.iter_attachments()}
+    business = {b.id: b for b in load_businesses(LocalStorage(archived_root))}[1]
+    for dataset in ("sales", "customers"):  # the CSV tables rendered again zip into the very zip that was emailed
+        members = [(n, target / n) for n in CSVS if n.split("-")[0].removesuffix(".csv") == dataset]
+        again = csv_zip(business, "2025-03-03", dataset, members, tmp_path)
+        assert again.read_bytes() == attached[f"accra-shop_{dataset}_2025-03-03.csv.zip"], dataset
+
+
 def test_download_errors(delivered, state, archived_root, tmp_path, capsys):
     row = ledger.history(state, subscription_id=delivered.id)[0]
     assert cli("history", "--download", "999", "--to", str(tmp_path)) == 2
@@ -117,10 +165,16 @@ def test_download_errors(delivered, state, archived_root, tmp_path, capsys):
     assert err == "error: download: no delivery with id 999\n"
     assert cli("history", "--download", str(row["id"])) == 2
     assert "error: --download needs --to DIR" in capsys.readouterr().err
-    (archived_root / FOLDER / "sales.csv").unlink()  # retention removed a file
+    (archived_root / FOLDER / "sales.csv").unlink()  # retention removed a file ...
+    files = [{**f, "sha256": "0" * 64} if f["name"] == "sales.csv" else f for f in row["files"]]
+    with state.begin() as conn:  # ... and the archive changed since: rendering it again cannot give the same file
+        conn.execute(sa.update(st.deliveries).where(st.deliveries.c.id == row["id"]).values(files=files))
     assert cli("history", "--download", str(row["id"]), "--to", str(tmp_path / "d")) == 2
     captured = capsys.readouterr()
-    assert "error: download: sales.csv: no longer in storage" in captured.err and "Traceback" not in captured.err
+    assert "error: download: sales.csv: no longer in storage, and rendered again from the archive, it differs" in (
+        captured.err
+    )
+    assert "Traceback" not in captured.err and not (tmp_path / "d" / "sales.csv").exists()
     assert len(captured.out.split()) == len(NAMES) - 1  # the other files were copied
     assert cli("history", "--status", "sent") == 2
     assert capsys.readouterr().err.startswith("error: status: unknown status 'sent'")
@@ -177,3 +231,30 @@ def test_upcoming_and_overdue_commands(delivered, state, capsys):
     assert "weekly 2025-03-10" in out and "waiting for archive" in out and "1 overdue" in out
     assert cli("overdue", "--now", "2025-03-17T08:00:00+00:00", "--lookback-days", "0") == 2
     assert "error: lookback_days: 0 must be 1 or more" in capsys.readouterr().err
+
+
+def test_a_filtered_delivery_renders_again_with_its_subscriptions_filters(archived_root, state, tmp_path):
+    from pos_exports.delivery.deliver import deliver
+    from pos_exports.delivery.downloads import fetch_files
+    from pos_exports_tests.delivery.test_store import weekly
+
+    storage = LocalStorage(archived_root)
+    business = {b.id: b for b in load_businesses(storage)}[1]
+    wholesale = weekly(business_id=1, datasets=["customers"], formats=["csv", "pdf"], recipients=["a@kofi.example"])
+    sub = subscriptions.add(state, subscriptions.validate(wholesale))  # filters: customer_type wholesale
+    outcome = deliver(
+        state, storage, sub, business, "weekly", "2025-03-03", run_id="r1", smtp=None, outbox_dir=tmp_path
+    )
+    assert outcome.status == "sent" and "/subscriptions/" in outcome.folder
+    [row] = ledger.history(state, subscription_id=sub.id)
+    stored = fetch_files(state, storage, row, tmp_path / "stored")  # for comparison: the files as stored
+    cleanup_exports(storage, dt.date(2025, 6, 1), max_age_days=30, dry_run=False)
+    assert not (archived_root / outcome.folder).exists()
+    fetched = fetch_files(state, storage, row, tmp_path / "again")
+    assert not fetched.problems and sorted(fetched.rerendered) == sorted(f["name"] for f in row["files"])
+    for before, again in zip(stored.paths, fetched.paths, strict=True):
+        assert before.read_bytes() == again.read_bytes(), before.name  # the filtered render, not the whole list
+    subscriptions.update(state, sub.id, {"filters": {"customer_type": "retail"}})  # the filters changed since
+    changed = fetch_files(state, storage, row, tmp_path / "changed")
+    assert changed.paths == [] and len(changed.problems) == len(row["files"])
+    assert all("it differs from the file recorded" in p for p in changed.problems)
