@@ -136,5 +136,5 @@ def unsubscribe(token: str, eng: Engine, now: Now) -> Response:
     if normalize_recipient(link.recipient) not in {normalize_recipient(r) for r in sub.recipients}:
         return PlainTextResponse(f'you no longer receive "{sub.name}"\n')  # removed since: nothing to pause
     if sub.is_active:
-        subscriptions.set_active(eng, sub.id, False)
+        subscriptions.set_active(eng, sub.id, False, now=now)
     return PlainTextResponse(f'"{sub.name}" is paused: no more emails of it will be sent\n')

@@ -83,6 +83,9 @@ def server():
     sock.close()
 
 
+CREATED = dt.datetime(2025, 3, 1, tzinfo=UTC)  # the subscription exists before the week it delivers
+
+
 def _deliver(eng, root, formats: list[str]):
     """A weekly sales subscription of business 1 to OWNER, delivered for WEEK by a real delivery run."""
     sub = subscriptions.add(
@@ -97,6 +100,7 @@ def _deliver(eng, root, formats: list[str]):
             "at": "07:00",
             "recipients": [OWNER],
         },
+        now=CREATED,
     )
     config = {"subscription_id": sub.id, "period_kind": "weekly", "period_key": WEEK}
     result = delivery_job.execute_in_process(
@@ -118,7 +122,6 @@ def linked(archived_root, server, smtp_server, logs, tmp_path, monkeypatch):
     monkeypatch.setenv("POS_EXPORTS_PUBLIC_URL", server)
     monkeypatch.setenv("POS_EXPORTS_LINK_SECRET", secret)
     eng = engine()
-    monkeypatch.setattr(subscriptions, "_now", lambda: dt.datetime(2025, 3, 1, tzinfo=UTC))
     sub, result = _deliver(eng, archived_root, ["xlsx", "csv"])
     [received] = smtp_server.handler.delivered_to(OWNER)
     return {"sub": sub, "eng": eng, "secret": secret, "message": received.message, "raw": received.data, "run": result}
@@ -225,7 +228,6 @@ def test_without_a_public_url_the_email_has_no_links(archived_root, smtp_server,
     monkeypatch.setenv("POS_EXPORTS_SMTP_URL", smtp_server.url())
     monkeypatch.setenv("POS_EXPORTS_DATA_TEAM_EMAIL", TEAM)
     monkeypatch.setenv("POS_EXPORTS_LINK_SECRET", secrets.token_hex(32))  # a secret alone adds no link
-    monkeypatch.setattr(subscriptions, "_now", lambda: dt.datetime(2025, 3, 1, tzinfo=UTC))
     _deliver(engine(), archived_root, ["csv"])
     [received] = smtp_server.handler.delivered_to(OWNER)
     message = received.message
@@ -248,7 +250,6 @@ def test_a_single_file_on_s3_is_a_short_lived_presigned_redirect(
     monkeypatch.setenv("POS_EXPORTS_SMTP_URL", smtp_server.url())
     monkeypatch.setenv("POS_EXPORTS_PUBLIC_URL", server)
     monkeypatch.setenv("POS_EXPORTS_LINK_SECRET", secrets.token_hex(32))
-    monkeypatch.setattr(subscriptions, "_now", lambda: dt.datetime(2025, 3, 1, tzinfo=UTC))
     _deliver(engine(), s3_storage_url, ["xlsx"])
     [received] = smtp_server.handler.delivered_to(OWNER)
     text, _ = _bodies(received.message)
