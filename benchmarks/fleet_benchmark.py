@@ -15,7 +15,7 @@ same formats, each in a child process on the same database and archive. The driv
 own child process (own peak RSS) and prints the
 per-business cost of both and the extrapolation to 10,000 businesses.
 
-    .venv/bin/python benchmarks/fleet_benchmark.py --businesses 1000 [--day YYYY-MM-DD] [--workdir DIR]
+    .venv/bin/python benchmarks/fleet_benchmark.py --businesses 1000 [--also 500] [--day YYYY-MM-DD] [--workdir DIR]
     .venv/bin/python benchmarks/fleet_benchmark.py --businesses 10000   # the 10,000-business day itself
 """
 
@@ -199,6 +199,9 @@ def main() -> None:
     )
     parser.add_argument("--workdir", type=Path, help="where to build (default: a temporary folder)")
     parser.add_argument("--no-quarter", action="store_true", help="skip the N/4 run (per-business constancy)")
+    parser.add_argument(
+        "--also", default="", help="more fleet sizes to run before N, comma-separated (e.g. 500: N/4, 500 and N)"
+    )
     parser.add_argument("--phase", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.businesses < 6:
@@ -211,7 +214,8 @@ def main() -> None:
         print(json.dumps(measure(args.businesses, args.day, args.workdir)))
         return
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        sizes = [args.businesses] if args.no_quarter else [max(args.businesses // 4, 6), args.businesses]
+        sizes = [] if args.no_quarter else [max(args.businesses // 4, 6)]
+        sizes = sorted({*sizes, *(int(n) for n in args.also.split(",") if n), args.businesses})
         _report([_child(n, args.day, Path(tmp) / f"n{n}") for n in sizes])
 
 

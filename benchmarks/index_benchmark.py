@@ -1,6 +1,7 @@
-"""The archive index at 10,000 businesses x 90 days: the retention coverage and the catch-up plan,
-answered from the state database (SQLite by default, or POS_EXPORTS_STATE_URL) without touching the
-archive storage. Usage: `python benchmarks/index_benchmark.py [businesses] [days]`."""
+"""The archive index at 10,000 businesses x 90 days: the retention coverage, the catch-up plan and a due
+sensor tick with one daily subscription per business all due at once, answered from the state database
+(SQLite by default, or POS_EXPORTS_STATE_URL) without touching the archive storage.
+Usage: `python benchmarks/index_benchmark.py [businesses] [days]`."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ import dagster as dg  # noqa: E402
 from pos_exports.archive.read import save_businesses  # noqa: E402
 from pos_exports.archive.tables import DATASETS  # noqa: E402
 from pos_exports.defs import catchup  # noqa: E402
+from pos_exports.defs.deliveries import due_requests  # noqa: E402
+from pos_exports.delivery import subscriptions  # noqa: E402
 from pos_exports.operations import retention  # noqa: E402
 from pos_exports.source.database import Business  # noqa: E402
 from pos_exports.state import archive_index, engine  # noqa: E402
@@ -70,3 +73,28 @@ with dg.instance_for_test() as instance:
         f"catch-up plan: {len(requests)} request(s) in {time.perf_counter() - t0:.2f} s "
         f"({time.process_time() - c0:.2f} CPU-s)"
     )
+
+t0 = time.perf_counter()
+for b in businesses:  # one daily subscription per business, every dataset, due at 08:00 for yesterday
+    subscriptions.add(
+        eng,
+        {
+            "business_id": b.id,
+            "name": "Daily",
+            "datasets": list(DATASETS),
+            "formats": ["csv"],
+            "frequency": "daily",
+            "at": "08:00",
+            "recipients": [f"owner{b.id}@shop.example"],
+        },
+    )
+print(f"added {BUSINESSES:,} subscriptions in {time.perf_counter() - t0:.1f} s")
+last, tick = dt.datetime.combine(days[-1], dt.time(7), dt.UTC), dt.datetime.combine(days[-1], dt.time(9), dt.UTC)
+t0, c0 = time.perf_counter(), time.process_time()
+requests, waiting, broken = due_requests(storage, eng, last, tick, [])
+pairs = sum(len(r.run_config["ops"]["deliver_batch"]["config"]["items"]) for r in requests)
+print(
+    f"due sensor tick ({BUSINESSES:,} subscriptions due at once): {len(requests)} batch run(s) of {pairs:,} "
+    f"pair(s), {len(waiting):,} waiting, {len(broken)} broken, in {time.perf_counter() - t0:.2f} s "
+    f"({time.process_time() - c0:.2f} CPU-s)"
+)

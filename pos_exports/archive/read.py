@@ -28,8 +28,9 @@ from pos_exports.storage import Storage
 
 BATCH_ROWS = 64 * 1024
 BUSINESSES_KEY = "archive/businesses.json"
-SHARED_READ_BYTES = 128 * 1024 * 1024  # decoded Arrow memory one `shared_reads` scope may keep (peak RSS)
-SHARED_DAY_BYTES = 256 * 1024 * 1024  # decoded Delta row groups one `shared_days` scope (a run) may keep
+# Decoded Arrow memory the shared reads of a scope may keep (peak RSS): one budget for a run's Delta row groups
+# (`shared_days`) and the files and sections of the export being built in it (`shared_reads`) together.
+SHARED_READ_BYTES = 256 * 1024 * 1024
 
 
 def __getattr__(name: str):
@@ -48,7 +49,7 @@ class ArchiveMissing(LookupError):
 
 @dataclass
 class _Shared:
-    budget: int
+    days: delta.DayReads  # the enclosing `shared_days` scope: its records, row groups and budget
     manifests: dict[tuple, dict | None] = field(default_factory=dict)
     tables: dict[tuple, pa.Table] = field(default_factory=dict)
     batches: dict[object, list[pa.RecordBatch]] = field(default_factory=dict)  # see `shared_batches`
@@ -60,7 +61,7 @@ _DAYS: ContextVar[delta.DayReads | None] = ContextVar("pos_exports_shared_days",
 
 
 @contextlib.contextmanager
-def shared_days(budget: int = SHARED_DAY_BYTES) -> Iterator[None]:
+def shared_days(budget: int = SHARED_READ_BYTES) -> Iterator[None]:
     """Within this block (a run that reads many businesses: an exports run) the Delta reconciliation
     records are read once, and each row group of a Delta table-day at the version the records name is
     decoded once and sliced per business, so that a business's read costs the same whatever the fleet's
@@ -81,21 +82,27 @@ def shared_days(budget: int = SHARED_DAY_BYTES) -> Iterator[None]:
 
 @contextlib.contextmanager
 def shared_reads(budget: int = SHARED_READ_BYTES) -> Iterator[None]:
-    """Within this block each business-day manifest and file is read, verified and decoded once, however
-    often the reports ask for it (a report's first pass and its sections, once per rendered format).
+    """Within this block (one export) each business-day record or manifest and each file is read, verified
+    and decoded once, however often the reports ask for it (a report's first pass and its sections, once
+    per rendered format), and each report section is built once for all formats (`shared_batches`).
 
-    Files are kept whole, first come first kept, until `budget` bytes of decoded tables are held; the
-    rest are read from storage each time, as outside the block (so a huge period costs no more memory
-    than the budget). Nested blocks share the outer one.
+    It opens a `shared_days` scope when none is open (an export on its own: the CLI, an on-demand or a
+    delivery run), so the Delta records are read once per export, not once per lookup. What it keeps counts
+    against that scope's one budget (`budget` when it opens the scope; within a run, the run's), first come
+    first kept; past it files are read from storage each time, as outside the block, and on leaving the
+    block its files and sections are dropped. Nested blocks share the outer one.
     """
     if _SHARED.get() is not None:
         yield
         return
-    token = _SHARED.set(_Shared(budget))
-    try:
-        yield
-    finally:
-        _SHARED.reset(token)
+    with shared_days(budget):
+        shared = _Shared(_DAYS.get())
+        token = _SHARED.set(shared)
+        try:
+            yield
+        finally:
+            _SHARED.reset(token)
+            shared.days.used -= shared.used
 
 
 def shared_batches(token: object, produce: Callable[[], Iterator[pa.RecordBatch]]) -> Iterator[pa.RecordBatch]:
@@ -115,14 +122,19 @@ def shared_batches(token: object, produce: Callable[[], Iterator[pa.RecordBatch]
     for batch in produce():
         if collected is not None:
             size += batch.nbytes
-            if shared.used + size <= shared.budget:
+            if shared.days.used + size <= shared.days.budget:
                 collected.append(batch)
             else:
                 collected = None  # too big to keep: later passes build it again
         yield batch
     if collected is not None:  # reached only when the caller read every batch
         shared.batches[token] = collected
-        shared.used += size
+        _keep(shared, size)
+
+
+def _keep(shared: _Shared, size: int) -> None:
+    shared.used += size
+    shared.days.used += size
 
 
 def archived(storage: Storage, dataset: str, business_id: int, day: dt.date) -> dict | None:
@@ -145,11 +157,11 @@ def _shared_table(storage: Storage, entry: dict) -> pa.Table | None:
         return None
     key = (id(storage), entry["key"])
     table = shared.tables.get(key)
-    if table is None and shared.used < shared.budget:
+    if table is None and shared.days.used < shared.days.budget:
         with open_verified(storage, entry["key"], entry["bytes"], entry["sha256"]) as data:
             table = pq.ParquetFile(pa.py_buffer(data.to_pybytes())).read()  # a copy: the map closes, the table stays
         shared.tables[key] = table
-        shared.used += table.nbytes
+        _keep(shared, table.nbytes)
     return table
 
 

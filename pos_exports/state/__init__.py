@@ -288,7 +288,7 @@ def migrate(eng: sa.Engine) -> str:
     stamped as migrated (what the migrations would build, checked by a test); a database made before
     migrations existed is first brought to revision 0001 (`_before_migrations`), then upgraded like any other.
     """
-    with _migration_lock(eng), eng.begin() as conn:
+    with _migration_lock(eng), _one_transaction(eng) as conn:
         if conn.dialect.name == "postgresql":  # one migrating process at a time, the others wait
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(72630001)"))
         current = MigrationContext.configure(conn).get_current_revision()
@@ -304,6 +304,27 @@ def migrate(eng: sa.Engine) -> str:
             command.stamp(cfg, "0001")
         command.upgrade(cfg, "head")
         return "upgraded"
+
+
+@contextlib.contextmanager
+def _one_transaction(eng: sa.Engine) -> Iterator[sa.Connection]:
+    """A transaction that holds the migration's DDL too. SQLite's Python driver opens its implicit transaction
+    only before INSERT/UPDATE/DELETE and runs an ALTER or CREATE on its own, so a process killed midway would
+    leave a column added by a revision not recorded, and every later start would refuse the database
+    ("duplicate column"): there the transaction is opened explicitly (BEGIN IMMEDIATE) and the driver's own
+    handling restored before it ends."""
+    with eng.begin() as conn:
+        if conn.dialect.name != "sqlite":
+            yield conn
+            return
+        driver = conn.connection.driver_connection
+        level = driver.isolation_level
+        driver.isolation_level = None  # no implicit transaction: ours is the only one
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield conn
+        finally:
+            driver.isolation_level = level  # a pooled connection behaves as before; COMMIT/ROLLBACK follow
 
 
 @contextlib.contextmanager

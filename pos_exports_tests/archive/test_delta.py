@@ -25,6 +25,8 @@ from pos_exports.defs.archive import daily_archive
 from pos_exports.defs.exports import daily_exports
 from pos_exports.defs.resources import ClockResource, PosDatabase, StorageResource
 from pos_exports.defs.retries import is_transient
+from pos_exports.exports.produce import export_period
+from pos_exports.reports.period import period_for
 from pos_exports.source import demo
 from pos_exports.state import archive_index, engine
 from pos_exports.storage import open_storage
@@ -137,6 +139,28 @@ def test_exports_from_the_delta_tables_are_byte_identical_to_the_folder_exports(
         files[root] = {p.relative_to(root): p.read_bytes() for p in (root / "exports").rglob("*.csv")}
     folders, tables = files.values()
     assert len(folders) >= len(active(both)) * len(DATASETS) and folders == tables
+
+
+def test_an_export_on_its_own_reads_the_records_once_and_each_table_day_once(both, tmp_path, monkeypatch):
+    # outside any run (the CLI, an on-demand run): one business's daily export, every dataset and format
+    roots = [shutil.copytree(root, tmp_path / root.name) for root in both]  # the exports land in the copies
+    reads: list[str] = []
+    scan, records = delta._fragment_table, delta.records
+    monkeypatch.setattr(delta, "_fragment_table", lambda *a, **k: reads.append(a[2].path) or scan(*a, **k))
+    monkeypatch.setattr(delta, "records", lambda s: reads.append("records") or records(s))
+    entries = {}
+    for root in roots:
+        store = LocalStorage(root)
+        business = next(b for b in load_businesses(store) if b.id == 2)
+        _, entries[root] = export_period(
+            store, business, period_for("daily", END.isoformat()), list(DATASETS), ["xlsx", "csv", "pdf"]
+        )
+    assert reads.count("records") == 2  # once per export (the folders one finds no table), not per day looked up
+    files = [r for r in reads if r != "records"]
+    tables = [t.name for d in DATASETS.values() for t in d.tables]
+    assert len(files) == len(set(files)) >= len(tables)  # each table-day's file decoded once for every pass
+    folders, tables_ = ([(e.name, e.sha256) for e in entries[root]] for root in roots)
+    assert len(folders) > 3 * len(DATASETS) and folders == tables_  # the same bytes as from the folders
 
 
 def test_files_per_table_day_do_not_grow_with_businesses(demo_url, tmp_path, monkeypatch):
@@ -437,7 +461,7 @@ def test_a_run_reads_each_table_day_once_and_slices_each_business_its_own_checke
         "tables": [{**t, "sums": {"amount": "0.01"}} if t["table"] == "refunds" else t for t in rec["tables"]],
     }
     with shared_days(), pytest.raises(ArchiveCorrupt, match="refunds rows of business 5 .* the reconciliation record"):
-        delta.read_record_table(store, forged, tables[3], shared=delta.DayReads(read.SHARED_DAY_BYTES))
+        delta.read_record_table(store, forged, tables[3], shared=delta.DayReads(read.SHARED_READ_BYTES))
 
 
 def test_shared_reads_drop_the_row_groups_a_run_has_passed_and_keep_within_their_budget(
@@ -454,7 +478,7 @@ def test_shared_reads_drop_the_row_groups_a_run_has_passed_and_keep_within_their
     reads: list[str] = []
     scan = delta._fragment_table
     monkeypatch.setattr(delta, "_fragment_table", lambda *a, **k: reads.append(a[2].row_groups[0].id) or scan(*a, **k))
-    for budget in (read.SHARED_DAY_BYTES, 20_000):
+    for budget in (read.SHARED_READ_BYTES, 20_000):
         reads.clear()
         with shared_days(budget):
             kept = read._DAYS.get()
@@ -463,7 +487,7 @@ def test_shared_reads_drop_the_row_groups_a_run_has_passed_and_keep_within_their
                     assert read_table(store, "sales", t.name, b, [END]).equals(alone[b, t.name]), (b, t.name)
                     assert kept.used <= budget and all(g.last >= b for g in kept.groups.values())
                     assert kept.used == sum(g.rows.nbytes for g in kept.groups.values())
-        if budget == read.SHARED_DAY_BYTES:  # everything fits: each row group of each table decoded once
+        if budget == read.SHARED_READ_BYTES:  # everything fits: each row group of each table decoded once
             files = [pq.ParquetFile(p) for t in tables for p in (root / f"archive/tables/{t.name}").rglob("*.parquet")]
             assert len(reads) == sum(f.num_row_groups for f in files)
         else:  # past the budget a row group is decoded for the business that needs it: more reads, same rows

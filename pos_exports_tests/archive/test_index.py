@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import dagster as dg
 import sqlalchemy as sa
 
-from pos_exports.archive import index
+from pos_exports.archive import delta, index
 from pos_exports.archive.extract import MARKER, archive_business_day
 from pos_exports.archive.read import save_businesses
 from pos_exports.archive.tables import DATASETS
@@ -73,6 +73,28 @@ class CountingStorage(LocalStorage):
         return [c for c in self.calls if c[0] == "list" or c[1] != "archive/businesses.json"]
 
 
+def count_delta_access(storage: CountingStorage, monkeypatch) -> None:
+    """Count every way into the Delta tables too (deltalake reads the files itself, not through Storage):
+    opening a table or asking whether one exists, and the records reader."""
+    import deltalake
+
+    table = deltalake.DeltaTable
+
+    class Counted(table):
+        def __init__(self, uri, *args, **kwargs):
+            storage.calls.append(("delta", str(uri)))
+            super().__init__(uri, *args, **kwargs)
+
+        @staticmethod
+        def is_deltatable(uri, *args, **kwargs):
+            storage.calls.append(("delta", str(uri)))
+            return table.is_deltatable(uri, *args, **kwargs)
+
+    records = delta.records
+    monkeypatch.setattr(deltalake, "DeltaTable", Counted)
+    monkeypatch.setattr(delta, "records", lambda s: storage.calls.append(("delta", "records")) or records(s))
+
+
 def _synthetic_index(eng) -> None:
     rows = [
         {
@@ -101,6 +123,9 @@ def test_coverage_catchup_and_readiness_on_10000_business_days_touch_no_storage(
     storage = CountingStorage(tmp_path / "store")
     save_businesses(storage, BUSINESSES)
     _synthetic_index(eng)
+    count_delta_access(storage, monkeypatch)
+    assert delta.records(storage) == {} and ("delta", "records") in storage.calls  # it does count, and
+    assert ("delta", delta.table_uri(storage, delta.RECORDS)) in storage.calls  # sees deltalake probe the path
     storage.calls.clear()
 
     cov = retention.coverage(storage, TODAY, 26, now=NOW, start=DAYS[0], eng=eng)

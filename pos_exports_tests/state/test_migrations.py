@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -186,3 +187,65 @@ def test_processes_starting_together_migrate_once(tmp_path):
     assert [p.wait() for p in procs] == [0] * runs
     eng = sa.create_engine(url)
     assert _revision(eng) == state.head_revision() and _differences(eng) == []
+
+
+KILLER = """
+import os, signal, sys
+import pytest
+import sqlalchemy as sa
+from pos_exports import state
+eng = sa.create_engine(sys.argv[1])
+@sa.event.listens_for(eng, "after_cursor_execute")
+def kill(conn, cursor, statement, *args):
+    if " ".join(statement.split()).startswith(sys.argv[2]):
+        os.kill(os.getpid(), signal.SIGKILL)  # kill -9 right after this statement of the migration ran
+state.migrate(eng)
+"""
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        "ALTER TABLE deliveries ADD COLUMN error_kind",  # the column added, nothing typed, revision 0003
+        "UPDATE deliveries SET error_kind",  # half the rows typed
+        "UPDATE alembic_version SET version_num='0004'",  # everything done but the commit
+    ],
+)
+def test_a_sqlite_migration_killed_midway_is_done_whole_by_the_next_start(tmp_path, after):
+    """kill -9 during the upgrade from 0003 leaves the database as it was (SQLite runs its DDL inside the
+    migration's transaction), so the next process to start upgrades it with every row, instead of refusing it
+    for a column that is already there."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    eng = sa.create_engine(url)
+    with eng.begin() as conn:
+        command.upgrade(state._alembic(conn), "0003")
+        for recipient, error in (("a@x.com", "temporary: 451 later"), ("b@x.com", "rejected: 550 no such user")):
+            conn.execute(
+                schema_0001.deliveries.insert().values(
+                    subscription_id=1,
+                    business_id=1,
+                    period_kind="daily",
+                    period_key="2026-11-29",
+                    recipient=recipient,
+                    status="failed",
+                    error=error,
+                    attempts=1,
+                    created_at=dt.datetime(2026, 11, 30, 7, tzinfo=dt.UTC),
+                )
+            )
+    killed = subprocess.run([sys.executable, "-c", KILLER, url, after], capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr  # it did die at that statement
+    assert _revision(eng) == "0003"
+    with eng.connect() as conn:
+        assert "error_kind" not in {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
+    eng.dispose()
+
+    again = state.engine(url)  # the next start: migrated on first use
+    assert _revision(again) == state.head_revision() and _differences(again) == []
+    with again.connect() as conn:
+        kinds = dict(conn.execute(sa.select(state.deliveries.c.recipient, state.deliveries.c.error_kind)).all())
+    assert kinds == {"a@x.com": "transient", "b@x.com": "permanent"}
+    again.dispose()
