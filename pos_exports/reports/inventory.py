@@ -77,7 +77,7 @@ REORDER_COLUMNS = (
     Column("product_name", "Product"),
     Column("sku", "SKU"),
     Column("category_name", "Category"),
-    Column("stock_status", "Stock status"),
+    Column("stock_status", "Stock status", "code"),
     Column("quantity", "Quantity", "int"),
     Column("reorder_level", "Reorder level", "int"),
     Column("unit_cost", "Unit cost", "money"),
