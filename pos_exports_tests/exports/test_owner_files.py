@@ -111,3 +111,16 @@ def test_demo_refunds_leave_net_sales_positive(demo):
         after = Decimal(figures["Net sales after refunds (net revenue - refunds issued)"])
         assert after == net - refunds and 0 < after <= net, business_id
         assert refunds < net / 4, business_id
+
+
+def test_snapshot_notes_say_the_capture_time_in_the_business_zone(demo):
+    """No raw ISO instant (`2026-12-02T14:46:01.606412+00:00`) in what an owner reads."""
+    _, folders = demo
+    for folder in folders.values():
+        for dataset in ("customers", "inventory"):
+            summary = pd.read_csv(folder / f"{dataset}-summary.csv", encoding="utf-8-sig", dtype=str)
+            notes = summary.loc[summary["Figure"] == "Note", "Value"]
+            [note] = [v for v in notes if "as of the end of" in v]
+            zone = summary.loc[summary["Figure"] == "Time zone", "Value"].item()
+            assert re.search(rf", captured \d{{4}}-\d\d-\d\d \d\d:\d\d \({re.escape(zone)}\)\.", note), note
+            assert not re.search(r"\d\dT\d\d:", note), note
