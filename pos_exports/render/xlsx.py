@@ -134,8 +134,10 @@ def _fit_words(title: str, limit: int) -> str:
     title = re.sub(r"\s*\([^()]*\)$", "", title).strip() or title
     if len(title) <= limit:
         return title
-    cut = title[: limit + 1].rsplit(None, 1)[0] if " " in title[:limit] else title[:limit]
-    return cut[:limit].rstrip(" -,;.") or title[:limit]
+    cut = title[:limit]
+    if not title[limit].isspace() and " " in cut:  # the cut falls inside a word: drop that word
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" -,;.") or title[:limit]
 
 
 def _cell_text(value: str) -> str:

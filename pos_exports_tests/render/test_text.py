@@ -89,6 +89,7 @@ def test_long_sheet_names_are_cut_at_words():
     assert names.claim("Stock movements of every storefront this month") == "Stock movements of every"
     assert names.claim("Stock movements of every storefront this month", 2) == "Stock movements of every (2)"
     assert names.claim("Abcdefghijklmnopqrstuvwxyzabcdefghij") == "Abcdefghijklmnopqrstuvwxyzabcde"  # one word
+    assert names.claim("Credit transactions of customer list") == "Credit transactions of customer"  # 31: a word end
 
 
 def test_fit_cell_text_flags_the_cut():
