@@ -140,6 +140,7 @@ def _output(result: dg.ExecuteInProcessResult, node: str) -> str:
 @click.group(
     name="pos-exports",
     help=__doc__.split("\n\n")[0],
+    epilog="Documentation: README.md; what each export contains, its figures, filters and files: docs/reports.md.",
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
 )
 @click.option("--verbose", "-v", is_flag=True, help="on a failure, show the traceback (and Dagster's log)")

@@ -20,7 +20,8 @@ from pos_exports.reports.period import Period, date_range, period_for
 class OnDemandConfig(dg.Config):
     business_id: int = Field(description="The business to export.")
     datasets: list[DatasetName] = Field(
-        default_factory=lambda: list(DatasetName), description="The datasets to export."
+        default_factory=lambda: list(DatasetName),
+        description="The datasets to export (what each contains: docs/reports.md).",
     )
     period_kind: PeriodKind | None = Field(default=None, description="daily | weekly | monthly (with period_key)")
     period_key: str = Field(default="", description="2025-03-09 (daily), 2025-03-03 (a Monday), 2025-03 (monthly)")

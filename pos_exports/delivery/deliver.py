@@ -404,8 +404,13 @@ def email_summary(manifest: dict, datasets: Sequence[str]) -> list[tuple[str, li
         rows = manifest.get("headline", {}).get(name)
         if rows is None:
             rows = manifest.get("summary", {}).get(name, [])[:6]
-        groups.append((name.replace("_", " ").capitalize(), [(str(label), str(value)) for label, value in rows]))
+        groups.append((dataset_words(name).capitalize(), [(str(label), str(value)) for label, value in rows]))
     return groups
+
+
+def dataset_words(name: str) -> str:
+    """A dataset's name in words, for subjects and headings: `audit_log` -> `audit log`."""
+    return name.replace("_", " ")
 
 
 def _zipped(stack: contextlib.ExitStack, business, period: Period, files: list[dict], linked: list[Attachment]):
@@ -453,7 +458,7 @@ def _messages(settings, storage, sub, business, period, folder, manifest, files,
         "period_label": period.label,
         "period_key": period.key,
         "frequency": sub.frequency,
-        "datasets": ", ".join(sub.datasets),
+        "datasets": ", ".join(dataset_words(d) for d in sub.datasets),  # "audit log", as the reader says it
         # The period is the business's days: always stated in its zone (the subscription's only sets the hour).
         "timezone": business.timezone,
         "subscription_name": sub.name,

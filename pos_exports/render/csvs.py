@@ -104,7 +104,6 @@ def summary_rows(report: Report) -> list[list[str]]:
         ["Period", report.period_label],
         ["Time zone", tz],
         ["Currency", report.currency],
-        ["Generated", figure_text(report.generated_at, "datetime", tz, display=False) + f" ({tz})"],
     ]
     lines = [[neutralise(cell) for cell in line] for line in lines]
     for name, value in report.filters.items():

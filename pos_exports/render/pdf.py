@@ -342,7 +342,7 @@ def _figures_grid(figures: list[Figure], report: Report) -> Table:
 
 
 def _chart(chart) -> Drawing:
-    labels = [clip(shape(label), 24) for label in chart.labels]
+    labels = [clip(shape(code_word(label) if chart.codes else label), 24) for label in chart.labels]
     values = [float(v) for v in chart.values]
     width, height = WIDTH * 0.75, 150
     drawing = Drawing(width, height + 10)

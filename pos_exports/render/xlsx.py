@@ -154,11 +154,25 @@ class _SheetNames:
         n = number
         while True:
             suffix = "" if n == 1 else f" ({n})"
-            name = base[: 31 - len(suffix)].rstrip() + suffix
+            name = _fit_words(base, 31 - len(suffix)) + suffix
             if name.lower() not in self.used:
                 self.used.add(name.lower())
                 return name
             n += 1
+
+
+def _fit_words(title: str, limit: int) -> str:
+    """`title` in at most `limit` characters, cut at a word boundary, never mid-word: a trailing remark in
+    parentheses goes first ("Top products (by net revenue)" -> "Top products"), then the last words."""
+    if len(title) <= limit:
+        return title
+    title = re.sub(r"\s*\([^()]*\)$", "", title).strip() or title
+    if len(title) <= limit:
+        return title
+    cut = title[:limit]
+    if not title[limit].isspace() and " " in cut:  # the cut falls inside a word: drop that word
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" -,;.") or title[:limit]
 
 
 def _cell_text(value: str) -> str:
@@ -234,13 +248,11 @@ def _write_summary(ws: Worksheet, report: Report, formats: _Formats, truncated: 
     ws.set_column(1, 1, SUMMARY_WIDTHS[1])
     out = _SummaryWriter(ws, formats, truncated)
     out.text(0, 0, report.title, formats.title)
-    generated = local_naive(report.generated_at, tz).strftime("%Y-%m-%d %H:%M:%S")
     head = [
         ("Business", report.business_name),
         ("Period", f"{report.period_label} (time zone {tz})"),
         ("Time zone", tz),
         ("Currency", report.currency),
-        ("Generated", f"{generated} ({tz})"),
     ]
     row = 2
     for label, value in head:
@@ -356,7 +368,7 @@ def _write_section(
     xf = [_column_xf(formats, c.kind) for c in columns]
 
     def new_sheet() -> Worksheet:
-        name = names.claim(section.title, len(sheets) + 1)
+        name = names.claim(section.sheet or section.title, len(sheets) + 1)
         sheets.append(name)
         sheet = wb.add_worksheet(name)
         _page_setup(sheet, report, name, header_row=True)

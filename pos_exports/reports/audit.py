@@ -195,7 +195,7 @@ def build(
         ),
     ]
     report.chart = Chart(
-        "Events by type", tuple(str(t) for t, _ in by_type[:12]), tuple(float(n) for _, n in by_type[:12])
+        "Events by type", tuple(str(t) for t, _ in by_type[:12]), tuple(float(n) for _, n in by_type[:12]), codes=True
     )
     if not count:
         report.notes.append(

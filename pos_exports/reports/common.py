@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -174,6 +175,16 @@ def memory_section(key: str, title: str, columns: tuple[Column, ...], table: pa.
 def local_time(values, timezone: str):
     """UTC instants as tz-aware business time (same instant, the zone the renderers show)."""
     return pc.cast(values, pa.timestamp("us", tz=timezone))
+
+
+def captured_note(record: dict, timezone: str) -> str:
+    """ ", captured 2026-12-02 14:46 (Africa/Accra)": when a snapshot's archive record says it was taken, in
+    the business's time zone as every time of the report (not a raw ISO instant); "" when it does not say."""
+    captured = record.get("captured_at")
+    if not captured:
+        return ""
+    at = dt.datetime.fromisoformat(str(captured)).astimezone(ZoneInfo(timezone))
+    return f", captured {at:%Y-%m-%d %H:%M} ({timezone})"
 
 
 def read_day(storage: Storage, dataset: str, table: str, business: Business, day: dt.date, columns=None) -> pa.Table:

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from pos_exports.core.catalog import CREDIT_STATUSES
 from pos_exports.reports.common import (
+    captured_note,
     lazy_batches,
     local_time,
     new_report,
@@ -322,10 +323,9 @@ def build(
     ]
     if not rows:
         report.notes.append("No customers match the filters." if filters else "No customers in this snapshot.")
-    captured = record.get("captured_at")
     report.notes.append(
         f"Snapshot as of the end of {as_of.isoformat()} ({tz})"
-        + (f", captured {captured}" if captured else "")
+        + captured_note(record, tz)
         + ". Aging is FIFO: payments settle the oldest charges first; what is left open is aged from "
         "the charge date. Lifetime sales cover the sales the POS still held then. Credit transactions: "
         f"the last {LAST_TRANSACTIONS} per customer, the running balance over the whole ledger."

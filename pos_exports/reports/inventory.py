@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from pos_exports.archive.read import read_batches
 from pos_exports.core.catalog import STOCK_STATUSES
 from pos_exports.reports.common import (
+    captured_note,
     local_time,
     memory_section,
     new_report,
@@ -77,7 +78,7 @@ REORDER_COLUMNS = (
     Column("product_name", "Product"),
     Column("sku", "SKU"),
     Column("category_name", "Category"),
-    Column("stock_status", "Stock status"),
+    Column("stock_status", "Stock status", "code"),
     Column("quantity", "Quantity", "int"),
     Column("reorder_level", "Reorder level", "int"),
     Column("unit_cost", "Unit cost", "money"),
@@ -268,10 +269,9 @@ def build(
     )
     if not items.num_rows:
         report.notes.append("No stock items match the filters." if filters else "No stock items in this snapshot.")
-    captured = record.get("captured_at")
     report.notes.append(
         f"Stock as of the end of {period.last_day.isoformat()} ({tz})"
-        + (f", captured {captured}" if captured else "")
+        + captured_note(record, tz)
         + ". Value = max(quantity, 0) x unit cost or selling price; unit margin = selling price - unit cost."
     )
     return report

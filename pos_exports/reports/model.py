@@ -52,6 +52,7 @@ class Section:
     pdf_batches: Callable[[], Iterator[pa.RecordBatch]] | None = None
     pdf_order: str = ""
     pdf_columns: tuple[str, ...] | None = None  # the columns the PDF shows (None: the first 16); it names the rest
+    sheet: str = ""  # the XLSX sheet name when the title is longer than a sheet name allows (31 characters)
 
     @property
     def pdf_limit(self) -> int:
@@ -91,6 +92,7 @@ class Chart:
     title: str
     labels: tuple[str, ...]
     values: tuple[float, ...]
+    codes: bool = False  # the labels are machine codes (`payment_received`): shown as words, like a "code" column
 
 
 @dataclass

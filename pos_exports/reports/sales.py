@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 import pyarrow as pa
@@ -583,12 +583,15 @@ def build(
     refunded = _sum_by_sale(s.refunded_parts, "refunded")
     products = _product_rows(s.by_product)
     report.sections = [
-        rows_section(
-            COMPARISON,
-            f"Compared with the previous period ({prev.period.label})",
-            COMPARISON_COLUMNS,
-            schema_of(COMPARISON_COLUMNS, tz),
-            _comparison_rows(s, prev),
+        replace(
+            rows_section(
+                COMPARISON,
+                f"Compared with the previous period ({prev.period.label})",
+                COMPARISON_COLUMNS,
+                schema_of(COMPARISON_COLUMNS, tz),
+                _comparison_rows(s, prev),
+            ),
+            sheet="Previous period",
         ),
         rows_section(
             "top_products",

@@ -1159,15 +1159,17 @@ class _Sim:
         y = r()
         status = (
             "completed"
-            if y < 0.84
-            else "draft"
             if y < 0.87
+            else "draft"
+            if y < 0.90
             else "cancelled"
-            if y < 0.91
-            else "partially_refunded"
-            if y < 0.96
+            if y < 0.94
+            else "partially_refunded"  # 4% of sales lose 5-30% of their total, 2% all of it: refunds stay
+            if y < 0.98  # a few percent of sales, as in a real shop
             else "refunded"
         )
+        if status == "refunded" and cust is not None and cust.wholesale:
+            status = "partially_refunded"  # a wholesale order comes back in part, not all of it
         z = r()
         if cust is not None and cust.limit > 0 and z < 0.45 and cust.profile != "new":
             ptype = "credit"
@@ -1376,13 +1378,15 @@ class _Sim:
         r, last, pids = self.rng.random, self.days - 1, self.b.product_ids
         if delay is None:
             delay = 1 + int(r() * 10) if r() < 0.45 else 0
+            if delay > last - d:  # due after the last day: refunded the same day instead, not all on the last day
+                delay = 0
         delay = min(delay, last - d)
         if delay == 0:
             ref_us = end_us + 10 * _MIN + int(r() * 3 * _HOUR)
         else:
             ref_us = delay * _DAY + 9 * _HOUR + int(r() * 10 * _HOUR)
         ref_us = min(ref_us, (last - d + 1) * _DAY - 1)
-        amount = total if status == "refunded" else max(1, total * (10 + int(r() * 51)) // 100)
+        amount = total if status == "refunded" else max(1, total * (5 + int(r() * 26)) // 100)
         reason = _REFUND_REASONS[int(r() * len(_REFUND_REASONS))]
         returned = lines if status == "refunded" else lines[:1]
         self.seq += 1

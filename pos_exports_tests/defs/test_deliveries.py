@@ -72,6 +72,17 @@ def test_each_email_says_how_to_change_or_stop_it(archived_root, state, smtp_ser
         assert line.replace('"', "&#34;") in m.get_body(("html",)).get_content()
 
 
+def test_subject_and_headings_name_datasets_in_words(archived_root, state, smtp_server, monkeypatch):
+    """`audit_log` is a machine name: the subject and the summary heading say "audit log"."""
+    monkeypatch.setenv("POS_EXPORTS_SMTP_URL", smtp_server.url(query="from=exports@pos.example"))
+    sub = _weekly(state, name="Audit", datasets=["audit_log"], formats=["csv"], recipients=["it@kofi-shop.example"])
+    assert _deliver(archived_root, sub.id).success
+    [received] = smtp_server.handler.received
+    assert received.message["Subject"] == "Accra Shop: audit log export for 3–9 Mar 2025"
+    text = received.message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert "\nAudit log\n" in text and "audit_log" not in text.replace("_audit_log_", "")
+
+
 def test_delivery_emails_the_stored_files_once(archived_root, state, smtp_server, monkeypatch):
     monkeypatch.setenv("POS_EXPORTS_SMTP_URL", smtp_server.url(query="from=exports@pos.example"))
     sub = _weekly(state)

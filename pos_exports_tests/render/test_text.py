@@ -82,6 +82,16 @@ def test_sheet_names_valid_and_unique():
     assert names.claim("History") == "History data"
 
 
+def test_long_sheet_names_are_cut_at_words():
+    names = _SheetNames()
+    # a trailing remark in parentheses goes first, then whole words; never a word cut in two
+    assert names.claim("Compared with the previous period (23 Nov-29 Nov 2026)") == "Compared with the previous"
+    assert names.claim("Stock movements of every storefront this month") == "Stock movements of every"
+    assert names.claim("Stock movements of every storefront this month", 2) == "Stock movements of every (2)"
+    assert names.claim("Abcdefghijklmnopqrstuvwxyzabcdefghij") == "Abcdefghijklmnopqrstuvwxyzabcde"  # one word
+    assert names.claim("Credit transactions of customer list") == "Credit transactions of customer"  # 31: a word end
+
+
 def test_fit_cell_text_flags_the_cut():
     text = "x" * 40_000
     cut = fit_cell_text(text)

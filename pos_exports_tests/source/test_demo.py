@@ -230,6 +230,23 @@ def test_refunds_on_later_local_days(db):
     assert any(a[:7] != b[:7] for a, b in later)  # crosses a month boundary
 
 
+def test_refunds_are_a_small_share_of_sales(db):
+    """As in a real shop: a few percent of what is sold comes back, and no day refunds more than it sells
+    (net sales after refunds stay positive; refunds due after the last day are not piled onto it)."""
+    rows = q(
+        db,
+        """WITH s AS (SELECT business_id b, substr(created_at, 1, 10) d, sum(total_cents) t FROM sales
+                      WHERE status IN ('completed', 'refunded', 'partially_refunded') GROUP BY 1, 2),
+                r AS (SELECT business_id b, substr(created_at, 1, 10) d, sum(amount_cents) a FROM refunds GROUP BY 1, 2)
+           SELECT s.b, sum(coalesce(r.a, 0)), sum(s.t), max(coalesce(r.a, 0) - s.t) FROM s LEFT JOIN r USING (b, d)
+           GROUP BY s.b""",
+    )
+    assert len(rows) == 6
+    for business, refunded, sold, worst_day in rows:
+        assert 0.01 * sold < refunded < 0.05 * sold, business
+        assert worst_day < 0, business
+
+
 def test_tenant_consistency(db):
     checks = {
         "payments": "payments x JOIN sales s ON s.id = x.sale_id",
