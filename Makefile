@@ -3,6 +3,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/var/dagster_home
+# The demo's emails name a data team (Reply-To, List-Unsubscribe, alerts) unless you set your own address.
+DEMO_TEAM := $${POS_EXPORTS_DATA_TEAM_EMAIL:-data-team@pos-exports.example}
 
 .PHONY: demo test dev bench lint clean
 
@@ -23,10 +25,10 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	cp dagster.yaml $@
 
 demo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml  ## build the demo POS database, archive recent days
-	$(BIN)/pos-exports demo
+	POS_EXPORTS_DATA_TEAM_EMAIL=$(DEMO_TEAM) $(BIN)/pos-exports demo
 
 dev: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml  ## the Dagster UI on the demo (http://127.0.0.1:3000)
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	POS_EXPORTS_DATA_TEAM_EMAIL=$(DEMO_TEAM) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 test: $(VENV)/.installed-test  ## the whole test suite
 	$(BIN)/python -m pytest -q
