@@ -26,6 +26,7 @@ LAYERS = [
     "operations",
     "defs",
     "definitions",
+    "service",  # the HTTP API: launched by `pos-exports serve`, so below the CLI
     "cli",
 ]
 

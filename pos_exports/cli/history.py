@@ -198,18 +198,11 @@ def _history(args: Args, ctx: Context) -> int:
     return 0
 
 
-def storage_key(storage: Storage, uri: str) -> str | None:
-    """The storage key of a file's recorded uri (`storage.uri(key)`), None when it is not in this storage."""
-    base = storage.uri("x")[:-1]  # the uri of the root, with its separator
-    if uri.startswith(base):
-        return uri[len(base) :].replace("\\", "/")
-    return None
-
-
 def _download(ctx: Context, delivery_id: int, target: Path) -> int:
     import sqlalchemy as sa
 
     from pos_exports import state
+    from pos_exports.delivery.files import storage_key
 
     with ctx.engine.connect() as conn:
         row = conn.execute(sa.select(state.deliveries).where(state.deliveries.c.id == delivery_id)).mappings().first()
