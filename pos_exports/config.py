@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         "a SQLAlchemy URL postgresql://user:password@host:port/dbname or sqlite:///path/to/state.db",
         "SQLite $DAGSTER_HOME/pos_exports_state.db",
     )
+    api_auth_failures_per_minute: int = _setting(
+        "POS_EXPORTS_API_AUTH_FAILURES_PER_MINUTE", 10, "a whole number, at least 1 (then 429)", ge=1
+    )
+    api_presign_seconds: int = _setting(
+        "POS_EXPORTS_API_PRESIGN_SECONDS", 300, "seconds an S3 download link lives, 1-3600", ge=1, le=3600
+    )
     dagster_home: Path | None = _setting("DAGSTER_HOME", None, "a folder", "var/dagster_home under the project home")
     smtp_url: str | None = _setting(
         "POS_EXPORTS_SMTP_URL",

@@ -26,8 +26,8 @@ LAYERS = [
     "operations",
     "defs",
     "definitions",
+    "service",  # the HTTP API: launched by `pos-exports serve`, so below the CLI
     "cli",
-    "service",  # the HTTP service (FastAPI): over the state database and the storage, like the CLI
 ]
 
 

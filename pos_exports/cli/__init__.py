@@ -586,3 +586,74 @@ def main(argv: list[str] | None = None) -> int:
         error("aborted")
         return 1
     return result if isinstance(result, int) else 0
+
+
+# --- the HTTP API ----------------------------------------------------------------------------------------
+
+
+@cli.command(epilog="OpenAPI at /docs. In production run it behind a reverse proxy (TLS there); see docs/api.md.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, type=int, show_default=True)
+@click.option("--proxy-headers", is_flag=True, help="trust X-Forwarded-For/Proto from the reverse proxy")
+@checked
+def serve(host: str, port: int, proxy_headers: bool) -> int:
+    """Serve the HTTP API (subscriptions, history, downloads, statistics) with uvicorn."""
+    import uvicorn
+
+    from pos_exports.service.app import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, proxy_headers=proxy_headers)
+    return 0
+
+
+@cli.group()
+def tokens() -> None:
+    """Tokens of the HTTP API (shown once at creation, stored hashed)."""
+
+
+@tokens.command("create")
+@click.option("--business", type=int, help="the one business it acts on")
+@click.option("--data-team", is_flag=True, help="acts on any business")
+@click.option("--read-only", is_flag=True, help="cannot change anything")
+@click.option("--label", help="who or what uses it")
+@checked
+def tokens_create(business: int | None, data_team: bool, read_only: bool, label: str | None) -> int:
+    """Create a token; prints its secret once."""
+    from pos_exports.operations import tokens as store
+    from pos_exports.state import engine
+
+    if (business is None) == (not data_team):
+        error("business: give either --business N or --data-team")
+        return 2
+    token, secret = store.create(engine(), None if data_team else business, read_only=read_only, label=label)
+    print(f"token {token.id} ({token.scope}{', read-only' if read_only else ''}): {secret}")
+    print("keep it now: it is not shown again")
+    return 0
+
+
+@tokens.command("list")
+@checked
+def tokens_list() -> int:
+    """List the tokens (never their secrets)."""
+    from pos_exports.operations import tokens as store
+    from pos_exports.state import engine
+
+    for t in store.find(engine()):
+        state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "active"
+        print(f"{t.id}  {t.scope}  {'read-only' if t.read_only else 'read-write'}  {state}  {t.label or ''}".rstrip())
+    return 0
+
+
+@tokens.command("revoke")
+@click.argument("id", type=int)
+@checked
+def tokens_revoke(id: int) -> int:
+    """Revoke a token: it is refused (401) from now on."""
+    from pos_exports.operations import tokens as store
+    from pos_exports.state import engine
+
+    if not store.revoke(engine(), id):
+        error(f"id: no active token with id {id}")
+        return 2
+    print(f"token {id} revoked")
+    return 0

@@ -543,8 +543,11 @@ def history(
     status: str | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """Ledger rows, newest first, filtered by business, subscription, status and `created_at` in [since, until)."""
+    """Ledger rows, newest first, filtered by business, subscription, status and `created_at` in [since, until);
+    `limit` and `offset` page through them (the API)."""
     query = sa.select(deliveries)
     if business_id is not None:
         query = query.where(deliveries.c.business_id == business_id)
@@ -558,9 +561,21 @@ def history(
         query = query.where(deliveries.c.created_at >= _bind_time(eng, _aware(since, "since")))
     if until is not None:
         query = query.where(deliveries.c.created_at < _bind_time(eng, _aware(until, "until")))
-    query = query.order_by(deliveries.c.created_at.desc(), deliveries.c.id.desc())
+    query = query.order_by(deliveries.c.created_at.desc(), deliveries.c.id.desc()).offset(offset or None)
+    if limit is not None:
+        query = query.limit(limit)
     with eng.connect() as conn:
         return [_row(r) for r in conn.execute(query).mappings()]
+
+
+def delivery(eng: sa.Engine, row_id: int, business_id: int | None = None) -> dict[str, Any] | None:
+    """One ledger row by id (None when there is none, or it is of another business than `business_id`)."""
+    query = sa.select(deliveries).where(deliveries.c.id == row_id)
+    if business_id is not None:
+        query = query.where(deliveries.c.business_id == business_id)
+    with eng.connect() as conn:
+        row = conn.execute(query).mappings().first()
+    return None if row is None else _row(row)
 
 
 def _aware(value: dt.datetime, name: str) -> dt.datetime:

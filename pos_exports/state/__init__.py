@@ -182,6 +182,23 @@ archive_index = sa.Table(
 )
 
 
+# Tokens of the HTTP API (`pos_exports.service`): only the SHA-256 of the secret is stored (it is shown once, at
+# creation). `business_id` NULL: a data-team token, acting on any business.
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("token_sha256", sa.Text, nullable=False, unique=True),
+    sa.Column("business_id", sa.BigInteger),
+    sa.Column("read_only", sa.Boolean, nullable=False, default=False),
+    sa.Column("label", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.Column("last_used_at", sa.DateTime(timezone=True)),
+    sqlite_autoincrement=True,
+)
+
+
 def state_url() -> str:
     if url := config.settings().state_url:
         return url

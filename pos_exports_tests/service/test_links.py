@@ -4,6 +4,7 @@ links router is served by uvicorn on 127.0.0.1, and httpx follows the links over
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import logging
 import re
@@ -172,6 +173,24 @@ def test_the_download_link_serves_the_emailed_files_also_after_cleanup(linked, s
     assert report.folders == [f"exports/1/weekly/{WEEK}"] and not (archived_root / "exports/1").exists()
     after = httpx.get(download)  # rendered again from the archive, SHA-256 checked against the ledger
     assert after.status_code == 200 and after.content == before.content
+
+
+def test_the_apis_download_renders_a_file_cleanup_deleted_again_with_the_emailed_sha256(linked, archived_root):
+    from pos_exports.operations import tokens
+    from pos_exports_tests.service.test_api import serving
+
+    eng = linked["eng"]
+    [row] = ledger.history(eng, subscription_id=linked["sub"].id)
+    emailed = {f["name"]: f["sha256"] for f in row["files"]}
+    cleanup_exports(LocalStorage(archived_root), dt.date(2025, 6, 1), max_age_days=30, dry_run=False)
+    assert not (archived_root / "exports/1").exists()
+    _, secret = tokens.create(eng, 1)
+    with serving(eng, LocalStorage(archived_root)) as base:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {secret}"}) as client:
+            got = {name: client.get(f"/businesses/1/deliveries/{row['id']}/files/{name}") for name in emailed}
+    assert {name: r.status_code for name, r in got.items()} == dict.fromkeys(emailed, 200)
+    assert {name: hashlib.sha256(r.content).hexdigest() for name, r in got.items()} == emailed
+    assert not (archived_root / "exports/1").exists()  # served, not put back into storage
 
 
 def test_post_with_the_signed_token_pauses_the_subscription(linked, server):

@@ -1,0 +1,296 @@
+"""The FastAPI app: every endpoint under `/businesses/{business_id}/...`, authenticated by a bearer token.
+
+The same modules as the CLI (subscriptions store and its pydantic input models, ledger, statistics), so a 422
+says what the CLI says: `{"detail": "field: message", "field": ..., "message": ...}`. Anything of another
+business than the token's answers 404, whatever the ids; a read-only token cannot write (403).
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from starlette.background import BackgroundTask
+
+from pos_exports import config, state
+from pos_exports.core.clock import utc_now
+from pos_exports.delivery import files as delivered
+from pos_exports.delivery import ledger
+from pos_exports.delivery import subscriptions as store
+from pos_exports.delivery.downloads import fetch_files
+from pos_exports.operations import stats, tokens
+from pos_exports.storage import Storage, open_storage
+
+log = logging.getLogger("pos_exports.api")
+WINDOW = 60.0  # seconds of the failed-authentication rate limit
+
+
+class _FailedAuth:
+    """Failed authentications per client address in the last minute (429 beyond the limit)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.lock, self.seen = limit, threading.Lock(), collections.defaultdict(collections.deque)
+
+    def blocked(self, client: str) -> bool:
+        with self.lock:
+            q = self.seen[client]
+            while q and q[0] < time.monotonic() - WINDOW:
+                q.popleft()
+            return len(q) >= self.limit
+
+    def add(self, client: str) -> None:
+        with self.lock:
+            self.seen[client].append(time.monotonic())
+
+
+def _unprocessable(exc: store.SubscriptionError) -> HTTPException:
+    return HTTPException(422, {"detail": str(exc), "field": exc.field, "message": exc.message})
+
+
+def create_app(state_url: str | None = None, storage: Storage | None = None, instance: Any = None) -> FastAPI:
+    """The app on the state database `state_url` (default POS_EXPORTS_STATE_URL) and `storage` (default
+    POS_EXPORTS_STORAGE); `instance`: the Dagster instance of triggered runs (default DAGSTER_HOME's)."""
+    app = FastAPI(title="pos_exports API", description=__doc__)
+    eng = state.engine(state_url)
+    failures = _FailedAuth(config.settings().api_auth_failures_per_minute)
+    _storage: list[Storage] = [storage] if storage else []
+
+    def the_storage() -> Storage:
+        if not _storage:
+            _storage.append(open_storage(config.storage_root()))
+        return _storage[0]
+
+    def caller(request: Request, business_id: int) -> tokens.Token:
+        client = request.client.host if request.client else "?"
+        if failures.blocked(client):
+            raise HTTPException(429, "too many failed authentications; wait a minute")
+        scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+        token = tokens.authenticate(eng, secret.strip()) if scheme.lower() == "bearer" and secret else None
+        if token is None:
+            failures.add(client)
+            log.warning(
+                "refused API request from %s to %s: missing, unknown or revoked token", client, request.url.path
+            )
+            raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+        if token.business_id is not None and token.business_id != business_id:
+            raise HTTPException(404, "not found")  # another business's objects do not exist for this token
+        if token.read_only and request.method not in ("GET", "HEAD"):
+            raise HTTPException(403, "this token is read-only")
+        return token
+
+    def subscription(business_id: int, sub_id: int) -> store.Subscription:
+        sub = store.get(eng, sub_id)
+        if sub is None or sub.business_id != business_id:
+            raise HTTPException(404, f"no subscription with id {sub_id}")
+        return sub
+
+    def out(sub: store.Subscription) -> dict[str, Any]:
+        return {
+            "id": sub.id,
+            **sub.to_input(),
+            "when": sub.when,
+            "created_at": sub.created_at,
+            "updated_at": sub.updated_at,
+        }
+
+    auth = Depends(caller)
+    _subscription_routes(app, eng, auth, subscription, out, instance)
+    _settings_routes(app, eng, auth)
+    _ledger_routes(app, eng, auth, the_storage)
+    return app
+
+
+BASE = "/businesses/{business_id}"
+
+
+def _subscription_routes(app: FastAPI, eng: sa.Engine, auth: Any, subscription: Any, out: Any, instance: Any) -> None:
+    base = BASE
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        body = exc.detail if isinstance(exc.detail, dict) else {"detail": exc.detail}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.post(base + "/subscriptions", status_code=201, dependencies=[auth])
+    def create_subscription(business_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        if body.get("business_id", business_id) != business_id:
+            raise HTTPException(404, f"no business with id {body['business_id']}")
+        try:
+            return out(store.add(eng, {**body, "business_id": business_id}))
+        except store.SubscriptionError as exc:
+            raise _unprocessable(exc) from None
+
+    @app.get(base + "/subscriptions", dependencies=[auth])
+    def list_subscriptions(business_id: int, active: bool | None = None) -> list[dict[str, Any]]:
+        return [out(s) for s in store.find(eng, business_id, active)]
+
+    @app.get(base + "/subscriptions/{sub_id}", dependencies=[auth])
+    def get_subscription(business_id: int, sub_id: int) -> dict[str, Any]:
+        return out(subscription(business_id, sub_id))
+
+    @app.patch(base + "/subscriptions/{sub_id}", dependencies=[auth])
+    def update_subscription(business_id: int, sub_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        subscription(business_id, sub_id)
+        if body.get("business_id", business_id) != business_id:
+            raise HTTPException(404, f"no business with id {body['business_id']}")
+        try:
+            return out(store.update(eng, sub_id, body))
+        except store.SubscriptionError as exc:
+            raise _unprocessable(exc) from None
+
+    @app.delete(base + "/subscriptions/{sub_id}", dependencies=[auth])
+    def delete_subscription(business_id: int, sub_id: int) -> dict[str, Any]:
+        subscription(business_id, sub_id)
+        return out(store.remove(eng, sub_id))
+
+    @app.post(base + "/subscriptions/{sub_id}/activate", dependencies=[auth])
+    def activate(business_id: int, sub_id: int) -> dict[str, Any]:
+        subscription(business_id, sub_id)
+        return out(store.set_active(eng, sub_id, True))
+
+    @app.post(base + "/subscriptions/{sub_id}/deactivate", dependencies=[auth])
+    def deactivate(business_id: int, sub_id: int) -> dict[str, Any]:
+        subscription(business_id, sub_id)
+        return out(store.set_active(eng, sub_id, False))
+
+    @app.post(base + "/subscriptions/{sub_id}/trigger", dependencies=[auth])
+    def trigger(business_id: int, sub_id: int, period: str) -> dict[str, Any]:
+        from pos_exports.service.trigger import launch
+
+        sub = subscription(business_id, sub_id)
+        try:
+            return launch(eng, sub, period, instance)
+        except ValueError as exc:
+            raise HTTPException(422, {"detail": f"period: {exc}", "field": "period", "message": str(exc)}) from None
+
+
+def _settings_routes(app: FastAPI, eng: sa.Engine, auth: Any) -> None:
+    base = BASE
+
+    @app.get(base + "/settings", dependencies=[auth])
+    def get_settings(business_id: int) -> dict[str, Any]:
+        return store.get_settings(eng, business_id).to_input()
+
+    @app.put(base + "/settings", dependencies=[auth])
+    def put_settings(business_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        if body.get("business_id", business_id) != business_id:
+            raise HTTPException(404, f"no business with id {body['business_id']}")
+        try:
+            return store.save_settings(eng, {**body, "business_id": business_id}).to_input()
+        except store.SubscriptionError as exc:
+            raise _unprocessable(exc) from None
+
+
+def _ledger_routes(app: FastAPI, eng: sa.Engine, auth: Any, the_storage: Any) -> None:
+    base = BASE
+
+    @app.get(base + "/upcoming", dependencies=[auth])
+    def upcoming(business_id: int, limit: int = Query(20, ge=1, le=500)) -> list[dict[str, Any]]:
+        zones = stats.business_zones(the_storage())
+        return stats.upcoming(eng, zones, dt.datetime.now(dt.UTC), limit, business_id=business_id)
+
+    @app.get(base + "/overdue", dependencies=[auth])
+    def overdue(business_id: int, lookback_days: int = Query(7, ge=1, le=366)) -> list[dict[str, Any]]:
+        s = the_storage()
+        now = dt.datetime.now(dt.UTC)
+        return stats.overdue(eng, s, stats.business_zones(s), now, lookback_days, business_id=business_id)
+
+    @app.get(base + "/deliveries", dependencies=[auth])
+    def history(
+        business_id: int,
+        subscription_id: int | None = None,
+        status: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        limit: int = Query(100, ge=1, le=1000),
+        offset: int = Query(0, ge=0),
+    ) -> dict[str, Any]:
+        aware = {
+            k: v if v is None or v.tzinfo else v.replace(tzinfo=dt.UTC) for k, v in (("since", since), ("until", until))
+        }
+        try:
+            rows = ledger.history(eng, business_id, subscription_id, status, limit=limit + 1, offset=offset, **aware)
+        except ValueError as exc:
+            raise HTTPException(422, {"detail": f"status: {exc}", "field": "status", "message": str(exc)}) from None
+        return {
+            "items": [_summary(r) for r in rows[:limit]],
+            "offset": offset,
+            "limit": limit,
+            "more": len(rows) > limit,
+        }
+
+    @app.get(base + "/deliveries/{delivery_id}", dependencies=[auth])
+    def delivery(business_id: int, delivery_id: int) -> dict[str, Any]:
+        row = ledger.delivery(eng, delivery_id, business_id)
+        if row is None:
+            raise HTTPException(404, f"no delivery with id {delivery_id}")
+        return {
+            **_summary(row),
+            "smtp_response": row["smtp_response"],
+            "error": row["error"],
+            "run_id": row["run_id"],
+            "message_id": row["message_id"],
+            "missing": row["missing"],
+            "files": [
+                {k: f.get(k) for k in ("name", "dataset", "format", "bytes", "sha256")} for f in row["files"] or []
+            ],
+        }
+
+    @app.get(base + "/deliveries/{delivery_id}/files/{name}", dependencies=[auth], response_model=None)
+    def download(business_id: int, delivery_id: int, name: str) -> FileResponse | RedirectResponse:
+        row = ledger.delivery(eng, delivery_id, business_id)
+        if row is None:
+            raise HTTPException(404, f"no delivery with id {delivery_id}")
+        s = the_storage()
+        try:
+            file = delivered.delivered_file(s, row, name)
+        except delivered.FileGone as exc:
+            return _rendered_again(eng, row, name, s, exc)
+        if hasattr(s, "presigned_url"):  # S3: the client reads the object itself, for a few minutes
+            return RedirectResponse(s.presigned_url(file.key, config.settings().api_presign_seconds), 307)
+        return FileResponse(s.path(file.key), filename=file.name)  # streamed from disk
+
+    @app.get(base + "/statistics", dependencies=[auth])
+    def statistics(business_id: int, since: dt.datetime | None = None, until: dt.datetime | None = None) -> dict:
+        return stats.delivery_stats(eng, since=since, until=until, business_id=business_id)
+
+    @app.get(base + "/recent", dependencies=[auth])
+    def recent(business_id: int, limit: int = Query(10, ge=1, le=100)) -> list[dict[str, Any]]:
+        return [_summary(r) for r in ledger.history(eng, business_id, limit=limit)]
+
+
+def _rendered_again(
+    eng: sa.Engine, row: dict[str, Any], name: str, s: Storage, gone: delivered.FileGone
+) -> FileResponse:
+    """A file cleanup deleted, rendered again from the archive with its SHA-256 checked (the CLI's
+    `history --download` does the same, `delivery.downloads.fetch_files`); 410 with the reason otherwise."""
+    entry = [f for f in row["files"] or [] if Path(f["name"]).name == name]
+    if not entry:
+        raise HTTPException(410, str(gone))
+    folder = Path(tempfile.mkdtemp(prefix="pos-download-"))
+    fetched = fetch_files(eng, s, {**row, "files": entry}, folder, now=utc_now())
+    if fetched.problems or not fetched.paths:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise HTTPException(410, "; ".join(fetched.problems) or str(gone))
+    done = BackgroundTask(shutil.rmtree, folder, ignore_errors=True)
+    return FileResponse(fetched.paths[0], filename=name, background=done)
+
+
+def _summary(row: dict[str, Any]) -> dict[str, Any]:
+    keep = ("id", "subscription_id", "business_id", "period_kind", "period_key", "recipient", "status", "attempts")
+    return {
+        **{k: row[k] for k in keep},
+        "bytes": row["bytes"],
+        "created_at": row["created_at"],
+        "emailed_at": row["emailed_at"],
+    }

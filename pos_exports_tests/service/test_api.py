@@ -1,0 +1,189 @@
+"""The HTTP API on a real uvicorn server (127.0.0.1, a free port), over a socket with httpx."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import uvicorn
+
+from pos_exports.delivery import ledger
+from pos_exports.operations import tokens
+from pos_exports.service.app import create_app
+from pos_exports.state import engine
+from pos_exports.storage.base import LocalStorage
+
+WEEKLY = {
+    "name": "Weekly",
+    "datasets": ["sales"],
+    "formats": ["csv"],
+    "frequency": "weekly",
+    "day_of_week": "monday",
+    "at": "07:00",
+    "recipients": ["owner@a.example"],
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(eng, storage) -> Iterator[str]:
+    """The API over `eng` and `storage` on a real uvicorn server (127.0.0.1, a free port): its base URL."""
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(str(eng.url), storage), host="127.0.0.1", port=port))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        thread.join(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def api(tmp_path):
+    """(base URL, state engine, storage) of a running server on a fresh state database and local storage."""
+    eng = engine(f"sqlite:///{tmp_path / 'api.db'}")
+    storage = LocalStorage(tmp_path / "store")
+    with serving(eng, storage) as base:
+        yield base, eng, storage
+
+
+def _client(base: str, secret: str) -> httpx.Client:
+    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {secret}"})
+
+
+def test_a_business_token_manages_its_subscriptions_and_gets_404_for_another_business(api):
+    base, eng, _ = api
+    _, a = tokens.create(eng, 1)
+    _, b = tokens.create(eng, 2)
+    with _client(base, a) as ca, _client(base, b) as cb:
+        made = ca.post("/businesses/1/subscriptions", json=WEEKLY)
+        assert made.status_code == 201 and made.json()["business_id"] == 1 and made.json()["when"].startswith("weekly")
+        sub_id = made.json()["id"]
+        assert [s["id"] for s in ca.get("/businesses/1/subscriptions").json()] == [sub_id]
+        # B's token: A's subscription does not exist, whatever path or body names it
+        assert cb.get(f"/businesses/1/subscriptions/{sub_id}").status_code == 404
+        assert cb.get(f"/businesses/2/subscriptions/{sub_id}").status_code == 404
+        assert cb.patch(f"/businesses/2/subscriptions/{sub_id}", json={"at": "08:00"}).status_code == 404
+        assert cb.delete(f"/businesses/2/subscriptions/{sub_id}").status_code == 404
+        assert cb.post(f"/businesses/2/subscriptions/{sub_id}/deactivate").status_code == 404
+        assert cb.post("/businesses/2/subscriptions", json={**WEEKLY, "business_id": 1}).status_code == 404
+        assert cb.get("/businesses/1/deliveries").status_code == 404
+        assert cb.get("/businesses/1/settings").status_code == 404
+        # A's own writes
+        assert ca.patch(f"/businesses/1/subscriptions/{sub_id}", json={"at": "08:30"}).json()["hour"] == 8
+        assert ca.post(f"/businesses/1/subscriptions/{sub_id}/deactivate").json()["is_active"] is False
+        assert ca.post(f"/businesses/1/subscriptions/{sub_id}/activate").json()["is_active"] is True
+        assert ca.delete(f"/businesses/1/subscriptions/{sub_id}").status_code == 200
+        assert ca.get(f"/businesses/1/subscriptions/{sub_id}").status_code == 404
+
+
+def test_validation_errors_name_the_field_as_the_cli_words_it(api):
+    base, eng, _ = api
+    _, a = tokens.create(eng, 1)
+    from pos_exports.delivery.subscriptions import SubscriptionError, validate
+
+    with pytest.raises(SubscriptionError) as cli_error:
+        validate({**WEEKLY, "business_id": 1, "frequency": "hourly"})
+    with _client(base, a) as ca:
+        bad = ca.post("/businesses/1/subscriptions", json={**WEEKLY, "frequency": "hourly"})
+        assert bad.status_code == 422
+        assert bad.json() == {"detail": str(cli_error.value), "field": "frequency", "message": cli_error.value.message}
+        assert "daily" in bad.json()["message"] and "monthly" in bad.json()["message"]
+        settings = ca.put("/businesses/1/settings", json={"reply_to": "not an address"})
+        assert settings.status_code == 422 and settings.json()["field"] == "reply_to"
+        ok = ca.put("/businesses/1/settings", json={"notify_success": True, "failure_recipients": ["it@a.example"]})
+        assert ok.json()["notify_success"] is True and ca.get("/businesses/1/settings").json()[
+            "failure_recipients"
+        ] == ["it@a.example"]
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+def test_read_only_revoked_and_unknown_tokens_and_the_secret_never_logged(api):
+    base, eng, _ = api
+    ro, ro_secret = tokens.create(eng, 1, read_only=True)
+    gone, gone_secret = tokens.create(eng, 1)
+    team, team_secret = tokens.create(eng, None)
+    assert tokens.revoke(eng, gone.id)
+    records = _Records()
+    root = logging.getLogger()
+    root.addHandler(records)
+    old_level, root.level = root.level, logging.DEBUG
+    try:
+        with _client(base, ro_secret) as c:
+            assert c.get("/businesses/1/subscriptions").status_code == 200
+            assert c.post("/businesses/1/subscriptions", json=WEEKLY).status_code == 403
+        with _client(base, gone_secret) as c:
+            assert c.get("/businesses/1/subscriptions").status_code == 401
+        with _client(base, team_secret) as c:  # the data team acts on any business
+            assert c.post("/businesses/7/subscriptions", json=WEEKLY).status_code == 201
+    finally:
+        root.removeHandler(records)
+        root.setLevel(old_level)
+    assert any("refused API request" in line for line in records.lines)
+    assert not any(secret in line for line in records.lines for secret in (ro_secret, gone_secret, team_secret))
+    assert tokens.digest(gone_secret) != gone_secret and gone_secret.startswith(tokens.PREFIX)
+
+
+def test_failed_authentication_is_rate_limited_per_client(api):
+    base, _, _ = api
+    with _client(base, "pxt_wrong") as c:
+        codes = [c.get("/businesses/1/subscriptions").status_code for _ in range(12)]
+    assert codes[:10] == [401] * 10 and codes[10:] == [429, 429]
+
+
+def test_history_details_and_download_of_one_delivery(api):
+    base, eng, storage = api
+    _, a = tokens.create(eng, 1)
+    _, b = tokens.create(eng, 2)
+    data = b"date,total\n2025-03-03,12.50\n"
+    storage.write_bytes("exports/1/sales.csv", data)
+    import hashlib
+
+    files = [
+        {"name": "sales.csv", "dataset": "sales", "format": "csv", "bytes": len(data),
+         "sha256": hashlib.sha256(data).hexdigest(), "uri": storage.uri("exports/1/sales.csv")},
+        {"name": "gone.csv", "dataset": "sales", "format": "csv", "bytes": 1, "sha256": "x",
+         "uri": storage.uri("exports/1/gone.csv")},
+    ]  # fmt: skip
+    rows = ledger.open_rows(eng, 5, 1, "weekly", "2025-03-03", ["owner@a.example"], "run-1")
+    import sqlalchemy as sa
+
+    from pos_exports.state import deliveries
+
+    with eng.begin() as conn:
+        conn.execute(sa.update(deliveries).values(files=files, status="emailed", smtp_response="250 OK"))
+    row_id = rows[0]["id"]
+    with _client(base, a) as ca, _client(base, b) as cb:
+        page = ca.get("/businesses/1/deliveries", params={"status": "emailed", "limit": 1}).json()
+        assert [r["id"] for r in page["items"]] == [row_id] and page["more"] is False
+        assert ca.get("/businesses/1/deliveries", params={"status": "sent"}).status_code == 422
+        one = ca.get(f"/businesses/1/deliveries/{row_id}").json()
+        assert one["smtp_response"] == "250 OK" and one["files"][0]["sha256"] == files[0]["sha256"]
+        got = ca.get(f"/businesses/1/deliveries/{row_id}/files/sales.csv")
+        assert got.status_code == 200 and got.content == data
+        gone = ca.get(f"/businesses/1/deliveries/{row_id}/files/gone.csv")
+        assert gone.status_code == 410 and "no longer in storage" in gone.json()["detail"]
+        assert cb.get(f"/businesses/2/deliveries/{row_id}").status_code == 404
+        assert cb.get(f"/businesses/2/deliveries/{row_id}/files/sales.csv").status_code == 404
+        assert cb.get("/businesses/2/deliveries").json()["items"] == []
+        assert ca.get("/businesses/1/statistics").status_code == 200
+        assert [r["id"] for r in ca.get("/businesses/1/recent").json()] == [row_id]
