@@ -332,8 +332,10 @@ def build_message(
     unsubscribe = [u for u in (content.one_click, content.unsubscribe) if u]
     for url in unsubscribe:
         _no_line_breaks("unsubscribe link", url)
-    if unsubscribe:
-        msg["List-Unsubscribe"] = ", ".join(f"<{u}>" for u in unsubscribe)
+        if not url.isascii():
+            raise EmailHeaderError(f"unsubscribe link is not ASCII (percent-encode it): {url!r}")
+    if unsubscribe:  # raw: folded would make a long link an RFC 2047 encoded word that mail clients do not read
+        msg.set_raw("List-Unsubscribe", ",\r\n ".join(f"<{u}>" for u in unsubscribe))
     if content.one_click:  # RFC 8058: a mail client may POST to the https URL to unsubscribe in one click
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg.set_content(content.text)

@@ -64,6 +64,11 @@ def test_each_email_says_how_to_change_or_stop_it(archived_root, state, smtp_ser
         assert m["Reply-To"] == "data-team@pos.example"
         header = unquote(m["List-Unsubscribe"])
         assert url_unquote(header) == f"mailto:data-team@pos.example?subject=Unsubscribe subscription {sub.id} {rcpt}"
+        [sent] = [h for h in received.data.decode("ascii").split("\r\n") if h.startswith("List-Unsubscribe:")]
+        assert sent.startswith(
+            f"List-Unsubscribe: <mailto:data-team@pos.example?subject=Unsubscribe%20subscription%20{sub.id}%20"
+        )
+        assert "=?" not in sent  # as written on the wire, not an RFC 2047 encoded word
         line = (
             f'You receive this through the weekly subscription "Weekly owner pack" (number {sub.id}). '
             "To change or stop it, write to data-team@pos.example."
