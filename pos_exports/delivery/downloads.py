@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -33,6 +34,34 @@ def storage_key(storage: Storage, uri: str) -> str | None:
     if uri.startswith(base):
         return uri[len(base) :].replace("\\", "/")
     return None
+
+
+class FileGone(LookupError):
+    """The delivered file is no longer in storage (or never was in this one); `str(exc)` is one line."""
+
+
+@dataclass(frozen=True)
+class DeliveredFile:
+    name: str  # a plain file name, never a path of the ledger's choosing
+    key: str  # its storage key
+    sha256: str | None  # as emailed
+    size: int | None
+
+
+def delivered_file(storage: Storage, row: Mapping[str, Any], name: str) -> DeliveredFile:
+    """The file `name` of the ledger row `row`, checked to be in `storage`; FileGone (one line) otherwise.
+
+    A file that is gone is for `fetch_files` to render again (the API does so on FileGone).
+    """
+    entry = next((f for f in row.get("files") or [] if Path(f["name"]).name == name), None)
+    if entry is None:
+        raise FileGone(f"delivery {row['id']} has no file named {name!r}")
+    key = storage_key(storage, entry.get("uri") or "")
+    if key is None:
+        raise FileGone(f"{name}: {entry.get('uri')} is not in the storage {storage.root}")
+    if not storage.exists(key):
+        raise FileGone(f"{name} is no longer in storage (removed by the export cleanup); it was emailed as sent")
+    return DeliveredFile(Path(entry["name"]).name, key, entry.get("sha256"), entry.get("bytes"))
 
 
 def fetch_files(

@@ -24,10 +24,9 @@ from starlette.background import BackgroundTask
 
 from pos_exports import config, state
 from pos_exports.core.clock import utc_now
-from pos_exports.delivery import files as delivered
+from pos_exports.delivery import downloads as delivered
 from pos_exports.delivery import ledger
 from pos_exports.delivery import subscriptions as store
-from pos_exports.delivery.downloads import fetch_files
 from pos_exports.operations import stats, tokens
 from pos_exports.storage import Storage, open_storage
 
@@ -278,7 +277,7 @@ def _rendered_again(
     if not entry:
         raise HTTPException(410, str(gone))
     folder = Path(tempfile.mkdtemp(prefix="pos-download-"))
-    fetched = fetch_files(eng, s, {**row, "files": entry}, folder, now=utc_now())
+    fetched = delivered.fetch_files(eng, s, {**row, "files": entry}, folder, now=utc_now())
     if fetched.problems or not fetched.paths:
         shutil.rmtree(folder, ignore_errors=True)
         raise HTTPException(410, "; ".join(fetched.problems) or str(gone))
