@@ -19,7 +19,15 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pos_exports.core.urls import ENCODE_HINT, needs_encoding
 
-SECRET = frozenset({"POS_DATABASE_URL", "POS_EXPORTS_SMTP_URL", "POS_EXPORTS_STATE_URL", "POS_EXPORTS_LINK_SECRET"})
+SECRET = frozenset(
+    {
+        "POS_DATABASE_URL",
+        "POS_EXPORTS_SMTP_URL",
+        "POS_EXPORTS_STATE_URL",
+        "POS_EXPORTS_LINK_SECRET",
+        "POS_EXPORTS_SECRET_KEY",
+    }
+)
 _DB_URLS = "postgresql://user:password@host:port/dbname or sqlite:///path/to/pos.db"
 
 
@@ -120,6 +128,14 @@ class Settings(BaseSettings):
         None,
         "the https:// address of the service (pos_exports.service) as recipients reach it",
         "none: emails carry no download or one-click unsubscribe link",
+    )
+    secret_key: SecretStr | None = _setting(
+        "POS_EXPORTS_SECRET_KEY",
+        None,
+        "a random secret of at least 32 characters (openssl rand -hex 32) that encrypts stored secrets "
+        "(file passwords, webhook secrets); keep earlier keys after it, comma-separated, while rotating",
+        "none: subscriptions cannot hold secrets",
+        min_length=32,
     )
     link_days: int = _setting(
         "POS_EXPORTS_LINK_DAYS", 30, "a whole number of days, at least 1, that emailed links keep working", ge=1

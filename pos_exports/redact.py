@@ -22,7 +22,13 @@ from pos_exports.core.urls import needs_encoding as needs_encoding  # its rule l
 
 # Variables holding URLs with credentials, and variables that are secrets as a whole.
 SECRET_URL_ENVS = ("POS_DATABASE_URL", "POS_EXPORTS_SMTP_URL", "POS_EXPORTS_STATE_URL", "DAGSTER_POSTGRES_URL")
-SECRET_ENVS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "POS_EXPORTS_LINK_SECRET")
+SECRET_ENVS = (
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "POS_EXPORTS_LINK_SECRET",
+    "POS_EXPORTS_SECRET_KEY",
+)
 # Shorter secrets are not replaced in free text (a 3-character password would garble every message);
 # the URL rule still hides them inside URLs.
 MIN_KNOWN_SECRET = 4
