@@ -137,6 +137,12 @@ class Settings(BaseSettings):
         "none: subscriptions cannot hold secrets",
         min_length=32,
     )
+    dagster_url: str | None = _setting(
+        "POS_EXPORTS_DAGSTER_URL",
+        None,
+        "the http(s)://host:port of the Dagster webserver that the API's trigger launches runs through",
+        "none: the API launches on this machine's Dagster instance (DAGSTER_HOME)",
+    )
     link_days: int = _setting(
         "POS_EXPORTS_LINK_DAYS", 30, "a whole number of days, at least 1, that emailed links keep working", ge=1
     )
@@ -218,6 +224,21 @@ class Settings(BaseSettings):
                 ok = False
             if not ok:
                 raise ValueError("is not an http(s) URL")
+        return value
+
+    @field_validator("dagster_url")
+    @classmethod
+    def _dagster_url(cls, value: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if value:
+            try:
+                parts = urlsplit(value)
+                ok = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 1) > 0
+            except ValueError:
+                ok = False
+            if not ok or parts.path.strip("/") or parts.query or parts.fragment or parts.username:
+                raise ValueError("is not an http(s)://host:port address (no path, query or credentials)")
         return value
 
     @field_validator("public_url")

@@ -545,10 +545,13 @@ def history(
     until: dt.datetime | None = None,
     limit: int | None = None,
     offset: int = 0,
+    run_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Ledger rows, newest first, filtered by business, subscription, status and `created_at` in [since, until);
-    `limit` and `offset` page through them (the API)."""
+    """Ledger rows, newest first, filtered by business, subscription, status, the run that last worked on them and
+    `created_at` in [since, until); `limit` and `offset` page through them (the API)."""
     query = sa.select(deliveries)
+    if run_id is not None:
+        query = query.where(deliveries.c.run_id == run_id)
     if business_id is not None:
         query = query.where(deliveries.c.business_id == business_id)
     if subscription_id is not None:

@@ -8,12 +8,14 @@ business than the token's answers 404, whatever the ids; a read-only token canno
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import logging
 import shutil
 import tempfile
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +61,16 @@ def _unprocessable(exc: store.SubscriptionError) -> HTTPException:
 def create_app(state_url: str | None = None, storage: Storage | None = None, instance: Any = None) -> FastAPI:
     """The app on the state database `state_url` (default POS_EXPORTS_STATE_URL) and `storage` (default
     POS_EXPORTS_STORAGE); `instance`: the Dagster instance of triggered runs (default DAGSTER_HOME's)."""
-    app = FastAPI(title="pos_exports API", description=__doc__)
+    from pos_exports.service.trigger import Launcher
+
+    launcher = Launcher(instance)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        launcher.close()  # the code server of triggered runs, if one was started
+
+    app = FastAPI(title="pos_exports API", description=__doc__, lifespan=lifespan)
     eng = state.engine(state_url)
     failures = _FailedAuth(config.settings().api_auth_failures_per_minute)
     _storage: list[Storage] = [storage] if storage else []
@@ -103,7 +114,8 @@ def create_app(state_url: str | None = None, storage: Storage | None = None, ins
         }
 
     auth = Depends(caller)
-    _subscription_routes(app, eng, auth, subscription, out, instance)
+    _subscription_routes(app, eng, auth, subscription, out)
+    _trigger_route(app, eng, auth, subscription, launcher)
     _settings_routes(app, eng, auth)
     _ledger_routes(app, eng, auth, the_storage)
     return app
@@ -112,7 +124,7 @@ def create_app(state_url: str | None = None, storage: Storage | None = None, ins
 BASE = "/businesses/{business_id}"
 
 
-def _subscription_routes(app: FastAPI, eng: sa.Engine, auth: Any, subscription: Any, out: Any, instance: Any) -> None:
+def _subscription_routes(app: FastAPI, eng: sa.Engine, auth: Any, subscription: Any, out: Any) -> None:
     base = BASE
 
     @app.exception_handler(HTTPException)
@@ -162,15 +174,25 @@ def _subscription_routes(app: FastAPI, eng: sa.Engine, auth: Any, subscription: 
         subscription(business_id, sub_id)
         return out(store.set_active(eng, sub_id, False))
 
-    @app.post(base + "/subscriptions/{sub_id}/trigger", dependencies=[auth])
-    def trigger(business_id: int, sub_id: int, period: str) -> dict[str, Any]:
-        from pos_exports.service.trigger import launch
+
+def _trigger_route(app: FastAPI, eng: sa.Engine, auth: Any, subscription: Any, launcher: Any) -> None:
+    @app.post(BASE + "/subscriptions/{sub_id}/trigger", response_model=None)
+    def trigger(business_id: int, sub_id: int, period: str, token: tokens.Token = auth) -> JSONResponse:
+        """Deliver `period` now: 202 with the run id of the delivery run launched on Dagster; 200 with nothing
+        launched when every recipient already has it."""
+        from pos_exports.reports.period import period_for
+        from pos_exports.service import trigger as triggers
 
         sub = subscription(business_id, sub_id)
         try:
-            return launch(eng, sub, period, instance)
+            chosen = period_for(sub.frequency, period)
         except ValueError as exc:
             raise HTTPException(422, {"detail": f"period: {exc}", "field": "period", "message": str(exc)}) from None
+        try:
+            launched, body = triggers.trigger(eng, sub, chosen, launcher, f"api token {token.id} ({token.scope})")
+        except triggers.LaunchError as exc:
+            raise HTTPException(503, str(exc)) from None
+        return JSONResponse(body, status_code=202 if launched else 200)
 
 
 def _settings_routes(app: FastAPI, eng: sa.Engine, auth: Any) -> None:
@@ -213,12 +235,15 @@ def _ledger_routes(app: FastAPI, eng: sa.Engine, auth: Any, the_storage: Any) ->
         until: dt.datetime | None = None,
         limit: int = Query(100, ge=1, le=1000),
         offset: int = Query(0, ge=0),
+        run_id: str | None = None,
     ) -> dict[str, Any]:
         aware = {
             k: v if v is None or v.tzinfo else v.replace(tzinfo=dt.UTC) for k, v in (("since", since), ("until", until))
         }
         try:
-            rows = ledger.history(eng, business_id, subscription_id, status, limit=limit + 1, offset=offset, **aware)
+            rows = ledger.history(
+                eng, business_id, subscription_id, status, limit=limit + 1, offset=offset, run_id=run_id, **aware
+            )
         except ValueError as exc:
             raise HTTPException(422, {"detail": f"status: {exc}", "field": "status", "message": str(exc)}) from None
         return {
@@ -237,7 +262,6 @@ def _ledger_routes(app: FastAPI, eng: sa.Engine, auth: Any, the_storage: Any) ->
             **_summary(row),
             "smtp_response": row["smtp_response"],
             "error": row["error"],
-            "run_id": row["run_id"],
             "message_id": row["message_id"],
             "missing": row["missing"],
             "files": [
@@ -286,7 +310,8 @@ def _rendered_again(
 
 
 def _summary(row: dict[str, Any]) -> dict[str, Any]:
-    keep = ("id", "subscription_id", "business_id", "period_kind", "period_key", "recipient", "status", "attempts")
+    keep = ("id", "subscription_id", "business_id", "period_kind", "period_key", "recipient", "status")
+    keep += ("attempts", "run_id")
     return {
         **{k: row[k] for k in keep},
         "bytes": row["bytes"],

@@ -36,10 +36,12 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(eng, storage) -> Iterator[str]:
-    """The API over `eng` and `storage` on a real uvicorn server (127.0.0.1, a free port): its base URL."""
+def serving(eng, storage, instance=None) -> Iterator[str]:
+    """The API over `eng`, `storage` and the Dagster `instance` on a real uvicorn server (127.0.0.1, a free port):
+    its base URL."""
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(str(eng.url), storage), host="127.0.0.1", port=port))
+    app = create_app(str(eng.url), storage, instance)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
