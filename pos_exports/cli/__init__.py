@@ -640,7 +640,9 @@ def tokens_list() -> int:
 
     for t in store.find(engine()):
         state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "active"
-        print(f"{t.id}  {t.scope}  {'read-only' if t.read_only else 'read-write'}  {state}  {t.label or ''}".rstrip())
+        used = f"last used {t.last_used_at:%Y-%m-%d %H:%M} UTC" if t.last_used_at else "never used"
+        access = "read-only" if t.read_only else "read-write"
+        print(f"{t.id}  {t.scope}  {access}  {state}  {used}  {t.label or ''}".rstrip())
     return 0
 
 

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
-import threading
-from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 
 from pos_exports.delivery import ledger
 from pos_exports.operations import tokens
 from pos_exports.service.app import create_app
 from pos_exports.state import engine
 from pos_exports.storage.base import LocalStorage
+from pos_exports_tests.service.conftest import serving
 
 WEEKLY = {
     "name": "Weekly",
@@ -29,32 +25,12 @@ WEEKLY = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serving(eng, storage) -> Iterator[str]:
-    """The API over `eng` and `storage` on a real uvicorn server (127.0.0.1, a free port): its base URL."""
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(str(eng.url), storage), host="127.0.0.1", port=port))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        thread.join(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-
-
 @pytest.fixture
 def api(tmp_path):
     """(base URL, state engine, storage) of a running server on a fresh state database and local storage."""
     eng = engine(f"sqlite:///{tmp_path / 'api.db'}")
     storage = LocalStorage(tmp_path / "store")
-    with serving(eng, storage) as base:
+    with serving(create_app(str(eng.url), storage)) as base:
         yield base, eng, storage
 
 
