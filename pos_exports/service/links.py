@@ -8,8 +8,8 @@
 
 An altered token is 400, an expired one 410, each with one line of text; a token names one recipient's ledger row
 (or subscription), so it opens nothing else. Altered tokens count as failed attempts of the client (`limits`: 429
-beyond the limit, as failed logins) and are logged without the token; uvicorn's access log shows `/links/download/…`,
-never a token (a link opens the files: it is a credential). The app overrides `state_engine`, `export_storage`,
+beyond the limit, as failed logins) and are logged without the token; uvicorn's access log shows the path alone, with
+`/links/download/...` for a link (`PathOnly`). The app overrides `state_engine`, `export_storage`,
 `failed_attempts` and `clock` (`app.dependency_overrides`) to point them elsewhere; by default they are the CLI's:
 `POS_EXPORTS_STATE_URL`, `POS_EXPORTS_STORAGE`, a limiter of this process, the UTC clock.
 """
@@ -46,20 +46,21 @@ from pos_exports.storage import Storage, open_storage
 router = APIRouter(prefix="/links", tags=["emailed links"])
 PRESIGNED_SECONDS = 300  # an S3 file is a redirect to a presigned URL that works this long
 log = logging.getLogger("pos_exports.api")
-_TOKEN_IN_PATH = re.compile(r"(/links/[a-z]+/)[^/?\s]+")
+_TOKEN_IN_PATH = re.compile(r"(/links/[a-z]+/)[^/\s]+")
 
 
-class _HideLinkTokens(logging.Filter):
-    """uvicorn's access log line (`client - "GET /path HTTP/1.1" 200`) with the link token cut from the path."""
+class PathOnly(logging.Filter):
+    """uvicorn's access log line (`client - "GET /path HTTP/1.1" 200`) with the path alone: no query string (a
+    client may put a token there) and no link token (a link opens its files: it is a credential)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and len(record.args) >= 3 and isinstance(record.args[2], str):
-            path = _TOKEN_IN_PATH.sub(r"\1…", record.args[2])
+            path = _TOKEN_IN_PATH.sub(r"\1...", record.args[2].partition("?")[0])
             record.args = (*record.args[:2], path, *record.args[3:])
         return True
 
 
-logging.getLogger("uvicorn.access").addFilter(_HideLinkTokens())
+logging.getLogger("uvicorn.access").addFilter(PathOnly())  # for every app of this process
 
 
 def state_engine() -> sa.Engine:
