@@ -272,3 +272,46 @@ def test_a_single_file_on_s3_is_a_short_lived_presigned_redirect(
     storage.delete(f"exports/1/weekly/{WEEK}/sales.xlsx")  # cleanup deleted it: rendered again, served by us
     again = httpx.get(download, timeout=60)
     assert again.status_code == 200 and again.content == attached
+
+
+def test_altered_link_tokens_are_rate_limited_with_failed_logins_and_logged_without_the_token(tmp_path, monkeypatch):
+    """The service's app (`pos-exports serve`): an altered link counts as a failed login of that client, so guessing
+    signatures ends in 429 as guessing tokens does; a genuine or an expired link counts nothing. The refusals are
+    logged, with neither the altered nor a genuine token in any line."""
+    monkeypatch.setenv("POS_EXPORTS_LINK_SECRET", secrets.token_hex(32))
+    monkeypatch.setenv("POS_EXPORTS_API_AUTH_FAILURES_PER_MINUTE", "3")
+    eng = engine(f"sqlite:///{tmp_path / 'api.db'}")
+    sub = subscriptions.add(
+        eng,
+        {"business_id": 1, "name": "Weekly sales", "datasets": ["sales"], "formats": ["csv"], "frequency": "weekly",
+         "day_of_week": "monday", "at": "07:00", "recipients": [OWNER]},
+    )  # fmt: skip
+    now = dt.datetime.now(UTC)
+    genuine = sign(UNSUBSCRIBE, sub.id, OWNER, now)
+    expired = sign(UNSUBSCRIBE, sub.id, OWNER, now - dt.timedelta(days=400), days=30)
+    altered = [genuine[:-2] + suffix for suffix in ("AA", "BB", "CC") if not genuine.endswith(suffix)][:2]
+    recorder = Recorder()
+    with serving(create_app(str(eng.url), LocalStorage(tmp_path / "store"))) as base:
+        loggers = [logging.getLogger(n) for n in ("pos_exports.api", "uvicorn", "uvicorn.error", "uvicorn.access")]
+        for logger in loggers:
+            logger.addHandler(recorder)
+        try:
+            codes = [httpx.get(f"{base}/links/unsubscribe/{genuine}").status_code]
+            codes.append(httpx.post(f"{base}/links/unsubscribe/{expired}").status_code)
+            codes += [httpx.post(f"{base}/links/unsubscribe/{token}").status_code for token in altered]
+            codes.append(httpx.get(f"{base}/links/download/{altered[0]}").status_code)  # the third failure
+            codes.append(httpx.post(f"{base}/links/unsubscribe/{genuine}").status_code)  # blocked, even genuine
+            bearer = {"Authorization": f"Bearer {genuine}"}
+            codes.append(httpx.get(f"{base}/businesses/1/subscriptions", headers=bearer).status_code)
+        finally:
+            for logger in loggers:
+                logger.removeHandler(recorder)
+    assert codes == [200, 410, 400, 400, 400, 429, 429]
+    assert subscriptions.get(eng, sub.id).is_active  # the blocked genuine POST paused nothing
+    refused = [line for line in recorder.lines if line.startswith("refused ")]
+    assert (
+        len(refused) == 3
+        and "refused unsubscribe link from 127.0.0.1: this unsubscribe link is not valid" in (refused[0])
+    )
+    assert sum('"POST /links/unsubscribe/... HTTP/1.1"' in line for line in recorder.lines) == 4
+    assert not [line for line in recorder.lines for token in (genuine, expired, *altered) if token in line]
