@@ -598,11 +598,15 @@ def main(argv: list[str] | None = None) -> int:
 @checked
 def serve(host: str, port: int, proxy_headers: bool) -> int:
     """Serve the HTTP API (subscriptions, history, downloads, statistics) with uvicorn."""
+    import copy
+
     import uvicorn
 
     from pos_exports.service.app import create_app
 
-    uvicorn.run(create_app(), host=host, port=port, proxy_headers=proxy_headers)
+    logs = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)  # the API's own lines (refusals) as uvicorn's are written
+    logs["loggers"]["pos_exports"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    uvicorn.run(create_app(), host=host, port=port, proxy_headers=proxy_headers, log_config=logs)
     return 0
 
 

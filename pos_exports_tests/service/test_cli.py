@@ -87,3 +87,4 @@ def test_serve_answers_docs_and_openapi_then_stops_cleanly_on_sigterm(tmp_path):
     # a graceful shutdown, then uvicorn ends by the signal it was sent (as process supervisors expect)
     assert proc.returncode == -signal.SIGTERM, err
     assert "Application shutdown complete" in err and "Finished server process" in err
+    assert "WARNING:  refused API request from 127.0.0.1 to /businesses/1/subscriptions" in err  # uvicorn's format
