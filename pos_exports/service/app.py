@@ -19,6 +19,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
 from pos_exports import config, state
 from pos_exports.core.clock import utc_now
@@ -87,7 +88,8 @@ def create_app(state_url: str | None = None, storage: Storage | None = None, ins
             _storage.append(open_storage(config.storage_root()))
         return _storage[0]
 
-    def caller(request: Request, business_id: int) -> tokens.Token:
+    def admitted(request: Request, business_id: int | None) -> tokens.Token:
+        """The request's token, if it may act on `business_id` (None: only whether it is a live token)."""
         client = limits.client_address(request)
         if failures.blocked(client):
             raise HTTPException(429, "too many failed authentications; wait a minute")
@@ -99,11 +101,14 @@ def create_app(state_url: str | None = None, storage: Storage | None = None, ins
                 "refused API request from %s to %s: missing, unknown or revoked token", client, request.url.path
             )
             raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-        if token.business_id is not None and token.business_id != business_id:
+        if token.business_id is not None and business_id is not None and token.business_id != business_id:
             raise HTTPException(404, "not found")  # another business's objects do not exist for this token
         if token.read_only and request.method not in ("GET", "HEAD"):
             raise HTTPException(403, "this token is read-only")
         return token
+
+    def caller(request: Request, business_id: int) -> tokens.Token:
+        return admitted(request, business_id)
 
     def subscription(business_id: int, sub_id: int) -> store.Subscription:
         sub = store.get(eng, sub_id)
@@ -120,15 +125,7 @@ def create_app(state_url: str | None = None, storage: Storage | None = None, ins
             "updated_at": sub.updated_at,
         }
 
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        body = exc.detail if isinstance(exc.detail, dict) else {"detail": exc.detail}
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(invalid_request(exc), status_code=422)
-
+    _error_handlers(app, admitted)
     # the emailed links, on the same database and storage, their altered tokens counted with the failed logins
     app.include_router(links.router)
     app.dependency_overrides[links.state_engine] = lambda: eng
@@ -139,6 +136,33 @@ def create_app(state_url: str | None = None, storage: Storage | None = None, ins
     _settings_routes(app, eng, auth)
     _ledger_routes(app, eng, auth, the_storage, subscription)
     return app
+
+
+def _path_business(request: Request) -> int | None:
+    try:
+        return whole_number(request.path_params.get("business_id"))
+    except ValueError:
+        return None
+
+
+def _error_handlers(app: FastAPI, admitted: Any) -> None:
+    """Errors as the project's JSON: an HTTPException's detail; a validation error as `invalid_request`."""
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        body = exc.detail if isinstance(exc.detail, dict) else {"detail": exc.detail}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI reads the body before the token is checked: the token first, so that a request without a valid
+        # token, or for another business, or a read-only one's write, learns nothing from the 422
+        if request.url.path.startswith("/businesses/"):
+            try:
+                await run_in_threadpool(admitted, request, _path_business(request))
+            except HTTPException as refused:
+                return await _http_error(request, refused)
+        return JSONResponse(invalid_request(exc), status_code=422)
 
 
 BASE = "/businesses/{business_id}"

@@ -218,3 +218,19 @@ def test_the_data_teams_token_acts_on_any_business(world):
     assert answers[("PUT", BASE + "/settings")].json()["notify_success"] is True
     assert subscriptions.get(eng, b_ids["sub_id"]) is None  # deleted last
     assert subscriptions.get(eng, world["ids"][A]["sub_id"]) is not None  # A's untouched
+
+
+def test_a_malformed_body_is_answered_by_the_token_check_first(world):
+    """FastAPI reads the body before any dependency: a body that is no JSON object still gets the token's 401,
+    404 or 403, and the 422 only for a token that may write there."""
+    a_ids, b_ids = world["ids"][A], world["ids"][B]
+    with_body = [route for route, call in ROUTES.items() if call.body is not None]
+    codes = {}
+    with _client(world, "revoked") as gone, _client(world, "a") as a, _client(world, "a_read_only") as ro:
+        for route in with_body:
+            codes[("revoked", *route)] = _request(gone, route, a_ids, body=["not", "an", "object"]).status_code
+            codes[("B's path", *route)] = _request(a, route, b_ids, body=["not", "an", "object"]).status_code
+            codes[("read-only", *route)] = _request(ro, route, a_ids, body=["not", "an", "object"]).status_code
+            codes[("A", *route)] = _request(a, route, a_ids, body=["not", "an", "object"]).status_code
+    expected = {"revoked": 401, "B's path": 404, "read-only": 403, "A": 422}
+    assert codes == {key: expected[key[0]] for key in codes} and len(codes) == 4 * 3
