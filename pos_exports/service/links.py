@@ -95,6 +95,8 @@ def _link(purpose: str, token: str, now: dt.datetime, request: Request, failures
     client = client_address(request)
     if failures.blocked(client):
         raise _Refused(429, "too many refused links or tokens; wait a minute")
+    if config.settings().link_secret is None:  # our configuration, not the client's guess: not counted
+        raise _Refused(404, "this service sends no links (POS_EXPORTS_LINK_SECRET is not set)")
     try:
         return verify(purpose, token, now)
     except LinkExpired as exc:  # a genuine link, only old: not a guess

@@ -315,3 +315,10 @@ def test_altered_link_tokens_are_rate_limited_with_failed_logins_and_logged_with
     )
     assert sum('"POST /links/unsubscribe/... HTTP/1.1"' in line for line in recorder.lines) == 4
     assert not [line for line in recorder.lines for token in (genuine, expired, *altered) if token in line]
+
+
+def test_without_a_link_secret_links_are_404_and_count_as_no_failed_attempt(server, monkeypatch):
+    monkeypatch.delenv("POS_EXPORTS_LINK_SECRET", raising=False)
+    answers = [httpx.post(f"{server}/links/unsubscribe/some-token") for _ in range(12)]  # the limit is 10
+    assert {a.status_code for a in answers} == {404}
+    assert answers[0].text == "this service sends no links (POS_EXPORTS_LINK_SECRET is not set)\n"
