@@ -598,11 +598,15 @@ def main(argv: list[str] | None = None) -> int:
 @checked
 def serve(host: str, port: int, proxy_headers: bool) -> int:
     """Serve the HTTP API (subscriptions, history, downloads, statistics) with uvicorn."""
+    import copy
+
     import uvicorn
 
     from pos_exports.service.app import create_app
 
-    uvicorn.run(create_app(), host=host, port=port, proxy_headers=proxy_headers)
+    logs = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)  # the API's own lines (refusals) as uvicorn's are written
+    logs["loggers"]["pos_exports"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    uvicorn.run(create_app(), host=host, port=port, proxy_headers=proxy_headers, log_config=logs)
     return 0
 
 
@@ -640,7 +644,9 @@ def tokens_list() -> int:
 
     for t in store.find(engine()):
         state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "active"
-        print(f"{t.id}  {t.scope}  {'read-only' if t.read_only else 'read-write'}  {state}  {t.label or ''}".rstrip())
+        used = f"last used {t.last_used_at:%Y-%m-%d %H:%M} UTC" if t.last_used_at else "never used"
+        access = "read-only" if t.read_only else "read-write"
+        print(f"{t.id}  {t.scope}  {access}  {state}  {used}  {t.label or ''}".rstrip())
     return 0
 
 

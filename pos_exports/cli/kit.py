@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from pos_exports.core.clock import instant  # noqa: F401 (the CLI's reading of --since/--until)
+
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
@@ -34,17 +36,6 @@ def now() -> dt.datetime:
 
     ctx = click.get_current_context(silent=True)
     return (ctx and ctx.find_root().params.get("now")) or utc_now()
-
-
-def instant(text: str | dt.datetime | None) -> dt.datetime | None:
-    """An ISO date or date-time given on the command line (naive = UTC); ValueError saying what it accepts."""
-    if text is None or isinstance(text, dt.datetime):
-        return text
-    try:
-        value = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD) or ISO date-time") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def text_table(rows: list[list[str]]) -> list[str]:

@@ -8,6 +8,7 @@ nothing else is coerced. `problems` gives those lines back from a pydantic error
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
@@ -17,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, ValidationError
 
 from pos_exports.core.addresses import address_problem, has_control
+from pos_exports.core.clock import instant
 from pos_exports.core.words import truth
 
 _WHOLE = re.compile(r"\s*[+-]?\d{1,18}\s*")
@@ -154,6 +156,7 @@ def Addresses(most: int) -> Any:  # noqa: N802
 Flag = Annotated[bool, _before(flag)]
 Amount = Annotated[Decimal, _before(amount)]
 Address = Annotated[str, _before(address)]
+Instant = Annotated[dt.datetime, _before(instant)]  # an ISO date or date-time, naive = UTC
 
 
 def problems(error: ValidationError) -> list[tuple[str, str, str]]:

@@ -1,8 +1,10 @@
 """Tokens of the HTTP API: created once (the secret shown then, never again), stored as the SHA-256 of the
-secret, scoped to one business (or to the data team: any business), optionally read-only, revocable."""
+secret, scoped to one business (or to the data team: any business), optionally read-only, revocable. The time a
+token last authenticated is kept to the minute (`last_used_at`), so unused tokens can be found and revoked."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import secrets
@@ -13,6 +15,7 @@ import sqlalchemy as sa
 from pos_exports.state import api_tokens
 
 PREFIX = "pxt_"  # recognisable in a leaked-secret scan
+STAMP_EVERY = dt.timedelta(minutes=1)  # last_used_at is written at most this often: not a write per request
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,7 @@ class Token:
     label: str | None
     created_at: dt.datetime
     revoked_at: dt.datetime | None
+    last_used_at: dt.datetime | None = None
 
     @property
     def scope(self) -> str:
@@ -33,9 +37,19 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value  # SQLite: naive UTC
+
+
 def _token(row: sa.RowMapping) -> Token:
     return Token(
-        row["id"], row["business_id"], bool(row["read_only"]), row["label"], row["created_at"], row["revoked_at"]
+        row["id"],
+        row["business_id"],
+        bool(row["read_only"]),
+        row["label"],
+        _aware(row["created_at"]),
+        _aware(row["revoked_at"]),
+        _aware(row["last_used_at"]),
     )
 
 
@@ -54,12 +68,22 @@ def create(
     return Token(new_id, business_id, read_only, label, now, None), secret
 
 
-def authenticate(eng: sa.Engine, secret: str) -> Token | None:
-    """The live (not revoked) token whose secret this is, else None."""
+def authenticate(eng: sa.Engine, secret: str, *, now: dt.datetime | None = None) -> Token | None:
+    """The live (not revoked) token whose secret this is, else None; its `last_used_at` set to `now` when it was
+    never used or last stamped STAMP_EVERY ago or more."""
     t = api_tokens
     with eng.connect() as conn:
         row = conn.execute(sa.select(t).where(t.c.token_sha256 == digest(secret))).mappings().first()
-    return None if row is None or row["revoked_at"] is not None else _token(row)
+    if row is None or row["revoked_at"] is not None:
+        return None
+    token = _token(row)
+    now = now or dt.datetime.now(dt.UTC)
+    if token.last_used_at is None or now - token.last_used_at >= STAMP_EVERY:
+        stale = sa.or_(t.c.last_used_at.is_(None), t.c.last_used_at <= now - STAMP_EVERY)
+        with eng.begin() as conn:  # the condition again: of concurrent requests only one writes
+            conn.execute(sa.update(t).where(t.c.id == token.id, stale).values(last_used_at=now))
+        token = dataclasses.replace(token, last_used_at=now)
+    return token
 
 
 def find(eng: sa.Engine) -> list[Token]:

@@ -7,55 +7,74 @@ business than the token's answers 404, whatever the ids; a read-only token canno
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import datetime as dt
 import logging
 import shutil
 import tempfile
-import threading
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
 from pos_exports import config, state
 from pos_exports.core.clock import utc_now
+from pos_exports.core.fields import Flag, Instant, Whole, show, whole_number
 from pos_exports.delivery import downloads as delivered
 from pos_exports.delivery import ledger
 from pos_exports.delivery import subscriptions as store
 from pos_exports.operations import stats, tokens
+from pos_exports.service import limits, links
 from pos_exports.storage import Storage, open_storage
 
 log = logging.getLogger("pos_exports.api")
-WINDOW = 60.0  # seconds of the failed-authentication rate limit
-
-
-class _FailedAuth:
-    """Failed authentications per client address in the last minute (429 beyond the limit)."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit, self.lock, self.seen = limit, threading.Lock(), collections.defaultdict(collections.deque)
-
-    def blocked(self, client: str) -> bool:
-        with self.lock:
-            q = self.seen[client]
-            while q and q[0] < time.monotonic() - WINDOW:
-                q.popleft()
-            return len(q) >= self.limit
-
-    def add(self, client: str) -> None:
-        with self.lock:
-            self.seen[client].append(time.monotonic())
+# What FastAPI's own checks (path and query types, a body that is no JSON object) say, in the CLI's words; a
+# project field type (`core.fields`) says its own.
+_MESSAGES = {
+    "missing": "required",
+    "int_parsing": "{value} is not a whole number",
+    "int_type": "{value} is not a whole number",
+    "bool_parsing": "{value} is not true or false",
+    "json_invalid": "not valid JSON",
+    "dict_type": "expected a JSON object of fields, got {value}",
+    "model_attributes_type": "expected a JSON object of fields, got {value}",
+}
 
 
 def _unprocessable(exc: store.SubscriptionError) -> HTTPException:
     return HTTPException(422, {"detail": str(exc), "field": exc.field, "message": exc.message})
+
+
+def invalid_request(exc: RequestValidationError) -> dict[str, str]:
+    """FastAPI's first validation error (path, query or body) as the project's 422: the field, what it accepts."""
+    item = exc.errors()[0]
+    loc = [str(part) for part in item["loc"]]
+    field = "body" if item["type"] == "json_invalid" or len(loc) < 2 else loc[-1]
+    cause = (item.get("ctx") or {}).get("error")
+    if isinstance(cause, Exception):
+        message = str(cause)
+    else:
+        message = _MESSAGES.get(item["type"], item["msg"]).format(value=show(item.get("input")))
+    return {"detail": f"{field}: {message}", "field": field, "message": message}
+
+
+def _other_business(body: dict[str, Any], business_id: int) -> None:
+    """404 when the body names another business than the path (a malformed id is left to the validation)."""
+    named = body.get("business_id")
+    if named is None:
+        return
+    try:
+        same = whole_number(named) == business_id
+    except ValueError:
+        return
+    if not same:
+        raise HTTPException(404, f"no business with id {named}")
 
 
 def create_app(state_url: str | None = None, storage: Storage | None = None, instance: Any = None) -> FastAPI:
@@ -72,7 +91,7 @@ def create_app(state_url: str | None = None, storage: Storage | None = None, ins
 
     app = FastAPI(title="pos_exports API", description=__doc__, lifespan=lifespan)
     eng = state.engine(state_url)
-    failures = _FailedAuth(config.settings().api_auth_failures_per_minute)
+    failures = limits.FailedAttempts(config.settings().api_auth_failures_per_minute)
     _storage: list[Storage] = [storage] if storage else []
 
     def the_storage() -> Storage:
@@ -80,8 +99,9 @@ def create_app(state_url: str | None = None, storage: Storage | None = None, ins
             _storage.append(open_storage(config.storage_root()))
         return _storage[0]
 
-    def caller(request: Request, business_id: int) -> tokens.Token:
-        client = request.client.host if request.client else "?"
+    def admitted(request: Request, business_id: int | None) -> tokens.Token:
+        """The request's token, if it may act on `business_id` (None: only whether it is a live token)."""
+        client = limits.client_address(request)
         if failures.blocked(client):
             raise HTTPException(429, "too many failed authentications; wait a minute")
         scheme, _, secret = request.headers.get("authorization", "").partition(" ")
@@ -92,11 +112,14 @@ def create_app(state_url: str | None = None, storage: Storage | None = None, ins
                 "refused API request from %s to %s: missing, unknown or revoked token", client, request.url.path
             )
             raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-        if token.business_id is not None and token.business_id != business_id:
+        if token.business_id is not None and business_id is not None and token.business_id != business_id:
             raise HTTPException(404, "not found")  # another business's objects do not exist for this token
         if token.read_only and request.method not in ("GET", "HEAD"):
             raise HTTPException(403, "this token is read-only")
         return token
+
+    def caller(request: Request, business_id: int) -> tokens.Token:
+        return admitted(request, business_id)
 
     def subscription(business_id: int, sub_id: int) -> store.Subscription:
         sub = store.get(eng, sub_id)
@@ -113,12 +136,45 @@ def create_app(state_url: str | None = None, storage: Storage | None = None, ins
             "updated_at": sub.updated_at,
         }
 
+    _error_handlers(app, admitted)
+    # the emailed links, on the same database and storage, their altered tokens counted with the failed logins
+    app.include_router(links.router)
+    app.dependency_overrides[links.state_engine] = lambda: eng
+    app.dependency_overrides[links.export_storage] = the_storage
+    app.dependency_overrides[links.failed_attempts] = lambda: failures
     auth = Depends(caller)
     _subscription_routes(app, eng, auth, subscription, out)
     _trigger_route(app, eng, auth, subscription, launcher)
     _settings_routes(app, eng, auth)
-    _ledger_routes(app, eng, auth, the_storage)
+    _ledger_routes(app, eng, auth, the_storage, subscription)
     return app
+
+
+def _path_business(request: Request) -> int | None:
+    try:
+        return whole_number(request.path_params.get("business_id"))
+    except ValueError:
+        return None
+
+
+def _error_handlers(app: FastAPI, admitted: Any) -> None:
+    """Errors as the project's JSON: an HTTPException's detail; a validation error as `invalid_request`."""
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        body = exc.detail if isinstance(exc.detail, dict) else {"detail": exc.detail}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI reads the body before the token is checked: the token first, so that a request without a valid
+        # token, or for another business, or a read-only one's write, learns nothing from the 422
+        if request.url.path.startswith("/businesses/"):
+            try:
+                await run_in_threadpool(admitted, request, _path_business(request))
+            except HTTPException as refused:
+                return await _http_error(request, refused)
+        return JSONResponse(invalid_request(exc), status_code=422)
 
 
 BASE = "/businesses/{business_id}"
@@ -127,22 +183,16 @@ BASE = "/businesses/{business_id}"
 def _subscription_routes(app: FastAPI, eng: sa.Engine, auth: Any, subscription: Any, out: Any) -> None:
     base = BASE
 
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        body = exc.detail if isinstance(exc.detail, dict) else {"detail": exc.detail}
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
-
     @app.post(base + "/subscriptions", status_code=201, dependencies=[auth])
     def create_subscription(business_id: int, body: dict[str, Any]) -> dict[str, Any]:
-        if body.get("business_id", business_id) != business_id:
-            raise HTTPException(404, f"no business with id {body['business_id']}")
+        _other_business(body, business_id)
         try:
             return out(store.add(eng, {**body, "business_id": business_id}))
         except store.SubscriptionError as exc:
             raise _unprocessable(exc) from None
 
     @app.get(base + "/subscriptions", dependencies=[auth])
-    def list_subscriptions(business_id: int, active: bool | None = None) -> list[dict[str, Any]]:
+    def list_subscriptions(business_id: int, active: Flag | None = None) -> list[dict[str, Any]]:
         return [out(s) for s in store.find(eng, business_id, active)]
 
     @app.get(base + "/subscriptions/{sub_id}", dependencies=[auth])
@@ -152,8 +202,7 @@ def _subscription_routes(app: FastAPI, eng: sa.Engine, auth: Any, subscription: 
     @app.patch(base + "/subscriptions/{sub_id}", dependencies=[auth])
     def update_subscription(business_id: int, sub_id: int, body: dict[str, Any]) -> dict[str, Any]:
         subscription(business_id, sub_id)
-        if body.get("business_id", business_id) != business_id:
-            raise HTTPException(404, f"no business with id {body['business_id']}")
+        _other_business(body, business_id)
         try:
             return out(store.update(eng, sub_id, body))
         except store.SubscriptionError as exc:
@@ -204,24 +253,23 @@ def _settings_routes(app: FastAPI, eng: sa.Engine, auth: Any) -> None:
 
     @app.put(base + "/settings", dependencies=[auth])
     def put_settings(business_id: int, body: dict[str, Any]) -> dict[str, Any]:
-        if body.get("business_id", business_id) != business_id:
-            raise HTTPException(404, f"no business with id {body['business_id']}")
+        _other_business(body, business_id)
         try:
             return store.save_settings(eng, {**body, "business_id": business_id}).to_input()
         except store.SubscriptionError as exc:
             raise _unprocessable(exc) from None
 
 
-def _ledger_routes(app: FastAPI, eng: sa.Engine, auth: Any, the_storage: Any) -> None:
+def _ledger_routes(app: FastAPI, eng: sa.Engine, auth: Any, the_storage: Any, subscription: Any) -> None:
     base = BASE
 
     @app.get(base + "/upcoming", dependencies=[auth])
-    def upcoming(business_id: int, limit: int = Query(20, ge=1, le=500)) -> list[dict[str, Any]]:
+    def upcoming(business_id: int, limit: Whole(1, 500) = 20) -> list[dict[str, Any]]:
         zones = stats.business_zones(the_storage())
         return stats.upcoming(eng, zones, dt.datetime.now(dt.UTC), limit, business_id=business_id)
 
     @app.get(base + "/overdue", dependencies=[auth])
-    def overdue(business_id: int, lookback_days: int = Query(7, ge=1, le=366)) -> list[dict[str, Any]]:
+    def overdue(business_id: int, lookback_days: Whole(1, 366) = 7) -> list[dict[str, Any]]:
         s = the_storage()
         now = dt.datetime.now(dt.UTC)
         return stats.overdue(eng, s, stats.business_zones(s), now, lookback_days, business_id=business_id)
@@ -231,18 +279,25 @@ def _ledger_routes(app: FastAPI, eng: sa.Engine, auth: Any, the_storage: Any) ->
         business_id: int,
         subscription_id: int | None = None,
         status: str | None = None,
-        since: dt.datetime | None = None,
-        until: dt.datetime | None = None,
-        limit: int = Query(100, ge=1, le=1000),
-        offset: int = Query(0, ge=0),
+        since: Instant | None = None,
+        until: Instant | None = None,
+        limit: Whole(1, 1000) = 100,
+        offset: Whole(0) = 0,
         run_id: str | None = None,
     ) -> dict[str, Any]:
-        aware = {
-            k: v if v is None or v.tzinfo else v.replace(tzinfo=dt.UTC) for k, v in (("since", since), ("until", until))
-        }
+        if subscription_id is not None:
+            subscription(business_id, subscription_id)  # another business's subscription: 404, not an empty page
         try:
             rows = ledger.history(
-                eng, business_id, subscription_id, status, limit=limit + 1, offset=offset, run_id=run_id, **aware
+                eng,
+                business_id,
+                subscription_id,
+                status,
+                limit=limit + 1,
+                offset=offset,
+                since=since,
+                until=until,
+                run_id=run_id,
             )
         except ValueError as exc:
             raise HTTPException(422, {"detail": f"status: {exc}", "field": "status", "message": str(exc)}) from None
@@ -284,11 +339,11 @@ def _ledger_routes(app: FastAPI, eng: sa.Engine, auth: Any, the_storage: Any) ->
         return FileResponse(s.path(file.key), filename=file.name)  # streamed from disk
 
     @app.get(base + "/statistics", dependencies=[auth])
-    def statistics(business_id: int, since: dt.datetime | None = None, until: dt.datetime | None = None) -> dict:
+    def statistics(business_id: int, since: Instant | None = None, until: Instant | None = None) -> dict:
         return stats.delivery_stats(eng, since=since, until=until, business_id=business_id)
 
     @app.get(base + "/recent", dependencies=[auth])
-    def recent(business_id: int, limit: int = Query(10, ge=1, le=100)) -> list[dict[str, Any]]:
+    def recent(business_id: int, limit: Whole(1, 100) = 10) -> list[dict[str, Any]]:
         return [_summary(r) for r in ledger.history(eng, business_id, limit=limit)]
 
 

@@ -7,22 +7,27 @@
     POST /links/unsubscribe/{token}   one-click unsubscribe (RFC 8058): pauses the subscription, 200
 
 An altered token is 400, an expired one 410, each with one line of text; a token names one recipient's ledger row
-(or subscription), so it opens nothing else. The app overrides `state_engine`, `export_storage` and `clock`
-(`app.dependency_overrides`) to point them elsewhere; by default they are the CLI's: `POS_EXPORTS_STATE_URL`,
-`POS_EXPORTS_STORAGE`, the UTC clock.
+(or subscription), so it opens nothing else. Altered tokens count as failed attempts of the client (`limits`: 429
+beyond the limit, as failed logins) and are logged without the token; uvicorn's access log shows the path alone, with
+`/links/download/...` for a link (`PathOnly`). The app overrides `state_engine`, `export_storage`,
+`failed_attempts` and `clock` (`app.dependency_overrides`) to point them elsewhere; by default they are the CLI's:
+`POS_EXPORTS_STATE_URL`, `POS_EXPORTS_STORAGE`, a limiter of this process, the UTC clock.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
+import logging
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.background import BackgroundTask
 
@@ -35,10 +40,27 @@ from pos_exports.delivery.downloads import fetch_files, storage_key
 from pos_exports.delivery.email import ascii_mail_filename, zip_files
 from pos_exports.delivery.ledger import normalize_recipient
 from pos_exports.delivery.links import DOWNLOAD, UNSUBSCRIBE, Link, LinkError, LinkExpired, verify
+from pos_exports.service.limits import FailedAttempts, client_address
 from pos_exports.storage import Storage, open_storage
 
 router = APIRouter(prefix="/links", tags=["emailed links"])
 PRESIGNED_SECONDS = 300  # an S3 file is a redirect to a presigned URL that works this long
+log = logging.getLogger("pos_exports.api")
+_TOKEN_IN_PATH = re.compile(r"(/links/[a-z]+/)[^/\s]+")
+
+
+class PathOnly(logging.Filter):
+    """uvicorn's access log line (`client - "GET /path HTTP/1.1" 200`) with the path alone: no query string (a
+    client may put a token there) and no link token (a link opens its files: it is a credential)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 3 and isinstance(record.args[2], str):
+            path = _TOKEN_IN_PATH.sub(r"\1...", record.args[2].partition("?")[0])
+            record.args = (*record.args[:2], path, *record.args[3:])
+        return True
+
+
+logging.getLogger("uvicorn.access").addFilter(PathOnly())  # for every app of this process
 
 
 def state_engine() -> sa.Engine:
@@ -53,9 +75,15 @@ def clock() -> dt.datetime:
     return utc_now()
 
 
+@functools.cache
+def failed_attempts() -> FailedAttempts:
+    return FailedAttempts(config.settings().api_auth_failures_per_minute)
+
+
 Engine = Annotated[sa.Engine, Depends(state_engine)]
 Store = Annotated[Storage, Depends(export_storage)]
 Now = Annotated[dt.datetime, Depends(clock)]
+Failures = Annotated[FailedAttempts, Depends(failed_attempts)]
 
 
 class _Refused(Exception):
@@ -63,19 +91,26 @@ class _Refused(Exception):
         self.response = PlainTextResponse(text + "\n", status_code=status)
 
 
-def _link(purpose: str, token: str, now: dt.datetime) -> Link:
+def _link(purpose: str, token: str, now: dt.datetime, request: Request, failures: FailedAttempts) -> Link:
+    client = client_address(request)
+    if failures.blocked(client):
+        raise _Refused(429, "too many refused links or tokens; wait a minute")
+    if config.settings().link_secret is None:  # our configuration, not the client's guess: not counted
+        raise _Refused(404, "this service sends no links (POS_EXPORTS_LINK_SECRET is not set)")
     try:
         return verify(purpose, token, now)
-    except LinkExpired as exc:
+    except LinkExpired as exc:  # a genuine link, only old: not a guess
         raise _Refused(410, str(exc)) from None
     except LinkError as exc:
+        failures.add(client)
+        log.warning("refused %s link from %s: %s", purpose, client, exc)
         raise _Refused(400, str(exc)) from None
 
 
 @router.get("/download/{token}", summary="The files of one emailed export")
-def download(token: str, eng: Engine, storage: Store, now: Now) -> Response:
+def download(token: str, request: Request, eng: Engine, storage: Store, now: Now, failures: Failures) -> Response:
     try:
-        link = _link(DOWNLOAD, token, now)
+        link = _link(DOWNLOAD, token, now, request, failures)
         with eng.connect() as conn:
             row = (
                 conn.execute(sa.select(state.deliveries).where(state.deliveries.c.id == link.target)).mappings().first()
@@ -112,9 +147,9 @@ def download(token: str, eng: Engine, storage: Store, now: Now) -> Response:
 
 
 @router.get("/unsubscribe/{token}", summary="A page to confirm the unsubscribe", response_class=HTMLResponse)
-def unsubscribe_page(token: str, now: Now) -> Response:
+def unsubscribe_page(token: str, request: Request, now: Now, failures: Failures) -> Response:
     try:
-        _link(UNSUBSCRIBE, token, now)
+        _link(UNSUBSCRIBE, token, now, request, failures)
     except _Refused as refused:
         return refused.response
     return HTMLResponse(
@@ -125,9 +160,9 @@ def unsubscribe_page(token: str, now: Now) -> Response:
 
 
 @router.post("/unsubscribe/{token}", summary="One-click unsubscribe (RFC 8058): pauses the subscription")
-def unsubscribe(token: str, eng: Engine, now: Now) -> Response:
+def unsubscribe(token: str, request: Request, eng: Engine, now: Now, failures: Failures) -> Response:
     try:
-        link = _link(UNSUBSCRIBE, token, now)
+        link = _link(UNSUBSCRIBE, token, now, request, failures)
     except _Refused as refused:
         return refused.response
     sub = subscriptions.get(eng, link.target)

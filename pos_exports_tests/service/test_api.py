@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
-import threading
-from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
+import sqlalchemy as sa
 
 from pos_exports.delivery import ledger
 from pos_exports.operations import tokens
 from pos_exports.service.app import create_app
-from pos_exports.state import engine
+from pos_exports.state import api_tokens, engine
 from pos_exports.storage.base import LocalStorage
+from pos_exports_tests.service.conftest import serving
 
 WEEKLY = {
     "name": "Weekly",
@@ -29,34 +26,12 @@ WEEKLY = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serving(eng, storage, instance=None) -> Iterator[str]:
-    """The API over `eng`, `storage` and the Dagster `instance` on a real uvicorn server (127.0.0.1, a free port):
-    its base URL."""
-    port = _free_port()
-    app = create_app(str(eng.url), storage, instance)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        thread.join(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-
-
 @pytest.fixture
 def api(tmp_path):
     """(base URL, state engine, storage) of a running server on a fresh state database and local storage."""
     eng = engine(f"sqlite:///{tmp_path / 'api.db'}")
     storage = LocalStorage(tmp_path / "store")
-    with serving(eng, storage) as base:
+    with serving(create_app(str(eng.url), storage)) as base:
         yield base, eng, storage
 
 
@@ -189,3 +164,104 @@ def test_history_details_and_download_of_one_delivery(api):
         assert cb.get("/businesses/2/deliveries").json()["items"] == []
         assert ca.get("/businesses/1/statistics").status_code == 200
         assert [r["id"] for r in ca.get("/businesses/1/recent").json()] == [row_id]
+
+
+API_LOGGERS = ("pos_exports.api", "uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+def test_a_planted_token_is_in_no_log_line_of_a_failed_or_successful_request(api, monkeypatch):
+    """The API's and uvicorn's loggers, recorded while requests succeed and fail with secrets planted in the
+    header, the query string and a link's path: each request is logged (the access log: path alone), no secret."""
+    base, eng, _ = api
+    _, good = tokens.create(eng, 1)
+    _, read_only = tokens.create(eng, 1, read_only=True)
+    gone, revoked = tokens.create(eng, 1)
+    tokens.revoke(eng, gone.id)
+    unknown = tokens.PREFIX + "planted-never-issued-0123456789abcdef"
+    records = _Records()
+    loggers = [logging.getLogger(name) for name in API_LOGGERS]  # after the server started: uvicorn set them up
+    for logger in loggers:
+        logger.addHandler(records)
+    try:
+        with _client(base, good) as c:
+            assert c.post("/businesses/1/subscriptions", json=WEEKLY).status_code == 201
+            assert c.get("/businesses/1/subscriptions", params={"access_token": good}).status_code == 200
+            assert c.get("/businesses/2/subscriptions").status_code == 404
+            assert c.post("/businesses/1/subscriptions", json={**WEEKLY, "frequency": good}).status_code == 422
+        with _client(base, read_only) as c:
+            assert c.delete("/businesses/1/subscriptions/1").status_code == 403
+        with _client(base, revoked) as c:
+            assert c.get("/businesses/1/settings").status_code == 401
+        assert httpx.get(f"{base}/links/download/{good}").status_code == 400  # a "link" that is no link
+        with _client(base, unknown) as c:
+            codes = [c.get("/businesses/1/recent").status_code for _ in range(10)]
+    finally:
+        for logger in loggers:
+            logger.removeHandler(records)
+    assert codes[:8] == [401] * 8 and codes[8:] == [429, 429]  # 10 refusals a minute, the link's counted
+    access = [line for line in records.lines if "HTTP/1.1" in line]
+    assert len(access) == 17  # every request logged by uvicorn
+    assert any('"GET /businesses/1/subscriptions HTTP/1.1" 200' in line for line in access)  # no query string
+    assert any('"GET /links/download/... HTTP/1.1" 400' in line for line in access)
+    assert sum("refused API request" in line for line in records.lines) == 9  # the revoked and unknown token's
+    assert any("refused download link from 127.0.0.1" in line for line in records.lines)
+    leaked = [line for line in records.lines for secret in (good, read_only, revoked, unknown) if secret in line]
+    assert leaked == []
+
+
+def test_a_tokens_last_use_is_stamped_at_most_once_a_minute(api):
+    base, eng, _ = api
+    token, secret = tokens.create(eng, 1)
+    assert tokens.find(eng)[0].last_used_at is None
+    with _client(base, secret) as c:
+        assert c.get("/businesses/1/subscriptions").status_code == 200
+        [first] = tokens.find(eng)
+        assert first.last_used_at is not None and first.last_used_at >= token.created_at
+        assert c.get("/businesses/1/recent").status_code == 200
+        assert tokens.find(eng)[0].last_used_at == first.last_used_at  # within the minute: not written again
+        long_ago = first.last_used_at - tokens.STAMP_EVERY
+        with eng.begin() as conn:
+            conn.execute(sa.update(api_tokens).values(last_used_at=long_ago))
+        assert c.get("/businesses/1/recent").status_code == 200
+        assert tokens.find(eng)[0].last_used_at > first.last_used_at  # a minute later: stamped again
+    with _client(base, "pxt_unknown") as c:
+        assert c.get("/businesses/1/recent").status_code == 401
+    assert len(tokens.find(eng)) == 1
+
+
+def test_malformed_query_path_and_body_values_get_the_projects_one_line_422(api):
+    """FastAPI's own checks answer in the CLI's shape and words: the field, and what it accepts."""
+    from pos_exports.cli.history import CliError, _instant
+
+    base, eng, _ = api
+    _, a = tokens.create(eng, 1)
+    with pytest.raises(CliError) as cli_since:
+        _instant("since", "last tuesday")
+    with _client(base, a) as c:
+        for path in ("/businesses/1/statistics", "/businesses/1/deliveries"):  # query: an instant
+            bad = c.get(path, params={"since": "last tuesday"})
+            message = "'last tuesday' is not a date (YYYY-MM-DD) or ISO date-time"
+            assert (bad.status_code, bad.json()) == (422, {"detail": str(cli_since.value), "field": "since",
+                                                           "message": message})  # fmt: skip
+            until = c.get(path, params={"until": "2025-13-01"}).json()
+            assert until["field"] == "until" and until["detail"].startswith("until: '2025-13-01' is not a date")
+            assert c.get(path, params={"since": "2025-03-01", "until": "2025-03-08T00:00"}).status_code == 200
+        assert c.get("/businesses/1/deliveries", params={"limit": "0"}).json() == {
+            "detail": "limit: 0 is out of range (1-1000)", "field": "limit", "message": "0 is out of range (1-1000)"
+        }  # fmt: skip
+        assert c.get("/businesses/1/subscriptions", params={"active": "maybe"}).json()["detail"] == (
+            "active: 'maybe' is not true or false"
+        )
+        path = c.get("/businesses/1/subscriptions/first")  # path: not a whole number
+        message = "'first' is not a whole number"
+        assert (path.status_code, path.json()) == (422, {"detail": f"sub_id: {message}", "field": "sub_id",
+                                                         "message": message})  # fmt: skip
+        not_json = c.post(
+            "/businesses/1/subscriptions", content=b"{name: 1", headers={"content-type": "application/json"}
+        )
+        assert not_json.status_code == 422 and not_json.json()["field"] == "body"
+        assert not_json.json()["detail"].startswith("body: not valid JSON")
+        a_list = c.put("/businesses/1/settings", json=["notify_success"])
+        message = "expected a JSON object of fields, got ['notify_success']"
+        assert a_list.json() == {"detail": f"body: {message}", "field": "body", "message": message}
+        assert c.post("/businesses/1/subscriptions").json()["detail"] == "body: required"

@@ -9,15 +9,12 @@ import io
 import logging
 import re
 import secrets
-import socket
-import threading
 import zipfile
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import fastapi
 import httpx
 import pytest
-import uvicorn
 
 from pos_exports.defs.deliveries import delivery_job
 from pos_exports.defs.resources import ClockResource, StorageResource
@@ -25,9 +22,12 @@ from pos_exports.delivery import ledger, subscriptions
 from pos_exports.delivery.links import DOWNLOAD, UNSUBSCRIBE, sign
 from pos_exports.operations.cleanup import cleanup_exports
 from pos_exports.service import links
+from pos_exports.service.app import create_app
+from pos_exports.service.limits import FailedAttempts
 from pos_exports.state import engine
 from pos_exports.storage.base import LocalStorage
 from pos_exports_tests.exports.names import export_files
+from pos_exports_tests.service.conftest import serving
 
 UTC = dt.UTC
 WEEK = "2025-03-03"
@@ -40,6 +40,8 @@ def create_links_app() -> fastapi.FastAPI:
     """Only for the tests: the service's app is `pos_exports.service`'s; this serves the links router alone."""
     app = fastapi.FastAPI()
     app.include_router(links.router)
+    failures = FailedAttempts(10)  # this app's own, not the process's: tests do not add up
+    app.dependency_overrides[links.failed_attempts] = lambda: failures
     return app
 
 
@@ -68,20 +70,8 @@ def logs():
 @pytest.fixture
 def server():
     """uvicorn serving the links router on 127.0.0.1 (a port of its own), in a thread; yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    instance = uvicorn.Server(uvicorn.Config(create_links_app(), log_level="info", lifespan="off"))
-    thread = threading.Thread(target=instance.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not instance.started:
-        if not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        threading.Event().wait(0.02)
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(10)
-    sock.close()
+    with serving(create_links_app()) as base:
+        yield base
 
 
 CREATED = dt.datetime(2025, 3, 1, tzinfo=UTC)  # the subscription exists before the week it delivers
@@ -164,20 +154,19 @@ def test_the_download_link_serves_the_emailed_files_also_after_cleanup(linked, s
     [download] = re.findall(rf"{re.escape(server)}/links/download/[A-Za-z0-9_.-]+", text)
     emailed = _attached(linked["message"])
     assert set(emailed) == NAMES
-    before = httpx.get(download)
+    before = httpx.get(download, timeout=60)
     assert before.status_code == 200 and before.headers["content-type"] == "application/zip"
     assert f"accra-shop_files_{WEEK}.zip" in before.headers["content-disposition"]
     with zipfile.ZipFile(io.BytesIO(before.content)) as archive:
         assert {m.filename: archive.read(m) for m in archive.infolist()} == emailed
     report = cleanup_exports(LocalStorage(archived_root), dt.date(2025, 6, 1), max_age_days=30, dry_run=False)
     assert report.folders == [f"exports/1/weekly/{WEEK}"] and not (archived_root / "exports/1").exists()
-    after = httpx.get(download)  # rendered again from the archive, SHA-256 checked against the ledger
+    after = httpx.get(download, timeout=60)  # rendered again from the archive, SHA-256 checked against the ledger
     assert after.status_code == 200 and after.content == before.content
 
 
 def test_the_apis_download_renders_a_file_cleanup_deleted_again_with_the_emailed_sha256(linked, archived_root):
     from pos_exports.operations import tokens
-    from pos_exports_tests.service.test_api import serving
 
     eng = linked["eng"]
     [row] = ledger.history(eng, subscription_id=linked["sub"].id)
@@ -185,7 +174,7 @@ def test_the_apis_download_renders_a_file_cleanup_deleted_again_with_the_emailed
     cleanup_exports(LocalStorage(archived_root), dt.date(2025, 6, 1), max_age_days=30, dry_run=False)
     assert not (archived_root / "exports/1").exists()
     _, secret = tokens.create(eng, 1)
-    with serving(eng, LocalStorage(archived_root)) as base:
+    with serving(create_app(str(eng.url), LocalStorage(archived_root))) as base:
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {secret}"}) as client:
             got = {name: client.get(f"/businesses/1/deliveries/{row['id']}/files/{name}") for name in emailed}
     assert {name: r.status_code for name, r in got.items()} == dict.fromkeys(emailed, 200)
@@ -232,7 +221,7 @@ def test_the_link_secret_is_in_no_email_log_or_ledger_row(linked, server, logs):
     secret = linked["secret"]
     text, _ = _bodies(linked["message"])
     [download] = re.findall(rf"{re.escape(server)}/links/download/[A-Za-z0-9_.-]+", text)
-    assert httpx.get(download).status_code == 200
+    assert httpx.get(download, timeout=60).status_code == 200
     assert httpx.post(f"{server}/links/unsubscribe/not-a-token").status_code == 400
     assert any("/links/download/" in line for line in logs.lines)  # uvicorn's access log was recorded
     assert logs.lines and not any(secret in line for line in logs.lines)
@@ -274,12 +263,62 @@ def test_a_single_file_on_s3_is_a_short_lived_presigned_redirect(
     text, _ = _bodies(received.message)
     [download] = re.findall(rf"{re.escape(server)}/links/download/[A-Za-z0-9_.-]+", text)
     asked = dt.datetime.now(UTC).timestamp()
-    answer = httpx.get(download)
+    answer = httpx.get(download, timeout=60)
     assert answer.status_code == 307
     expires = int(parse_qs(urlsplit(answer.headers["location"]).query)["Expires"][0])
     assert asked + 290 <= expires <= dt.datetime.now(UTC).timestamp() + 310  # five minutes, not the email's week
     [attached] = [p.get_payload(decode=True) for p in received.message.iter_attachments()]
     assert httpx.get(answer.headers["location"]).content == attached  # S3 itself serves the emailed bytes
     storage.delete(f"exports/1/weekly/{WEEK}/sales.xlsx")  # cleanup deleted it: rendered again, served by us
-    again = httpx.get(download)
+    again = httpx.get(download, timeout=60)
     assert again.status_code == 200 and again.content == attached
+
+
+def test_altered_link_tokens_are_rate_limited_with_failed_logins_and_logged_without_the_token(tmp_path, monkeypatch):
+    """The service's app (`pos-exports serve`): an altered link counts as a failed login of that client, so guessing
+    signatures ends in 429 as guessing tokens does; a genuine or an expired link counts nothing. The refusals are
+    logged, with neither the altered nor a genuine token in any line."""
+    monkeypatch.setenv("POS_EXPORTS_LINK_SECRET", secrets.token_hex(32))
+    monkeypatch.setenv("POS_EXPORTS_API_AUTH_FAILURES_PER_MINUTE", "3")
+    eng = engine(f"sqlite:///{tmp_path / 'api.db'}")
+    sub = subscriptions.add(
+        eng,
+        {"business_id": 1, "name": "Weekly sales", "datasets": ["sales"], "formats": ["csv"], "frequency": "weekly",
+         "day_of_week": "monday", "at": "07:00", "recipients": [OWNER]},
+    )  # fmt: skip
+    now = dt.datetime.now(UTC)
+    genuine = sign(UNSUBSCRIBE, sub.id, OWNER, now)
+    expired = sign(UNSUBSCRIBE, sub.id, OWNER, now - dt.timedelta(days=400), days=30)
+    altered = [genuine[:-2] + suffix for suffix in ("AA", "BB", "CC") if not genuine.endswith(suffix)][:2]
+    recorder = Recorder()
+    with serving(create_app(str(eng.url), LocalStorage(tmp_path / "store"))) as base:
+        loggers = [logging.getLogger(n) for n in ("pos_exports.api", "uvicorn", "uvicorn.error", "uvicorn.access")]
+        for logger in loggers:
+            logger.addHandler(recorder)
+        try:
+            codes = [httpx.get(f"{base}/links/unsubscribe/{genuine}").status_code]
+            codes.append(httpx.post(f"{base}/links/unsubscribe/{expired}").status_code)
+            codes += [httpx.post(f"{base}/links/unsubscribe/{token}").status_code for token in altered]
+            codes.append(httpx.get(f"{base}/links/download/{altered[0]}").status_code)  # the third failure
+            codes.append(httpx.post(f"{base}/links/unsubscribe/{genuine}").status_code)  # blocked, even genuine
+            bearer = {"Authorization": f"Bearer {genuine}"}
+            codes.append(httpx.get(f"{base}/businesses/1/subscriptions", headers=bearer).status_code)
+        finally:
+            for logger in loggers:
+                logger.removeHandler(recorder)
+    assert codes == [200, 410, 400, 400, 400, 429, 429]
+    assert subscriptions.get(eng, sub.id).is_active  # the blocked genuine POST paused nothing
+    refused = [line for line in recorder.lines if line.startswith("refused ")]
+    assert (
+        len(refused) == 3
+        and "refused unsubscribe link from 127.0.0.1: this unsubscribe link is not valid" in (refused[0])
+    )
+    assert sum('"POST /links/unsubscribe/... HTTP/1.1"' in line for line in recorder.lines) == 4
+    assert not [line for line in recorder.lines for token in (genuine, expired, *altered) if token in line]
+
+
+def test_without_a_link_secret_links_are_404_and_count_as_no_failed_attempt(server, monkeypatch):
+    monkeypatch.delenv("POS_EXPORTS_LINK_SECRET", raising=False)
+    answers = [httpx.post(f"{server}/links/unsubscribe/some-token") for _ in range(12)]  # the limit is 10
+    assert {a.status_code for a in answers} == {404}
+    assert answers[0].text == "this service sends no links (POS_EXPORTS_LINK_SECRET is not set)\n"

@@ -5,21 +5,20 @@ instance's run launcher (a subprocess), emailing the real SMTP test server; noth
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from collections.abc import Iterator
 
 import dagster as dg
 import httpx
 import pytest
-import uvicorn
 
 from pos_exports.delivery import ledger, subscriptions
 from pos_exports.operations import tokens
+from pos_exports.service.app import create_app
 from pos_exports.service.trigger import ALREADY_SENT
 from pos_exports.state import engine
 from pos_exports.storage.base import LocalStorage
-from pos_exports_tests.service.test_api import _free_port, serving
+from pos_exports_tests.service.conftest import serving
 
 WEEK = "2025-03-03"
 # Dagster's default coordinator queues runs for the daemon; this one hands them to the run launcher at once
@@ -49,16 +48,8 @@ def dagster_webserver(instance: dg.DagsterInstance) -> Iterator[str]:
         module_name="pos_exports.definitions", attribute=None, working_directory=None, location_name=None
     )
     with WorkspaceProcessContext(instance, target) as workspace:
-        port = _free_port()
-        app = create_app_from_workspace_process_context(workspace)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            thread.join(0.05)
-        yield f"http://127.0.0.1:{port}"
-        server.should_exit = True
-        thread.join(10)
+        with serving(create_app_from_workspace_process_context(workspace)) as base:
+            yield base
 
 
 @pytest.mark.parametrize("through", ["instance", "webserver"])
@@ -89,7 +80,7 @@ def test_trigger_launches_a_real_delivery_run_that_emails_each_recipient_once(
         if through == "webserver":
             monkeypatch.setenv("POS_EXPORTS_DAGSTER_URL", stack.enter_context(dagster_webserver(instance)))
         own = instance if through == "instance" else None  # over HTTP, the service needs no instance of its own
-        base = stack.enter_context(serving(eng, LocalStorage(archived_root), own))
+        base = stack.enter_context(serving(create_app(str(eng.url), LocalStorage(archived_root), own)))
         client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {secret}"}, timeout=300)
         trigger = f"/businesses/1/subscriptions/{sub.id}/trigger"
 
@@ -145,7 +136,7 @@ def test_a_trigger_of_a_period_outside_the_frequency_or_another_business_launche
     _, theirs = tokens.create(eng, 2)
     with (
         dg.instance_for_test(overrides=LAUNCH_AT_ONCE) as instance,
-        serving(eng, LocalStorage(archived_root), instance) as base,
+        serving(create_app(str(eng.url), LocalStorage(archived_root), instance)) as base,
     ):
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {mine}"}) as client:
             wrong = client.post(f"/businesses/1/subscriptions/{sub.id}/trigger", params={"period": "2025-03-04"})
@@ -182,7 +173,7 @@ def test_two_triggers_at_the_same_moment_email_each_recipient_once(archived_root
     _, secret = tokens.create(eng, 1)
     with (
         dg.instance_for_test(overrides=LAUNCH_AT_ONCE) as instance,
-        serving(eng, LocalStorage(archived_root), instance) as base,
+        serving(create_app(str(eng.url), LocalStorage(archived_root), instance)) as base,
         httpx.Client(base_url=base, headers={"Authorization": f"Bearer {secret}"}, timeout=300) as client,
     ):
         client.get(f"/businesses/1/subscriptions/{sub.id}")  # the server is up before both go

@@ -176,6 +176,72 @@ def test_revision_0006_flags_the_refused_recipients_of_a_database_at_0004(state_
     eng.dispose()
 
 
+def test_revision_0005_adds_the_api_tokens_to_a_database_at_0004_with_its_rows(state_url):
+    """A database at 0004 with a subscription and ledger rows: 0005 adds an empty `api_tokens` and changes no row;
+    at head the tokens work (created, authenticated, stamped, revoked) beside the old rows."""
+    from pos_exports.operations import tokens
+
+    eng = sa.create_engine(state_url.replace("postgresql://", "postgresql+psycopg2://"))
+    with eng.begin() as conn:
+        command.upgrade(state._alembic(conn), "0004")
+    now = dt.datetime(2026, 11, 30, 7, tzinfo=dt.UTC)
+    with eng.begin() as conn:
+        conn.execute(
+            schema_0001.subscriptions.insert().values(
+                business_id=1, name="Daily", datasets=["sales"], formats=["csv"], frequency="daily", hour=7,
+                minute=0, recipients=["owner@shop.example", "b@x.com"], subject_template="s", message_template="m",
+                filters={}, only_if_data=False, is_active=True, created_at=now, updated_at=now,
+            )
+        )  # fmt: skip
+    deliveries_0004 = sa.table(
+        "deliveries",
+        *(sa.column(c) for c in ("subscription_id", "business_id", "period_kind", "period_key", "recipient")),
+        *(sa.column(c) for c in ("status", "error", "error_kind", "attempts", "created_at", "message_id")),
+    )
+    _old_deliveries(
+        eng,
+        deliveries_0004,
+        {
+            "owner@shop.example": {"status": "emailed", "error": None, "error_kind": None, "message_id": "<m@x>"},
+            "b@x.com": {
+                "status": "failed",
+                "error": "temporary: 451 later",
+                "error_kind": "transient",
+                "message_id": None,
+            },
+        },
+    )
+
+    def rows() -> dict[str, list]:
+        with eng.connect() as conn:
+            return {
+                name: [dict(r) for r in conn.execute(sa.text(f"SELECT * FROM {name} ORDER BY id")).mappings()]
+                for name in ("subscriptions", "deliveries")
+            }
+
+    before = rows()
+    assert len(before["subscriptions"]) == 1 and len(before["deliveries"]) == 2
+    with eng.begin() as conn:
+        command.upgrade(state._alembic(conn), "0005")
+    assert _revision(eng) == "0005"
+    assert rows() == before
+    with eng.connect() as conn:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("api_tokens")}
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM api_tokens")).scalar() == 0
+    assert columns == {c.name for c in state.api_tokens.columns}
+    assert state.migrate(eng) == "upgraded" and _differences(eng) == []
+    token, secret = tokens.create(eng, 1, read_only=True)
+    used = tokens.authenticate(eng, secret)
+    assert used is not None and used.read_only and used.business_id == 1 and used.last_used_at is not None
+    assert tokens.revoke(eng, token.id) and tokens.authenticate(eng, secret) is None
+    after = rows()
+    assert after["subscriptions"] == before["subscriptions"]
+    assert [(r["recipient"], r["status"], r["error"], r["message_id"]) for r in after["deliveries"]] == [
+        (r["recipient"], r["status"], r["error"], r["message_id"]) for r in before["deliveries"]
+    ]  # 0006 adds its `rejected` flag beside them
+    eng.dispose()
+
+
 def test_processes_starting_together_migrate_once(tmp_path):
     """Several processes using a new database at the same moment (webserver, daemon, runs) all succeed."""
     import subprocess
