@@ -173,6 +173,7 @@ def test_a_planted_token_is_in_no_log_line_of_a_failed_or_successful_request(api
     """The API's and uvicorn's loggers, recorded while requests succeed and fail with secrets planted in the
     header, the query string and a link's path: each request is logged (the access log: path alone), no secret."""
     base, eng, _ = api
+    monkeypatch.setenv("POS_EXPORTS_LINK_SECRET", "link-secret-" + "x" * 32)  # links are checked, not unconfigured
     _, good = tokens.create(eng, 1)
     _, read_only = tokens.create(eng, 1, read_only=True)
     gone, revoked = tokens.create(eng, 1)
