@@ -9,9 +9,6 @@ from __future__ import annotations
 import smtplib
 import socket
 
-from botocore.exceptions import ClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
-
 from pos_exports.source.database import PosSourceError
 
 # object_store (the Rust S3 client under deltalake) reports storage it could not reach as an OSError whose
@@ -36,6 +33,9 @@ def is_transient(exc: BaseException) -> bool:
         return 400 <= exc.smtp_code < 500
     if isinstance(exc, PosSourceError):
         return "cannot connect" in str(exc)
+    from botocore.exceptions import ClientError  # on use: a render that fails on nothing never needs botocore
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
     if isinstance(exc, BotoConnectionError):
         return True
     if isinstance(exc, OSError) and any(m in str(exc).lower() for m in UNREACHABLE):

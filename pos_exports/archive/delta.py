@@ -28,10 +28,10 @@ from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from pos_exports.archive.capture import LOST, snapshot_capture
@@ -53,6 +53,9 @@ from pos_exports.archive.tables import Dataset, Table
 from pos_exports.source.database import Business, PosReader
 from pos_exports.storage import Storage
 from pos_exports.transient import is_transient
+
+if TYPE_CHECKING:  # pyarrow.dataset (and with it pandas) is imported where a Delta table is read, not by every reader
+    import pyarrow.dataset as ds
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +112,8 @@ def delta_schema(table: Table) -> pa.Schema:
 
 def _day_filter(business_ids: list[int] | int, day: dt.date) -> ds.Expression:
     ids = [business_ids] if isinstance(business_ids, int) else business_ids
+    import pyarrow.dataset as ds
+
     return (ds.field(PARTITION) == pa.scalar(day, pa.date32())) & ds.field("business_id").isin(ids)
 
 
@@ -224,6 +229,8 @@ def _business_rows(
     storage: Storage, table: Table, version: int, day: dt.date, business_id: int, needed: list[str], what: str
 ) -> pa.Table:
     """This business's rows of the table-day at `version` (a filter on business_id over the day's files)."""
+    import pyarrow.dataset as ds
+
     dataset = _pinned_dataset(storage, table, version, what)
     schema = pa.schema([delta_schema(table).field(c) for c in needed])
     parts = [
@@ -331,6 +338,8 @@ def _file_schema(table: Table) -> pa.Schema:
 def _row_groups(storage: Storage, table: Table, version: int, day: dt.date) -> list[tuple[object, int, int]]:
     """The row groups of a table-day at `version`, in the order a scan reads them, with the least and the
     greatest business_id each holds (from the files' statistics; unknown: every business)."""
+    import pyarrow.dataset as ds
+
     what = f"{table_uri(storage, table.name)} version {version}: the {table.name} rows of {day}"
     dataset = _pinned_dataset(storage, table, version, what)
     out = []

@@ -30,6 +30,8 @@ a fixed 1980 timestamp, so the same report gives identical bytes.
 from __future__ import annotations
 
 import datetime as dt
+import io
+import math
 import re
 import stat
 import unicodedata
@@ -84,6 +86,9 @@ _SHEET_NAME_BAD = re.compile(r"[\[\]:*?/\\]")
 def render_xlsx(report: Report, path: Path) -> dict[str, int]:
     """Write the report as an XLSX workbook; returns the data rows written per section key."""
     wb = xlsxwriter.Workbook(str(path), WORKBOOK_OPTIONS)
+    small = sum(s.row_count for s in report.sections) <= IN_MEMORY_ROWS
+    if small:  # every sheet's rows stream to memory, not to a temporary file
+        wb.worksheet_class = _MemoryRows
     try:
         created = report.generated_at
         if created.tzinfo is not None:
@@ -102,7 +107,7 @@ def render_xlsx(report: Report, path: Path) -> dict[str, int]:
             rows[section.key] = count
             placements.append((section.title, count, sheets))
         _write_placements(summary, next_row, placements, truncated, formats)
-        wb.in_memory = sum(rows.values()) <= IN_MEMORY_ROWS
+        wb.in_memory = small or sum(rows.values()) <= IN_MEMORY_ROWS
     finally:
         wb.close()
     return rows
@@ -125,6 +130,27 @@ class _PartInfo(zipfile.ZipInfo):
 
 # XlsxWriter makes its in-memory entries with the ZipInfo of its module (one line, where only it looks).
 xlsxwriter.workbook.ZipInfo = _PartInfo
+
+
+class _MemoryRows(Worksheet):
+    """A constant-memory worksheet whose row stream is an in-memory buffer instead of a temporary file: the
+    same XML (rows are written to it exactly as to the file), without creating, reading back and deleting a
+    file per sheet (a small workbook's nine sheets cost more in those than in their rows). For the sheets of
+    a workbook of at most `IN_MEMORY_ROWS` rows, as its in-memory packaging."""
+
+    def _initialize(self, init_data) -> None:
+        super()._initialize({**init_data, "constant_memory": False})  # no temporary file
+        self.constant_memory = True  # rows still go out row by row, as XlsxWriter's own stream writes them
+        self.row_data_fh = self.fh = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+
+    def _write_optimized_sheet_data(self) -> None:
+        if self.dim_rowmin is None:
+            self._xml_empty_tag("sheetData")
+            return
+        self._xml_start_tag("sheetData")
+        self.row_data_fh.flush()
+        self.fh.write(self.row_data_fh.buffer.getvalue().decode("utf-8"))
+        self._xml_end_tag("sheetData")
 
 
 class _Formats:
@@ -381,20 +407,27 @@ def _write_section(
 
     codes = [i for i, c in enumerate(columns) if c.kind == "code"]
     for batch in _nonempty(section.batches()):
-        batch = _with_words(batch, columns, codes)
+        # a small batch is taken in Python (`_small_cells`): its cells, made once for its widths and its rows
+        small = batch.num_rows <= PYTHON_ROWS
+        cells = _small_cells(batch, columns, True, xf) if small else None
+        if not small:
+            batch = _with_words(batch, columns, codes)
         start = 0
         while start < batch.num_rows:
             if row >= MAX_SHEET_ROWS:
                 if ws is not None:
                     ws.autofilter(0, 0, row - 1, len(columns) - 1)
+                if widths is None and cells is not None:
+                    widths = _fit_widths(headers, columns, [c.widths for c in cells])
                 if widths is None:
-                    widths = fit_widths(headers, columns, batch.slice(0, FIT_ROWS))
+                    widths = fit_widths(headers, columns, batch.slice(0, FIT_ROWS), codes=small)
                 ws = new_sheet()
                 row = 1
             take = min(batch.num_rows - start, MAX_SHEET_ROWS - row)
             for sub in range(start, start + take, XML_CHUNK_ROWS):
                 chunk = batch.slice(sub, min(XML_CHUNK_ROWS, start + take - sub))
-                _write_chunk(ws, chunk, columns, row, xf, sheets, truncated)
+                whole = cells if chunk.num_rows == batch.num_rows else None
+                _write_chunk(ws, chunk, columns, row, xf, sheets, truncated, codes=small, cells=whole)
                 row += chunk.num_rows
             start += take
             total += take
@@ -428,9 +461,20 @@ def _write_chunk(
     xf: list[int | None],
     sheets: list[str],
     truncated: list[str],
+    codes: bool = False,
+    cells: list[_Cells] | None = None,
 ) -> None:
-    """Rows `first_row`.. of the sheet: as bulk row XML, or cell by cell where the fast path does not apply."""
-    xml = rows_xml(chunk, columns, first_row, xf)
+    """Rows `first_row`.. of the sheet: as bulk row XML, or cell by cell where the fast path does not apply
+    (`codes`: the chunk's code columns still hold codes; `cells`: the chunk's `_small_cells`, made already)."""
+    xml = None
+    if cells is not None:
+        xml = _rows_of(cells, first_row)
+    elif chunk.num_rows <= PYTHON_ROWS:
+        xml = small_rows_xml(chunk, columns, first_row, xf, codes)
+    if xml is None:
+        if codes:
+            chunk = _with_words(chunk, columns, [i for i, c in enumerate(columns) if c.kind == "code"])
+        xml = rows_xml(chunk, columns, first_row, xf)
     if xml is None:  # long text (cut and reported per cell) or values only XlsxWriter's own checks handle
         lists = _column_lists(chunk, columns, sheets, first_row, truncated)
         write_row = ws.write_row
@@ -500,6 +544,190 @@ def rows_xml(
         rows = pc.filter(rows, filled)
     last = first_row + int(np.flatnonzero(filled.to_numpy(zero_copy_only=False))[-1])
     return _joined(rows), last
+
+
+# --- small chunks: the same row XML from Python values ----------------------------------------------------------
+
+# A batch of at most this many rows is built in Python (one or two Arrow calls a column instead of ~20, at ~20 us a
+# call whatever the rows; measured: no gain from 200 to 2,000 rows, Python's ~0.3 us a cell catching up).
+PYTHON_ROWS = FIT_ROWS
+# Python's own form of `_SPECIAL_RE2` (a text needing removal, escapes or xml:space: left to the Arrow path).
+_SPACE_PY = r"[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+_SPECIAL_PY = re.compile(
+    rf"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]|[&<>\r]|_x[0-9a-fA-F]{{4}}_|\A{_SPACE_PY}|{_SPACE_PY}\Z"
+)
+
+
+class _Cells:
+    """A column of a small chunk: each row's cell XML without its row number (None: no cell), and the values
+    `_fit_widths` measures."""
+
+    __slots__ = ("head", "texts", "widths")
+
+    def __init__(self, head: str, texts: list, widths: list) -> None:
+        self.head, self.texts, self.widths = head, texts, widths
+
+
+def small_rows_xml(
+    chunk: pa.RecordBatch, columns: tuple[Column, ...], first_row: int, xf: list[int | None], codes: bool = False
+) -> tuple[memoryview, int | None] | None:
+    """`rows_xml` of a small chunk, byte for byte, built from its Python values (one or two Arrow calls a column
+    instead of ~20); None when a value is not one `_small_cells` takes (the caller uses `rows_xml`). `codes`: the
+    code columns still hold codes (they become words here)."""
+    cells = _small_cells(chunk, columns, codes, xf)
+    return None if cells is None else _rows_of(cells, first_row)
+
+
+def _rows_of(cells: list[_Cells], first_row: int) -> tuple[memoryview, int | None]:
+    if not cells:
+        return memoryview(b""), None
+    out: list[str] = []
+    last = None
+    heads = [c.head for c in cells]
+    for i, values in enumerate(zip(*(c.texts for c in cells), strict=True)):
+        r = str(first_row + i + 1)
+        row = "".join(f"{h}{r}{v}" for h, v in zip(heads, values, strict=True) if v is not None)
+        if row:
+            out.append(f'<row r="{r}">{row}</row>')
+            last = first_row + i
+    return memoryview("".join(out).encode()), last
+
+
+def _small_cells(
+    chunk: pa.RecordBatch,
+    columns: tuple[Column, ...],
+    codes: bool,
+    xf: list[int | None] | None = None,
+    fit: int = FIT_ROWS,
+) -> list[_Cells] | None:
+    """Each column's `_Cells` (`xf`: the columns' styles; None: only the widths matter; the widths of the first
+    `fit` rows), or None when a value is one only the Arrow path (or XlsxWriter's per-cell writer) handles as
+    `rows_xml` does."""
+    out = []
+    for j, column in enumerate(columns):
+        style = "" if xf is None or xf[j] is None else f' s="{xf[j]}"'
+        cells = _small_column(chunk.column(column.name), column.kind, style, _col_letter(j), codes, fit)
+        if cells is None:
+            return None
+        out.append(cells)
+    return out
+
+
+def _float_text(value: float | None) -> str | None:
+    """What `pc.cast(float64, string)` prints, where Python's `repr` prints the same digits the same way (Arrow
+    changes to exponents outside 1e-6..1e10, Python outside 1e-4..1e16); None: let Arrow print it."""
+    if value == 0:
+        return "-0" if math.copysign(1.0, value) < 0 else "0"
+    if not 1e-4 <= abs(value) < 1e10:
+        return None
+    text = repr(value)
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _small_column(arr: pa.Array, kind: str, style: str, letter: str, codes: bool, fit: int = FIT_ROWS) -> _Cells | None:
+    """One column as `_cell_xml` and `_number_text` make it (the same kinds, types, texts and blank cells)."""
+    t = arr.type
+    number = f'"{style}><v>'
+    if kind == "money" and pa.types.is_decimal(t):
+        made = _small_decimals(arr, number, fit)
+    elif kind in ("money", "percent") or (kind == "int" and pa.types.is_floating(t)):
+        made = _small_floats(arr, kind, number, fit)
+    elif kind == "int" and pa.types.is_integer(t):
+        made = _small_ints(arr, number, fit)
+    elif kind in ("datetime", "date") and (pa.types.is_timestamp(t) or (kind == "date" and pa.types.is_date(t))):
+        made = _small_serials(arr, kind, number)
+    else:
+        made = _small_texts(arr, kind, f'"{style} t="inlineStr"><is><t>', codes, fit)
+    return None if made is None else _Cells(f'<c r="{letter}', *made)
+
+
+def _small_decimals(arr: pa.Array, number: str, fit: int) -> tuple[list, list] | None:
+    values = pc.cast(arr, pa.string()).to_pylist()
+    present = [v for v in values if v is not None]
+    if not present:
+        return values, []
+    if max(map(len, present)) >= 16:  # 15 integer digits or more: near `_MAX_EXACT`, as `_below` judges it
+        return None
+    if arr.type.scale:  # 1234.50 -> 1234.5, 0.00 -> 0 (as the regex of `_number_text`)
+        texts = [None if v is None else f"{number}{v.rstrip('0').rstrip('.')}</v></c>" for v in values]
+    else:
+        texts = [None if v is None else f"{number}{v}</v></c>" for v in values]
+    floats = [float(v) for v in values[:fit] if v is not None]
+    return texts, [min(floats), max(floats)] if floats else []  # the others' widths lie between (`_width_values`)
+
+
+def _small_floats(arr: pa.Array, kind: str, number: str, fit: int) -> tuple[list, list] | None:
+    values = (arr if pa.types.is_float64(arr.type) else pc.cast(arr, pa.float64())).to_pylist()
+    texts: list[str | None] = []
+    widths: list = []
+    for i, v in enumerate(values):
+        if v is None or (kind == "percent" and not math.isfinite(v)):
+            texts.append(None)  # percent: a non-finite ratio is a blank cell
+            continue
+        text = _float_text(v) if math.isfinite(v) else None  # money/int: XlsxWriter refuses NaN/inf
+        if text is None:
+            return None
+        if i < fit:
+            widths.append(v)
+        texts.append(f"{number}{text}</v></c>")
+    if kind == "int":
+        return texts, widths  # str() of floats does not grow with the value
+    return texts, [min(widths), max(widths)] if widths else []
+
+
+def _small_ints(arr: pa.Array, number: str, fit: int) -> tuple[list, list] | None:
+    values = arr.to_pylist()
+    present = [v for v in values if v is not None]
+    if not present:
+        return values, []
+    low, high = min(present), max(present)
+    if abs(low) >= _MAX_EXACT or abs(high) >= _MAX_EXACT:
+        return None
+    sample = [v for v in values[:fit] if v is not None]
+    return [None if v is None else f"{number}{v}</v></c>" for v in values], [min(sample), max(sample)] if sample else []
+
+
+def _small_serials(arr: pa.Array, kind: str, number: str) -> tuple[list, list] | None:
+    texts: list[str | None] = []
+    for v in _excel_serials(arr, kind).to_pylist():  # widths: fixed for these kinds
+        text = None if v is None else (str(v) if kind == "date" else _float_text(v))
+        if v is not None and text is None:
+            return None
+        texts.append(None if text is None else f"{number}{text}</v></c>")
+    return texts, []
+
+
+def _small_texts(arr: pa.Array, kind: str, inline: str, codes: bool, fit: int) -> tuple[list, list] | None:
+    t = arr.type
+    values = (arr if pa.types.is_string(t) or pa.types.is_large_string(t) else pc.cast(arr, pa.string())).to_pylist()
+    if kind == "code" and codes:
+        values = [v if not v else _word(v) for v in values]
+    texts: list[str | None] = []
+    others: list[str] = []  # measured one by one; one-line printable ASCII only by its length (`_width_values`)
+    longest = 0
+    for i, v in enumerate(values):
+        if not v:  # None or "": a blank cell
+            texts.append(None)
+            continue
+        if _SPECIAL_PY.search(v) or (len(v) >= MAX_CELL_CHARS // 4 and len(v.encode()) >= MAX_CELL_CHARS):
+            return None
+        if i < fit:
+            if v.isascii() and v.isprintable():
+                longest = max(longest, len(v))
+            else:
+                others.append(v)
+        texts.append(f"{inline}{v}{_T_END}")
+    return texts, ["x" * min(longest, 400), *others]
+
+
+_WORDS: dict[str, str] = {}
+
+
+def _word(code: str) -> str:
+    word = _WORDS.get(code)
+    if word is None:
+        word = _WORDS[code] = code_word(code)
+    return word
 
 
 def _merged(parts: list) -> list:
@@ -712,9 +940,14 @@ _LINE_BREAKS_RE2 = "[\\n\\r\\x0b\\x0c\\x1c-\\x1e\\x{85}\\x{2028}\\x{2029}]"
 _NOT_SIMPLE_RE2 = f"[^\\x00-\\x7f]|{_LINE_BREAKS_RE2}|{XML_ILLEGAL_RE2}"
 
 
-def fit_widths(headers: list[str], columns: tuple[Column, ...], sample: pa.RecordBatch) -> list[float]:
+def fit_widths(
+    headers: list[str], columns: tuple[Column, ...], sample: pa.RecordBatch, codes: bool = False
+) -> list[float]:
     """`_fit_widths` of the sample's values, computed from the few values that bound the others' widths
-    (Arrow minima/maxima), not from every cell in Python: the same widths."""
+    (Arrow minima/maxima), not from every cell in Python: the same widths (`codes`: the sample's code columns
+    still hold codes, not words)."""
+    if codes:
+        sample = _with_words(sample, columns, [i for i, c in enumerate(columns) if c.kind == "code"])
     return _fit_widths(headers, columns, [_width_values(sample.column(c.name), c.kind) for c in columns])
 
 

@@ -17,7 +17,6 @@ from urllib.parse import quote
 
 import pyarrow as pa
 
-from pos_exports import config
 from pos_exports.core.urls import UrlError, parse_database_url
 from pos_exports.redact import redact_url, scrub
 
@@ -158,6 +157,8 @@ def connect(url: str) -> Iterator[PosReader]:
     name, target = parse_url(url)
     if name == "sqlite":
         path = Path(target)
+        from pos_exports import config  # here: its settings (pydantic-settings) are not the archive readers' cost
+
         if not path.exists() and path.resolve() == config.demo_database_path().resolve():
             from pos_exports.source.demo import ensure_demo_database
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import os
 import re
+import secrets
 import shutil
 import socket
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -80,6 +81,22 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+_TEMP_TOKEN = secrets.token_hex(4)
+_TEMP_COUNT = itertools.count()
+
+
+def _new_temp(final: Path) -> Path:
+    """A new, empty temporary file beside `final`, named as `temp_prefix` says (this process's random token and a
+    counter make it unique; O_EXCL would refuse a name someone holds). Cheaper than `tempfile.mkstemp`."""
+    while True:
+        tmp = final.with_name(f"{temp_prefix(f'.{final.name}')}{_TEMP_TOKEN}{next(_TEMP_COUNT):x}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            return tmp
+        except FileExistsError:
+            continue
+
+
 class Storage(Protocol):
     """What the archive and the exports need of a storage; keys are `/`-separated paths relative to its root.
 
@@ -134,6 +151,8 @@ class Storage(Protocol):
 class LocalStorage(Storage):
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = str(Path(root).resolve())
+        # Folders made and swept by this storage's first write to each (later writes to them go straight on).
+        self._ready: set[Path] = set()
 
     def path(self, key: str) -> Path:
         return Path(self.root, *key.split("/"))
@@ -141,16 +160,24 @@ class LocalStorage(Storage):
     @contextlib.contextmanager
     def staged(self, key: str) -> Iterator[Path]:
         final = self.path(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        sweep_folder(final.parent, ".*.tmp")  # a killed run's temp files in the folder this write goes to
-        fd, name = tempfile.mkstemp(prefix=temp_prefix(f".{final.name}"), suffix=".tmp", dir=final.parent)
-        os.close(fd)
-        tmp = Path(name)
+        if final.parent not in self._ready:  # once per folder: an export writes ~10 files to each
+            self._prepare(final.parent)
+        try:
+            tmp = _new_temp(final)
+        except FileNotFoundError:  # the folder was removed since
+            self._prepare(final.parent)
+            tmp = _new_temp(final)
         try:
             yield tmp
             os.replace(tmp, final)
-        finally:
+        except BaseException:
             tmp.unlink(missing_ok=True)
+            raise
+
+    def _prepare(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        sweep_folder(folder, ".*.tmp")  # a killed run's temp files in the folder this write goes to
+        self._ready.add(folder)
 
     def read_bytes(self, key: str) -> bytes:
         return self.path(key).read_bytes()

@@ -1,5 +1,6 @@
 """`render_xlsx` keeps every property of `xlsx_fidelity.PROPERTIES` (the list candidate writers are judged on),
-and its bulk row-XML path writes the same cells as XlsxWriter's own per-cell writer."""
+and its bulk row-XML paths (Arrow for large batches, Python for small ones) write the same cells as XlsxWriter's
+own per-cell writer."""
 
 import datetime as dt
 import zipfile
@@ -20,6 +21,7 @@ def _per_cell(monkeypatch, report, path):
     """The same report written cell by cell by XlsxWriter (`write_row`), the reference for the bulk path."""
     with monkeypatch.context() as m:
         m.setattr(xlsx, "rows_xml", lambda *args: None)
+        m.setattr(xlsx, "PYTHON_ROWS", -1)  # nor the small batches' Python rows
         render_xlsx(report, path)
 
 
@@ -186,3 +188,65 @@ def test_large_string_columns_write_like_string_columns(tmp_path):
         paths.append(tmp_path / f"{kind}.xlsx")
         render_xlsx(sample_report([table_section("t", "T", cols, table)]), paths[-1])
     assert paths[0].read_bytes() == paths[1].read_bytes()
+
+
+MONEY = pa.decimal128(18, 2)
+
+
+def _edge_report():
+    """Values at the edges of the small batches' Python path: floats where Arrow's text turns to exponents,
+    decimals near the exact-print limit, negative zero, non-finite ratios, codes, dates, text XlsxWriter escapes."""
+    floats = [0.0, -0.0, 1e-4, 9.99e-5, 1e-7, 123.456, 9999999999.5, 1e10, 2.5e12, float("nan"), None, 1 / 3]
+    n = len(floats)
+    money = ["0.00", "-0.10", "1200.00", "99999999999.99", "123456789012345.67", None, "5", "10.50", "7", "8", "9", "1"]
+    table = pa.table(
+        {
+            "ratio": pa.array(floats, pa.float64()),
+            "amount": pa.array(floats[:9] + [1.0, None, 2.0], pa.float64()),
+            "money": pa.array([None if v is None else Decimal(v) for v in money], pa.decimal128(18, 2)),
+            "n": pa.array([10**14, -(10**14), 0, None, *range(n - 4)], pa.int64()),
+            "code": pa.array(["mobile_money", "out_of_stock", None, "", "cash", *["card"] * (n - 5)]),
+            "day": pa.array([dt.date(2025, 3, 1) + dt.timedelta(days=i) for i in range(n)], pa.date32()),
+            "text": pa.array([*AWKWARD[: n - 1], "王小明"], pa.string()),
+        }
+    )
+    cols = (
+        Column("ratio", "Ratio", "percent"),
+        Column("amount", "Amount", "money"),
+        Column("money", "Money", "money"),
+        Column("n", "N", "int"),
+        Column("code", "Code", "code"),
+        Column("day", "Day", "date"),
+        Column("text", "Text"),
+    )
+    # values the Python path takes
+    plain = table.drop_columns(["text", "ratio", "amount"]).set_column(0, "money", pa.array(money[:4] * 3).cast(MONEY))
+    sections = [table_section("edges", "Edges", cols, table), table_section("plain", "Plain", cols[2:6], plain)]
+    return sample_report(sections)
+
+
+@pytest.mark.parametrize("report", [sample_report, _awkward_report, _edge_report])
+def test_small_batches_in_python_give_the_arrow_paths_bytes(report, tmp_path, monkeypatch):
+    """A batch of at most PYTHON_ROWS rows is written from Python values: the same bytes as the Arrow path."""
+    python, arrow = tmp_path / "python.xlsx", tmp_path / "arrow.xlsx"
+    taken, rows_of = [], xlsx._rows_of
+    with monkeypatch.context() as m:
+        m.setattr(xlsx, "_rows_of", lambda cells, first: taken.append(first) or rows_of(cells, first))
+        render_xlsx(report(), python)
+    with monkeypatch.context() as m:
+        m.setattr(xlsx, "PYTHON_ROWS", -1)
+        render_xlsx(report(), arrow)
+    assert taken  # the Python path wrote sections
+    assert python.read_bytes() == arrow.read_bytes()
+
+
+def test_small_batch_cells_fall_back_where_arrow_prints_otherwise():
+    edges = _edge_report().sections[0]
+    batch = next(edges.batches())
+    for name in ("ratio", "amount", "money", "text"):  # exponents, 15 integer digits, escapes: the Arrow path's
+        column = next(c for c in edges.columns if c.name == name)
+        assert xlsx._small_column(batch.column(name), column.kind, "", "A", True) is None, name
+    plain = _edge_report().sections[1]
+    assert xlsx._small_cells(next(plain.batches()), plain.columns, True) is not None
+    assert xlsx._float_text(-0.0) == "-0" and xlsx._float_text(9999999999.5) == "9999999999.5"
+    assert xlsx._float_text(1e10) is None and xlsx._float_text(9.99e-5) is None

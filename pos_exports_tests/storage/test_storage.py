@@ -45,6 +45,21 @@ def test_failed_write_publishes_nothing(storage):
     assert not storage.exists("x/half.bin") and storage.list("x") == []
 
 
+def test_a_folder_removed_after_a_write_is_made_again_by_the_next(storage):
+    # a local storage makes and sweeps each folder on its first write only: a folder removed since is made again
+    storage.write_bytes("gone/one.txt", b"1")
+    storage.delete("gone/one.txt")
+    if isinstance(storage, LocalStorage):
+        storage.path("gone").rmdir()
+    with storage.staged("gone/two.txt") as tmp:
+        tmp.write_bytes(b"2")
+        other = storage.staged("gone/three.txt")
+        assert other.__enter__() != tmp  # two temporary files of one process in one folder: two names
+        other.__exit__(None, None, None)
+    assert storage.list("gone") == ["gone/three.txt", "gone/two.txt"]
+    assert storage.read_bytes("gone/two.txt") == b"2"
+
+
 def test_archive_on_s3_equals_local(tmp_path, s3_storage_url):
     url = load_sqlite(tmp_path / "pos.sqlite")
     local, s3 = LocalStorage(tmp_path / "store"), open_storage(s3_storage_url)
