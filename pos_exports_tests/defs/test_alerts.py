@@ -3,10 +3,12 @@ team fleet-wide, every failed run (also the CLI's) exactly once; an alert that c
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 import sqlalchemy as sa
 
-from pos_exports.defs.alerts import failure_alert_sensor
+from pos_exports.defs.alerts import alert_outbox_sensor, failure_alert_sensor
 from pos_exports.defs.archive import daily_archive
 from pos_exports.defs.deliveries import delivery_job
 from pos_exports.defs.exports import weekly_exports
@@ -14,7 +16,7 @@ from pos_exports.defs.resources import ClockResource, PosDatabase, StorageResour
 from pos_exports.delivery import notify, subscriptions
 from pos_exports.delivery.email import SmtpSettings
 from pos_exports.failures import from_metadata
-from pos_exports.state import alerts, engine
+from pos_exports.state import alerted_runs, alerts, engine
 from pos_exports_tests.fixtures import load_sqlite
 from pos_exports_tests.operations.conftest import reindex_all
 from pos_exports_tests.smtp_server import free_port
@@ -35,7 +37,7 @@ def _setup(monkeypatch, tmp_path, smtp_server):
     return eng
 
 
-def _failure_context(instance, run_id, root):
+def _failure_context(instance, run_id, root, clock=None):
     run = instance.get_run_by_id(run_id)
     [event] = [
         e
@@ -47,7 +49,7 @@ def _failure_context(instance, run_id, root):
         dagster_event=event.dagster_event,
         dagster_instance=instance,
         dagster_run=run,
-        resources={"storage": StorageResource(root=str(root)), "clock": ClockResource()},
+        resources={"storage": StorageResource(root=str(root)), "clock": clock or ClockResource()},
     ).for_run_failure()
 
 
@@ -194,6 +196,47 @@ def test_a_run_without_failed_items_alerts_the_data_team_and_the_tagged_business
     assert team[:2] == ([TEAM], TEAM)
     assert team[2] == "[pos_exports] FAILED: delivery_job 2025-03-09 (business 1)"
     assert "subscription_id: no subscription 42" in team[3] and "fleet-level" in team[3]
+
+
+def _naive_utc(at: dt.datetime) -> dt.datetime:
+    return at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo else at
+
+
+def test_the_alert_sensors_stamp_with_the_clock_resource_not_the_wall_clock(tmp_path, smtp_server, monkeypatch):
+    eng = _setup(monkeypatch, tmp_path, smtp_server)
+    root = tmp_path / "store"
+    failed_at = dt.datetime(2025, 3, 10, 6, 0, tzinfo=dt.UTC)
+    with dg.instance_for_test() as instance:
+        result = delivery_job.execute_in_process(  # a config error: a fleet-level failure
+            run_config={
+                "ops": {
+                    "deliver_subscription": {
+                        "config": {"subscription_id": 42, "period_kind": "daily", "period_key": "2025-03-09"}
+                    }
+                }
+            },
+            resources={"storage": StorageResource(root=str(root)), "clock": ClockResource()},
+            instance=instance,
+            raise_on_error=False,
+            tags={"pos_exports/business": "1", "pos_exports/period": "2025-03-09"},
+        )
+        failure_alert_sensor(_failure_context(instance, result.run_id, root, ClockResource.at(failed_at)))
+    with eng.connect() as conn:
+        rows = conn.execute(sa.select(alerts)).all()
+        [alerted_at] = conn.execute(sa.select(alerted_runs.c.alerted_at)).scalars()
+    assert len(rows) == 2 and _naive_utc(alerted_at) == _naive_utc(failed_at)
+    assert {(_naive_utc(r.created_at), _naive_utc(r.sent_at)) for r in rows} == {(_naive_utc(failed_at),) * 2}
+
+    retried_at = dt.datetime(2025, 3, 10, 6, 10, tzinfo=dt.UTC)  # a pending alert, sent by the outbox sensor
+    notify.queue(eng, "failure", "[pos_exports] FAILED: daily_archive_job", "details", [TEAM], now=failed_at)
+    context = dg.build_sensor_context(
+        resources={"storage": StorageResource(root=str(root)), "clock": ClockResource.at(retried_at)}
+    )
+    alert_outbox_sensor(context)
+    with eng.connect() as conn:
+        last = conn.execute(sa.select(alerts).order_by(alerts.c.id.desc())).first()
+    assert last.status == "sent" and _naive_utc(last.sent_at) == _naive_utc(retried_at)
+    assert _naive_utc(last.created_at) == _naive_utc(failed_at)
 
 
 def test_an_alert_that_cannot_be_sent_is_kept_and_retried(tmp_path, smtp_server):
