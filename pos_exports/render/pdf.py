@@ -59,12 +59,13 @@ STRIPE = colors.HexColor("#eef1f4")
 GREY = colors.HexColor("#6b7785")
 PAGE = landscape(A4)
 MARGIN = 12 * mm
-WIDTH = PAGE[0] - 2 * MARGIN
+FRAME_PAD = 6  # reportlab's frame pads the story 6 pt on each side, inside the margins
+WIDTH = PAGE[0] - 2 * MARGIN - 2 * FRAME_PAD  # the story's width (a table as wide as WIDTH fits the frame)
 MAX_COLUMNS = 16
 MAX_CELL_CHARS = 160  # PDF cells are clipped beyond this (the XLSX/CSV hold the full text)
 MIN_SIZE = 5.5  # the smallest table type (pt) tried before words are broken
 WORD_CAP = WIDTH * 0.25  # a word wider than this (a long URL, a token) is broken rather than widen its column
-FRAME_HEIGHT = PAGE[1] - 2 * MARGIN - 4 * mm - 12  # the story's room on a page (the frame pads 6 pt each side)
+FRAME_HEIGHT = PAGE[1] - 2 * MARGIN - 4 * mm - 2 * FRAME_PAD  # the story's room on a page
 MIN_START_ROWS = 2  # a table starts on a new page unless its header and this many rows fit
 NUMERIC_KINDS = ("int", "money", "percent", "datetime", "date")
 
