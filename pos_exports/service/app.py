@@ -125,7 +125,7 @@ def _subscription_routes(app: FastAPI, eng: sa.Engine, auth: Any, subscription: 
         if body.get("business_id", business_id) != business_id:
             raise HTTPException(404, f"no business with id {body['business_id']}")
         try:
-            return out(store.add(eng, {**body, "business_id": business_id}))
+            return out(store.add(eng, {**body, "business_id": business_id}, now=utc_now()))
         except store.SubscriptionError as exc:
             raise _unprocessable(exc) from None
 
@@ -143,7 +143,7 @@ def _subscription_routes(app: FastAPI, eng: sa.Engine, auth: Any, subscription: 
         if body.get("business_id", business_id) != business_id:
             raise HTTPException(404, f"no business with id {body['business_id']}")
         try:
-            return out(store.update(eng, sub_id, body))
+            return out(store.update(eng, sub_id, body, now=utc_now()))
         except store.SubscriptionError as exc:
             raise _unprocessable(exc) from None
 
@@ -155,12 +155,12 @@ def _subscription_routes(app: FastAPI, eng: sa.Engine, auth: Any, subscription: 
     @app.post(base + "/subscriptions/{sub_id}/activate", dependencies=[auth])
     def activate(business_id: int, sub_id: int) -> dict[str, Any]:
         subscription(business_id, sub_id)
-        return out(store.set_active(eng, sub_id, True))
+        return out(store.set_active(eng, sub_id, True, now=utc_now()))
 
     @app.post(base + "/subscriptions/{sub_id}/deactivate", dependencies=[auth])
     def deactivate(business_id: int, sub_id: int) -> dict[str, Any]:
         subscription(business_id, sub_id)
-        return out(store.set_active(eng, sub_id, False))
+        return out(store.set_active(eng, sub_id, False, now=utc_now()))
 
     @app.post(base + "/subscriptions/{sub_id}/trigger", dependencies=[auth])
     def trigger(business_id: int, sub_id: int, period: str) -> dict[str, Any]:
@@ -185,7 +185,7 @@ def _settings_routes(app: FastAPI, eng: sa.Engine, auth: Any) -> None:
         if body.get("business_id", business_id) != business_id:
             raise HTTPException(404, f"no business with id {body['business_id']}")
         try:
-            return store.save_settings(eng, {**body, "business_id": business_id}).to_input()
+            return store.save_settings(eng, {**body, "business_id": business_id}, now=utc_now()).to_input()
         except store.SubscriptionError as exc:
             raise _unprocessable(exc) from None
 
@@ -196,12 +196,12 @@ def _ledger_routes(app: FastAPI, eng: sa.Engine, auth: Any, the_storage: Any) ->
     @app.get(base + "/upcoming", dependencies=[auth])
     def upcoming(business_id: int, limit: int = Query(20, ge=1, le=500)) -> list[dict[str, Any]]:
         zones = stats.business_zones(the_storage())
-        return stats.upcoming(eng, zones, dt.datetime.now(dt.UTC), limit, business_id=business_id)
+        return stats.upcoming(eng, zones, utc_now(), limit, business_id=business_id)
 
     @app.get(base + "/overdue", dependencies=[auth])
     def overdue(business_id: int, lookback_days: int = Query(7, ge=1, le=366)) -> list[dict[str, Any]]:
         s = the_storage()
-        now = dt.datetime.now(dt.UTC)
+        now = utc_now()
         return stats.overdue(eng, s, stats.business_zones(s), now, lookback_days, business_id=business_id)
 
     @app.get(base + "/deliveries", dependencies=[auth])

@@ -8,6 +8,7 @@ import datetime as dt
 import dagster as dg
 import sqlalchemy as sa
 
+from pos_exports.core.clock import utc_now
 from pos_exports.defs.alerts import alert_outbox_sensor, failure_alert_sensor
 from pos_exports.defs.archive import daily_archive
 from pos_exports.defs.deliveries import delivery_job
@@ -33,7 +34,7 @@ def _setup(monkeypatch, tmp_path, smtp_server):
     monkeypatch.setenv("POS_EXPORTS_DATA_TEAM_EMAIL", TEAM)
     eng = engine()
     for business_id, owner in OWNERS.items():
-        subscriptions.save_settings(eng, {"business_id": business_id, "failure_recipients": [owner]})
+        subscriptions.save_settings(eng, {"business_id": business_id, "failure_recipients": [owner]}, now=utc_now())
     return eng
 
 
@@ -108,6 +109,7 @@ def test_three_business_failures_alert_each_business_only_of_its_own(archived_ro
                     "at": "07:00",
                     "recipients": [REFUSED[b]],
                 },
+                now=utc_now(),
             )
             cfg = {"subscription_id": sub.id, "period_kind": "daily", "period_key": "2025-03-09"}
             result = delivery_job.execute_in_process(
@@ -241,16 +243,22 @@ def test_the_alert_sensors_stamp_with_the_clock_resource_not_the_wall_clock(tmp_
 
 def test_an_alert_that_cannot_be_sent_is_kept_and_retried(tmp_path, smtp_server):
     eng = engine(f"sqlite:///{tmp_path / 'state.db'}")
-    notify.queue(eng, "failure", "[pos_exports] FAILED: daily_archive_job", "details", ["data-team@pos.example"])
+    notify.queue(
+        eng, "failure", "[pos_exports] FAILED: daily_archive_job", "details", ["data-team@pos.example"], now=utc_now()
+    )
     down = SmtpSettings.from_url(f"smtp://127.0.0.1:{free_port()}?timeout=2")
-    assert notify.flush(eng, down, tmp_path / "outbox", sleep=lambda s: None) == {"sent": 0, "pending": 1, "failed": 0}
+    assert notify.flush(eng, down, tmp_path / "outbox", sleep=lambda s: None, now=utc_now()) == {
+        "sent": 0,
+        "pending": 1,
+        "failed": 0,
+    }
     with eng.connect() as conn:
         row = conn.execute(sa.select(alerts)).one()
     assert row.status == "pending" and row.attempts == 1 and row.last_error
     up = SmtpSettings.from_url(smtp_server.url())
-    assert notify.flush(eng, up, tmp_path / "outbox") == {"sent": 1, "pending": 0, "failed": 0}
+    assert notify.flush(eng, up, tmp_path / "outbox", now=utc_now()) == {"sent": 1, "pending": 0, "failed": 0}
     assert len(smtp_server.handler.received) == 1
-    assert notify.flush(eng, up, tmp_path / "outbox") == {"sent": 0, "pending": 0, "failed": 0}
+    assert notify.flush(eng, up, tmp_path / "outbox", now=utc_now()) == {"sent": 0, "pending": 0, "failed": 0}
 
 
 def _location_origin():
@@ -328,6 +336,7 @@ def test_every_failed_run_cli_or_launched_is_alerted_exactly_once(tmp_path, smtp
             "at": "07:00",
             "recipients": [REFUSED[1]],
         },
+        now=utc_now(),
     )
     env = {
         **os.environ,
