@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pos_exports.core.clock import utc_now
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 FORMATS = ["xlsx", "csv", "pdf"]
@@ -103,6 +105,7 @@ def measure(n: int, day: dt.date, work: Path) -> dict:
                 "at": "00:30",  # due by 12:00 UTC the next day in every zone (-11:30..+14)
                 "recipients": [f"owner{b}@fleet.example"],
             },
+            now=utc_now(),
         )
     with _Stage(stages, "exports"):
         assert cli._execute("daily_exports_job", run_config={}, partition_key=day.isoformat()).success

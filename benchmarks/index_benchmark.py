@@ -11,6 +11,8 @@ import sys
 import tempfile
 import time
 
+from pos_exports.core.clock import utc_now
+
 BUSINESSES, DAYS = (int(a) for a in (sys.argv[1:3] if len(sys.argv) > 2 else ("10000", "90")))
 work = tempfile.mkdtemp(prefix="index-bench-")
 os.environ.setdefault("POS_EXPORTS_STATE_URL", f"sqlite:///{work}/state.db")
@@ -87,6 +89,7 @@ for b in businesses:  # one daily subscription per business, every dataset, due 
             "at": "08:00",
             "recipients": [f"owner{b.id}@shop.example"],
         },
+        now=utc_now(),
     )
 print(f"added {BUSINESSES:,} subscriptions in {time.perf_counter() - t0:.1f} s")
 last, tick = dt.datetime.combine(days[-1], dt.time(7), dt.UTC), dt.datetime.combine(days[-1], dt.time(9), dt.UTC)

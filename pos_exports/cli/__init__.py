@@ -629,7 +629,7 @@ def tokens_create(business: int | None, data_team: bool, read_only: bool, label:
     if (business is None) == (not data_team):
         error("business: give either --business N or --data-team")
         return 2
-    token, secret = store.create(engine(), None if data_team else business, read_only=read_only, label=label)
+    token, secret = store.create(engine(), None if data_team else business, now=now(), read_only=read_only, label=label)
     print(f"token {token.id} ({token.scope}{', read-only' if read_only else ''}): {secret}")
     print("keep it now: it is not shown again")
     return 0
@@ -658,7 +658,7 @@ def tokens_revoke(id: int) -> int:
     from pos_exports.operations import tokens as store
     from pos_exports.state import engine
 
-    if not store.revoke(engine(), id):
+    if not store.revoke(engine(), id, now=now()):
         error(f"id: no active token with id {id}")
         return 2
     print(f"token {id} revoked")

@@ -1,4 +1,5 @@
-"""The one clock. Only the wiring edge (`pos_exports.defs`, the CLI) reads it; everything below takes `now`."""
+"""The one clock. Only the edge (`pos_exports.defs`, the CLI, the service's routes) reads it; everything below takes
+`now`."""
 
 from __future__ import annotations
 

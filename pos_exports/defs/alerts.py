@@ -16,7 +16,7 @@ import dagster as dg
 
 from pos_exports.archive.read import load_businesses
 from pos_exports.defs.deliveries import outbox_dir
-from pos_exports.defs.resources import StorageResource
+from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.delivery import notify
 from pos_exports.delivery.email import SmtpSettings
 from pos_exports.delivery.subscriptions import get as get_subscription
@@ -115,16 +115,17 @@ def step_failure_items(context: dg.RunFailureSensorContext) -> tuple[list[Failed
     return list(dict.fromkeys(items)), error
 
 
-def alert_failed_run(context: dg.RunFailureSensorContext, storage: StorageResource) -> None:
+def alert_failed_run(context: dg.RunFailureSensorContext, storage: StorageResource, clock: ClockResource) -> None:
     """Queue the failed run's alerts once (per business and the data team's) and send what is pending."""
     eng = engine()
+    now = clock.now()
     run = context.dagster_run
     items, error = step_failure_items(context)
     business_items = items or [i for i in [run_level_item(eng, storage, run)] if i is not None]
     alerts = notify.failure_alerts(eng, business_items, *team_message(run, items, error))
-    if not notify.queue_alerts(eng, alerts, run_id=run.run_id):
+    if not notify.queue_alerts(eng, alerts, run_id=run.run_id, now=now):
         context.log.info(f"run {run.run_id} was alerted already")
-    counts = notify.flush(eng, SmtpSettings.from_env(), outbox_dir(storage))
+    counts = notify.flush(eng, SmtpSettings.from_env(), outbox_dir(storage), now=now)
     context.log.info(f"alerts: {counts}")
 
 
@@ -134,8 +135,8 @@ def alert_failed_run(context: dg.RunFailureSensorContext, storage: StorageResour
     description="Emails each business its own failed items and the data team (POS_EXPORTS_DATA_TEAM_EMAIL) "
     "all of them when a run of this code location launched by the daemon or the UI fails.",
 )
-def failure_alert_sensor(context: dg.RunFailureSensorContext, storage: StorageResource):
-    alert_failed_run(context, storage)
+def failure_alert_sensor(context: dg.RunFailureSensorContext, storage: StorageResource, clock: ClockResource):
+    alert_failed_run(context, storage, clock)
 
 
 @dg.run_failure_sensor(
@@ -145,12 +146,14 @@ def failure_alert_sensor(context: dg.RunFailureSensorContext, storage: StorageRe
     description="The same alerts for failed runs executed in a process (the pos-exports CLI), which carry "
     "no code location origin: only runs without origin whose job belongs to this code location.",
 )
-def in_process_failure_alert_sensor(context: dg.RunFailureSensorContext, storage: StorageResource):
+def in_process_failure_alert_sensor(
+    context: dg.RunFailureSensorContext, storage: StorageResource, clock: ClockResource
+):
     run = context.dagster_run
     repository = context.repository_def
     if run.remote_job_origin is not None or repository is None or not repository.has_job(run.job_name):
         return  # another code location's run, or one failure_alert_sensor sees
-    alert_failed_run(context, storage)
+    alert_failed_run(context, storage, clock)
 
 
 @dg.sensor(
@@ -158,8 +161,8 @@ def in_process_failure_alert_sensor(context: dg.RunFailureSensorContext, storage
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Every 10 minutes: sends queued notifications whose earlier sending failed.",
 )
-def alert_outbox_sensor(context: dg.SensorEvaluationContext, storage: StorageResource):
-    counts = notify.flush(engine(), SmtpSettings.from_env(), outbox_dir(storage))
+def alert_outbox_sensor(context: dg.SensorEvaluationContext, storage: StorageResource, clock: ClockResource):
+    counts = notify.flush(engine(), SmtpSettings.from_env(), outbox_dir(storage), now=clock.now())
     return dg.SkipReason(
         f"alerts sent {counts['sent']}, still pending {counts['pending']}, given up {counts['failed']}"
     )

@@ -300,7 +300,7 @@ def due_requests(
     return [batch_request(pairs[i : i + batch_size]) for i in range(0, len(pairs), batch_size)], still_waiting, broken
 
 
-def report_broken(eng, broken: dict[int, str], now: dt.datetime | None = None) -> list[str]:
+def report_broken(eng, broken: dict[int, str], now: dt.datetime) -> list[str]:
     """Tell the data team once about each subscription that cannot be evaluated (and why)."""
     keys = {f"{BROKEN_PREFIX}{i}:{why}": why for i, why in broken.items()}
 
@@ -357,7 +357,7 @@ def max_delivery_attempts() -> int:
 
 
 def retry_requests(
-    eng, max_attempts: int, businesses: dict[int, str] | None = None, now: dt.datetime | None = None
+    eng, max_attempts: int, businesses: dict[int, str] | None = None, *, now: dt.datetime
 ) -> tuple[list[dg.RunRequest], list[str]]:
     """Run requests for deliveries that failed for a temporary reason; give up (and say so) past the limit.
 
@@ -366,7 +366,7 @@ def retry_requests(
     own plain message, the data team the technical one (`businesses`: names by id, for the messages).
     """
     if gone := ledger.expire_claims(eng, ledger.stale_claims(eng, now), now):
-        alert_unknown(eng, gone, sender_address(SmtpSettings.from_env()), now)
+        alert_unknown(eng, gone, sender_address(SmtpSettings.from_env()), now=now)
     requests, seen = [], set()
     for row in ledger.retryable(eng, max_attempts):
         key = (row["subscription_id"], row["period_kind"], row["period_key"])
@@ -420,7 +420,7 @@ def failed_delivery_retry_sensor(context: dg.SensorEvaluationContext, storage: S
     eng = engine()
     names = {b.id: b.name for b in load_businesses(storage.get())}
     now = clock.now()
-    requests, given_up = retry_requests(eng, max_delivery_attempts(), names, now)
+    requests, given_up = retry_requests(eng, max_delivery_attempts(), names, now=now)
     if given_up:
         context.log.warning(f"gave up on {len(given_up)} delivery(ies): " + "; ".join(given_up))
     notify.flush(eng, SmtpSettings.from_env(), outbox_dir(storage), now=now)  # also the alerts of unknown outcomes

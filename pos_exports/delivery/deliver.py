@@ -23,7 +23,6 @@ from pos_exports import config
 from pos_exports.archive import capture
 from pos_exports.archive.read import ArchiveMissing, archived_days
 from pos_exports.archive.tables import DATASETS
-from pos_exports.core.clock import utc_now
 from pos_exports.core.errors import ErrorKind
 from pos_exports.delivery import ledger, notify
 from pos_exports.delivery.email import (
@@ -83,13 +82,12 @@ class ArchiveGap:
 Wanted = tuple[Subscription, int, str, Period]  # subscription, business id, business zone, period
 
 
-def archive_gaps(wanted: Sequence[Wanted], now: dt.datetime | None = None, eng=None) -> list[list[ArchiveGap]]:
+def archive_gaps(wanted: Sequence[Wanted], now: dt.datetime, eng=None) -> list[list[ArchiveGap]]:
     """What each (subscription, business, zone, period) lacks in the archive, from the state database's index
     alone: one query per dataset for all of them, no storage call (the index may lag storage, never lead it:
     a day it lacks is archived again by the catch-up, which indexes it). A snapshot past its capture window is
     `lost`: waiting for it would be waiting forever."""
     eng = eng or engine()
-    now = now or utc_now()
     need: dict[str, tuple[set[int], set[dt.date]]] = {}
     days_of: list[dict[str, list[dt.date]]] = []
     for sub, business_id, _, period in wanted:
@@ -114,15 +112,13 @@ def archive_gaps(wanted: Sequence[Wanted], now: dt.datetime | None = None, eng=N
 
 
 def missing_archive(
-    sub: Subscription, business_id: int, zone: str, period: Period, now: dt.datetime | None = None
+    sub: Subscription, business_id: int, zone: str, period: Period, now: dt.datetime
 ) -> list[ArchiveGap]:
     """What one period lacks in the archive (`archive_gaps`; empty: complete)."""
     return archive_gaps([(sub, business_id, zone, period)], now)[0]
 
 
-def archive_ready(
-    sub: Subscription, business_id: int, zone: str, period: Period, now: dt.datetime | None = None
-) -> list[str]:
+def archive_ready(sub: Subscription, business_id: int, zone: str, period: Period, now: dt.datetime) -> list[str]:
     """What the period still waits for in the archive at `now`, as `"sales 2025-03-07"` (empty: ready to deliver;
     a snapshot lost for good is not waited for, the delivery says it is missing)."""
     return [str(g) for g in missing_archive(sub, business_id, zone, period, now) if not g.lost]
@@ -164,14 +160,14 @@ def deliver(
     sleep=None,
     resend: bool = False,
     recipients: list[str] | None = None,
+    clock: Callable[[], dt.datetime],
     now: dt.datetime | None = None,
-    clock: Callable[[], dt.datetime] | None = None,
 ) -> DeliveryOutcome:
     """Deliver `sub` for one period; every step is recorded per recipient in the ledger.
 
-    `now` is when the delivery starts (what is due, what the archive holds); the outcomes are stamped with
-    `clock()` as they happen (the UTC clock by default, `now` itself when only `now` is given), so the history
-    says when each message went out, not when the batch began.
+    `clock` is the caller's clock (the ClockResource's `now`): the outcomes are stamped with `clock()` as they
+    happen, so the history says when each message went out, not when the batch began. `now` is when the
+    delivery starts (what is due, what the archive holds; default `clock()`).
 
     Raises ArchiveMissing (with `archive_missing_message`) before anything is written when the
     period's archive is incomplete. A snapshot past its capture window never comes: the period is delivered
@@ -181,13 +177,12 @@ def deliver(
     recipients whose outcome is `unknown` (they may get a second copy); `recipients` limits the delivery.
     """
     period = period_for(period_kind, period_key)
-    clock = clock or ((lambda: now) if now else utc_now)
     now = now or clock()
     gaps, lost, datasets = _deliverable(sub, business, period, now)
     from_address = sender_address(smtp)
     rows = ledger.open_rows(eng, sub.id, business.id, period.kind, period.key, sub.recipients, run_id, now=now)
     if gone := ledger.expire_claims(eng, rows, now):  # claimed by a run that died before recording the outcome
-        alert_unknown(eng, gone, from_address, now)
+        alert_unknown(eng, gone, from_address, now=now)
         rows = ledger.open_rows(eng, sub.id, business.id, period.kind, period.key, sub.recipients, run_id, now=now)
     if recipients is not None:
         wanted = {ledger.normalize_recipient(r) for r in recipients}
@@ -219,7 +214,7 @@ def deliver(
             return DeliveryOutcome("skipped_no_data", folder, message="no data in the period; nothing sent")
         settings = get_settings(eng, business.id)
         messages = _messages(
-            settings, storage, sub, business, period, folder, manifest, files, claimed, from_address, gaps, now
+            settings, storage, sub, business, period, folder, manifest, files, claimed, from_address, gaps, now, clock
         )
         results = _send_claimed(eng, messages, run_id, smtp, outbox_dir, sleep, clock)
     except Exception as exc:
@@ -237,7 +232,7 @@ def deliver(
                 if row["recipient"] in unknown
             ],
             from_address,
-            now,
+            now=now,
         )
     if sent and settings.notify_success:
         notify.queue(
@@ -318,9 +313,7 @@ def _flush(eng: sa.Engine, smtp: SmtpSettings | None, outbox_dir: Path, sleep, q
         notify.flush(eng, smtp, outbox_dir, sleep=sleep, now=now)
 
 
-def alert_unknown(
-    eng: sa.Engine, rows: list[dict], from_address: str = DEFAULT_FROM, now: dt.datetime | None = None
-) -> None:
+def alert_unknown(eng: sa.Engine, rows: list[dict], from_address: str = DEFAULT_FROM, *, now: dt.datetime) -> None:
     """Tell the data team which recipients may or may not have an export, and how to send it again.
 
     `rows`: ledger rows (subscription_id, business_id, period_kind, period_key, recipient, error).
@@ -445,7 +438,7 @@ def csv_zip(business: Business, period_key: str, dataset: str, members: list[tup
     return zip_files(named, folder / ascii_mail_filename(business.name, business.id, f"{dataset}.csv.zip", period_key))
 
 
-def _messages(settings, storage, sub, business, period, folder, manifest, files, rows, from_address, gaps=(), now=None):
+def _messages(settings, storage, sub, business, period, folder, manifest, files, rows, from_address, gaps, now, clock):
     """(row, message) for each claimed row: one message per recipient, with its stable Message-ID; `gaps`: the
     datasets not included, each said in plain words (`plain_reason`, as the exports' manifest does). With a
     public URL, each carries its recipient's signed download and one-click unsubscribe links (`delivery.links`)."""
@@ -499,7 +492,7 @@ def _messages(settings, storage, sub, business, period, folder, manifest, files,
                 manage=manage_line(sub, reply_to),
                 unsubscribe=unsubscribe,
                 missing=missing,
-                links=email_links(row["id"], sub.id, row["recipient"], now or utc_now()),
+                links=email_links(row["id"], sub.id, row["recipient"], now),
             )
             mid = message_id_for(sub.id, period.kind, period.key, row["recipient"], from_address)
-            yield row, build_message(content, message_id=mid)
+            yield row, build_message(content, now=clock(), message_id=mid)  # dated when it is built and sent

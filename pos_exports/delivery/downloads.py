@@ -64,9 +64,7 @@ def delivered_file(storage: Storage, row: Mapping[str, Any], name: str) -> Deliv
     return DeliveredFile(Path(entry["name"]).name, key, entry.get("sha256"), entry.get("bytes"))
 
 
-def fetch_files(
-    eng: sa.Engine, storage: Storage, row: Mapping, target: Path, now: dt.datetime | None = None
-) -> Fetched:
+def fetch_files(eng: sa.Engine, storage: Storage, row: Mapping, target: Path, now: dt.datetime) -> Fetched:
     """Put the files of the ledger row `row` (a `deliveries` row) into the folder `target`.
 
     A file still in storage is copied (`changed` when it differs from the SHA-256 the ledger recorded); one that

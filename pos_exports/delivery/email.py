@@ -296,9 +296,7 @@ def message_id_for(subscription_id: int, period_kind: str, period_key: str, reci
     return f"<sub-{subscription_id}.{period_kind}.{key}.{digest[:16]}@{_msgid_domain(from_address)}>"
 
 
-def build_message(
-    content: EmailContent, *, now: dt.datetime | None = None, message_id: str | None = None
-) -> EmailMessage:
+def build_message(content: EmailContent, *, now: dt.datetime, message_id: str | None = None) -> EmailMessage:
     """A `multipart/mixed` message (text + HTML alternative, then the attachments), `email.policy.SMTP`.
 
     `message_id` (`message_id_for`): a stable Message-ID; default a fresh one.
@@ -325,7 +323,7 @@ def build_message(
     msg["To"] = ", ".join(content.to)
     if content.reply_to:
         msg["Reply-To"] = content.reply_to
-    msg["Date"] = format_datetime(now or utc_now())
+    msg["Date"] = format_datetime(now)
     _no_line_breaks("message id", message_id)
     msg["Message-ID"] = message_id or make_msgid(domain=_msgid_domain(content.from_address))
     msg["Auto-Submitted"] = "auto-generated"

@@ -27,8 +27,8 @@ Status flow: `pending -> processing -> completed -> sending -> emailed | failed 
 - `skipped`     nothing to send (`only_if_data` and the period has no data): final.
 
 All timestamps are timezone-aware UTC (SQLite stores them naive; they are read back as UTC). Every function that
-stamps a row takes `now` from its caller (the `clock` resource, the CLI's `kit.now()`); without one it reads
-`core.clock.utc_now`, the one clock.
+stamps a row or compares with the time takes `now` from its caller (the `clock` resource, the CLI's `kit.now()`,
+the service's route): none reads the wall clock itself.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from pos_exports.core.clock import utc_now
 from pos_exports.core.errors import ErrorKind
 from pos_exports.delivery.email import RecipientResult
 from pos_exports.redact import scrub
@@ -106,7 +105,7 @@ def open_rows(
     recipients: Sequence[str],
     run_id: str | None,
     *,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
 ) -> list[dict[str, Any]]:
     """The ledger rows of `recipients` for this subscription and period, inserting missing ones as pending.
 
@@ -116,7 +115,6 @@ def open_rows(
     wanted = _unique(recipients)
     if not wanted:
         return []
-    now = now or utc_now()
     values = [
         {
             "subscription_id": subscription_id,
@@ -166,7 +164,7 @@ def is_sendable(
     *,
     include_rejected: bool = False,
     resend: bool = False,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
     stale_after: dt.timedelta = STALE_PROCESSING,
 ) -> bool:
     """Whether this row's recipient may be sent the export (see the module docstring).
@@ -183,7 +181,7 @@ def is_sendable(
         return include_rejected
     if status in ("processing", "completed"):
         started = _utc(row.get("started_at"))
-        return started is None or started < (now or utc_now()) - stale_after
+        return started is None or started < now - stale_after
     return True
 
 
@@ -192,7 +190,7 @@ def pending_recipients(
     *,
     include_rejected: bool = False,
     resend: bool = False,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
     stale_after: dt.timedelta = STALE_PROCESSING,
 ) -> list[str]:
     """The recipients still to email: never one already `emailed`, nor one another live run is on, nor one
@@ -212,7 +210,7 @@ def mark_processing(
     include_rejected: bool = False,
     resend: bool = False,
     stale_after: dt.timedelta = STALE_PROCESSING,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
 ) -> list[int]:
     """Claim rows for this run to render (status processing, `started_at`, `run_id`); returns the ids claimed.
 
@@ -222,7 +220,6 @@ def mark_processing(
     """
     if not ids:
         return []
-    now = now or utc_now()
     stale = _bind_time(eng, now - stale_after)
     claimable = sa.or_(
         deliveries.c.status == "pending",
@@ -254,7 +251,7 @@ def claimant() -> str:
     return f"{socket.gethostname()} {os.getpid()}"
 
 
-def claim_sending(eng: sa.Engine, row_id: int, run_id: str | None, *, now: dt.datetime | None = None) -> bool:
+def claim_sending(eng: sa.Engine, row_id: int, run_id: str | None, *, now: dt.datetime) -> bool:
     """Claim one row for its SMTP transaction; True when this run may send to its recipient.
 
     Committed in its own transaction before connecting: only a row this run is rendering
@@ -270,7 +267,7 @@ def claim_sending(eng: sa.Engine, row_id: int, run_id: str | None, *, now: dt.da
                 deliveries.c.status.in_(["processing", "completed"]),
                 deliveries.c.emailed_at.is_(None),
             )
-            .values(status="sending", claimed_at=_bind_time(eng, now or utc_now()), claimant=claimant())
+            .values(status="sending", claimed_at=_bind_time(eng, now), claimant=claimant())
         )
         return result.rowcount == 1
 
@@ -289,19 +286,17 @@ def _alive(holder: str | None) -> bool | None:
     return True
 
 
-def claim_is_gone(row: Mapping[str, Any], now: dt.datetime | None = None, lease: dt.timedelta = SENDING_LEASE) -> bool:
+def claim_is_gone(row: Mapping[str, Any], now: dt.datetime, lease: dt.timedelta = SENDING_LEASE) -> bool:
     """A `sending` row whose claimant died (its process is gone from this host) or whose lease ran out."""
     if row["status"] != "sending":
         return False
     claimed = _utc(row.get("claimed_at"))
-    if claimed is None or claimed < (now or utc_now()) - lease:
+    if claimed is None or claimed < now - lease:
         return True
     return _alive(row.get("claimant")) is False
 
 
-def expire_claims(
-    eng: sa.Engine, rows: Iterable[Mapping[str, Any]], now: dt.datetime | None = None
-) -> list[dict[str, Any]]:
+def expire_claims(eng: sa.Engine, rows: Iterable[Mapping[str, Any]], now: dt.datetime) -> list[dict[str, Any]]:
     """Mark `unknown` the `sending` rows among `rows` whose claimant is gone; returns the rows marked.
 
     Whether the server accepted those messages is not known (the claimant may have died right after
@@ -328,7 +323,7 @@ def expire_claims(
                     error=error,
                     error_kind=None,
                     rejected=False,
-                    finished_at=_bind_time(eng, now or utc_now()),
+                    finished_at=_bind_time(eng, now),
                 )
             )
         if result.rowcount == 1:
@@ -336,7 +331,7 @@ def expire_claims(
     return marked
 
 
-def stale_claims(eng: sa.Engine, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+def stale_claims(eng: sa.Engine, now: dt.datetime) -> list[dict[str, Any]]:
     """Every `sending` row whose claimant is gone (see `claim_is_gone`)."""
     with eng.connect() as conn:
         rows = [_row(r) for r in conn.execute(sa.select(deliveries).where(deliveries.c.status == "sending")).mappings()]
@@ -350,7 +345,7 @@ def mark_completed(
     bytes: int,
     missing: list[dict[str, Any]] | None = None,
     *,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
 ) -> int:
     """The files are rendered and stored (not yet sent): status completed, `files`, `bytes`, `finished_at`;
     `missing`: what the delivery goes without ([{"dataset", "day", "reason"}], None: nothing)."""
@@ -369,7 +364,7 @@ def mark_completed(
                 error_kind=None,
                 rejected=False,
                 traceback=None,
-                finished_at=_bind_time(eng, now or utc_now()),
+                finished_at=_bind_time(eng, now),
             )
         )
         return result.rowcount
@@ -400,8 +395,8 @@ def _error_for(result: RecipientResult) -> str:
     return "failed: " + text
 
 
-def _result_values(eng: sa.Engine, res: RecipientResult, now: dt.datetime | None) -> dict[str, Any]:
-    now = _bind_time(eng, now or utc_now())
+def _result_values(eng: sa.Engine, res: RecipientResult, now: dt.datetime) -> dict[str, Any]:
+    now = _bind_time(eng, now)
     values: dict[str, Any] = {
         "attempts": deliveries.c.attempts + int(res.attempts),
         "smtp_response": res.response,
@@ -418,9 +413,7 @@ def _result_values(eng: sa.Engine, res: RecipientResult, now: dt.datetime | None
     return values
 
 
-def record_result(
-    eng: sa.Engine, row_id: int, run_id: str | None, res: RecipientResult, *, now: dt.datetime | None = None
-) -> bool:
+def record_result(eng: sa.Engine, row_id: int, run_id: str | None, res: RecipientResult, *, now: dt.datetime) -> bool:
     """Store what `email.send` returned for the recipient of the row this run claimed (`claim_sending`).
 
     emailed -> status emailed, `emailed_at`, `message_id`, `smtp_response`, attempts added;
@@ -449,7 +442,7 @@ def record_results(
     period_key: str,
     results: Mapping[str, RecipientResult],
     *,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
 ) -> int:
     """`record_result` by recipient for rows not `emailed`, `skipped` or `sending` (returns rows updated)."""
     updated = 0
@@ -469,7 +462,7 @@ def record_results(
     return updated
 
 
-def mark_skipped(eng: sa.Engine, ids: Sequence[int], reason: str, *, now: dt.datetime | None = None) -> int:
+def mark_skipped(eng: sa.Engine, ids: Sequence[int], reason: str, *, now: dt.datetime) -> int:
     """Nothing to send (`only_if_data` and no data): status skipped, final."""
     if not ids:
         return 0
@@ -482,7 +475,7 @@ def mark_skipped(eng: sa.Engine, ids: Sequence[int], reason: str, *, now: dt.dat
                 error=reason,
                 error_kind=None,
                 rejected=False,
-                finished_at=_bind_time(eng, now or utc_now()),
+                finished_at=_bind_time(eng, now),
             )
         )
         return result.rowcount
@@ -495,7 +488,7 @@ def mark_failed(
     traceback: str | None = None,
     *,
     kind: ErrorKind = ErrorKind.PERMANENT,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
 ) -> int:
     """Rendering or sending failed before any per-recipient result: status failed with the error and traceback.
 
@@ -530,7 +523,7 @@ def mark_failed(
                 error_kind=ErrorKind(kind).value,
                 rejected=False,
                 traceback=scrub(traceback) if traceback else None,
-                finished_at=_bind_time(eng, now or utc_now()),
+                finished_at=_bind_time(eng, now),
             )
         )
         return result.rowcount

@@ -22,7 +22,6 @@ import sqlalchemy as sa
 
 from pos_exports import config
 from pos_exports.archive.read import ArchiveMissing
-from pos_exports.core.clock import utc_now
 from pos_exports.core.errors import ErrorKind
 from pos_exports.delivery import ledger
 from pos_exports.delivery.email import EmailContent, SmtpSettings, build_message, send
@@ -52,7 +51,7 @@ def queue(
     recipients: list[str],
     business_id: int | None = None,
     *,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
 ) -> int | None:
     """Queue an alert for its (distinct) recipients at `now`; None when there is nobody to tell."""
     recipients = sorted({r.strip().lower() for r in recipients if r and r.strip()})
@@ -68,7 +67,7 @@ def queue(
                 body=scrub(body),
                 status="pending",
                 attempts=0,
-                created_at=now or utc_now(),
+                created_at=now,
             )
         ).inserted_primary_key[0]
 
@@ -81,7 +80,7 @@ def queue_once(
     recipients: list[str],
     kind: str = "failure",
     *,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
 ) -> list[str]:
     """Queue one alert about those of `keys` (each starting with `prefix`) never reported before.
 
@@ -102,7 +101,6 @@ def queue_once(
             new = [k for k in keys if k not in seen]
             if not new:
                 return []
-            now = now or utc_now()
             conn.execute(sa.insert(reported), [{"key": k, "reported_at": now} for k in new])
             to = sorted({r.strip().lower() for r in recipients if r and r.strip()})
             if to:
@@ -236,14 +234,13 @@ def queue_alerts(
     *,
     kind: str = "failure",
     run_id: str | None = None,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
 ) -> bool:
     """Queue every alert in one transaction; with `run_id`, only if that run was not alerted before.
 
     Returns False (and queues nothing) for a run already alerted, so a run is alerted exactly once even
     when two sensors, or a re-evaluated tick, see it.
     """
-    now = now or utc_now()
     try:
         with eng.begin() as conn:
             if run_id is not None:
@@ -269,7 +266,7 @@ def queue_alerts(
 
 
 def flush(
-    eng: sa.Engine, smtp: SmtpSettings | None, outbox_dir: Path, *, sleep=None, now: dt.datetime | None = None
+    eng: sa.Engine, smtp: SmtpSettings | None, outbox_dir: Path, *, sleep=None, now: dt.datetime
 ) -> dict[str, int]:
     """Send every pending alert (a sent one is stamped `now`); return counts of sent, still pending and given up."""
     counts = {"sent": 0, "pending": 0, "failed": 0}
@@ -289,7 +286,7 @@ def flush(
         )
         try:
             results = send(
-                build_message(content),
+                build_message(content, now=now),
                 list(row.recipients),
                 smtp,
                 outbox_dir,
@@ -313,7 +310,7 @@ def flush(
                     status=status,
                     attempts=attempts,
                     last_error="; ".join(errors) or None,
-                    sent_at=(now or utc_now()) if status == "sent" else None,
+                    sent_at=now if status == "sent" else None,
                 )
             )
         counts[status] += 1

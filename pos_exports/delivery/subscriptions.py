@@ -42,7 +42,6 @@ from pydantic import (
 from pos_exports import state
 from pos_exports.core.addresses import has_control
 from pos_exports.core.catalog import DATASETS, FORMATS, FREQUENCIES, PLACEHOLDERS
-from pos_exports.core.clock import utc_now
 from pos_exports.core.fields import (
     Address,
     Addresses,
@@ -602,7 +601,7 @@ def add(
     sub: Subscription | Mapping[str, Any],
     *,
     business_timezones: Mapping[int, str] | None = None,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
 ) -> Subscription:
     """Store a new subscription (validated again); a second one with the same (business_id, name) is refused.
     `now`: its creation time (the caller's clock)."""
@@ -611,7 +610,7 @@ def add(
         with eng.begin() as conn:
             if existing := _by_name(conn, sub.business_id, sub.name):
                 raise _duplicate(sub, existing)
-            return _insert(conn, sub, now or utc_now())
+            return _insert(conn, sub, now)
     except sa.exc.IntegrityError:  # a concurrent add of the same name
         with eng.connect() as conn:
             existing = _by_name(conn, sub.business_id, sub.name)
@@ -684,7 +683,7 @@ def update(
     changes: Mapping[str, Any],
     *,
     business_timezones: Mapping[int, str] | None = None,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
 ) -> Subscription:
     """Apply `changes` (see `merge_changes`), validate the result as a whole, store it (updated at `now`).
 
@@ -700,15 +699,14 @@ def update(
             )
         if new.name != current.name and (other := _by_name(conn, new.business_id, new.name)):
             raise _duplicate(new, other)
-        return _write(conn, sub_id, new, current.created_at, now or utc_now())
+        return _write(conn, sub_id, new, current.created_at, now)
 
 
-def set_active(eng: sa.Engine, sub_id: int, active: bool, *, now: dt.datetime | None = None) -> Subscription:
+def set_active(eng: sa.Engine, sub_id: int, active: bool, *, now: dt.datetime) -> Subscription:
     """Pause (False) or resume (True) a subscription."""
     t = state.subscriptions
     with eng.begin() as conn:
         current = _require(conn, sub_id)
-        now = now or utc_now()
         conn.execute(sa.update(t).where(t.c.id == sub_id).values(is_active=bool(active), updated_at=now))
     current.is_active = bool(active)
     current.updated_at = now
@@ -768,13 +766,13 @@ def save_settings(
     settings: NotificationSettings | Mapping[str, Any],
     *,
     business_timezones: Mapping[int, str] | None = None,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
 ) -> NotificationSettings:
     """Validate and store (insert or replace) a business's notification settings (updated at `now`)."""
     data = settings.to_input() if isinstance(settings, NotificationSettings) else settings
     clean = validate_settings(data, business_timezones=business_timezones)
     with eng.begin() as conn:
-        return _put_settings(conn, clean, now or utc_now())
+        return _put_settings(conn, clean, now)
 
 
 # --- YAML --------------------------------------------------------------------------------------
@@ -864,7 +862,7 @@ def import_yaml(
     path_or_text: str | Path,
     *,
     business_timezones: Mapping[int, str] | None = None,
-    now: dt.datetime | None = None,
+    now: dt.datetime,
 ) -> list[Subscription]:
     """Upsert the subscriptions (by business_id and name) and notification settings of a YAML document.
 
@@ -874,7 +872,6 @@ def import_yaml(
     """
     subs, settings = parse_yaml(path_or_text, business_timezones=business_timezones)
     stored: list[Subscription] = []
-    now = now or utc_now()
     with eng.begin() as conn:
         for sub in subs:
             existing = _by_name(conn, sub.business_id, sub.name)

@@ -212,7 +212,7 @@ def _lost_key(gap: retention.Gap) -> str:
     return f"{LOST_PREFIX}{gap.day.isoformat()}:{gap.dataset}:{gap.business_id}"
 
 
-def report_lost(eng, cov: retention.Coverage, now: dt.datetime | None = None) -> list[retention.Gap]:
+def report_lost(eng, cov: retention.Coverage, now: dt.datetime) -> list[retention.Gap]:
     """Queue one alert to the data team about the snapshots lost since the last report; return those."""
     gaps = {_lost_key(g): g for g in lost_snapshots(cov)}
 

@@ -54,11 +54,11 @@ def _token(row: sa.RowMapping) -> Token:
 
 
 def create(
-    eng: sa.Engine, business_id: int | None, *, read_only: bool = False, label: str | None = None
+    eng: sa.Engine, business_id: int | None, *, now: dt.datetime, read_only: bool = False, label: str | None = None
 ) -> tuple[Token, str]:
-    """A new token and its secret (256 random bits): the caller shows the secret once; only its digest is kept."""
+    """A new token (created at `now`) and its secret (256 random bits): the caller shows the secret once; only its
+    digest is kept."""
     secret = PREFIX + secrets.token_urlsafe(32)
-    now = dt.datetime.now(dt.UTC)
     with eng.begin() as conn:
         new_id = conn.execute(
             sa.insert(api_tokens).values(
@@ -91,11 +91,9 @@ def find(eng: sa.Engine) -> list[Token]:
         return [_token(r) for r in conn.execute(sa.select(api_tokens).order_by(api_tokens.c.id)).mappings()]
 
 
-def revoke(eng: sa.Engine, token_id: int) -> bool:
-    """Revoke a token (False when there is none with that id or it was already revoked)."""
+def revoke(eng: sa.Engine, token_id: int, *, now: dt.datetime) -> bool:
+    """Revoke a token at `now` (False when there is none with that id or it was already revoked)."""
     t = api_tokens
     with eng.begin() as conn:
-        done = conn.execute(
-            sa.update(t).where(t.c.id == token_id, t.c.revoked_at.is_(None)).values(revoked_at=dt.datetime.now(dt.UTC))
-        )
+        done = conn.execute(sa.update(t).where(t.c.id == token_id, t.c.revoked_at.is_(None)).values(revoked_at=now))
     return done.rowcount == 1

@@ -59,11 +59,13 @@ STRIPE = colors.HexColor("#eef1f4")
 GREY = colors.HexColor("#6b7785")
 PAGE = landscape(A4)
 MARGIN = 12 * mm
-WIDTH = PAGE[0] - 2 * MARGIN
+FRAME_PAD = 6  # reportlab's frame pads the story 6 pt on each side, inside the margins
+WIDTH = PAGE[0] - 2 * MARGIN - 2 * FRAME_PAD  # the story's width (a table as wide as WIDTH fits the frame)
 MAX_COLUMNS = 16
 MAX_CELL_CHARS = 160  # PDF cells are clipped beyond this (the XLSX/CSV hold the full text)
 MIN_SIZE = 5.5  # the smallest table type (pt) tried before words are broken
 WORD_CAP = WIDTH * 0.25  # a word wider than this (a long URL, a token) is broken rather than widen its column
+FRAME_HEIGHT = PAGE[1] - 2 * MARGIN - 4 * mm - 2 * FRAME_PAD  # the story's room on a page
 MIN_START_ROWS = 2  # a table starts on a new page unless its header and this many rows fit
 NUMERIC_KINDS = ("int", "money", "percent", "datetime", "date")
 
@@ -431,7 +433,7 @@ def cell_text(value: object, kind: str, timezone: str) -> str:
 
 
 def _section(section: Section, report: Report, h2, note_style, body) -> tuple[list, int]:
-    out: list = [_para(section.title, h2)]
+    out: list = [_para(section.title, h2)]  # the heading, table and notes (kept together when they fit a page)
     if section.pdf_columns is not None:
         columns = tuple(c for c in section.columns if c.name in section.pdf_columns)[:MAX_COLUMNS]
     else:
@@ -470,10 +472,6 @@ def _section(section: Section, report: Report, h2, note_style, body) -> tuple[li
     aligns = [cell_right if r else cell_left for r in right]
     for i in range(count):
         rows.append([_cell(texts[j][i], aligns[j], widths[j] - 2 * pad) for j in range(ncol)])
-    # the heading, the header row and the first rows together, or a new page: never a table that starts with
-    # one row at the bottom of a page
-    start = sum(_row_height(row, widths, size, pad) for row in rows[: 1 + MIN_START_ROWS])
-    out.insert(0, CondPageBreak(h2.leading + h2.spaceAfter + start + 2))
     table = Table(rows, colWidths=widths, repeatRows=1, hAlign="LEFT")
     table.setStyle(_table_style(size, pad, tuple(j for j, r in enumerate(right) if r)))
     out.append(table)
@@ -484,7 +482,14 @@ def _section(section: Section, report: Report, h2, note_style, body) -> tuple[li
     if omitted:
         names = ", ".join(c.header for c in omitted)
         out.append(_para(f"{len(omitted)} more column(s) in the XLSX/CSV: {names}", note_style))
-    return out, count
+    heading = h2.leading + h2.spaceAfter
+    if heading + sum(_row_height(row, widths, size, pad) for row in rows) + 12 * mm <= FRAME_HEIGHT:
+        # a section that fits on a page is kept whole with its title: a new page rather than a split table
+        return [KeepTogether(out)], count
+    # a longer one: the heading, the header row and the first rows together, or a new page (never a table
+    # that starts with one row at the bottom of a page)
+    start = sum(_row_height(row, widths, size, pad) for row in rows[: 1 + MIN_START_ROWS])
+    return [CondPageBreak(heading + start + 2), *out], count
 
 
 def _row_height(row: list, widths: list[float], size: float, pad: float) -> float:

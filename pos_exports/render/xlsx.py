@@ -276,8 +276,8 @@ def _write_summary(ws: Worksheet, report: Report, formats: _Formats, truncated: 
     out.text(0, 0, report.title, formats.title)
     head = [
         ("Business", report.business_name),
-        ("Period", f"{report.period_label} (time zone {tz})"),
-        ("Time zone", tz),
+        ("Period", report.period_label),
+        ("Time zone", tz),  # once, on its own row (as in the CSV summary)
         ("Currency", report.currency),
     ]
     row = 2

@@ -187,7 +187,7 @@ def _subscription_routes(app: FastAPI, eng: sa.Engine, auth: Any, subscription: 
     def create_subscription(business_id: int, body: dict[str, Any]) -> dict[str, Any]:
         _other_business(body, business_id)
         try:
-            return out(store.add(eng, {**body, "business_id": business_id}))
+            return out(store.add(eng, {**body, "business_id": business_id}, now=utc_now()))
         except store.SubscriptionError as exc:
             raise _unprocessable(exc) from None
 
@@ -204,7 +204,7 @@ def _subscription_routes(app: FastAPI, eng: sa.Engine, auth: Any, subscription: 
         subscription(business_id, sub_id)
         _other_business(body, business_id)
         try:
-            return out(store.update(eng, sub_id, body))
+            return out(store.update(eng, sub_id, body, now=utc_now()))
         except store.SubscriptionError as exc:
             raise _unprocessable(exc) from None
 
@@ -216,12 +216,12 @@ def _subscription_routes(app: FastAPI, eng: sa.Engine, auth: Any, subscription: 
     @app.post(base + "/subscriptions/{sub_id}/activate", dependencies=[auth])
     def activate(business_id: int, sub_id: int) -> dict[str, Any]:
         subscription(business_id, sub_id)
-        return out(store.set_active(eng, sub_id, True))
+        return out(store.set_active(eng, sub_id, True, now=utc_now()))
 
     @app.post(base + "/subscriptions/{sub_id}/deactivate", dependencies=[auth])
     def deactivate(business_id: int, sub_id: int) -> dict[str, Any]:
         subscription(business_id, sub_id)
-        return out(store.set_active(eng, sub_id, False))
+        return out(store.set_active(eng, sub_id, False, now=utc_now()))
 
 
 def _trigger_route(app: FastAPI, eng: sa.Engine, auth: Any, subscription: Any, launcher: Any) -> None:
@@ -255,7 +255,7 @@ def _settings_routes(app: FastAPI, eng: sa.Engine, auth: Any) -> None:
     def put_settings(business_id: int, body: dict[str, Any]) -> dict[str, Any]:
         _other_business(body, business_id)
         try:
-            return store.save_settings(eng, {**body, "business_id": business_id}).to_input()
+            return store.save_settings(eng, {**body, "business_id": business_id}, now=utc_now()).to_input()
         except store.SubscriptionError as exc:
             raise _unprocessable(exc) from None
 
@@ -266,12 +266,12 @@ def _ledger_routes(app: FastAPI, eng: sa.Engine, auth: Any, the_storage: Any, su
     @app.get(base + "/upcoming", dependencies=[auth])
     def upcoming(business_id: int, limit: Whole(1, 500) = 20) -> list[dict[str, Any]]:
         zones = stats.business_zones(the_storage())
-        return stats.upcoming(eng, zones, dt.datetime.now(dt.UTC), limit, business_id=business_id)
+        return stats.upcoming(eng, zones, utc_now(), limit, business_id=business_id)
 
     @app.get(base + "/overdue", dependencies=[auth])
     def overdue(business_id: int, lookback_days: Whole(1, 366) = 7) -> list[dict[str, Any]]:
         s = the_storage()
-        now = dt.datetime.now(dt.UTC)
+        now = utc_now()
         return stats.overdue(eng, s, stats.business_zones(s), now, lookback_days, business_id=business_id)
 
     @app.get(base + "/deliveries", dependencies=[auth])

@@ -731,6 +731,32 @@ class _Business:
     rows: dict[str, list[tuple]] = field(default_factory=dict)
 
 
+_DONE = ("completed", "refunded", "partially_refunded")  # the statuses of a sale that was paid
+
+
+@dataclass
+class _Sale:
+    """One drawn sale: local day `d`, start and end (microseconds into the day), storefront index, ids and sums."""
+
+    d: int
+    us: int
+    end_us: int
+    si: int
+    sid: int
+    receipt: str
+    cashier: int
+    cust: _Customer | None
+    status: str
+    ptype: str
+    delay: int | None
+    wholesale: bool
+    lines: list[tuple[int, int]]
+    sub: int
+    disc: int
+    tax: int
+    total: int
+
+
 class _IdCounter:
     """Running ids of the tables whose ids are global across businesses."""
 
@@ -1204,95 +1230,119 @@ class _Sim:
 
     def _sale(self, d: int, us: int, si: int, force: tuple | None) -> None:
         """One sale started at `us` in storefront `si`: its rows, payments, credit, stock and audit events."""
-        b, r, ids, fmt = self.b, self.rng.random, self.ids, self.clock.fmt
-        last = self.days - 1
+        sale = self._new_sale(d, us, si, force)
+        self._sale_row(sale)
+        cust_id = sale.cust.id if sale.cust else None
+        self._sale_opened(d, us, si, sale.sid, sale.receipt, sale.cashier, cust_id, sale.status, sale.lines)
+        if sale.status == "cancelled":
+            self._sale_cancelled(sale)
+        if sale.status not in _DONE:
+            return
+        self._sale_completed(sale)
+        self._sale_stock(sale)
+        if sale.status != "completed":
+            self._queue_refund(
+                d, sale.end_us, si, sale.sid, sale.receipt, sale.cust, sale.ptype, sale.status, sale.total,
+                sale.lines, sale.delay,
+            )  # fmt: skip
+
+    def _new_sale(self, d: int, us: int, si: int, force: tuple | None) -> _Sale:
+        """Draw the sale: its receipt, cashier, customer, status, payment type, lines and end time."""
+        b, r, ids = self.b, self.rng.random, self.ids
         ids[0] += 1
-        sid = ids[0]
         self.receipt += 1
-        receipt = f"R{b.id}-{self.receipt:06d}"
         cashier = b.sellers[int(r() * len(b.sellers))]
         cust, status, ptype, delay = self._sale_kind(force)
         wholesale = cust is not None and cust.wholesale
-        lines, sub, disc, tax = self._sale_lines(sid, si, wholesale)
+        lines, sub, disc, tax = self._sale_lines(ids[0], si, wholesale)
         total = sub - disc + tax
-        done = status in ("completed", "refunded", "partially_refunded")
-        if ptype == "credit" and done and force is None and self.balance[cust.id] + total > cust.limit:
+        if ptype == "credit" and status in _DONE and force is None and self.balance[cust.id] + total > cust.limit:
             ptype = "cash"  # the POS refuses credit over the limit
         end_us = us + _MIN + int(r() * 14 * _MIN)
-        if d == last and end_us >= _DAY:
+        if d == self.days - 1 and end_us >= _DAY:
             end_us = _DAY - 1
-        if self.want == "sales":
-            self.out.append(
-                (
-                    sid,
-                    b.id,
-                    b.storefronts[si],
-                    cust.id if cust else None,
-                    cashier,
-                    receipt,
-                    "wholesale" if wholesale else "retail",
-                    status,
-                    ptype,
-                    sub,
-                    disc,
-                    tax,
-                    total,
-                    fmt(d, us),
-                    fmt(d, end_us) if done else None,
-                )
-            )
-        cust_id = cust.id if cust else None
-        self._sale_opened(d, us, si, sid, receipt, cashier, cust_id, status, lines)
-        if status == "cancelled":
-            self._audit(
-                d,
-                end_us,
-                cashier,
-                "sale_cancelled",
-                sale=sid,
-                customer=cust_id,
-                desc=f"Sale {receipt} cancelled",
-                data='{"reason": "customer left"}',
-                si=si,
-            )
-        if not done:
+        return _Sale(
+            d, us, end_us, si, ids[0], f"R{b.id}-{self.receipt:06d}", cashier, cust, status, ptype, delay,
+            wholesale, lines, sub, disc, tax, total,
+        )  # fmt: skip
+
+    def _sale_row(self, s: _Sale) -> None:
+        if self.want != "sales":
             return
-        self._audit(
-            d,
-            end_us,
-            cashier,
-            "sale_completed",
-            sale=sid,
-            customer=cust_id,
-            desc=f"Sale {receipt} completed",
-            data=f'{{"receipt": "{receipt}", "total_cents": {total}, "payment_type": "{ptype}"}}',
-            si=si,
-        )
-        self._payments(d, end_us, si, sid, cashier, cust_id, ptype, total)
-        if ptype == "credit":
-            self._credit(d, end_us, cust, "charge", total, sid, receipt, f"Credit sale {receipt}")
-            self._audit(
-                d,
-                end_us,
-                cashier,
-                "credit_charged",
-                sale=sid,
-                customer=cust_id,
-                desc="Charged to account",
-                data=f'{{"amount_cents": {total}}}',
-                si=si,
+        fmt = self.clock.fmt
+        self.out.append(
+            (
+                s.sid,
+                self.b.id,
+                self.b.storefronts[s.si],
+                s.cust.id if s.cust else None,
+                s.cashier,
+                s.receipt,
+                "wholesale" if s.wholesale else "retail",
+                s.status,
+                s.ptype,
+                s.sub,
+                s.disc,
+                s.tax,
+                s.total,
+                fmt(s.d, s.us),
+                fmt(s.d, s.end_us) if s.status in _DONE else None,
             )
-        if self.want == "stock_movements":
-            sale_ts = fmt(d, end_us)
-            for j, q in lines:
-                ids[5] += 1
-                self.out.append(
-                    (ids[5], b.id, b.storefronts[si], b.product_ids[j], -q, "sale", receipt, cashier, sale_ts)
-                )
-        else:
-            ids[5] += len(lines)
-        if status != "completed":
-            self._queue_refund(d, end_us, si, sid, receipt, cust, ptype, status, total, lines, delay)
+        )
+
+    def _sale_cancelled(self, s: _Sale) -> None:
+        self._audit(
+            s.d,
+            s.end_us,
+            s.cashier,
+            "sale_cancelled",
+            sale=s.sid,
+            customer=s.cust.id if s.cust else None,
+            desc=f"Sale {s.receipt} cancelled",
+            data='{"reason": "customer left"}',
+            si=s.si,
+        )
+
+    def _sale_completed(self, s: _Sale) -> None:
+        """A completed sale's audit event, its payments and (on credit) the charge to the customer's account."""
+        cust_id = s.cust.id if s.cust else None
+        self._audit(
+            s.d,
+            s.end_us,
+            s.cashier,
+            "sale_completed",
+            sale=s.sid,
+            customer=cust_id,
+            desc=f"Sale {s.receipt} completed",
+            data=f'{{"receipt": "{s.receipt}", "total_cents": {s.total}, "payment_type": "{s.ptype}"}}',
+            si=s.si,
+        )
+        self._payments(s.d, s.end_us, s.si, s.sid, s.cashier, cust_id, s.ptype, s.total)
+        if s.ptype != "credit":
+            return
+        self._credit(s.d, s.end_us, s.cust, "charge", s.total, s.sid, s.receipt, f"Credit sale {s.receipt}")
+        self._audit(
+            s.d,
+            s.end_us,
+            s.cashier,
+            "credit_charged",
+            sale=s.sid,
+            customer=cust_id,
+            desc="Charged to account",
+            data=f'{{"amount_cents": {s.total}}}',
+            si=s.si,
+        )
+
+    def _sale_stock(self, s: _Sale) -> None:
+        """The stock leaving with a completed sale, one movement per line."""
+        b, ids = self.b, self.ids
+        if self.want != "stock_movements":
+            ids[5] += len(s.lines)  # same ids, no rows
+            return
+        at = self.clock.fmt(s.d, s.end_us)
+        for j, q in s.lines:
+            ids[5] += 1
+            self.out.append((ids[5], b.id, b.storefronts[s.si], b.product_ids[j], -q, "sale", s.receipt, s.cashier, at))
 
     def _sale_opened(
         self,
@@ -1494,9 +1544,19 @@ class _Sim:
             )
 
     def _credit_events(self, d: int) -> None:
+        """The day's account events after the sales: payments, an adjustment, customer changes, an export."""
+        self._account_payments(d)
+        self._account_adjustment(d)
+        self._customer_updated(d)
+        self._account_milestones(d)
+        if d % 7 == 0:
+            self._report_exported(d)
+        if d == self.days - 1:
+            self._settle(d)
+
+    def _account_payments(self, d: int) -> None:
+        """Customers with a credit profile paying (part of) what they owe."""
         b, r, bal = self.b, self.rng.random, self.balance
-        last = self.days - 1
-        owner = b.owner
         for c in b.customers:
             if c.profile not in ("good", "overpaid", "near", "credit"):
                 continue
@@ -1507,49 +1567,53 @@ class _Sim:
                     pay = owed * (20 + int(r() * 20)) // 100
             elif owed > 0 and r() < 0.15:
                 pay = owed if r() < 0.7 else max(1, owed * (50 + int(r() * 50)) // 100)
-            if pay:
-                at = 9 * _HOUR + int(r() * 10 * _HOUR)
-                text = _CREDIT_PAY_TEXT[int(r() * len(_CREDIT_PAY_TEXT))]
-                self._credit(d, at, c, "payment", -pay, None, f"CP-{b.id}-{self.ids[4] + 1}", text)
-                self._audit(
-                    d,
-                    at,
-                    owner,
-                    "credit_payment",
-                    customer=c.id,
-                    desc="Account payment",
-                    data=f'{{"amount_cents": {pay}}}',
-                )
-        if r() < 0.06 and self.credit_buyers:
-            c = self.credit_buyers[int(r() * len(self.credit_buyers))]
-            at = 16 * _HOUR + int(r() * 2 * _HOUR)
-            if bal[c.id] > 100:
-                self._credit(
-                    d,
-                    at,
-                    c,
-                    "adjustment",
-                    -max(1, bal[c.id] * (1 + int(r() * 4)) // 100),
-                    None,
-                    None,
-                    "Goodwill discount",
-                )
-            else:
-                self._credit(d, at, c, "adjustment", 500, None, None, "Statement fee")
-        if r() < 0.1 and self.buyers:
-            c = self.buyers[int(r() * len(self.buyers))]
-            at = 11 * _HOUR + int(r() * 5 * _HOUR)
+            if not pay:
+                continue
+            at = 9 * _HOUR + int(r() * 10 * _HOUR)
+            text = _CREDIT_PAY_TEXT[int(r() * len(_CREDIT_PAY_TEXT))]
+            self._credit(d, at, c, "payment", -pay, None, f"CP-{b.id}-{self.ids[4] + 1}", text)
             self._audit(
                 d,
                 at,
-                owner,
-                "customer_updated",
+                b.owner,
+                "credit_payment",
                 customer=c.id,
-                desc="Contact details updated",
-                data=json.dumps(
-                    {"fields": ["phone", "address"], "note": "Zmiana adresu – ул. Ленина"}, ensure_ascii=False
-                ),
+                desc="Account payment",
+                data=f'{{"amount_cents": {pay}}}',
             )
+
+    def _account_adjustment(self, d: int) -> None:
+        """Now and then a goodwill discount on an account that owes, or a statement fee on one that does not."""
+        r, bal = self.rng.random, self.balance
+        if not (r() < 0.06 and self.credit_buyers):
+            return
+        c = self.credit_buyers[int(r() * len(self.credit_buyers))]
+        at = 16 * _HOUR + int(r() * 2 * _HOUR)
+        if bal[c.id] > 100:
+            discount = max(1, bal[c.id] * (1 + int(r() * 4)) // 100)
+            self._credit(d, at, c, "adjustment", -discount, None, None, "Goodwill discount")
+        else:
+            self._credit(d, at, c, "adjustment", 500, None, None, "Statement fee")
+
+    def _customer_updated(self, d: int) -> None:
+        r = self.rng.random
+        if not (r() < 0.1 and self.buyers):
+            return
+        c = self.buyers[int(r() * len(self.buyers))]
+        at = 11 * _HOUR + int(r() * 5 * _HOUR)
+        self._audit(
+            d,
+            at,
+            self.b.owner,
+            "customer_updated",
+            customer=c.id,
+            desc="Contact details updated",
+            data=json.dumps({"fields": ["phone", "address"], "note": "Zmiana adresu – ул. Ленина"}, ensure_ascii=False),
+        )
+
+    def _account_milestones(self, d: int) -> None:
+        """On their fixed days: the "near" customer's credit limit raised, the "blocked" one blocked."""
+        owner = self.b.owner
         if d == self.limit_change_day and "near" in self.prof:
             c = self.prof["near"]
             self._audit(
@@ -1572,12 +1636,12 @@ class _Sim:
                 desc="Blocked: payments overdue",
                 data='{"reason": "overdue"}',
             )
-        if d % 7 == 0:
-            at = 20 * _HOUR + int(r() * _HOUR)
-            data = '{"broken": ' if (d // 7) % 2 == 0 else '{"report": "daily_sales", "format": "xlsx"}'
-            self._audit(d, at, owner, "report_exported", desc="Exported daily sales", data=data)
-        if d == last:
-            self._settle(d)
+
+    def _report_exported(self, d: int) -> None:
+        """A weekly export by the owner; every other week its audit data is malformed JSON."""
+        at = 20 * _HOUR + int(self.rng.random() * _HOUR)
+        data = '{"broken": ' if (d // 7) % 2 == 0 else '{"report": "daily_sales", "format": "xlsx"}'
+        self._audit(d, at, self.b.owner, "report_exported", desc="Exported daily sales", data=data)
 
     def _settle(self, d: int) -> None:
         """On the last day, bring the profile customers to the balances the demo promises."""

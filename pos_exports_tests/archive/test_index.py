@@ -17,6 +17,7 @@ from pos_exports.archive import delta, index
 from pos_exports.archive.extract import MARKER, archive_business_day
 from pos_exports.archive.read import save_businesses
 from pos_exports.archive.tables import DATASETS
+from pos_exports.core.clock import utc_now
 from pos_exports.defs import catchup
 from pos_exports.defs.deliveries import due_requests
 from pos_exports.delivery import subscriptions
@@ -161,6 +162,7 @@ def test_coverage_catchup_and_readiness_on_10000_business_days_touch_no_storage(
                 "at": "08:00",
                 "recipients": ["owner@shop.example"],
             },
+            now=utc_now(),
         )
     last, tick = dt.datetime(2025, 3, 30, 7, tzinfo=UTC), dt.datetime(2025, 3, 30, 9, tzinfo=UTC)
     requests, waiting, broken = due_requests(storage, eng, last, tick, [])

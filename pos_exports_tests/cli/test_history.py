@@ -14,6 +14,7 @@ from pos_exports import state as st
 from pos_exports.archive.read import load_businesses
 from pos_exports.cli import history as history_cli
 from pos_exports.cli import main
+from pos_exports.core.clock import utc_now
 from pos_exports.defs.deliveries import delivery_job
 from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.delivery import ledger, subscriptions
@@ -183,8 +184,8 @@ def test_download_errors(delivered, state, archived_root, tmp_path, capsys):
 
 
 def test_download_of_a_delivery_without_files(state, tmp_path, capsys, clock):
-    rows = ledger.open_rows(state, 7, 1, "daily", "2025-03-09", ["a@shop.example"], "r")
-    ledger.mark_failed(state, [rows[0]["id"]], "ArchiveMissing: sales 2025-03-09 missing")
+    rows = ledger.open_rows(state, 7, 1, "daily", "2025-03-09", ["a@shop.example"], "r", now=utc_now())
+    ledger.mark_failed(state, [rows[0]["id"]], "ArchiveMissing: sales 2025-03-09 missing", now=utc_now())
     assert cli("history", "--storage", str(tmp_path), "--download", str(rows[0]["id"]), "--to", str(tmp_path)) == 2
     err = capsys.readouterr().err
     assert "has no stored files (status failed (ArchiveMissing: sales 2025-03-09 missing))" in err
@@ -241,20 +242,31 @@ def test_a_filtered_delivery_renders_again_with_its_subscriptions_filters(archiv
     storage = LocalStorage(archived_root)
     business = {b.id: b for b in load_businesses(storage)}[1]
     wholesale = weekly(business_id=1, datasets=["customers"], formats=["csv", "pdf"], recipients=["a@kofi.example"])
-    sub = subscriptions.add(state, subscriptions.validate(wholesale))  # filters: customer_type wholesale
+    sub = subscriptions.add(state, subscriptions.validate(wholesale), now=utc_now())  # filters: customer_type wholesale
     outcome = deliver(
-        state, storage, sub, business, "weekly", "2025-03-03", run_id="r1", smtp=None, outbox_dir=tmp_path
+        state,
+        storage,
+        sub,
+        business,
+        "weekly",
+        "2025-03-03",
+        run_id="r1",
+        smtp=None,
+        outbox_dir=tmp_path,
+        clock=utc_now,
     )
     assert outcome.status == "sent" and "/subscriptions/" in outcome.folder
     [row] = ledger.history(state, subscription_id=sub.id)
-    stored = fetch_files(state, storage, row, tmp_path / "stored")  # for comparison: the files as stored
+    stored = fetch_files(state, storage, row, tmp_path / "stored", now=utc_now())  # for comparison: the files as stored
     cleanup_exports(storage, dt.date(2025, 6, 1), max_age_days=30, dry_run=False)
     assert not (archived_root / outcome.folder).exists()
-    fetched = fetch_files(state, storage, row, tmp_path / "again")
+    fetched = fetch_files(state, storage, row, tmp_path / "again", now=utc_now())
     assert not fetched.problems and sorted(fetched.rerendered) == sorted(f["name"] for f in row["files"])
     for before, again in zip(stored.paths, fetched.paths, strict=True):
         assert before.read_bytes() == again.read_bytes(), before.name  # the filtered render, not the whole list
-    subscriptions.update(state, sub.id, {"filters": {"customer_type": "retail"}})  # the filters changed since
-    changed = fetch_files(state, storage, row, tmp_path / "changed")
+    subscriptions.update(
+        state, sub.id, {"filters": {"customer_type": "retail"}}, now=utc_now()
+    )  # the filters changed since
+    changed = fetch_files(state, storage, row, tmp_path / "changed", now=utc_now())
     assert changed.paths == [] and len(changed.problems) == len(row["files"])
     assert all("it differs from the file recorded" in p for p in changed.problems)

@@ -3,10 +3,13 @@ team fleet-wide, every failed run (also the CLI's) exactly once; an alert that c
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 import sqlalchemy as sa
 
-from pos_exports.defs.alerts import failure_alert_sensor
+from pos_exports.core.clock import utc_now
+from pos_exports.defs.alerts import alert_outbox_sensor, failure_alert_sensor
 from pos_exports.defs.archive import daily_archive
 from pos_exports.defs.deliveries import delivery_job
 from pos_exports.defs.exports import weekly_exports
@@ -14,7 +17,7 @@ from pos_exports.defs.resources import ClockResource, PosDatabase, StorageResour
 from pos_exports.delivery import notify, subscriptions
 from pos_exports.delivery.email import SmtpSettings
 from pos_exports.failures import from_metadata
-from pos_exports.state import alerts, engine
+from pos_exports.state import alerted_runs, alerts, engine
 from pos_exports_tests.fixtures import load_sqlite
 from pos_exports_tests.operations.conftest import reindex_all
 from pos_exports_tests.smtp_server import free_port
@@ -31,11 +34,11 @@ def _setup(monkeypatch, tmp_path, smtp_server):
     monkeypatch.setenv("POS_EXPORTS_DATA_TEAM_EMAIL", TEAM)
     eng = engine()
     for business_id, owner in OWNERS.items():
-        subscriptions.save_settings(eng, {"business_id": business_id, "failure_recipients": [owner]})
+        subscriptions.save_settings(eng, {"business_id": business_id, "failure_recipients": [owner]}, now=utc_now())
     return eng
 
 
-def _failure_context(instance, run_id, root):
+def _failure_context(instance, run_id, root, clock=None):
     run = instance.get_run_by_id(run_id)
     [event] = [
         e
@@ -47,7 +50,7 @@ def _failure_context(instance, run_id, root):
         dagster_event=event.dagster_event,
         dagster_instance=instance,
         dagster_run=run,
-        resources={"storage": StorageResource(root=str(root)), "clock": ClockResource()},
+        resources={"storage": StorageResource(root=str(root)), "clock": clock or ClockResource()},
     ).for_run_failure()
 
 
@@ -106,6 +109,7 @@ def test_three_business_failures_alert_each_business_only_of_its_own(archived_ro
                     "at": "07:00",
                     "recipients": [REFUSED[b]],
                 },
+                now=utc_now(),
             )
             cfg = {"subscription_id": sub.id, "period_kind": "daily", "period_key": "2025-03-09"}
             result = delivery_job.execute_in_process(
@@ -196,18 +200,65 @@ def test_a_run_without_failed_items_alerts_the_data_team_and_the_tagged_business
     assert "subscription_id: no subscription 42" in team[3] and "fleet-level" in team[3]
 
 
+def _naive_utc(at: dt.datetime) -> dt.datetime:
+    return at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo else at
+
+
+def test_the_alert_sensors_stamp_with_the_clock_resource_not_the_wall_clock(tmp_path, smtp_server, monkeypatch):
+    eng = _setup(monkeypatch, tmp_path, smtp_server)
+    root = tmp_path / "store"
+    failed_at = dt.datetime(2025, 3, 10, 6, 0, tzinfo=dt.UTC)
+    with dg.instance_for_test() as instance:
+        result = delivery_job.execute_in_process(  # a config error: a fleet-level failure
+            run_config={
+                "ops": {
+                    "deliver_subscription": {
+                        "config": {"subscription_id": 42, "period_kind": "daily", "period_key": "2025-03-09"}
+                    }
+                }
+            },
+            resources={"storage": StorageResource(root=str(root)), "clock": ClockResource()},
+            instance=instance,
+            raise_on_error=False,
+            tags={"pos_exports/business": "1", "pos_exports/period": "2025-03-09"},
+        )
+        failure_alert_sensor(_failure_context(instance, result.run_id, root, ClockResource.at(failed_at)))
+    with eng.connect() as conn:
+        rows = conn.execute(sa.select(alerts)).all()
+        [alerted_at] = conn.execute(sa.select(alerted_runs.c.alerted_at)).scalars()
+    assert len(rows) == 2 and _naive_utc(alerted_at) == _naive_utc(failed_at)
+    assert {(_naive_utc(r.created_at), _naive_utc(r.sent_at)) for r in rows} == {(_naive_utc(failed_at),) * 2}
+
+    retried_at = dt.datetime(2025, 3, 10, 6, 10, tzinfo=dt.UTC)  # a pending alert, sent by the outbox sensor
+    notify.queue(eng, "failure", "[pos_exports] FAILED: daily_archive_job", "details", [TEAM], now=failed_at)
+    context = dg.build_sensor_context(
+        resources={"storage": StorageResource(root=str(root)), "clock": ClockResource.at(retried_at)}
+    )
+    alert_outbox_sensor(context)
+    with eng.connect() as conn:
+        last = conn.execute(sa.select(alerts).order_by(alerts.c.id.desc())).first()
+    assert last.status == "sent" and _naive_utc(last.sent_at) == _naive_utc(retried_at)
+    assert _naive_utc(last.created_at) == _naive_utc(failed_at)
+
+
 def test_an_alert_that_cannot_be_sent_is_kept_and_retried(tmp_path, smtp_server):
     eng = engine(f"sqlite:///{tmp_path / 'state.db'}")
-    notify.queue(eng, "failure", "[pos_exports] FAILED: daily_archive_job", "details", ["data-team@pos.example"])
+    notify.queue(
+        eng, "failure", "[pos_exports] FAILED: daily_archive_job", "details", ["data-team@pos.example"], now=utc_now()
+    )
     down = SmtpSettings.from_url(f"smtp://127.0.0.1:{free_port()}?timeout=2")
-    assert notify.flush(eng, down, tmp_path / "outbox", sleep=lambda s: None) == {"sent": 0, "pending": 1, "failed": 0}
+    assert notify.flush(eng, down, tmp_path / "outbox", sleep=lambda s: None, now=utc_now()) == {
+        "sent": 0,
+        "pending": 1,
+        "failed": 0,
+    }
     with eng.connect() as conn:
         row = conn.execute(sa.select(alerts)).one()
     assert row.status == "pending" and row.attempts == 1 and row.last_error
     up = SmtpSettings.from_url(smtp_server.url())
-    assert notify.flush(eng, up, tmp_path / "outbox") == {"sent": 1, "pending": 0, "failed": 0}
+    assert notify.flush(eng, up, tmp_path / "outbox", now=utc_now()) == {"sent": 1, "pending": 0, "failed": 0}
     assert len(smtp_server.handler.received) == 1
-    assert notify.flush(eng, up, tmp_path / "outbox") == {"sent": 0, "pending": 0, "failed": 0}
+    assert notify.flush(eng, up, tmp_path / "outbox", now=utc_now()) == {"sent": 0, "pending": 0, "failed": 0}
 
 
 def _location_origin():
@@ -285,6 +336,7 @@ def test_every_failed_run_cli_or_launched_is_alerted_exactly_once(tmp_path, smtp
             "at": "07:00",
             "recipients": [REFUSED[1]],
         },
+        now=utc_now(),
     )
     env = {
         **os.environ,

@@ -8,6 +8,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from pos_exports.core.clock import utc_now
 from pos_exports.defs.archive import archive_job, daily_archive
 from pos_exports.defs.catchup import catchup_sensor
 from pos_exports.defs.resources import ClockResource, PosDatabase, StorageResource
@@ -175,6 +176,7 @@ def _subscription(eng, name, since, **fields):
             "recipients": ["owner@kofi-shop.example"],
             **fields,
         },
+        now=utc_now(),
     )
     with eng.begin() as conn:  # created (and last changed) back then, not at the test's wall-clock time
         conn.execute(
@@ -194,7 +196,7 @@ def test_missed_deliveries_are_requested_once(archive_copy, state, monkeypatch):
     weekly = _subscription(state, "Weekly", start, frequency="weekly", day_of_week="monday", at="07:00")
     daily = _subscription(state, "Daily", dt.datetime(2025, 3, 9, 12, tzinfo=UTC), frequency="daily", at="07:00")
     delivered = _subscription(state, "Delivered", start, frequency="weekly", day_of_week="monday", at="06:00")
-    ledger.open_rows(state, delivered.id, 1, "weekly", "2025-03-03", ["owner@kofi-shop.example"], None)
+    ledger.open_rows(state, delivered.id, 1, "weekly", "2025-03-03", ["owner@kofi-shop.example"], None, now=utc_now())
     with state.begin() as conn:
         conn.execute(sa.update(deliveries).values(status="emailed"))
     # changed after its only fire, which left no ledger row: it may have been paused then, so not caught up
@@ -238,7 +240,7 @@ def test_missed_deliveries_read_the_ledger_once_whatever_the_history(archive_cop
     ]
     for sub in subs:  # a long history: 60 emailed days before the horizon, plus 9 March emailed
         for day in [dt.date(2025, 1, 1) + dt.timedelta(days=d) for d in range(60)] + [dt.date(2025, 3, 9)]:
-            ledger.open_rows(state, sub.id, 1, "daily", day.isoformat(), sub.recipients, None)
+            ledger.open_rows(state, sub.id, 1, "daily", day.isoformat(), sub.recipients, None, now=utc_now())
     with state.begin() as conn:
         conn.execute(sa.update(deliveries).values(status="emailed"))
     statements: list[str] = []

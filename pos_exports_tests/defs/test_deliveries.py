@@ -9,6 +9,7 @@ import zipfile
 
 import dagster as dg
 
+from pos_exports.core.clock import utc_now
 from pos_exports.defs import deliveries as automation
 from pos_exports.defs.deliveries import delivery_job, due_subscriptions_sensor
 from pos_exports.defs.resources import ClockResource, StorageResource
@@ -32,7 +33,7 @@ def _weekly(eng, **extra):
         "recipients": ["owner@kofi-shop.example", "accounts@kofi-shop.example"],
         **extra,
     }
-    return subscriptions.add(eng, data)
+    return subscriptions.add(eng, data, now=utc_now())
 
 
 def _deliver(root, sub_id, key="2025-03-03"):
@@ -165,7 +166,7 @@ def test_sensor_launches_each_due_period_once(archived_root, state, monkeypatch)
 
 def test_paused_subscription_never_fires(archived_root, state, monkeypatch):
     sub = _weekly(state)
-    subscriptions.set_active(state, sub.id, False)
+    subscriptions.set_active(state, sub.id, False, now=utc_now())
     start = json.dumps({"checked_at": "2025-03-03T00:00:00+00:00"})
     requests, _ = _evaluate(archived_root, dt.datetime(2025, 3, 31, tzinfo=UTC), start, monkeypatch)
     assert requests == []

@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from pos_exports.core.clock import utc_now
 from pos_exports.defs import deliveries as automation
 from pos_exports.defs.deliveries import delivery_batch_job, due_requests, due_subscriptions_sensor
 from pos_exports.defs.resources import ClockResource, StorageResource
@@ -38,6 +39,7 @@ def _ten(eng, n: int = 10) -> list:
                 "at": "07:00",
                 "recipients": [f"owner{i}@kofi-shop.example"],
             },
+            now=utc_now(),
         )
         for i in range(n)
     ]
@@ -111,11 +113,15 @@ def test_the_sensor_launches_one_run_for_ten_due_pairs_once(archived_root, state
     assert tick(cursor)[0] == []  # the next tick: nothing new
     # Once delivered, even a tick re-evaluated from the old cursor launches nothing.
     for sub in subs:
-        [row] = ledger.open_rows(state, sub.id, 1, "weekly", "2025-03-03", sub.recipients, "r")
-        ledger.mark_processing(state, [row["id"]], "r")
-        ledger.claim_sending(state, row["id"], "r")
+        [row] = ledger.open_rows(state, sub.id, 1, "weekly", "2025-03-03", sub.recipients, "r", now=utc_now())
+        ledger.mark_processing(state, [row["id"]], "r", now=utc_now())
+        ledger.claim_sending(state, row["id"], "r", now=utc_now())
         ledger.record_result(
-            state, row["id"], "r", RecipientResult("emailed", 250, "250 OK", 1, "<m@pos.example>", "data")
+            state,
+            row["id"],
+            "r",
+            RecipientResult("emailed", 250, "250 OK", 1, "<m@pos.example>", "data"),
+            now=utc_now(),
         )
     assert tick(start)[0] == []
 
@@ -152,7 +158,7 @@ def test_the_due_sensor_reads_the_ledger_once_per_tick_whatever_the_history(arch
     for sub in subs:  # a long history: 60 past weeks of ledger rows per subscription
         for week in range(1, 61):
             key = (monday - dt.timedelta(weeks=week)).isoformat()
-            ledger.open_rows(state, sub.id, 1, "weekly", key, sub.recipients, "old")
+            ledger.open_rows(state, sub.id, 1, "weekly", key, sub.recipients, "old", now=utc_now())
     statements: list[str] = []
 
     def record(conn, cursor, statement, parameters, context, executemany):
@@ -265,11 +271,11 @@ def test_delivered_names_only_the_pairs_whose_every_row_is_emailed(sql_state):
     emailed = RecipientResult("emailed", 250, "250 OK", 1, "<m@pos.example>", "data")
 
     def send(sub_id: int, key: str, recipients: list[str], ok: set[str]) -> None:
-        for row in ledger.open_rows(sql_state, sub_id, 1, "weekly", key, recipients, "r"):
+        for row in ledger.open_rows(sql_state, sub_id, 1, "weekly", key, recipients, "r", now=utc_now()):
             if row["recipient"] in ok:
-                ledger.mark_processing(sql_state, [row["id"]], "r")
-                ledger.claim_sending(sql_state, row["id"], "r")
-                ledger.record_result(sql_state, row["id"], "r", emailed)
+                ledger.mark_processing(sql_state, [row["id"]], "r", now=utc_now())
+                ledger.claim_sending(sql_state, row["id"], "r", now=utc_now())
+                ledger.record_result(sql_state, row["id"], "r", emailed, now=utc_now())
 
     send(1, "2025-03-03", ["a@x.example", "b@x.example"], {"a@x.example", "b@x.example"})  # all emailed
     send(2, "2025-03-03", ["a@x.example", "b@x.example"], {"a@x.example"})  # one still pending

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from pos_exports import state
 from pos_exports.archive import index
 from pos_exports.archive.read import load_businesses
+from pos_exports.core.clock import utc_now
 from pos_exports.defs.deliveries import delivery_job, retry_requests
 from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.delivery import ledger, subscriptions
@@ -42,6 +43,7 @@ def _weekly(eng, recipients=(OWNER,)):
             "at": "07:00",
             "recipients": list(recipients),
         },
+        now=utc_now(),
     )
 
 
@@ -114,7 +116,7 @@ def test_a_lost_reply_after_the_body_is_unknown_alerted_and_never_sent_again(
     assert len(smtp_server.handler.delivered_to(DATA_TEAM)) == 1
 
     # Nothing sends it again automatically: not the retry sensor, not a re-run.
-    assert retry_requests(state, max_attempts=5) == ([], [])
+    assert retry_requests(state, max_attempts=5, now=utc_now()) == ([], [])
     assert not _run(archived_root, sub.id).success
     assert len(_exports_to(smtp_server, OWNER)) == 1
     assert ledger.history(state, subscription_id=sub.id)[0]["status"] == "unknown"
@@ -195,7 +197,16 @@ def test_two_concurrent_runs_of_one_delivery_send_once(archived_root, any_state,
 
     def run(run_id: str) -> None:
         outcomes[run_id] = deliver(
-            any_state, storage, sub, business, "weekly", WEEK, run_id=run_id, smtp=smtp, outbox_dir=archived_root
+            any_state,
+            storage,
+            sub,
+            business,
+            "weekly",
+            WEEK,
+            run_id=run_id,
+            smtp=smtp,
+            outbox_dir=archived_root,
+            clock=utc_now,
         )
 
     a = threading.Thread(target=run, args=("run-a",))
@@ -220,6 +231,7 @@ KILLED_RUN = textwrap.dedent(
     from pathlib import Path
 
     from pos_exports.archive.read import load_businesses
+    from pos_exports.core.clock import utc_now
     from pos_exports.delivery.deliver import deliver
     from pos_exports.delivery.email import SmtpSettings
     from pos_exports.state import engine
@@ -233,7 +245,10 @@ KILLED_RUN = textwrap.dedent(
     sub = get(eng, int(sub_id))
     business = {b.id: b for b in load_businesses(storage)}[sub.business_id]
     smtp = SmtpSettings.from_url(smtp_url)
-    deliver(eng, storage, sub, business, "weekly", "2025-03-03", run_id="run-killed", smtp=smtp, outbox_dir=Path(root))
+    deliver(
+        eng, storage, sub, business, "weekly", "2025-03-03",
+        run_id="run-killed", smtp=smtp, outbox_dir=Path(root), clock=utc_now,
+    )
     print("survived")
     """
 )
@@ -263,7 +278,16 @@ def test_killed_after_the_servers_250_is_unknown_and_a_rerun_sends_nothing(
     business = {b.id: b for b in load_businesses(storage)}[1]
     smtp = SmtpSettings.from_url(smtp_url)
     outcome = deliver(
-        any_state, storage, sub, business, "weekly", WEEK, run_id="run-2", smtp=smtp, outbox_dir=Path(tmp_path)
+        any_state,
+        storage,
+        sub,
+        business,
+        "weekly",
+        WEEK,
+        run_id="run-2",
+        smtp=smtp,
+        outbox_dir=Path(tmp_path),
+        clock=utc_now,
     )
     assert outcome.status == "unknown" and OWNER in outcome.message
     assert len(_exports_to(smtp_server, OWNER)) == 1  # the re-run sent nothing
@@ -273,6 +297,17 @@ def test_killed_after_the_servers_250_is_unknown_and_a_rerun_sends_nothing(
     [alert] = _alerts(any_state)
     assert alert["recipients"] == [DATA_TEAM] and OWNER in alert["body"] and alert["status"] == "sent"
     # Still nothing later: not the retry sensor, not another run.
-    assert retry_requests(any_state, max_attempts=5) == ([], [])
-    deliver(any_state, storage, sub, business, "weekly", WEEK, run_id="run-3", smtp=smtp, outbox_dir=Path(tmp_path))
+    assert retry_requests(any_state, max_attempts=5, now=utc_now()) == ([], [])
+    deliver(
+        any_state,
+        storage,
+        sub,
+        business,
+        "weekly",
+        WEEK,
+        run_id="run-3",
+        smtp=smtp,
+        outbox_dir=Path(tmp_path),
+        clock=utc_now,
+    )
     assert len(_exports_to(smtp_server, OWNER)) == 1

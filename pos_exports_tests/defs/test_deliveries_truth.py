@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from pos_exports.core.clock import utc_now
 from pos_exports.defs.deliveries import delivery_job
 from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.delivery import ledger, subscriptions
@@ -42,7 +43,7 @@ def _daily(eng, now=None, **extra):
         "recipients": ["owner@kofi-shop.example"],
         **extra,
     }
-    return subscriptions.add(eng, data, now=now)
+    return subscriptions.add(eng, data, now=now or utc_now())
 
 
 def _cli(*argv):

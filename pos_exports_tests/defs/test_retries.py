@@ -7,6 +7,7 @@ import sqlalchemy as sa
 import yaml
 
 from pos_exports.config import project_home
+from pos_exports.core.clock import utc_now
 from pos_exports.core.errors import ErrorKind
 from pos_exports.defs import retries
 from pos_exports.defs.deliveries import retry_requests
@@ -64,23 +65,23 @@ def test_transient_classification():
 def test_failed_deliveries_are_retried_up_to_the_limit_then_given_up(tmp_path, monkeypatch):
     eng = engine(f"sqlite:///{tmp_path / 'state.db'}")
     monkeypatch.setenv("POS_EXPORTS_DATA_TEAM_EMAIL", "data-team@pos.example")
-    rows = ledger.open_rows(eng, 7, 1, "daily", "2025-03-09", ["a@shop.example"], "run-1")
-    ids = ledger.mark_processing(eng, [r["id"] for r in rows], "run-1")
+    rows = ledger.open_rows(eng, 7, 1, "daily", "2025-03-09", ["a@shop.example"], "run-1", now=utc_now())
+    ids = ledger.mark_processing(eng, [r["id"] for r in rows], "run-1", now=utc_now())
     ledger.record_results(
-        eng, 7, "2025-03-09", {"a@shop.example": RecipientResult("retry", 451, "451 later", 1, "<m>")}
+        eng, 7, "2025-03-09", {"a@shop.example": RecipientResult("retry", 451, "451 later", 1, "<m>")}, now=utc_now()
     )
-    requests, given_up = retry_requests(eng, max_attempts=3)
+    requests, given_up = retry_requests(eng, max_attempts=3, now=utc_now())
     assert [r.run_key for r in requests] == ["delivery:7:daily:2025-03-09:retry1"] and given_up == []
     with eng.begin() as conn:  # two more failed attempts later...
         conn.execute(sa.update(ledger.deliveries).where(ledger.deliveries.c.id.in_(ids)).values(attempts=3))
-    requests, given_up = retry_requests(eng, max_attempts=3)
+    requests, given_up = retry_requests(eng, max_attempts=3, now=utc_now())
     assert requests == [] and len(given_up) == 1
     [row] = ledger.history(eng, subscription_id=7)
     assert row["error"].startswith("gave up after 3 attempts")
     with eng.connect() as conn:
         [alert] = conn.execute(sa.select(alerts)).all()
     assert alert.recipients == ["data-team@pos.example"] and "given up" in alert.subject
-    assert retry_requests(eng, max_attempts=3) == ([], [])  # given up once, notified once
+    assert retry_requests(eng, max_attempts=3, now=utc_now()) == ([], [])  # given up once, notified once
 
 
 def test_a_delivery_given_up_is_alerted_to_its_business_only_in_plain_words(tmp_path, monkeypatch):
@@ -90,15 +91,19 @@ def test_a_delivery_given_up_is_alerted_to_its_business_only_in_plain_words(tmp_
     monkeypatch.setenv("POS_EXPORTS_DATA_TEAM_EMAIL", "data-team@pos.example")
     owners = {1: "owner@kofi.example", 2: "owner@ama.example"}
     for business_id, owner in owners.items():
-        save_settings(eng, {"business_id": business_id, "failure_recipients": [owner]})
+        save_settings(eng, {"business_id": business_id, "failure_recipients": [owner]}, now=utc_now())
     for sub_id, business_id, rcpt in ((7, 1, "a@kofi.example"), (8, 2, "b@ama.example")):
-        rows = ledger.open_rows(eng, sub_id, business_id, "daily", "2025-03-09", [rcpt], f"run-{sub_id}")
-        ledger.mark_processing(eng, [r["id"] for r in rows], f"run-{sub_id}")
-        ledger.record_results(eng, sub_id, "2025-03-09", {rcpt: RecipientResult("retry", 451, "451 later", 1, "<m>")})
+        rows = ledger.open_rows(eng, sub_id, business_id, "daily", "2025-03-09", [rcpt], f"run-{sub_id}", now=utc_now())
+        ledger.mark_processing(eng, [r["id"] for r in rows], f"run-{sub_id}", now=utc_now())
+        ledger.record_results(
+            eng, sub_id, "2025-03-09", {rcpt: RecipientResult("retry", 451, "451 later", 1, "<m>")}, now=utc_now()
+        )
     with eng.begin() as conn:
         conn.execute(sa.update(ledger.deliveries).values(attempts=3))
 
-    requests, given_up = retry_requests(eng, max_attempts=3, businesses={1: "Kofi's Corner", 2: "Ama's Salon"})
+    requests, given_up = retry_requests(
+        eng, max_attempts=3, businesses={1: "Kofi's Corner", 2: "Ama's Salon"}, now=utc_now()
+    )
     assert requests == [] and len(given_up) == 2
     with eng.connect() as conn:
         sent = {tuple(a.recipients): a for a in conn.execute(sa.select(alerts)).all()}
@@ -126,14 +131,16 @@ def test_a_permanent_error_reading_temporary_is_not_retried_nor_given_up(tmp_pat
     transient one of the same delivery's next period is retried."""
     eng = engine(f"sqlite:///{tmp_path / 'state.db'}")
     for key, kind in (("2025-03-09", ErrorKind.PERMANENT), ("2025-03-10", ErrorKind.TRANSIENT)):
-        rows = ledger.open_rows(eng, 7, 1, "daily", key, ["a@shop.example"], "run-1")
-        ledger.mark_processing(eng, [r["id"] for r in rows], "run-1")
-        ledger.mark_failed(eng, [r["id"] for r in rows], "temporary: 421 quoted by a template error", kind=kind)
-    requests, given_up = retry_requests(eng, max_attempts=3)
+        rows = ledger.open_rows(eng, 7, 1, "daily", key, ["a@shop.example"], "run-1", now=utc_now())
+        ledger.mark_processing(eng, [r["id"] for r in rows], "run-1", now=utc_now())
+        ledger.mark_failed(
+            eng, [r["id"] for r in rows], "temporary: 421 quoted by a template error", kind=kind, now=utc_now()
+        )
+    requests, given_up = retry_requests(eng, max_attempts=3, now=utc_now())
     assert [r.run_key for r in requests] == ["delivery:7:daily:2025-03-10:retry0"] and given_up == []
     with eng.begin() as conn:  # both out of attempts: only the transient one is given up
         conn.execute(sa.update(ledger.deliveries).values(attempts=3))
-    requests, given_up = retry_requests(eng, max_attempts=3)
+    requests, given_up = retry_requests(eng, max_attempts=3, now=utc_now())
     assert requests == [] and [g.split(" to ")[0] for g in given_up] == ["subscription 7 2025-03-10"]
     by_key = {r["period_key"]: r for r in ledger.history(eng, subscription_id=7)}
     assert by_key["2025-03-09"]["error"] == "temporary: 421 quoted by a template error"

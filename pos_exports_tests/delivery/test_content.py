@@ -6,6 +6,7 @@ from email import message_from_bytes, policy
 
 import pytest
 
+from pos_exports.core.clock import utc_now
 from pos_exports.delivery.email import (
     Attachment,
     EmailHeaderError,
@@ -96,7 +97,7 @@ def test_link_mode_above_budget(tmp_path):
     assert files[0].uri in c.text and files[1].uri in c.text
     assert 'href="https://s3.example/bucket/sales.xlsx?X-Amz-Signature=abc&amp;x=1"' in c.html
     assert files[1].uri in c.html
-    msg = build_message(c)
+    msg = build_message(c, now=utc_now())
     assert [p for p in msg.iter_attachments()] == []
     body_types = {p.get_content_type() for p in msg.walk()}
     assert {"text/plain", "text/html"} <= body_types
@@ -128,8 +129,8 @@ def test_bad_recipients_refused(bad, tmp_path):
         check_address(bad)
     files = make_files(tmp_path)
     with pytest.raises(EmailHeaderError):
-        build_message(content_for(files, ["ok@example.com", bad]))
-    good = build_message(content_for(files, ["ok@example.com"]))
+        build_message(content_for(files, ["ok@example.com", bad]), now=utc_now())
+    good = build_message(content_for(files, ["ok@example.com"]), now=utc_now())
     with pytest.raises(EmailHeaderError):
         send(good, ["ok@example.com", bad], None, tmp_path / "outbox")
     assert not (tmp_path / "outbox").exists()  # refused before anything was written
@@ -143,21 +144,23 @@ def test_line_breaks_in_headers_refused(field, evil, tmp_path):
     c = content_for(make_files(tmp_path), ["a@example.com"])
     setattr(c, field, evil)
     with pytest.raises(EmailHeaderError):
-        build_message(c)
+        build_message(c, now=utc_now())
 
 
 def test_subject_template_with_line_break_refused_but_values_flattened(tmp_path):
     files = make_files(tmp_path)
     with pytest.raises(EmailHeaderError):
-        build_message(content_for(files, ["a@example.com"], subject_template="Export\r\nBcc: evil@z.com"))
+        build_message(
+            content_for(files, ["a@example.com"], subject_template="Export\r\nBcc: evil@z.com"), now=utc_now()
+        )
     c = content_for(files, ["a@example.com"], context={**CONTEXT, "business_name": "Two\r\nLines"})
     assert c.subject.startswith("Two Lines:")
-    build_message(c)
+    build_message(c, now=utc_now())
 
 
 def test_message_headers(tmp_path):
     c = content_for(make_files(tmp_path), ["a@example.com", "b@example.com"])
-    msg = build_message(c)
+    msg = build_message(c, now=utc_now())
     parsed = message_from_bytes(msg.as_bytes(), policy=policy.default)
     assert parsed["From"].addresses[0].display_name == "Acme POS, Exports"
     assert parsed["From"].addresses[0].addr_spec == "exports@acme.example"
@@ -171,7 +174,7 @@ def test_message_headers(tmp_path):
 
 def test_outbox_writes_parseable_eml(tmp_path):
     files = make_files(tmp_path)
-    msg = build_message(content_for(files, ["a@example.com", "b@example.com"]))
+    msg = build_message(content_for(files, ["a@example.com", "b@example.com"]), now=utc_now())
     results = send(msg, ["a@example.com", "b@example.com"], None, tmp_path / "outbox")
     emls = list((tmp_path / "outbox").iterdir())
     assert len(emls) == 1 and emls[0].suffix == ".eml"  # no temporary file left behind
@@ -276,7 +279,7 @@ def test_attachment_content_types_are_sanitized(tmp_path):
     f.write_bytes(b"\x00\x01")
     types = ["text/csv; charset=utf-8", "application/pdf\r\nX-Evil: 1", "nonsense", "", "multipart/mixed", "TEXT/CSV"]
     files = [Attachment(f"f{i}.bin", f, "u", 2, t) for i, t in enumerate(types)]
-    msg = build_message(content_for(files, ["a@example.com"]))
+    msg = build_message(content_for(files, ["a@example.com"]), now=utc_now())
     got = [p.get_content_type() for p in msg.iter_attachments()]
     assert got == ["text/csv"] + ["application/octet-stream"] * 4 + ["text/csv"]
     assert b"X-Evil" not in msg.as_bytes()
@@ -315,7 +318,7 @@ def test_attachments_are_named_for_a_downloads_folder(tmp_path, business, stored
     assert ascii_filename(original) == ascii_name
     (tmp_path / stored).write_bytes(b"data")
     files = [Attachment(original, tmp_path / stored, str(tmp_path / stored), 4, "application/octet-stream")]
-    raw = build_message(content_for(files, ["a@example.com"])).as_bytes(policy=SMTP_POLICY)
+    raw = build_message(content_for(files, ["a@example.com"]), now=utc_now()).as_bytes(policy=SMTP_POLICY)
     assert max(len(line) for line in raw.split(b"\r\n")) <= 998
     [part] = message_from_bytes(raw, policy=policy.default).iter_attachments()
     disposition = str(part.get("Content-Disposition"))

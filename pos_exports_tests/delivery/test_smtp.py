@@ -15,6 +15,7 @@ import pytest
 from pos_exports import state
 from pos_exports.archive import index
 from pos_exports.archive.read import load_businesses
+from pos_exports.core.clock import utc_now
 from pos_exports.delivery import deliver as delivery
 from pos_exports.delivery import ledger, subscriptions
 from pos_exports.delivery.email import EmailHeaderError, SmtpSettings, build_message, send
@@ -48,7 +49,7 @@ def weekly_sales(eng, recipients: list[str]) -> subscriptions.Subscription:
         return sub
     data = {"business_id": 1, "name": "Weekly sales", "datasets": ["sales"], "formats": ["xlsx", "csv"]}
     data |= {"frequency": "weekly", "day_of_week": "monday", "at": "07:00", "recipients": recipients}
-    return subscriptions.add(eng, data)
+    return subscriptions.add(eng, data, now=utc_now())
 
 
 def deliver(shop, recipients: list[str], settings: SmtpSettings | None, outbox, *, sub=None, sleep=None):
@@ -66,6 +67,7 @@ def deliver(shop, recipients: list[str], settings: SmtpSettings | None, outbox, 
         smtp=settings,
         outbox_dir=outbox,
         sleep=sleep or (lambda s: None),
+        clock=utc_now,
     )
     return outcome.results, list(outcome.results)
 
@@ -78,7 +80,7 @@ def rows_by_recipient(shop):
 def test_message_arrives_complete(smtp_server, tmp_path):
     files = make_files(tmp_path / "files")
     to = ["owner@cafe.example", "accountant@books.example"]
-    msg = build_message(content_for(files, to))
+    msg = build_message(content_for(files, to), now=utc_now())
     settings = SmtpSettings.from_url(smtp_server.url(query="from=bounces@acme.example"))
     results = send(msg, to, settings, tmp_path / "outbox", **NO_WAIT)
 
@@ -114,7 +116,7 @@ def test_link_mode_message_arrives_without_attachments(smtp_server, tmp_path):
     files = [
         Attachment("sales.pdf", None, "https://files.example/sales.pdf?sig=1", 25 * 1024 * 1024, "application/pdf")
     ]
-    msg = build_message(content_for(files, ["a@example.com"]))
+    msg = build_message(content_for(files, ["a@example.com"]), now=utc_now())
     send(msg, ["a@example.com"], SmtpSettings.from_url(smtp_server.url()), tmp_path, **NO_WAIT)
     m = smtp_server.handler.received[0].message
     assert list(m.iter_attachments()) == []
@@ -123,7 +125,7 @@ def test_link_mode_message_arrives_without_attachments(smtp_server, tmp_path):
 
 
 def test_auth_with_url_decoded_password(smtp_server, tmp_path):
-    msg = build_message(content_for(make_files(tmp_path), ["a@example.com"]))
+    msg = build_message(content_for(make_files(tmp_path), ["a@example.com"]), now=utc_now())
     settings = SmtpSettings.from_url(smtp_server.url(userinfo="user%40acme.example:p%40ss%2Fw%3Ard@"))
     results = send(msg, ["a@example.com"], settings, tmp_path, **NO_WAIT)
     assert results["a@example.com"].status == "emailed"
@@ -243,7 +245,7 @@ def test_a_reply_timed_out_after_the_body_is_unknown_not_retried(smtp_server, sh
 def test_a_committed_message_whose_reply_stalls_is_sent_once(smtp_server, tmp_path):
     smtp_server.handler.data_faults = [1.5]  # committed at end-of-data, then the reply stalls past the timeout
     settings = SmtpSettings.from_url(smtp_server.url(query="timeout=1"))
-    msg = build_message(content_for(make_files(tmp_path), ["a@example.com"]))
+    msg = build_message(content_for(make_files(tmp_path), ["a@example.com"]), now=utc_now())
     results = send(msg, ["a@example.com"], settings, tmp_path, **NO_WAIT)
     assert (results["a@example.com"].status, results["a@example.com"].attempts) == ("unknown", 1)
     assert len(smtp_server.handler.received) == 1 and smtp_server.handler.data_commands == 1
@@ -253,7 +255,7 @@ def test_connection_refused_is_temporary(tmp_path):
     from pos_exports_tests.smtp_server import free_port
 
     settings = SmtpSettings.from_url(f"smtp://127.0.0.1:{free_port()}?timeout=2")
-    msg = build_message(content_for(make_files(tmp_path), ["a@example.com"]))
+    msg = build_message(content_for(make_files(tmp_path), ["a@example.com"]), now=utc_now())
     sleeps = []
     results = send(msg, ["a@example.com"], settings, tmp_path, sleep=sleeps.append)
     r = results["a@example.com"]
@@ -266,7 +268,7 @@ def test_refused_headers_send_nothing(smtp_server, shop, tmp_path):
     files = make_files(tmp_path)
     settings = SmtpSettings.from_url(smtp_server.url())
     with pytest.raises(EmailHeaderError):
-        build_message(content_for(files, ["a@example.com"], subject_template="Hi\r\nBcc: evil@z.com"))
+        build_message(content_for(files, ["a@example.com"], subject_template="Hi\r\nBcc: evil@z.com"), now=utc_now())
     # A subscription row holding a second address in one recipient (written around `validate`): the delivery
     # refuses it before any SMTP command and records the failure.
     smuggled = dataclasses.replace(weekly_sales(shop[0], ["a@example.com"]), recipients=["a@example.com, evil@z.com"])
@@ -274,7 +276,7 @@ def test_refused_headers_send_nothing(smtp_server, shop, tmp_path):
         deliver(shop, smuggled.recipients, settings, tmp_path, sub=smuggled)
     [row] = [r for r in rows_by_recipient(shop).values() if "evil" in r["recipient"]]
     assert row["status"] == "failed" and row["error"].startswith("EmailHeaderError") and row["emailed_at"] is None
-    msg = build_message(content_for(files, ["a@example.com"]))
+    msg = build_message(content_for(files, ["a@example.com"]), now=utc_now())
     for bad in (["x@y.com\r\nBcc: evil@z.com"], ["a@example.com", "b@example.com, evil@z.com"], ["Eve <e@z.com>"]):
         with pytest.raises(EmailHeaderError):
             send(msg, bad, settings, tmp_path)
@@ -282,7 +284,7 @@ def test_refused_headers_send_nothing(smtp_server, shop, tmp_path):
 
 
 def test_starttls(starttls_server, tls_files, tmp_path):
-    msg = build_message(content_for(make_files(tmp_path), ["a@example.com"]))
+    msg = build_message(content_for(make_files(tmp_path), ["a@example.com"]), now=utc_now())
     cafile = tls_files[0]
     plain = send(msg, ["a@example.com"], SmtpSettings.from_url(starttls_server.url()), tmp_path, **NO_WAIT)
     assert plain["a@example.com"].status == "failed" and "530" in plain["a@example.com"].response
@@ -299,7 +301,7 @@ def test_starttls(starttls_server, tls_files, tmp_path):
 
 
 def test_smtps(smtps_server, tls_files, tmp_path):
-    msg = build_message(content_for(make_files(tmp_path), ["a@example.com"]))
+    msg = build_message(content_for(make_files(tmp_path), ["a@example.com"]), now=utc_now())
     settings = SmtpSettings.from_url(smtps_server.url("smtps", query=f"cafile={tls_files[0]}"))
     assert send(msg, ["a@example.com"], settings, tmp_path)["a@example.com"].status == "emailed"
     assert smtps_server.handler.received[0].message["Subject"].startswith("Café")
@@ -307,7 +309,7 @@ def test_smtps(smtps_server, tls_files, tmp_path):
 
 def test_a_server_without_starttls_is_a_final_configuration_error(smtp_server, tmp_path):
     """smtp+starttls:// to a server that offers no STARTTLS: refused at once, never sent in clear, not retried."""
-    msg = build_message(content_for(make_files(tmp_path), ["a@example.com"]))
+    msg = build_message(content_for(make_files(tmp_path), ["a@example.com"]), now=utc_now())
     sleeps: list[float] = []
     results = send(
         msg, ["a@example.com"], SmtpSettings.from_url(smtp_server.url("smtp+starttls")), tmp_path, sleep=sleeps.append

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from pos_exports.archive.read import load_businesses
+from pos_exports.core.clock import utc_now
 from pos_exports.delivery import subscriptions as subs
 from pos_exports.delivery.deliver import deliver
 from pos_exports.delivery.email import SmtpSettings
@@ -66,11 +67,14 @@ def _deliver(root, state, smtp_server, business_id: int, formats: list[str], dat
                 "recipients": [OWNER],
             }
         ),
+        now=utc_now(),
     )
     storage = LocalStorage(root)
     business = {b.id: b for b in load_businesses(storage)}[business_id]
     smtp = SmtpSettings.from_url(smtp_server.url())
-    outcome = deliver(state, storage, sub, business, "weekly", WEEK, run_id="r1", smtp=smtp, outbox_dir=root)
+    outcome = deliver(
+        state, storage, sub, business, "weekly", WEEK, run_id="r1", smtp=smtp, outbox_dir=root, clock=utc_now
+    )
     assert outcome.status == "sent", outcome.message
     [received] = smtp_server.handler.delivered_to(OWNER)
     return received

@@ -13,6 +13,7 @@ import pandas as pd
 import pypdf
 
 from pos_exports.archive.tables import DATASETS
+from pos_exports.render.text import code_word
 
 SHEETS = {  # by hand: every section's sheet, in the workbook's order
     "sales": [
@@ -124,3 +125,29 @@ def test_snapshot_notes_say_the_capture_time_in_the_business_zone(demo):
             zone = summary.loc[summary["Figure"] == "Time zone", "Value"].item()
             assert re.search(rf", captured \d{{4}}-\d\d-\d\d \d\d:\d\d \({re.escape(zone)}\)\.", note), note
             assert not re.search(r"\d\dT\d\d:", note), note
+
+
+def test_a_short_pdf_section_stays_on_one_page_with_its_title(demo):
+    """Issue 14: the audit PDF's "Events by type" table (11 rows) began at the foot of page 1 and went on
+    on page 2; a section that fits on a page is now kept whole with its title (pypdf text per page)."""
+    _, folders = demo
+    for folder in folders.values():
+        types = pd.read_csv(folder / "audit_log-event_types.csv", encoding="utf-8-sig")
+        pages = [page.extract_text().splitlines() for page in pypdf.PdfReader(folder / "audit_log.pdf").pages]
+        header = ["Event type", "Events"]  # the table's header row (the audit log's own starts "Date/time")
+        with_header = [i for i, lines in enumerate(pages) if _at(header, lines) is not None]
+        assert len(with_header) == 1, (folder, with_header)  # the header row is never repeated on a next page
+        lines = [line.strip() for line in pages[with_header[0]]]
+        at = _at(header, lines)
+        assert lines[at - 1] == "Events by type", lines[at - 1 : at + 2]
+        rows = list(zip(lines[at + 2 :: 2], lines[at + 3 :: 2], strict=False))[: len(types)]
+        expected = [(code_word(t), str(n)) for t, n in zip(types["Event type"], types["Events"], strict=True)]
+        assert rows == expected
+        # the chart of the same name keeps its title too: both on page 1, with the chart's labels
+        assert "Events by type" in pages[0] and code_word(types["Event type"][0]) in pages[0]
+
+
+def _at(run: list[str], lines: list[str]) -> int | None:
+    """Where `run` starts as consecutive (stripped) lines of `lines`, or None."""
+    lines = [line.strip() for line in lines]
+    return next((i for i in range(len(lines)) if lines[i : i + len(run)] == run), None)

@@ -11,6 +11,7 @@ import pypdf
 import pytest
 
 from pos_exports.archive.read import load_businesses
+from pos_exports.core.clock import utc_now
 from pos_exports.defs.exports import weekly_exports
 from pos_exports.defs.on_demand import on_demand_export_job
 from pos_exports.defs.resources import ClockResource, StorageResource
@@ -44,7 +45,7 @@ def _subscribe(eng, **changes):
         "at": "07:00",
         "recipients": [OWNER],
     }
-    return subs.add(eng, subs.validate({**data, **changes}))
+    return subs.add(eng, subs.validate({**data, **changes}), now=utc_now())
 
 
 def _export(root, **config):
@@ -68,7 +69,7 @@ def _metadata(result) -> dict:
 def test_one_subscription_renders_only_its_file_for_the_fleet(archived_root, state):
     _subscribe(state)
     paused = _subscribe(state, name="Paused", datasets=["audit_log"], formats=["pdf"])
-    subs.set_active(state, paused.id, False)  # a paused subscription asks for nothing
+    subs.set_active(state, paused.id, False, now=utc_now())  # a paused subscription asks for nothing
     _subscribe(state, name="Daily", frequency="daily", day_of_week=None, datasets=["inventory"])  # not weekly
     result = _export(archived_root)
     assert result.success
@@ -163,7 +164,9 @@ def test_delivery_renders_a_subscribed_file_the_period_asset_skipped(archived_ro
     storage = LocalStorage(archived_root)
     business = {b.id: b for b in load_businesses(storage)}[1]
     smtp = SmtpSettings.from_url(smtp_server.url())
-    outcome = deliver(state, storage, later, business, "weekly", WEEK, run_id="r1", smtp=smtp, outbox_dir=archived_root)
+    outcome = deliver(
+        state, storage, later, business, "weekly", WEEK, run_id="r1", smtp=smtp, outbox_dir=archived_root, clock=utc_now
+    )
     assert outcome.status == "sent", outcome.message
     [received] = smtp_server.handler.delivered_to(OWNER)
     names = sorted(p.get_filename() for p in received.message.iter_attachments())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from pos_exports.core.clock import utc_now
 from pos_exports.delivery import ledger, subscriptions
 from pos_exports.delivery.email import RecipientResult
 from pos_exports.operations.planning import due_pairs, wanted_files
@@ -25,7 +26,7 @@ def _weekly(eng, name: str, **extra):
         "at": "07:00",
         "recipients": ["owner@kofi-shop.example"],
     }
-    return subscriptions.add(eng, {**data, **extra})
+    return subscriptions.add(eng, {**data, **extra}, now=utc_now())
 
 
 def test_the_due_pairs_follow_the_given_now_and_the_limit(archived_root, state):
@@ -45,11 +46,15 @@ def test_the_due_pairs_follow_the_given_now_and_the_limit(archived_root, state):
 
 def test_a_delivered_pair_is_not_due_again(archived_root, state):
     sub = _weekly(state, "Weekly A")
-    [row] = ledger.open_rows(state, sub.id, 1, "weekly", "2025-03-03", sub.recipients, "run-1")
-    ledger.mark_processing(state, [row["id"]], "run-1")
-    ledger.claim_sending(state, row["id"], "run-1")
+    [row] = ledger.open_rows(state, sub.id, 1, "weekly", "2025-03-03", sub.recipients, "run-1", now=utc_now())
+    ledger.mark_processing(state, [row["id"]], "run-1", now=utc_now())
+    ledger.claim_sending(state, row["id"], "run-1", now=utc_now())
     ledger.record_result(
-        state, row["id"], "run-1", RecipientResult("emailed", 250, "250 OK", 1, "<m@pos.example>", "data")
+        state,
+        row["id"],
+        "run-1",
+        RecipientResult("emailed", 250, "250 OK", 1, "<m@pos.example>", "data"),
+        now=utc_now(),
     )
     assert due_pairs(LocalStorage(archived_root), state, LAST, NOW, [], max_pairs=10)[0] == []
 

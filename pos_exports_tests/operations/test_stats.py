@@ -6,6 +6,7 @@ import datetime as dt
 
 import dagster as dg
 
+from pos_exports.core.clock import utc_now
 from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.defs.stats import delivery_statistics
 from pos_exports.delivery import ledger, subscriptions
@@ -57,6 +58,7 @@ def seed(eng, clock) -> tuple[int, int]:
             "at": "07:00",
             "recipients": ["a@shop.example", "b@shop.example"],
         },
+        now=utc_now(),
     )
     b = subscriptions.add(
         eng,
@@ -69,6 +71,7 @@ def seed(eng, clock) -> tuple[int, int]:
             "at": "08:00",
             "recipients": ["c@shop.example"],
         },
+        now=utc_now(),
     )
     clock.set(T0)
     rows = ledger.open_rows(eng, a.id, 1, "weekly", "2025-03-03", a.recipients, "run-1", now=clock.now)
@@ -265,10 +268,10 @@ def test_upcoming(state):
 
 
 def _emailed(eng, sub, key, kind="daily"):
-    rows = ledger.open_rows(eng, sub.id, sub.business_id, kind, key, sub.recipients, "r")
-    ids = ledger.mark_processing(eng, [r["id"] for r in rows], "r")
-    ledger.mark_completed(eng, ids, [], 0)
-    ledger.record_results(eng, sub.id, key, {r: _ok() for r in sub.recipients})
+    rows = ledger.open_rows(eng, sub.id, sub.business_id, kind, key, sub.recipients, "r", now=utc_now())
+    ids = ledger.mark_processing(eng, [r["id"] for r in rows], "r", now=utc_now())
+    ledger.mark_completed(eng, ids, [], 0, now=utc_now())
+    ledger.record_results(eng, sub.id, key, {r: _ok() for r in sub.recipients}, now=utc_now())
 
 
 def test_overdue_with_reasons(archived_root, state):
@@ -277,16 +280,17 @@ def test_overdue_with_reasons(archived_root, state):
     s1, s2, s3, _ = _subs(state)
     _emailed(state, s1, "2025-03-03", "weekly")
     _emailed(state, s2, "2025-03-08")
-    rows = ledger.open_rows(state, s2.id, 2, "daily", "2025-03-09", s2.recipients, "r")
-    ledger.mark_processing(state, [r["id"] for r in rows], "r")
+    rows = ledger.open_rows(state, s2.id, 2, "daily", "2025-03-09", s2.recipients, "r", now=utc_now())
+    ledger.mark_processing(state, [r["id"] for r in rows], "r", now=utc_now())
     ledger.record_results(
         state,
         s2.id,
         "2025-03-09",
         {"x@shop.example": RecipientResult("failed", 550, "550 no such user", 1, "", "rcpt")},
+        now=utc_now(),
     )
-    rows = ledger.open_rows(state, s2.id, 2, "daily", "2025-03-07", s2.recipients, "r")
-    ledger.mark_processing(state, [r["id"] for r in rows], "r")  # a run is on it right now
+    rows = ledger.open_rows(state, s2.id, 2, "daily", "2025-03-07", s2.recipients, "r", now=utc_now())
+    ledger.mark_processing(state, [r["id"] for r in rows], "r", now=utc_now())  # a run is on it right now
 
     now = dt.datetime(2025, 3, 10, 8, 0, tzinfo=UTC)
     entries = overdue(state, LocalStorage(archived_root), ZONES, now, lookback_days=7)
@@ -371,12 +375,18 @@ def test_export_stats_counts_every_kind_of_export_folder(archived_root):
 def test_transient_failures_are_counted_by_their_kind_not_their_text(state):
     """`failed_transient` counts the failed rows whose error kind is transient (the retry sensor takes them again),
     never a permanent error whose text happens to read "temporary: "."""
-    rows = ledger.open_rows(state, 1, 1, "daily", "2025-03-09", ["a@shop.example", "b@shop.example"], "run-1")
-    a, b = (r["id"] for r in rows)
-    ledger.mark_processing(state, [a, b], "run-1")
-    ledger.record_results(
-        state, 1, "2025-03-09", {"a@shop.example": RecipientResult("retry", 451, "451 try later", 3, "", "data")}
+    rows = ledger.open_rows(
+        state, 1, 1, "daily", "2025-03-09", ["a@shop.example", "b@shop.example"], "run-1", now=utc_now()
     )
-    ledger.mark_failed(state, [b], "temporary: quoted in a permanent error")
+    a, b = (r["id"] for r in rows)
+    ledger.mark_processing(state, [a, b], "run-1", now=utc_now())
+    ledger.record_results(
+        state,
+        1,
+        "2025-03-09",
+        {"a@shop.example": RecipientResult("retry", 451, "451 try later", 3, "", "data")},
+        now=utc_now(),
+    )
+    ledger.mark_failed(state, [b], "temporary: quoted in a permanent error", now=utc_now())
     s = delivery_stats(state)
     assert (s["failed"], s["failed_transient"]) == (2, 1)

@@ -7,6 +7,7 @@ import datetime as dt
 
 import pytest
 
+from pos_exports.core.clock import utc_now
 from pos_exports.defs.deliveries import delivery_job
 from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.defs.summary import weekly_summary_job
@@ -66,10 +67,12 @@ def week(archived_root, state, smtp_server, clock, monkeypatch):
             "formats": ["csv", "xlsx"],
             "recipients": ["owner@accra.example", "acc@accra.example"],
         },
+        now=utc_now(),
     )
     s2 = subscriptions.add(
         state,
         {**base, "business_id": 2, "name": "Daily PDF", "formats": ["pdf"], "recipients": ["owner@tokyo.example"]},
+        now=utc_now(),
     )
     subscriptions.add(
         state,
@@ -81,8 +84,9 @@ def week(archived_root, state, smtp_server, clock, monkeypatch):
             "recipients": ["ny@ny.example"],
             "is_active": False,
         },
+        now=utc_now(),
     )
-    subscriptions.save_settings(state, {"business_id": 2, "default_recipients": ["boss@tokyo.example"]})
+    subscriptions.save_settings(state, {"business_id": 2, "default_recipients": ["boss@tokyo.example"]}, now=utc_now())
 
     smtp_server.handler.rcpt_replies["acc@accra.example"] = ["550 5.1.1 no such user"]
     clock.set(dt.datetime(2025, 3, 6, 7, 0, tzinfo=UTC))
@@ -217,7 +221,11 @@ def test_failed_summary_stays_queued_and_is_resent(week, archived_root, state, s
         state, LocalStorage(archived_root), WEEK, smtp, tmp_path, now=dt.datetime(2025, 3, 17, tzinfo=UTC)
     )
     assert set(out["queued"]) == {1, 2, "data_team"} and out["flush"] == {"sent": 2, "pending": 1, "failed": 0}
-    assert notify.flush(state, smtp, tmp_path) == {"sent": 1, "pending": 0, "failed": 0}  # alert_outbox_sensor
+    assert notify.flush(state, smtp, tmp_path, now=utc_now()) == {
+        "sent": 1,
+        "pending": 0,
+        "failed": 0,
+    }  # alert_outbox_sensor
     _check(archived_root, smtp_server)
     with state.connect() as conn:
         rows = conn.execute(alerts.select().where(alerts.c.kind == "summary")).mappings().all()

@@ -5,7 +5,7 @@ import pyarrow as pa
 import pypdf
 import pytest
 from reportlab.pdfbase.pdfmetrics import stringWidth
-from reportlab.platypus import Table
+from reportlab.platypus import KeepTogether, Table
 
 from pos_exports.render.pdf import WIDTH, _section, _style, render_pdf, wrap_lines
 from pos_exports.reports.model import Column, Section, table_section
@@ -82,6 +82,11 @@ def test_reads_only_the_rows_it_shows(tmp_path):
     assert "showing 25 of 10,000 rows" in text
 
 
+def _flat(flowables: list) -> list:
+    """The flowables of a section, those of a section kept together on one page included."""
+    return [g for f in flowables for g in (f._content if isinstance(f, KeepTogether) else [f])]
+
+
 def test_wide_section_fits_the_page(tmp_path):
     cols = tuple(Column(f"c{i}", f"Column number {i}", "money" if i % 2 else "text") for i in range(22))
     table = pa.table(
@@ -95,7 +100,7 @@ def test_wide_section_fits_the_page(tmp_path):
     section = table_section("wide", "Wide", cols, table)
     style = _style("s", 9)
     flowables, shown = _section(section, sample_report([section]), style, style, style)
-    (grid,) = [f for f in flowables if isinstance(f, Table)]
+    (grid,) = [f for f in _flat(flowables) if isinstance(f, Table)]
     assert shown == 5 and len(grid._colWidths) == 16 and sum(grid._colWidths) <= WIDTH + 0.01
     path = tmp_path / "w.pdf"
     assert render_pdf(sample_report([section]), path) == {"wide": 5}
@@ -112,7 +117,7 @@ def test_cells_wrap_or_switch_fonts_only_where_needed():
     section = table_section("t", "T", cols, table)
     style = _style("s", 9)
     flowables, shown = _section(section, sample_report([section]), style, style, style)
-    (grid,) = [f for f in flowables if isinstance(f, Table)]
+    (grid,) = [f for f in _flat(flowables) if isinstance(f, Table)]
     cells = grid._cellvalues[1:]
     assert shown == 4
     # one font, fits its column: drawn as a plain string

@@ -93,7 +93,9 @@ def test_summary_sheet(workbook):
     assert ws["A1"].value == "Sales report"
     pairs = {r[0].value: r[1] for r in ws.iter_rows(min_row=2, max_col=2) if r[0].value}
     assert pairs["Business"].value == "Café Łódź 王 & Co"
-    assert pairs["Period"].value == "9 Mar 2025 (time zone Asia/Tokyo)"
+    assert pairs["Period"].value == "9 Mar 2025" and pairs["Time zone"].value == "Asia/Tokyo"
+    cells = [c.value for row in ws.iter_rows() for c in row if isinstance(c.value, str)]
+    assert sum("Asia/Tokyo" in v for v in cells) == 1  # the time zone is printed once
     assert pairs["Currency"].value == "JPY"
     assert pairs["customer_type"].value == "retail"
     assert pairs["min_quantity"].value == -5 and pairs["min_quantity"].data_type == "n"

@@ -8,6 +8,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from pos_exports.core.clock import utc_now
 from pos_exports.delivery import ledger
 from pos_exports.operations import tokens
 from pos_exports.service.app import create_app
@@ -41,8 +42,8 @@ def _client(base: str, secret: str) -> httpx.Client:
 
 def test_a_business_token_manages_its_subscriptions_and_gets_404_for_another_business(api):
     base, eng, _ = api
-    _, a = tokens.create(eng, 1)
-    _, b = tokens.create(eng, 2)
+    _, a = tokens.create(eng, 1, now=utc_now())
+    _, b = tokens.create(eng, 2, now=utc_now())
     with _client(base, a) as ca, _client(base, b) as cb:
         made = ca.post("/businesses/1/subscriptions", json=WEEKLY)
         assert made.status_code == 201 and made.json()["business_id"] == 1 and made.json()["when"].startswith("weekly")
@@ -67,7 +68,7 @@ def test_a_business_token_manages_its_subscriptions_and_gets_404_for_another_bus
 
 def test_validation_errors_name_the_field_as_the_cli_words_it(api):
     base, eng, _ = api
-    _, a = tokens.create(eng, 1)
+    _, a = tokens.create(eng, 1, now=utc_now())
     from pos_exports.delivery.subscriptions import SubscriptionError, validate
 
     with pytest.raises(SubscriptionError) as cli_error:
@@ -96,10 +97,10 @@ class _Records(logging.Handler):
 
 def test_read_only_revoked_and_unknown_tokens_and_the_secret_never_logged(api):
     base, eng, _ = api
-    ro, ro_secret = tokens.create(eng, 1, read_only=True)
-    gone, gone_secret = tokens.create(eng, 1)
-    team, team_secret = tokens.create(eng, None)
-    assert tokens.revoke(eng, gone.id)
+    ro, ro_secret = tokens.create(eng, 1, read_only=True, now=utc_now())
+    gone, gone_secret = tokens.create(eng, 1, now=utc_now())
+    team, team_secret = tokens.create(eng, None, now=utc_now())
+    assert tokens.revoke(eng, gone.id, now=utc_now())
     records = _Records()
     root = logging.getLogger()
     root.addHandler(records)
@@ -129,8 +130,8 @@ def test_failed_authentication_is_rate_limited_per_client(api):
 
 def test_history_details_and_download_of_one_delivery(api):
     base, eng, storage = api
-    _, a = tokens.create(eng, 1)
-    _, b = tokens.create(eng, 2)
+    _, a = tokens.create(eng, 1, now=utc_now())
+    _, b = tokens.create(eng, 2, now=utc_now())
     data = b"date,total\n2025-03-03,12.50\n"
     storage.write_bytes("exports/1/sales.csv", data)
     import hashlib
@@ -141,7 +142,7 @@ def test_history_details_and_download_of_one_delivery(api):
         {"name": "gone.csv", "dataset": "sales", "format": "csv", "bytes": 1, "sha256": "x",
          "uri": storage.uri("exports/1/gone.csv")},
     ]  # fmt: skip
-    rows = ledger.open_rows(eng, 5, 1, "weekly", "2025-03-03", ["owner@a.example"], "run-1")
+    rows = ledger.open_rows(eng, 5, 1, "weekly", "2025-03-03", ["owner@a.example"], "run-1", now=utc_now())
     import sqlalchemy as sa
 
     from pos_exports.state import deliveries

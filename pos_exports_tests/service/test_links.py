@@ -16,6 +16,7 @@ import fastapi
 import httpx
 import pytest
 
+from pos_exports.core.clock import utc_now
 from pos_exports.defs.deliveries import delivery_job
 from pos_exports.defs.resources import ClockResource, StorageResource
 from pos_exports.delivery import ledger, subscriptions
@@ -173,7 +174,7 @@ def test_the_apis_download_renders_a_file_cleanup_deleted_again_with_the_emailed
     emailed = {f["name"]: f["sha256"] for f in row["files"]}
     cleanup_exports(LocalStorage(archived_root), dt.date(2025, 6, 1), max_age_days=30, dry_run=False)
     assert not (archived_root / "exports/1").exists()
-    _, secret = tokens.create(eng, 1)
+    _, secret = tokens.create(eng, 1, now=utc_now())
     with serving(create_app(str(eng.url), LocalStorage(archived_root))) as base:
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {secret}"}) as client:
             got = {name: client.get(f"/businesses/1/deliveries/{row['id']}/files/{name}") for name in emailed}

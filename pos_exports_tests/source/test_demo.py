@@ -529,3 +529,17 @@ def test_command_line(tmp_path: Path, capsys):
     with sqlite3.connect(out) as conn:
         assert one(conn, "SELECT count(*) FROM businesses") == 7
         assert one(conn, "SELECT max(substr(created_at, 1, 10)) FROM sales") <= "2026-01-31"
+
+
+def test_the_simulation_is_small_named_steps():
+    """Issue 13: no function of the generator is a long loop body (the longest is a list of audit fields)."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(demo))
+    lengths = {
+        node.name: node.end_lineno - node.lineno + 1
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    assert {name: n for name, n in lengths.items() if n > 60} == {}
