@@ -68,7 +68,7 @@ def create(
     return Token(new_id, business_id, read_only, label, now, None), secret
 
 
-def authenticate(eng: sa.Engine, secret: str, *, now: dt.datetime | None = None) -> Token | None:
+def authenticate(eng: sa.Engine, secret: str, *, now: dt.datetime) -> Token | None:
     """The live (not revoked) token whose secret this is, else None; its `last_used_at` set to `now` when it was
     never used or last stamped STAMP_EVERY ago or more."""
     t = api_tokens
@@ -77,7 +77,6 @@ def authenticate(eng: sa.Engine, secret: str, *, now: dt.datetime | None = None)
     if row is None or row["revoked_at"] is not None:
         return None
     token = _token(row)
-    now = now or dt.datetime.now(dt.UTC)
     if token.last_used_at is None or now - token.last_used_at >= STAMP_EVERY:
         stale = sa.or_(t.c.last_used_at.is_(None), t.c.last_used_at <= now - STAMP_EVERY)
         with eng.begin() as conn:  # the condition again: of concurrent requests only one writes

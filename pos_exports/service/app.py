@@ -8,7 +8,6 @@ business than the token's answers 404, whatever the ids; a read-only token canno
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 import shutil
 import tempfile
@@ -105,7 +104,9 @@ def create_app(state_url: str | None = None, storage: Storage | None = None, ins
         if failures.blocked(client):
             raise HTTPException(429, "too many failed authentications; wait a minute")
         scheme, _, secret = request.headers.get("authorization", "").partition(" ")
-        token = tokens.authenticate(eng, secret.strip()) if scheme.lower() == "bearer" and secret else None
+        token = (
+            tokens.authenticate(eng, secret.strip(), now=utc_now()) if scheme.lower() == "bearer" and secret else None
+        )
         if token is None:
             failures.add(client)
             log.warning(

@@ -175,10 +175,10 @@ def test_a_planted_token_is_in_no_log_line_of_a_failed_or_successful_request(api
     header, the query string and a link's path: each request is logged (the access log: path alone), no secret."""
     base, eng, _ = api
     monkeypatch.setenv("POS_EXPORTS_LINK_SECRET", "link-secret-" + "x" * 32)  # links are checked, not unconfigured
-    _, good = tokens.create(eng, 1)
-    _, read_only = tokens.create(eng, 1, read_only=True)
-    gone, revoked = tokens.create(eng, 1)
-    tokens.revoke(eng, gone.id)
+    _, good = tokens.create(eng, 1, now=utc_now())
+    _, read_only = tokens.create(eng, 1, read_only=True, now=utc_now())
+    gone, revoked = tokens.create(eng, 1, now=utc_now())
+    tokens.revoke(eng, gone.id, now=utc_now())
     unknown = tokens.PREFIX + "planted-never-issued-0123456789abcdef"
     records = _Records()
     loggers = [logging.getLogger(name) for name in API_LOGGERS]  # after the server started: uvicorn set them up
@@ -213,7 +213,7 @@ def test_a_planted_token_is_in_no_log_line_of_a_failed_or_successful_request(api
 
 def test_a_tokens_last_use_is_stamped_at_most_once_a_minute(api):
     base, eng, _ = api
-    token, secret = tokens.create(eng, 1)
+    token, secret = tokens.create(eng, 1, now=utc_now())
     assert tokens.find(eng)[0].last_used_at is None
     with _client(base, secret) as c:
         assert c.get("/businesses/1/subscriptions").status_code == 200
@@ -236,7 +236,7 @@ def test_malformed_query_path_and_body_values_get_the_projects_one_line_422(api)
     from pos_exports.cli.history import CliError, _instant
 
     base, eng, _ = api
-    _, a = tokens.create(eng, 1)
+    _, a = tokens.create(eng, 1, now=utc_now())
     with pytest.raises(CliError) as cli_since:
         _instant("since", "last tuesday")
     with _client(base, a) as c:

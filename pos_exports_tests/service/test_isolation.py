@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from fastapi.routing import APIRoute
 
 from pos_exports.archive.read import save_businesses
+from pos_exports.core.clock import utc_now
 from pos_exports.delivery import ledger, subscriptions
 from pos_exports.operations import tokens
 from pos_exports.service import links
@@ -118,12 +119,12 @@ def world(tmp_path, monkeypatch):
         ids[business] = {"business_id": business, "sub_id": sub.id, "delivery_id": row["id"], "name": "sales.csv"}
         ids[business]["data"] = data
     secrets = {
-        "a": tokens.create(eng, A)[1],
-        "a_read_only": tokens.create(eng, A, read_only=True)[1],
-        "team": tokens.create(eng, None)[1],
+        "a": tokens.create(eng, A, now=utc_now())[1],
+        "a_read_only": tokens.create(eng, A, read_only=True, now=utc_now())[1],
+        "team": tokens.create(eng, None, now=utc_now())[1],
     }
-    revoked, secrets["revoked"] = tokens.create(eng, A)
-    assert tokens.revoke(eng, revoked.id)
+    revoked, secrets["revoked"] = tokens.create(eng, A, now=utc_now())
+    assert tokens.revoke(eng, revoked.id, now=utc_now())
     app = create_app(str(eng.url), storage)
     with serving(app) as base:
         yield {"app": app, "base": base, "eng": eng, "ids": ids, "secrets": secrets}

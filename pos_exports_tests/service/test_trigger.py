@@ -12,6 +12,7 @@ import dagster as dg
 import httpx
 import pytest
 
+from pos_exports.core.clock import utc_now
 from pos_exports.delivery import ledger, subscriptions
 from pos_exports.operations import tokens
 from pos_exports.service.app import create_app
@@ -74,7 +75,7 @@ def test_trigger_launches_a_real_delivery_run_that_emails_each_recipient_once(
             "recipients": [OWNER],
         },
     )
-    token, secret = tokens.create(eng, 1)
+    token, secret = tokens.create(eng, 1, now=utc_now())
     with contextlib.ExitStack() as stack:
         instance = stack.enter_context(dg.instance_for_test(overrides=LAUNCH_AT_ONCE))
         if through == "webserver":
@@ -132,8 +133,8 @@ def test_a_trigger_of_a_period_outside_the_frequency_or_another_business_launche
             "recipients": [OWNER],
         },
     )
-    _, mine = tokens.create(eng, 1)
-    _, theirs = tokens.create(eng, 2)
+    _, mine = tokens.create(eng, 1, now=utc_now())
+    _, theirs = tokens.create(eng, 2, now=utc_now())
     with (
         dg.instance_for_test(overrides=LAUNCH_AT_ONCE) as instance,
         serving(create_app(str(eng.url), LocalStorage(archived_root), instance)) as base,
@@ -170,7 +171,7 @@ def test_two_triggers_at_the_same_moment_email_each_recipient_once(archived_root
             "recipients": [OWNER, ACCOUNTS],
         },
     )
-    _, secret = tokens.create(eng, 1)
+    _, secret = tokens.create(eng, 1, now=utc_now())
     with (
         dg.instance_for_test(overrides=LAUNCH_AT_ONCE) as instance,
         serving(create_app(str(eng.url), LocalStorage(archived_root), instance)) as base,

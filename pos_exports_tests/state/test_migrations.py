@@ -11,6 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from pos_exports import state
+from pos_exports.core.clock import utc_now
 from pos_exports.state.migrations import schema_0001
 
 
@@ -230,10 +231,10 @@ def test_revision_0005_adds_the_api_tokens_to_a_database_at_0004_with_its_rows(s
         assert conn.execute(sa.text("SELECT COUNT(*) FROM api_tokens")).scalar() == 0
     assert columns == {c.name for c in state.api_tokens.columns}
     assert state.migrate(eng) == "upgraded" and _differences(eng) == []
-    token, secret = tokens.create(eng, 1, read_only=True)
-    used = tokens.authenticate(eng, secret)
+    token, secret = tokens.create(eng, 1, read_only=True, now=utc_now())
+    used = tokens.authenticate(eng, secret, now=utc_now())
     assert used is not None and used.read_only and used.business_id == 1 and used.last_used_at is not None
-    assert tokens.revoke(eng, token.id) and tokens.authenticate(eng, secret) is None
+    assert tokens.revoke(eng, token.id, now=utc_now()) and tokens.authenticate(eng, secret, now=utc_now()) is None
     after = rows()
     assert after["subscriptions"] == before["subscriptions"]
     assert [(r["recipient"], r["status"], r["error"], r["message_id"]) for r in after["deliveries"]] == [
