@@ -553,6 +553,9 @@ def rows_xml(
 PYTHON_ROWS = FIT_ROWS
 # Python's own form of `_SPECIAL_RE2` (a text needing removal, escapes or xml:space: left to the Arrow path).
 _SPACE_PY = r"[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+_PRESERVE_PY = re.compile(rf"\A{_SPACE_PY}|{_SPACE_PY}\Z")
+_ESCAPE_PY = re.compile("(_x[0-9a-fA-F]{4}_)")
+_NEEDS_ESCAPE_PY = re.compile("[&<>\r]|_x[0-9a-fA-F]{4}_")
 _SPECIAL_PY = re.compile(
     rf"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]|[&<>\r]|_x[0-9a-fA-F]{{4}}_|\A{_SPACE_PY}|{_SPACE_PY}\Z"
 )
@@ -637,7 +640,7 @@ def _small_column(arr: pa.Array, kind: str, style: str, letter: str, codes: bool
     elif kind in ("datetime", "date") and (pa.types.is_timestamp(t) or (kind == "date" and pa.types.is_date(t))):
         made = _small_serials(arr, kind, number)
     else:
-        made = _small_texts(arr, kind, f'"{style} t="inlineStr"><is><t>', codes, fit)
+        made = _small_texts(arr, kind, f'"{style} t="inlineStr"><is>', codes, fit)
     return None if made is None else _Cells(f'<c r="{letter}', *made)
 
 
@@ -706,17 +709,25 @@ def _small_texts(arr: pa.Array, kind: str, inline: str, codes: bool, fit: int) -
     others: list[str] = []  # measured one by one; one-line printable ASCII only by its length (`_width_values`)
     longest = 0
     for i, v in enumerate(values):
+        if v and len(v) >= MAX_CELL_CHARS // 4 and len(v.encode()) >= MAX_CELL_CHARS:
+            return None  # cut and reported cell by cell (`_column_lists`)
+        t_open = "<t>"
+        if v and _SPECIAL_PY.search(v):  # as the Arrow path's second branch in `_cell_xml`, value by value
+            v = xml_clean(v)
         if not v:  # None or "": a blank cell
             texts.append(None)
             continue
-        if _SPECIAL_PY.search(v) or (len(v) >= MAX_CELL_CHARS // 4 and len(v.encode()) >= MAX_CELL_CHARS):
-            return None
         if i < fit:
             if v.isascii() and v.isprintable():
                 longest = max(longest, len(v))
             else:
                 others.append(v)
-        texts.append(f"{inline}{v}{_T_END}")
+        if _NEEDS_ESCAPE_PY.search(v):
+            v = _ESCAPE_PY.sub(r"_x005F\1", v).replace("\r", "_x000D_")
+            v = v.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        if _PRESERVE_PY.search(v):
+            t_open = '<t xml:space="preserve">'
+        texts.append(f"{inline}{t_open}{v}{_T_END}")
     return texts, ["x" * min(longest, 400), *others]
 
 

@@ -243,9 +243,12 @@ def test_small_batches_in_python_give_the_arrow_paths_bytes(report, tmp_path, mo
 def test_small_batch_cells_fall_back_where_arrow_prints_otherwise():
     edges = _edge_report().sections[0]
     batch = next(edges.batches())
-    for name in ("ratio", "amount", "money", "text"):  # exponents, 15 integer digits, escapes: the Arrow path's
+    for name in ("ratio", "amount", "money"):  # exponents, 15 integer digits: the Arrow path's
         column = next(c for c in edges.columns if c.name == name)
         assert xlsx._small_column(batch.column(name), column.kind, "", "A", True) is None, name
+    assert xlsx._small_column(batch.column("text"), "text", "", "A", True) is not None  # escapes: its own
+    too_long = pa.array(["x" * xlsx.MAX_CELL_CHARS])  # cut cell by cell, and counted
+    assert xlsx._small_column(too_long, "text", "", "A", True) is None
     plain = _edge_report().sections[1]
     assert xlsx._small_cells(next(plain.batches()), plain.columns, True) is not None
     assert xlsx._float_text(-0.0) == "-0" and xlsx._float_text(9999999999.5) == "9999999999.5"
