@@ -239,7 +239,8 @@ def _trigger_route(app: FastAPI, eng: sa.Engine, auth: Any, subscription: Any, l
         except ValueError as exc:
             raise HTTPException(422, {"detail": f"period: {exc}", "field": "period", "message": str(exc)}) from None
         try:
-            launched, body = triggers.trigger(eng, sub, chosen, launcher, f"api token {token.id} ({token.scope})")
+            by = f"api token {token.id} ({token.scope})"
+            launched, body = triggers.trigger(eng, sub, chosen, launcher, by, now=utc_now())
         except triggers.LaunchError as exc:
             raise HTTPException(503, str(exc)) from None
         return JSONResponse(body, status_code=202 if launched else 200)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -37,35 +38,47 @@ class LaunchError(RuntimeError):
     """Dagster refused or could not take the run (the message says why; no secret in it)."""
 
 
-def plan(eng: sa.Engine, sub: Subscription, chosen: Period) -> dict[str, Any]:
-    """Which of `sub`'s recipients the `chosen` period would email now, from the ledger."""
+def plan(eng: sa.Engine, sub: Subscription, chosen: Period, now: dt.datetime) -> dict[str, Any]:
+    """Which of `sub`'s recipients the `chosen` period would email now, by the ledger's own rule
+    (`ledger.is_sendable`): `to_send`, `already_emailed`, and `held` (recipient: status) for those a run would not
+    email either (an outcome unknown, a refusal for good, another run sending it now)."""
     rows = ledger.rows_for(eng, [(sub.id, chosen.key)]).get((sub.id, chosen.key), [])
-    emailed = sorted({r["recipient"] for r in rows if r["status"] == "emailed" or r.get("emailed_at") is not None})
-    wanted = [ledger.normalize_recipient(r) for r in sub.recipients]
-    return {
-        "period_kind": chosen.kind,
-        "period_key": chosen.key,
-        "already_emailed": [r for r in wanted if r in emailed],
-        "to_send": [r for r in wanted if r not in emailed],
-    }
+    by_recipient = {r["recipient"]: r for r in rows}
+    planned: dict[str, Any] = {"period_kind": chosen.kind, "period_key": chosen.key}
+    planned |= {"to_send": [], "already_emailed": [], "held": {}}
+    for recipient in (ledger.normalize_recipient(r) for r in sub.recipients):
+        row = by_recipient.get(recipient)
+        if row is None or ledger.is_sendable(row, now=now):
+            planned["to_send"].append(recipient)
+        elif row["status"] == "emailed" or row.get("emailed_at") is not None:
+            planned["already_emailed"].append(recipient)
+        else:
+            planned["held"][recipient] = "failed (refused for good)" if row.get("rejected") else row["status"]
+    return planned
 
 
 def trigger(
-    eng: sa.Engine, sub: Subscription, chosen: Period, launcher: Launcher, requested_by: str
+    eng: sa.Engine, sub: Subscription, chosen: Period, launcher: Launcher, requested_by: str, now: dt.datetime
 ) -> tuple[bool, dict[str, Any]]:
     """(launched, body) for the API: the run launched for the recipients still to email, or nothing launched when
     every recipient already has this period (`chosen`: `reports.period.period_for(sub.frequency, key)`)."""
     from pos_exports.defs.deliveries import run_request
 
-    planned = plan(eng, sub, chosen)
-    if not planned["to_send"]:
+    planned = plan(eng, sub, chosen, now)
+    held = "; ".join(f"not {r}: {status}" for r, status in planned["held"].items())
+    if not planned["to_send"] and not held:
         return False, {**planned, "run_id": None, "outcome": "already_sent", "message": ALREADY_SENT}
+    if not planned["to_send"]:
+        message = f"nothing to send: {held} (pos-exports resend decides an unknown outcome)"
+        return False, {**planned, "run_id": None, "outcome": "nothing_to_send", "message": message}
     request = run_request(sub.id, planned["period_kind"], planned["period_key"], sub.business_id)
     tags = {**request.tags, "pos_exports/requested_by": requested_by}
     run_id, status = launcher.launch(request.run_config, tags)
     message = f"run {run_id} {status.lower()}: emails {', '.join(planned['to_send'])}"
     if planned["already_emailed"]:
         message += f"; not {', '.join(planned['already_emailed'])}, already emailed (nothing sent twice)"
+    if held:
+        message += f"; {held}"
     return True, {**planned, "run_id": run_id, "run_status": status, "outcome": "launched", "message": message}
 
 

@@ -11,7 +11,9 @@ from collections.abc import Iterator
 import dagster as dg
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from pos_exports import state
 from pos_exports.core.clock import utc_now
 from pos_exports.delivery import ledger, subscriptions
 from pos_exports.operations import tokens
@@ -118,7 +120,7 @@ def test_trigger_launches_a_real_delivery_run_that_emails_each_recipient_once(
     assert sorted(r["recipient"] for r in emailed) == [ACCOUNTS, OWNER]
 
 
-def test_a_trigger_of_a_period_outside_the_frequency_or_another_business_launches_nothing(archived_root):
+def test_a_trigger_that_cannot_or_need_not_send_launches_nothing(archived_root):
     eng = engine()
     sub = subscriptions.add(
         eng,
@@ -148,6 +150,14 @@ def test_a_trigger_of_a_period_outside_the_frequency_or_another_business_launche
                 f"/businesses/1/subscriptions/{sub.id}/trigger",
             ):
                 assert client.post(path, params={"period": WEEK}).status_code == 404
+        # an outcome unknown (the server may have the email): no run, and the answer says why and what decides it
+        [row] = ledger.open_rows(eng, sub.id, 1, "weekly", WEEK, [OWNER], None, now=utc_now())
+        with eng.begin() as conn:
+            conn.execute(sa.update(state.deliveries).where(state.deliveries.c.id == row["id"]).values(status="unknown"))
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {mine}"}) as client:
+            held = client.post(f"/businesses/1/subscriptions/{sub.id}/trigger", params={"period": WEEK})
+        assert held.status_code == 200 and held.json()["outcome"] == "nothing_to_send"
+        assert held.json()["held"] == {OWNER: "unknown"} and "pos-exports resend" in held.json()["message"]
         assert instance.get_runs_count() == 0
 
 
