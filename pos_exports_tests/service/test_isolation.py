@@ -104,7 +104,7 @@ def world(tmp_path, monkeypatch):
         save_businesses(storage, list_businesses(reader))  # the zones upcoming and overdue read
     ids: dict[int, dict[str, Any]] = {}
     for business in (A, B):
-        sub = subscriptions.add(eng, weekly(business))
+        sub = subscriptions.add(eng, weekly(business), now=utc_now())
         data = f"date,total\n{WEEK},{business}2.50\n".encode()
         key = f"exports/{business}/weekly/{WEEK}/sales.csv"
         storage.write_bytes(key, data)
@@ -115,7 +115,9 @@ def world(tmp_path, monkeypatch):
             conn.execute(
                 sa.update(deliveries).where(deliveries.c.id == row["id"]).values(files=files, status="emailed")
             )
-        subscriptions.save_settings(eng, {"business_id": business, "failure_recipients": [f"it@{business}.example"]})
+        subscriptions.save_settings(
+            eng, {"business_id": business, "failure_recipients": [f"it@{business}.example"]}, now=utc_now()
+        )
         ids[business] = {"business_id": business, "sub_id": sub.id, "delivery_id": row["id"], "name": "sales.csv"}
         ids[business]["data"] = data
     secrets = {

@@ -285,8 +285,7 @@ def test_altered_link_tokens_are_rate_limited_with_failed_logins_and_logged_with
     sub = subscriptions.add(
         eng,
         {"business_id": 1, "name": "Weekly sales", "datasets": ["sales"], "formats": ["csv"], "frequency": "weekly",
-         "day_of_week": "monday", "at": "07:00", "recipients": [OWNER]},
-    )  # fmt: skip
+         "day_of_week": "monday", "at": "07:00", "recipients": [OWNER]}, now=utc_now())  # fmt: skip
     now = dt.datetime.now(UTC)
     genuine = sign(UNSUBSCRIBE, sub.id, OWNER, now)
     expired = sign(UNSUBSCRIBE, sub.id, OWNER, now - dt.timedelta(days=400), days=30)

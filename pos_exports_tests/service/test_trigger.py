@@ -76,6 +76,7 @@ def test_trigger_launches_a_real_delivery_run_that_emails_each_recipient_once(
             "at": "07:00",
             "recipients": [OWNER],
         },
+        now=utc_now(),
     )
     token, secret = tokens.create(eng, 1, now=utc_now())
     with contextlib.ExitStack() as stack:
@@ -134,6 +135,7 @@ def test_a_trigger_that_cannot_or_need_not_send_launches_nothing(archived_root):
             "at": "07:00",
             "recipients": [OWNER],
         },
+        now=utc_now(),
     )
     _, mine = tokens.create(eng, 1, now=utc_now())
     _, theirs = tokens.create(eng, 2, now=utc_now())
@@ -180,6 +182,7 @@ def test_two_triggers_at_the_same_moment_email_each_recipient_once(archived_root
             "at": "07:00",
             "recipients": [OWNER, ACCOUNTS],
         },
+        now=utc_now(),
     )
     _, secret = tokens.create(eng, 1, now=utc_now())
     with (
