@@ -110,7 +110,9 @@ def world(tmp_path, monkeypatch):
         storage.write_bytes(key, data)
         files = [{"name": "sales.csv", "dataset": "sales", "format": "csv", "bytes": len(data),
                   "sha256": hashlib.sha256(data).hexdigest(), "uri": storage.uri(key)}]  # fmt: skip
-        [row] = ledger.open_rows(eng, sub.id, business, "weekly", WEEK, sub.recipients, f"run-{business}")
+        [row] = ledger.open_rows(
+            eng, sub.id, business, "weekly", WEEK, sub.recipients, f"run-{business}", now=utc_now()
+        )
         with eng.begin() as conn:
             conn.execute(
                 sa.update(deliveries).where(deliveries.c.id == row["id"]).values(files=files, status="emailed")
