@@ -63,7 +63,10 @@ def test_serve_answers_docs_and_openapi_then_stops_cleanly_on_sigterm(tmp_path):
     port = _free_port()
     env = {**os.environ, "POS_EXPORTS_STATE_URL": f"sqlite:///{tmp_path / 'state.db'}"}
     env["POS_EXPORTS_STORAGE"] = str(tmp_path / "store")
-    argv = [sys.executable, "-m", "pos_exports.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    # SIGTERM's default action in the child: an ignored SIGTERM is inherited across exec (something in a long test
+    # session may ignore it), and uvicorn restores the disposition it found before re-raising the signal.
+    start = "import runpy, signal; signal.signal(signal.SIGTERM, signal.SIG_DFL); runpy.run_module('pos_exports.cli')"
+    argv = [sys.executable, "-c", start, "serve", "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         base, spec = f"http://127.0.0.1:{port}", None
